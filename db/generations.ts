@@ -1,0 +1,280 @@
+// Queries on generations and their events. Every state change writes its event row in the
+// same statement or transaction, so the event log never disagrees with the row.
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Asset, Database, Generation, GenerationEvent, GenerationRequestJson, GenerationState, NewAsset } from './schema.ts';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+export interface NewGenerationInput {
+  tenantId: string;
+  batchId: string | null;
+  prompt: string;
+  model: string;
+  request: GenerationRequestJson;
+  priority: number;
+  idempotencyKey: string | null;
+}
+
+/**
+ * Inserts generations and their 'queued' events in one statement (one round trip),
+ * returning ids in input order.
+ */
+export async function insertGenerations(db: Db, inputs: readonly NewGenerationInput[]): Promise<string[]> {
+  if (inputs.length === 0) return [];
+  const rows = await db
+    .with('inserted', (qb) =>
+      qb
+        .insertInto('generations')
+        .values(
+          inputs.map((input) => ({
+            tenant_id: input.tenantId,
+            batch_id: input.batchId,
+            prompt: input.prompt,
+            model: input.model,
+            request: JSON.stringify(input.request),
+            priority: input.priority,
+            idempotency_key: input.idempotencyKey,
+          })),
+        )
+        .returning(['id', 'tenant_id', 'batch_id', 'model', 'priority']),
+    )
+    .insertInto('generation_events')
+    .columns(['generation_id', 'tenant_id', 'batch_id', 'stage', 'data'])
+    .expression((eb) =>
+      eb
+        .selectFrom('inserted')
+        .select((s) => [
+          'inserted.id',
+          'inserted.tenant_id',
+          'inserted.batch_id',
+          sql.lit('queued').as('stage'),
+          sql<string>`jsonb_build_object('model', inserted.model, 'priority', inserted.priority)`.as('data'),
+        ]),
+    )
+    .returning('generation_id')
+    .execute();
+  // INSERT … RETURNING keeps the order of VALUES, and the CTE passes it through.
+  return rows.map((row) => row.generation_id);
+}
+
+export async function findGeneration(db: Db, tenantId: string, id: string): Promise<Generation | undefined> {
+  return db.selectFrom('generations').selectAll().where('id', '=', id).where('tenant_id', '=', tenantId).executeTakeFirst();
+}
+
+export async function findByIdempotencyKey(db: Db, tenantId: string, key: string): Promise<Generation | undefined> {
+  return db
+    .selectFrom('generations')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('idempotency_key', '=', key)
+    .executeTakeFirst();
+}
+
+export async function listEvents(db: Db, generationId: string): Promise<GenerationEvent[]> {
+  return db.selectFrom('generation_events').selectAll().where('generation_id', '=', generationId).orderBy('id').execute();
+}
+
+export async function listAssets(db: Db, generationIds: readonly string[]): Promise<Asset[]> {
+  if (generationIds.length === 0) return [];
+  return db
+    .selectFrom('assets')
+    .selectAll()
+    .where('generation_id', 'in', generationIds)
+    .orderBy('generation_id')
+    .orderBy('kind')
+    .orderBy('platform')
+    .orderBy('format')
+    .execute();
+}
+
+export interface ListFilter {
+  tenantId: string;
+  states?: readonly GenerationState[];
+  batchId?: string;
+  model?: string;
+  createdAfter?: Date;
+  createdBefore?: Date;
+  /** The id of the last generation of the previous page. */
+  after?: string;
+  limit: number;
+}
+
+/** Newest first; `after` must be an id this tenant can see (the caller validates that). */
+export async function listGenerations(db: Db, filter: ListFilter): Promise<Generation[]> {
+  let query = db.selectFrom('generations').selectAll().where('tenant_id', '=', filter.tenantId);
+  if (filter.states && filter.states.length > 0) query = query.where('state', 'in', filter.states);
+  if (filter.batchId) query = query.where('batch_id', '=', filter.batchId);
+  if (filter.model) query = query.where('model', '=', filter.model);
+  if (filter.createdAfter) query = query.where('created_at', '>=', filter.createdAfter);
+  if (filter.createdBefore) query = query.where('created_at', '<', filter.createdBefore);
+  if (filter.after) {
+    const after = filter.after;
+    // Compare in SQL against the cursor row itself: JS dates would drop Postgres' microseconds.
+    query = query.where(
+      sql<boolean>`(created_at, id) < (SELECT c.created_at, c.id FROM generations c WHERE c.id = ${after} AND c.tenant_id = ${filter.tenantId})`,
+    );
+  }
+  return query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(filter.limit).execute();
+}
+
+export async function insertBatch(db: Db, tenantId: string, itemCount: number): Promise<string> {
+  const row = await db.insertInto('batches').values({ tenant_id: tenantId, item_count: itemCount }).returning('id').executeTakeFirstOrThrow();
+  return row.id;
+}
+
+export async function findBatch(db: Db, tenantId: string, batchId: string) {
+  return db.selectFrom('batches').selectAll().where('id', '=', batchId).where('tenant_id', '=', tenantId).executeTakeFirst();
+}
+
+export async function countBatchStates(db: Db, batchId: string): Promise<Record<GenerationState, number>> {
+  const rows = await db
+    .selectFrom('generations')
+    .select(['state', (eb) => eb.fn.countAll<string>().as('count')])
+    .where('batch_id', '=', batchId)
+    .groupBy('state')
+    .execute();
+  const counts: Record<GenerationState, number> = { queued: 0, running: 0, succeeded: 0, failed: 0, canceled: 0 };
+  for (const row of rows) counts[row.state] = Number(row.count);
+  return counts;
+}
+
+export type CancelOutcome =
+  | { kind: 'canceled'; generation: Generation }
+  | { kind: 'not_found' }
+  | { kind: 'already_final'; state: GenerationState };
+
+/** Cancels queued or running work; a final generation is left as it is. */
+export async function cancelGeneration(db: Transaction<Database>, tenantId: string, id: string): Promise<CancelOutcome> {
+  const current = await db
+    .selectFrom('generations')
+    .select(['state'])
+    .where('id', '=', id)
+    .where('tenant_id', '=', tenantId)
+    .forUpdate()
+    .executeTakeFirst();
+  if (!current) return { kind: 'not_found' };
+  if (current.state !== 'queued' && current.state !== 'running') return { kind: 'already_final', state: current.state };
+  const generation = await transition(db, {
+    id,
+    fromStates: ['queued', 'running'],
+    set: { state: 'canceled', finished_at: new Date() },
+    stage: 'canceled',
+    data: { reason: 'canceled by the client' },
+  });
+  if (!generation) return { kind: 'not_found' };
+  return { kind: 'canceled', generation };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker side: every write is fenced by the attempt number the worker was given, so a worker
+// that lost its job (expiry, restart) cannot overwrite what a newer attempt wrote.
+// ---------------------------------------------------------------------------------------------
+
+export interface TransitionInput {
+  id: string;
+  /** When given, only this attempt may write. */
+  attempt?: number;
+  fromStates: readonly GenerationState[];
+  set?: {
+    state?: GenerationState;
+    prediction_id?: string;
+    error_code?: string | null;
+    error_message?: string | null;
+    started_at?: Date;
+    finished_at?: Date;
+  };
+  stage: string;
+  data?: Record<string, unknown>;
+}
+
+/**
+ * Moves a generation to a new stage (and maybe state) and records the event, in one statement.
+ * Returns the updated row, or undefined when the fence or the state check refused the write.
+ */
+export async function transition(db: Db, input: TransitionInput): Promise<Generation | undefined> {
+  const result = await db
+    .with('updated', (qb) => {
+      let update = qb
+        .updateTable('generations')
+        .set({ ...input.set, stage: input.stage, updated_at: sql<Date>`now()` })
+        .where('id', '=', input.id)
+        .where('state', 'in', input.fromStates);
+      if (input.attempt !== undefined) update = update.where('attempt', '=', input.attempt);
+      return update.returningAll();
+    })
+    .with('event', (qb) =>
+      qb
+        .insertInto('generation_events')
+        .columns(['generation_id', 'tenant_id', 'batch_id', 'stage', 'data'])
+        .expression((eb) =>
+          eb
+            .selectFrom('updated')
+            .select([
+              'updated.id',
+              'updated.tenant_id',
+              'updated.batch_id',
+              sql.lit(input.stage).as('stage'),
+              sql<string>`${JSON.stringify(input.data ?? {})}::jsonb`.as('data'),
+            ]),
+        )
+        .returning('id'),
+    )
+    .selectFrom('updated')
+    .selectAll()
+    .executeTakeFirst();
+  return result;
+}
+
+/**
+ * Claims the next attempt for a worker: bumps the fence and marks the generation running.
+ * Undefined when the generation is gone or already final (e.g. canceled while queued).
+ */
+export async function startAttempt(db: Db, id: string, data: Record<string, unknown>): Promise<Generation | undefined> {
+  return db.transaction().execute(async (trx) => {
+    const bumped = await trx
+      .updateTable('generations')
+      .set((eb) => ({ attempt: eb('attempt', '+', 1) }))
+      .where('id', '=', id)
+      .where('state', 'in', ['queued', 'running'])
+      .returning('attempt')
+      .executeTakeFirst();
+    if (!bumped) return undefined;
+    return transition(trx, {
+      id,
+      attempt: bumped.attempt,
+      fromStates: ['queued', 'running'],
+      set: { state: 'running', started_at: new Date() },
+      stage: 'started',
+      data: { ...data, attempt: bumped.attempt },
+    });
+  });
+}
+
+export async function currentState(db: Db, id: string): Promise<{ state: GenerationState; attempt: number } | undefined> {
+  return db.selectFrom('generations').select(['state', 'attempt']).where('id', '=', id).executeTakeFirst();
+}
+
+/** Writes the assets and the success in one transaction, fenced by attempt. */
+export async function completeGeneration(
+  db: Kysely<Database>,
+  input: { id: string; attempt: number; assets: Omit<NewAsset, 'generation_id' | 'tenant_id'>[]; data: Record<string, unknown> },
+): Promise<Generation | undefined> {
+  return db.transaction().execute(async (trx) => {
+    const generation = await transition(trx, {
+      id: input.id,
+      attempt: input.attempt,
+      fromStates: ['running'],
+      set: { state: 'succeeded', finished_at: new Date(), error_code: null, error_message: null },
+      stage: 'succeeded',
+      data: input.data,
+    });
+    if (!generation) return undefined;
+    if (input.assets.length > 0) {
+      await trx
+        .insertInto('assets')
+        .values(input.assets.map((asset) => ({ ...asset, generation_id: generation.id, tenant_id: generation.tenant_id })))
+        .execute();
+    }
+    return generation;
+  });
+}

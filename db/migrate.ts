@@ -1,0 +1,32 @@
+import type { Kysely } from 'kysely';
+import type { Database } from './schema.ts';
+import { Migrator, type Migration, type MigrationProvider } from 'kysely/migration';
+import * as initial from './migrations/0001-initial.ts';
+
+/** Migrations live in code (not discovered on disk) so they ship with the build and run in order. */
+const migrations: Record<string, Migration> = {
+  '0001-initial': initial,
+};
+
+const inCodeProvider: MigrationProvider = {
+  getMigrations: async () => migrations,
+};
+
+export class MigrationError extends Error {
+  override name = 'MigrationError';
+}
+
+/**
+ * Brings the schema up to date. Safe to call from several processes at once:
+ * kysely's migrator takes a lock for the duration.
+ */
+export async function migrateToLatest(db: Kysely<Database>): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: inCodeProvider, migrationTableName: 'kiln_migrations', migrationLockTableName: 'kiln_migrations_lock' });
+  const { error, results = [] } = await migrator.migrateToLatest();
+  const failed = results.find((result) => result.status === 'Error');
+  if (error !== undefined || failed !== undefined) {
+    const cause = error instanceof Error ? error.message : String(error ?? '');
+    throw new MigrationError(`migration ${failed?.migrationName ?? ''} failed: ${cause}`.trim(), { cause: error });
+  }
+  return results.filter((result) => result.status === 'Success').map((result) => result.migrationName);
+}

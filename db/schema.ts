@@ -1,0 +1,110 @@
+// The database as kysely sees it: one interface per table, so every query in db/
+// is checked against the real columns at compile time.
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+
+
+export const GENERATION_STATES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
+export type GenerationState = (typeof GENERATION_STATES)[number];
+export const FINAL_STATES: readonly GenerationState[] = ['succeeded', 'failed', 'canceled'];
+
+export interface TenantsTable {
+  id: Generated<string>;
+  name: string;
+  tier: Generated<string>;
+  created_at: Generated<Date>;
+}
+
+export interface ApiKeysTable {
+  id: Generated<string>;
+  tenant_id: string;
+  /** SHA-256 of the whole key. Keys are 256-bit random, so a fast hash is enough. */
+  key_hash: Buffer;
+  /** The first characters of the key, shown in listings so a person can tell keys apart. */
+  prefix: string;
+  name: string;
+  created_at: Generated<Date>;
+  revoked_at: Date | null;
+}
+
+export interface BatchesTable {
+  id: Generated<string>;
+  tenant_id: string;
+  item_count: number;
+  created_at: Generated<Date>;
+}
+
+export interface GenerationsTable {
+  id: Generated<string>;
+  tenant_id: string;
+  batch_id: string | null;
+  state: Generated<GenerationState>;
+  /** The latest stage event's name: finer than state (e.g. 'rendering'). */
+  stage: Generated<string>;
+  prompt: string;
+  model: string;
+  /** The validated request (platforms, formats, crop, seed, aspect ratio…) as JSON. */
+  request: ColumnType<GenerationRequestJson, string, string>;
+  priority: Generated<number>;
+  idempotency_key: string | null;
+  /** Incremented by each worker attempt; fences writes of attempts that lost their job. */
+  attempt: Generated<number>;
+  prediction_id: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  created_at: Generated<Date>;
+  started_at: Date | null;
+  finished_at: Date | null;
+  updated_at: Generated<Date>;
+}
+
+export interface GenerationRequestJson {
+  platforms: string[];
+  customSizes: { width: number; height: number }[];
+  formats: string[];
+  crop: string;
+  aspectRatio: string;
+  seed: number | null;
+  negativePrompt: string | null;
+}
+
+export interface GenerationEventsTable {
+  id: Generated<string>; // bigint identity; read as string to keep all 64 bits
+  generation_id: string;
+  tenant_id: string;
+  batch_id: string | null;
+  stage: string;
+  data: ColumnType<Record<string, unknown>, string | undefined, string>;
+  at: Generated<Date>;
+}
+
+export interface AssetsTable {
+  id: Generated<string>;
+  generation_id: string;
+  tenant_id: string;
+  kind: 'original' | 'variant';
+  platform: string | null;
+  format: string;
+  width: number;
+  height: number;
+  bytes: number;
+  content_hash: string;
+  storage_key: string;
+  content_type: string;
+  created_at: Generated<Date>;
+}
+
+export interface Database {
+  tenants: TenantsTable;
+  api_keys: ApiKeysTable;
+  batches: BatchesTable;
+  generations: GenerationsTable;
+  generation_events: GenerationEventsTable;
+  assets: AssetsTable;
+}
+
+export type Generation = Selectable<GenerationsTable>;
+export type NewGeneration = Insertable<GenerationsTable>;
+export type GenerationEvent = Selectable<GenerationEventsTable>;
+export type Asset = Selectable<AssetsTable>;
+export type NewAsset = Insertable<AssetsTable>;
+export type Tenant = Selectable<TenantsTable>;

@@ -1,0 +1,226 @@
+// The worker: takes generation jobs from pg-boss and carries each generation from
+// 'queued' to a final state. Every write is fenced by the attempt number this worker
+// claimed, so a worker that lost its job cannot overwrite a newer attempt's result.
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Kysely } from 'kysely';
+import type { JobWithMetadata } from 'pg-boss';
+import { completeGeneration, currentState, startAttempt, transition } from '../db/generations.ts';
+import type { Database, Generation } from '../db/schema.ts';
+import type { Logger } from './logger.ts';
+import { downloadOutput, type DownloadLimits } from './provider/download-output.ts';
+import { PermanentProviderError, ProviderUnavailableError, TransientProviderError } from './provider/errors.ts';
+import { MODELS, isModelId, type AspectRatio } from './provider/models.ts';
+import { FINAL_PREDICTION_STATUSES, type ImageProvider, type Prediction } from './provider/provider.ts';
+import { QUEUES, type CancelPredictionJob, type GenerationJob, type JobQueue } from './queue.ts';
+import { variantSpecs, type CropStrategy, type ImageFormat, type Platform } from './render/presets.ts';
+import { UnusableImageError, renderVariants, type RenderLimits } from './render/render-variants.ts';
+import { FILE_EXTENSIONS, CONTENT_TYPES } from './render/presets.ts';
+import type { AssetStorage } from './storage/storage.ts';
+
+export interface GenerationWorkerOptions {
+  db: Kysely<Database>;
+  queue: JobQueue;
+  provider: ImageProvider;
+  storage: AssetStorage;
+  logger: Logger;
+  /** Generations handled at once by this process (each mostly waits on the provider). */
+  concurrency: number;
+  /** A generation not finished this long after it was queued fails with a timeout. */
+  deadlineSeconds: number;
+  pollInitialMs: number;
+  pollMaxMs: number;
+  download: DownloadLimits;
+  render: RenderLimits;
+}
+
+export interface GenerationWorker {
+  start(): Promise<void>;
+}
+
+/** Why a generation failed, as stored and shown to clients. */
+type FailureCode = 'provider_failed' | 'provider_rejected' | 'provider_unavailable' | 'provider_canceled' | 'deadline_exceeded' | 'unusable_output' | 'internal_error';
+
+export function createGenerationWorker(options: GenerationWorkerOptions): GenerationWorker {
+  const { db, queue, provider, logger } = options;
+
+  async function fail(id: string, attempt: number | undefined, code: FailureCode, message: string): Promise<void> {
+    await transition(db, {
+      id,
+      ...(attempt === undefined ? {} : { attempt }),
+      fromStates: ['queued', 'running'],
+      set: { state: 'failed', finished_at: new Date(), error_code: code, error_message: message },
+      stage: 'failed',
+      data: { code, message },
+    });
+  }
+
+  async function runGeneration(job: JobWithMetadata<GenerationJob>): Promise<void> {
+    const generation = await startAttempt(db, job.data.generationId, { retry: job.retryCount });
+    if (!generation) return; // canceled while queued, or already finished by an earlier attempt
+    const { id, attempt } = generation;
+    const signal = job.signal;
+    try {
+      const prediction = await obtainPrediction(generation, signal);
+      if (!prediction) return;
+      const finished = await waitForPrediction(generation, prediction, signal);
+      if (!finished) return;
+      await finishFromPrediction(generation, finished, signal);
+    } catch (error) {
+      if (signal.aborted) throw error; // shutting down: pg-boss hands the job to the next worker
+      if (error instanceof PermanentProviderError) return fail(id, attempt, 'provider_rejected', error.message);
+      if (error instanceof UnusableImageError) return fail(id, attempt, 'unusable_output', error.message);
+      const transient = error instanceof TransientProviderError || error instanceof ProviderUnavailableError;
+      const message = error instanceof Error ? error.message : String(error);
+      if (job.retryCount >= job.retryLimit) {
+        logger.warn('generation failed after retries', { generationId: id, error: message });
+        return fail(id, attempt, transient ? 'provider_unavailable' : 'internal_error', transient ? `the provider kept failing: ${message}` : 'processing failed repeatedly; see the server log');
+      }
+      if (!transient) logger.error('generation attempt failed unexpectedly', { generationId: id, error: message, stack: error instanceof Error ? error.stack : undefined });
+      await transition(db, { id, attempt, fromStates: ['running'], stage: 'retrying', data: { reason: transient ? message : 'internal error', retry: job.retryCount + 1 } });
+      throw error; // pg-boss retries with exponential backoff and jitter
+    }
+  }
+
+  /** Creates the prediction, or resumes the one an earlier attempt already created. */
+  async function obtainPrediction(generation: Generation, signal: AbortSignal): Promise<Prediction | undefined> {
+    if (generation.prediction_id) return provider.getPrediction(generation.prediction_id, signal);
+    if (!isModelId(generation.model)) throw new PermanentProviderError(`unknown model ${generation.model}`);
+    const model = MODELS[generation.model];
+    const request = generation.request;
+    const remainingSeconds = options.deadlineSeconds - (Date.now() - generation.created_at.getTime()) / 1000;
+    const prediction = await provider.createPrediction(
+      {
+        route: model.route,
+        input: model.buildInput({
+          prompt: generation.prompt,
+          negativePrompt: request.negativePrompt,
+          aspectRatio: request.aspectRatio as AspectRatio,
+          seed: request.seed,
+        }),
+        cancelAfterSeconds: Math.max(5, remainingSeconds),
+      },
+      signal,
+    );
+    const stored = await transition(db, {
+      id: generation.id,
+      attempt: generation.attempt,
+      fromStates: ['running'],
+      set: { prediction_id: prediction.id },
+      stage: 'provider.created',
+      data: { predictionId: prediction.id, model: generation.model, status: prediction.status },
+    });
+    if (!stored) {
+      // Canceled (or superseded) while we were creating it: do not leave it running and billing.
+      await provider.cancelPrediction(prediction.id).catch(() => {});
+      return undefined;
+    }
+    return prediction;
+  }
+
+  /** Polls until the prediction is final; undefined if the generation stopped being ours. */
+  async function waitForPrediction(generation: Generation, initial: Prediction, signal: AbortSignal): Promise<Prediction | undefined> {
+    let prediction = initial;
+    let delay = options.pollInitialMs;
+    let reportedProgress: number | null | undefined;
+    const deadline = generation.created_at.getTime() + options.deadlineSeconds * 1000;
+    while (!FINAL_PREDICTION_STATUSES.includes(prediction.status)) {
+      if (prediction.status === 'processing' && prediction.progress !== reportedProgress) {
+        reportedProgress = prediction.progress;
+        await transition(db, {
+          id: generation.id,
+          attempt: generation.attempt,
+          fromStates: ['running'],
+          stage: 'provider.processing',
+          data: { progress: prediction.progress },
+        });
+      }
+      await sleep(delay, undefined, { signal });
+      delay = Math.min(options.pollMaxMs, Math.round(delay * 1.5));
+      const state = await currentState(db, generation.id);
+      if (state?.state !== 'running' || state.attempt !== generation.attempt) {
+        if (state?.state === 'canceled') await provider.cancelPrediction(prediction.id).catch(() => {});
+        return undefined;
+      }
+      if (Date.now() > deadline) {
+        await provider.cancelPrediction(prediction.id).catch(() => {});
+        await fail(generation.id, generation.attempt, 'deadline_exceeded', `not finished within the ${options.deadlineSeconds}s deadline`);
+        return undefined;
+      }
+      prediction = await provider.getPrediction(prediction.id, signal);
+    }
+    return prediction;
+  }
+
+  async function finishFromPrediction(generation: Generation, prediction: Prediction, signal: AbortSignal): Promise<void> {
+    const { id, attempt } = generation;
+    switch (prediction.status) {
+      case 'failed':
+        return fail(id, attempt, 'provider_failed', prediction.error ?? 'the model failed without giving a reason');
+      case 'canceled':
+        return fail(id, attempt, 'provider_canceled', 'the provider canceled the prediction');
+      case 'aborted':
+        return fail(id, attempt, 'deadline_exceeded', 'the prediction did not start before its deadline');
+      default:
+        break;
+    }
+    const [outputUrl] = prediction.output;
+    if (!outputUrl) return fail(id, attempt, 'unusable_output', 'the provider reported success but returned no image');
+
+    const fenced = (stage: string, data: Record<string, unknown>) =>
+      transition(db, { id, attempt, fromStates: ['running'], stage, data });
+    if (!(await fenced('downloading', { predictionId: prediction.id }))) return;
+    const source = await downloadOutput(provider, outputUrl, options.download, signal);
+
+    const request = generation.request;
+    const specs = variantSpecs(request.platforms as Platform[], request.customSizes, request.formats as ImageFormat[]);
+    if (!(await fenced('rendering', { variants: specs.length, sourceBytes: source.length }))) return;
+    const rendered = await renderVariants(source, specs, request.crop as CropStrategy, options.render);
+
+    const images = [rendered.original, ...rendered.variants];
+    const assets = images.map((image) => ({
+      kind: image.platform === null ? ('original' as const) : ('variant' as const),
+      platform: image.platform,
+      format: image.format,
+      width: image.width,
+      height: image.height,
+      bytes: image.bytes.length,
+      content_hash: image.contentHash,
+      storage_key: `${image.contentHash}.${FILE_EXTENSIONS[image.format]}`,
+      content_type: CONTENT_TYPES[image.format],
+    }));
+    await Promise.all(images.map((image, index) => options.storage.put(assets[index]!.storage_key, image.bytes)));
+    if (!(await fenced('stored', { assets: assets.length }))) return;
+    await completeGeneration(db, { id, attempt, assets, data: { assets: assets.length, predictionId: prediction.id } });
+  }
+
+  async function cancelAtProvider(job: JobWithMetadata<CancelPredictionJob>): Promise<void> {
+    try {
+      await provider.cancelPrediction(job.data.predictionId, job.signal);
+    } catch (error) {
+      if (error instanceof PermanentProviderError) return; // already gone or final: nothing to cancel
+      throw error;
+    }
+  }
+
+  /** Jobs that failed for good (crashes, shutdowns past the retry limit) still end their generation. */
+  async function failDeadLettered(job: JobWithMetadata<GenerationJob>): Promise<void> {
+    await fail(job.data.generationId, undefined, 'internal_error', 'processing stopped repeatedly before it could finish');
+  }
+
+  return {
+    async start() {
+      const generationWork = { localConcurrency: options.concurrency, batchSize: 1, includeMetadata: true, pollingIntervalSeconds: 2 } as const;
+      await queue.boss.work<GenerationJob, void, typeof generationWork>(QUEUES.generation, generationWork, async ([job]) => {
+        if (job) await runGeneration(job);
+      });
+      const cancelWork = { localConcurrency: 4, includeMetadata: true } as const;
+      await queue.boss.work<CancelPredictionJob, void, typeof cancelWork>(QUEUES.cancelPrediction, cancelWork, async ([job]) => {
+        if (job) await cancelAtProvider(job);
+      });
+      const deadWork = { includeMetadata: true } as const;
+      await queue.boss.work<GenerationJob, void, typeof deadWork>(QUEUES.generationDead, deadWork, async ([job]) => {
+        if (job) await failDeadLettered(job);
+      });
+    },
+  };
+}

@@ -1,0 +1,120 @@
+// Replicate through its official client. Each call gets a fresh client around a one-shot fetch
+// (see one-shot-fetch.ts), so our policies own retries; the client still owns the wire format.
+import Replicate from 'replicate';
+import { PermanentProviderError, TransientProviderError } from './errors.ts';
+import { oneShotFetch, type Fetch } from './one-shot-fetch.ts';
+import type { ProviderPolicies } from './policies.ts';
+import { PREDICTION_STATUSES, type CreatePredictionRequest, type ImageProvider, type Prediction, type PredictionStatus } from './provider.ts';
+
+export interface ReplicateProviderOptions {
+  apiToken: string;
+  /** e.g. https://api.replicate.com/v1, or the simulator's http://127.0.0.1:PORT/v1. */
+  baseUrl: string;
+  policies: ProviderPolicies;
+  /** Hosts output files may come from besides Replicate's own delivery hosts. */
+  extraOutputOrigins?: readonly string[];
+  fetch?: Fetch;
+}
+
+const REPLICATE_OUTPUT_HOST = /(^|\.)replicate\.delivery$/;
+
+export function createReplicateProvider(options: ReplicateProviderOptions): ImageProvider {
+  const client = (extraHeaders?: Record<string, string>) =>
+    new Replicate({
+      auth: options.apiToken,
+      baseUrl: options.baseUrl,
+      useFileOutput: false,
+      fetch: oneShotFetch({ ...(extraHeaders ? { extraHeaders } : {}), ...(options.fetch ? { baseFetch: options.fetch } : {}) }),
+    });
+  const extraOrigins = new Set(options.extraOutputOrigins ?? []);
+
+  const call = <T>(operation: (attemptSignal: AbortSignal) => Promise<T>, signal?: AbortSignal) =>
+    options.policies.execute(async (attemptSignal) => {
+      try {
+        return await operation(attemptSignal);
+      } catch (error) {
+        throw classify(error);
+      }
+    }, signal);
+
+  return {
+    name: 'replicate',
+    createPrediction(request: CreatePredictionRequest, signal?: AbortSignal) {
+      const headers = request.cancelAfterSeconds ? { 'Cancel-After': `${Math.ceil(request.cancelAfterSeconds)}s` } : undefined;
+      return call(async (attemptSignal) => {
+        const prediction = await client(headers).predictions.create({
+          ...request.route,
+          input: request.input,
+          ...(request.webhook ? { webhook: request.webhook, webhook_events_filter: ['start', 'completed'] } : {}),
+          signal: attemptSignal,
+        });
+        return toPrediction(prediction);
+      }, signal);
+    },
+    getPrediction(id: string, signal?: AbortSignal) {
+      return call(async (attemptSignal) => toPrediction(await client().predictions.get(id, { signal: attemptSignal })), signal);
+    },
+    cancelPrediction(id: string, signal?: AbortSignal) {
+      return call(async (attemptSignal) => toPrediction(await client().predictions.cancel(id, { signal: attemptSignal })), signal);
+    },
+    isAllowedOutputUrl(url: URL) {
+      if (extraOrigins.has(url.origin)) return true;
+      return url.protocol === 'https:' && REPLICATE_OUTPUT_HOST.test(url.hostname);
+    },
+  };
+}
+
+function classify(error: unknown): unknown {
+  if (error instanceof TransientProviderError || error instanceof PermanentProviderError) return error;
+  if (isApiError(error)) {
+    const status = error.response.status;
+    // 429 and 5xx never reach here (the one-shot fetch throws them first); other 4xx are final.
+    return new PermanentProviderError(`provider rejected the request (${status}): ${detail(error.message)}`, { status, cause: error });
+  }
+  return error;
+}
+
+/** The client's ApiError (not exported at runtime): an Error carrying the HTTP response. */
+function isApiError(error: unknown): error is Error & { response: Response } {
+  return error instanceof Error && 'response' in error && error.response instanceof Response;
+}
+
+/** Pulls Replicate's human-readable `detail` out of the client's error message. */
+function detail(message: string): string {
+  const json = /(\{.*\})\.?$/s.exec(message)?.[1];
+  if (json) {
+    try {
+      const body = JSON.parse(json) as { detail?: unknown; title?: unknown };
+      if (typeof body.detail === 'string') return body.detail;
+      if (typeof body.title === 'string') return body.title;
+    } catch {
+      // not JSON after all: fall through
+    }
+  }
+  return message.slice(0, 300);
+}
+
+function toPrediction(raw: unknown): Prediction {
+  const value = (raw ?? {}) as Record<string, unknown>;
+  const status = PREDICTION_STATUSES.includes(value.status as PredictionStatus) ? (value.status as PredictionStatus) : undefined;
+  if (typeof value.id !== 'string' || !status) {
+    throw new TransientProviderError('provider answered with an unreadable prediction');
+  }
+  const output = Array.isArray(value.output) ? value.output.filter((item): item is string => typeof item === 'string') : typeof value.output === 'string' ? [value.output] : [];
+  const logs = typeof value.logs === 'string' ? value.logs : '';
+  return {
+    id: value.id,
+    status,
+    output,
+    error: typeof value.error === 'string' ? value.error : value.error ? JSON.stringify(value.error) : null,
+    logs,
+    progress: progressFromLogs(logs),
+  };
+}
+
+/** Diffusion models log tqdm bars ("  40%|████      | 2/5 [...]"); the last one tells progress. */
+function progressFromLogs(logs: string): number | null {
+  const matches = [...logs.matchAll(/(\d{1,3})%\|/g)];
+  const last = matches.at(-1)?.[1];
+  return last === undefined ? null : Math.min(100, Number(last)) / 100;
+}

@@ -1,0 +1,98 @@
+// pg-boss, in its own schema of Kiln's database. Jobs are inserted through the caller's
+// transaction, so a generation row and its job commit (or roll back) together.
+import type { Kysely, Transaction } from 'kysely';
+import { PgBoss, fromKysely } from 'pg-boss';
+import type { Database } from '../db/schema.ts';
+
+export const QUEUES = {
+  /** One job per generation: create the prediction, wait, render, store. */
+  generation: 'kiln-generation',
+  /** Generations whose job failed for good land here, to be marked failed. */
+  generationDead: 'kiln-generation-dead',
+  /** Cancels a prediction at the provider after a client cancel. */
+  cancelPrediction: 'kiln-cancel-prediction',
+} as const;
+
+export interface GenerationJob {
+  generationId: string;
+}
+
+export interface CancelPredictionJob {
+  generationId: string;
+  predictionId: string;
+}
+
+export interface JobQueueOptions {
+  connectionString: string;
+  /** Transient failures are retried this many times, with exponential backoff and jitter. */
+  generationRetryLimit: number;
+  retryDelaySeconds: number;
+  retryDelayMaxSeconds: number;
+  maxConnections: number;
+  onError: (error: Error) => void;
+  onWarning: (warning: { message: string }) => void;
+}
+
+export interface JobQueue {
+  readonly boss: PgBoss;
+  start(): Promise<void>;
+  stop(options: { graceful: boolean; timeoutMs: number }): Promise<void>;
+  enqueueGenerations(trx: Transaction<Database> | Kysely<Database>, jobs: readonly { generationId: string; priority: number }[]): Promise<void>;
+  enqueueCancelPrediction(trx: Transaction<Database>, job: CancelPredictionJob): Promise<void>;
+}
+
+export function createJobQueue(options: JobQueueOptions): JobQueue {
+  const boss = new PgBoss({
+    connectionString: options.connectionString,
+    schema: 'pgboss',
+    max: options.maxConnections,
+    application_name: 'kiln-queue',
+    // A job sent while a worker is idle wakes it through LISTEN/NOTIFY; polling stays as the backstop.
+    useListenNotify: true,
+  });
+  boss.on('error', options.onError);
+  boss.on('warning', options.onWarning);
+
+  return {
+    boss,
+    async start() {
+      await boss.start();
+      const retry = {
+        retryLimit: options.generationRetryLimit,
+        retryDelay: options.retryDelaySeconds,
+        retryBackoff: true,
+        retryDelayMax: options.retryDelayMaxSeconds,
+      };
+      await boss.createQueue(QUEUES.generationDead, { notify: true, retryLimit: 5, retryBackoff: true });
+      await boss.createQueue(QUEUES.generation, {
+        ...retry,
+        notify: true,
+        deadLetter: QUEUES.generationDead,
+        // A worker that dies is noticed within about this long, not at the 15-minute expiry.
+        heartbeatSeconds: 30,
+        expireInSeconds: 15 * 60,
+      });
+      await boss.createQueue(QUEUES.cancelPrediction, { ...retry, notify: true });
+    },
+    async stop({ graceful, timeoutMs }) {
+      await boss.stop({ graceful, timeout: timeoutMs, close: true });
+    },
+    async enqueueGenerations(trx, jobs) {
+      if (jobs.length === 0) return;
+      const db = fromKysely(trx);
+      if (jobs.length === 1) {
+        const [job] = jobs;
+        await boss.send(QUEUES.generation, { generationId: job!.generationId }, { priority: job!.priority, db });
+        return;
+      }
+      await boss.insert(
+        QUEUES.generation,
+        jobs.map((job) => ({ data: { generationId: job.generationId }, priority: job.priority })),
+        { db },
+      );
+    },
+    async enqueueCancelPrediction(trx, job) {
+      await boss.send(QUEUES.cancelPrediction, { ...job }, { db: fromKysely(trx) });
+    },
+  };
+}

@@ -1,0 +1,100 @@
+// Configuration: environment variables parsed once by zod into a typed object.
+// Defaults make `npm start` work on a fresh machine with nothing set.
+import path from 'node:path';
+import { z } from 'zod';
+
+const intFromEnv = (fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).default(fallback);
+const numberFromEnv = (fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().min(min).max(max).default(fallback);
+const optionalString = z
+  .string()
+  .optional()
+  .transform((value) => (value?.trim() ? value.trim() : undefined));
+const optionalUrl = optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()).transform((value) => value?.replace(/\/+$/, ''));
+
+const environmentSchema = z.object({
+  NODE_ENV: z.string().default('development'),
+  KILN_ROLE: z.enum(['all', 'api', 'worker']).default('all'),
+  HOST: z.string().default('127.0.0.1'),
+  PORT: intFromEnv(3000, 0, 65535),
+  KILN_PUBLIC_URL: optionalUrl,
+  KILN_DATA_DIR: z.string().default('.kiln'),
+  DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/, error: 'DATABASE_URL must be a postgres:// URL' }).optional()),
+  KILN_EMBEDDED_PG_PORT: intFromEnv(54329, 1, 65535),
+  KILN_DB_POOL_SIZE: intFromEnv(20, 1, 500),
+  REPLICATE_API_TOKEN: optionalString,
+  REPLICATE_BASE_URL: optionalUrl,
+  KILN_SIMULATOR_PORT: intFromEnv(0, 0, 65535),
+  KILN_SIMULATOR_LATENCY_MS: z
+    .string()
+    .regex(/^\d+-\d+$/, 'KILN_SIMULATOR_LATENCY_MS must look like 800-2500')
+    .default('800-2500'),
+  KILN_SIMULATOR_FAILURE_RATE: numberFromEnv(0, 0, 1),
+  KILN_WORKER_CONCURRENCY: intFromEnv(16, 1, 1000),
+  KILN_DEADLINE_SECONDS: intFromEnv(600, 10, 24 * 3600),
+  KILN_RETRY_LIMIT: intFromEnv(5, 0, 50),
+  KILN_RETRY_DELAY_SECONDS: intFromEnv(2, 1, 3600),
+  KILN_PROVIDER_TIMEOUT_MS: intFromEnv(30_000, 100, 120_000),
+  KILN_MAX_BODY_BYTES: intFromEnv(4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
+  KILN_MAX_DOWNLOAD_BYTES: intFromEnv(32 * 1024 * 1024, 1024, 512 * 1024 * 1024),
+  KILN_MAX_INPUT_PIXELS: intFromEnv(40_000_000, 1, 268_402_689),
+  KILN_AUTH_CACHE_MS: intFromEnv(5000, 0, 600_000),
+  KILN_SHUTDOWN_GRACE_MS: intFromEnv(10_000, 0, 600_000),
+  KILN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+});
+
+export type Environment = z.input<typeof environmentSchema>;
+
+export function loadConfig(env: Record<string, string | undefined> = process.env) {
+  const parsed = environmentSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`).join('\n');
+    throw new ConfigError(`invalid configuration:\n${problems}`);
+  }
+  const e = parsed.data;
+  const [latencyMin = 800, latencyMax = 2500] = e.KILN_SIMULATOR_LATENCY_MS.split('-').map(Number);
+  return {
+    role: e.KILN_ROLE,
+    isDev: e.NODE_ENV !== 'production',
+    host: e.HOST,
+    port: e.PORT,
+    /** Where clients reach this server; asset URLs are built on it. Defaults to the listening address. */
+    publicUrl: e.KILN_PUBLIC_URL,
+    dataDir: path.resolve(e.KILN_DATA_DIR),
+    databaseUrl: e.DATABASE_URL,
+    embeddedPostgresPort: e.KILN_EMBEDDED_PG_PORT,
+    dbPoolSize: e.KILN_DB_POOL_SIZE,
+    provider: {
+      /** Without a token Kiln starts its Replicate-compatible simulator and talks to that. */
+      apiToken: e.REPLICATE_API_TOKEN,
+      baseUrl: e.REPLICATE_BASE_URL ?? 'https://api.replicate.com/v1',
+      timeoutMs: e.KILN_PROVIDER_TIMEOUT_MS,
+    },
+    simulator: {
+      port: e.KILN_SIMULATOR_PORT,
+      latencyMs: { min: latencyMin, max: Math.max(latencyMin, latencyMax) },
+      failureRate: e.KILN_SIMULATOR_FAILURE_RATE,
+    },
+    worker: {
+      concurrency: e.KILN_WORKER_CONCURRENCY,
+      deadlineSeconds: e.KILN_DEADLINE_SECONDS,
+      retryLimit: e.KILN_RETRY_LIMIT,
+      retryDelaySeconds: e.KILN_RETRY_DELAY_SECONDS,
+      pollInitialMs: 250,
+      pollMaxMs: 2000,
+    },
+    limits: {
+      maxBodyBytes: e.KILN_MAX_BODY_BYTES,
+      maxDownloadBytes: e.KILN_MAX_DOWNLOAD_BYTES,
+      maxInputPixels: e.KILN_MAX_INPUT_PIXELS,
+    },
+    authCacheMs: e.KILN_AUTH_CACHE_MS,
+    shutdownGraceMs: e.KILN_SHUTDOWN_GRACE_MS,
+    logLevel: e.KILN_LOG_LEVEL,
+  };
+}
+
+export type KilnConfig = ReturnType<typeof loadConfig>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}

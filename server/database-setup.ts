@@ -1,0 +1,51 @@
+// The database a Kiln process uses: DATABASE_URL when given, otherwise an embedded
+// PostgreSQL in the data folder. Migrated before use.
+import { openDatabase, type DatabaseHandle } from '../db/database.ts';
+import { startEmbeddedPostgres } from '../db/embedded-postgres.ts';
+import { migrateToLatest } from '../db/migrate.ts';
+import type { Logger } from '../jobs/logger.ts';
+import type { KilnConfig } from './config.ts';
+
+export interface ConnectedDatabase {
+  url: string;
+  handle: DatabaseHandle;
+  /** Human-readable: where the data lives. */
+  description: string;
+  /** Closes the pool, and stops the embedded server if this process started it. */
+  close(): Promise<void>;
+}
+
+export async function connectDatabase(config: KilnConfig, logger: Logger): Promise<ConnectedDatabase> {
+  let url = config.databaseUrl;
+  let stopEmbedded = async () => {};
+  let description = 'DATABASE_URL';
+  if (!url) {
+    const embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPostgresPort, log: (line) => logger.info(line) });
+    url = embedded.connectionString;
+    description = `embedded PostgreSQL in ${config.dataDir}`;
+    // Stopped only if this process started it: another Kiln process may be using it.
+    if (embedded.startedHere) stopEmbedded = () => embedded.stop();
+  }
+  const handle = openDatabase({
+    connectionString: url,
+    maxConnections: config.dbPoolSize,
+    onError: (error) => logger.warn('idle database connection failed', { error: error.message }),
+  });
+  try {
+    const applied = await migrateToLatest(handle.db);
+    if (applied.length > 0) logger.info('database migrated', { applied: applied.join(',') });
+  } catch (error) {
+    await handle.close();
+    await stopEmbedded();
+    throw error;
+  }
+  return {
+    url,
+    handle,
+    description,
+    async close() {
+      await handle.close();
+      await stopEmbedded();
+    },
+  };
+}

@@ -1,0 +1,188 @@
+// The use cases behind the API, free of tRPC: validated input in, plain data or DomainError out.
+import type { Kysely } from 'kysely';
+import {
+  cancelGeneration,
+  countBatchStates,
+  findBatch,
+  findByIdempotencyKey,
+  findGeneration,
+  insertBatch,
+  insertGenerations,
+  listAssets,
+  listEvents,
+  listGenerations,
+  type NewGenerationInput,
+} from '../db/generations.ts';
+import type { Asset, Database, Generation, GenerationEvent } from '../db/schema.ts';
+import { modelForTier, type ModelTier } from '../jobs/provider/models.ts';
+import type { JobQueue } from '../jobs/queue.ts';
+import { badRequest, conflict, notFound } from './errors.ts';
+import type { BatchInput, BatchItemInput, GenerateInput, ListInput } from './schemas.ts';
+
+export interface Caller {
+  tenantId: string;
+  tenantTier: string;
+}
+
+export interface GenerationServiceOptions {
+  db: Kysely<Database>;
+  queue: JobQueue;
+  /** Base URL under which /assets/<key> is served (known once the server listens). */
+  publicUrl: () => string;
+}
+
+/** A tenant's tier picks the model when the request names neither model nor tier. */
+const TIER_FOR_TENANT: Record<string, ModelTier> = { free: 'fast', standard: 'fast', pro: 'quality' };
+
+export type GenerationService = ReturnType<typeof createGenerationService>;
+
+export function createGenerationService({ db, queue, publicUrl }: GenerationServiceOptions) {
+  const toRow = (caller: Caller, item: BatchItemInput, batchId: string | null, idempotencyKey: string | null): NewGenerationInput => ({
+    tenantId: caller.tenantId,
+    batchId,
+    prompt: item.prompt,
+    model: item.model ?? modelForTier(item.tier ?? TIER_FOR_TENANT[caller.tenantTier] ?? 'fast'),
+    request: {
+      platforms: item.platforms,
+      customSizes: item.sizes,
+      formats: item.formats,
+      crop: item.crop,
+      aspectRatio: item.aspectRatio,
+      seed: item.seed ?? null,
+      negativePrompt: item.negativePrompt ?? null,
+    },
+    priority: item.priority,
+    idempotencyKey,
+  });
+
+  const assetView = (asset: Asset) => ({
+    kind: asset.kind,
+    platform: asset.platform,
+    format: asset.format,
+    width: asset.width,
+    height: asset.height,
+    bytes: asset.bytes,
+    contentHash: asset.content_hash,
+    contentType: asset.content_type,
+    url: `${publicUrl()}/assets/${asset.storage_key}`,
+  });
+
+  const summaryView = (generation: Generation) => ({
+    id: generation.id,
+    batchId: generation.batch_id,
+    state: generation.state,
+    stage: generation.stage,
+    prompt: generation.prompt,
+    model: generation.model,
+    predictionId: generation.prediction_id,
+    error: generation.error_code ? { code: generation.error_code, message: generation.error_message ?? '' } : null,
+    createdAt: generation.created_at,
+    startedAt: generation.started_at,
+    finishedAt: generation.finished_at,
+  });
+
+  const eventView = (event: GenerationEvent) => ({ id: event.id, stage: event.stage, at: event.at, data: event.data });
+
+  async function replayIdempotent(caller: Caller, input: GenerateInput, key: string) {
+    const existing = await findByIdempotencyKey(db, caller.tenantId, key);
+    if (!existing) throw conflict('a generation with this idempotencyKey is being created right now; retry');
+    if (existing.prompt !== input.prompt) {
+      throw conflict(`idempotencyKey "${key}" was already used for a different prompt; use a new key for a new request`);
+    }
+    return { id: existing.id, status: existing.state, deduplicated: true };
+  }
+
+  return {
+    async generate(caller: Caller, input: GenerateInput) {
+      const key = input.idempotencyKey ?? null;
+      if (key) {
+        const existing = await findByIdempotencyKey(db, caller.tenantId, key);
+        if (existing) return replayIdempotent(caller, input, key);
+      }
+      const row = toRow(caller, input, null, key);
+      const id = await db.transaction().execute(async (trx) => {
+        const [inserted] = await insertGenerations(trx, [row]);
+        if (!inserted) return undefined;
+        await queue.enqueueGenerations(trx, [{ generationId: inserted, priority: row.priority }]);
+        return inserted;
+      }).catch((error: unknown) => {
+        // Two requests with one idempotency key raced; the loser answers with the winner.
+        if (key && isUniqueViolation(error)) return undefined;
+        throw error;
+      });
+      if (!id) return replayIdempotent(caller, input, key ?? '');
+      return { id, status: 'queued' as const, deduplicated: false };
+    },
+
+    async batch(caller: Caller, input: BatchInput) {
+      return db.transaction().execute(async (trx) => {
+        const batchId = await insertBatch(trx, caller.tenantId, input.items.length);
+        const rows = input.items.map((item) => toRow(caller, item, batchId, null));
+        const ids = await insertGenerations(trx, rows);
+        await queue.enqueueGenerations(trx, ids.map((generationId, index) => ({ generationId, priority: rows[index]!.priority })));
+        return { batchId, ids };
+      });
+    },
+
+    async status(caller: Caller, id: string) {
+      const generation = await findGeneration(db, caller.tenantId, id);
+      if (!generation) throw notFound('generation', id);
+      const [assets, events] = await Promise.all([listAssets(db, [id]), listEvents(db, id)]);
+      return { ...summaryView(generation), assets: assets.map(assetView), events: events.map(eventView) };
+    },
+
+    async batchStatus(caller: Caller, batchId: string) {
+      const batch = await findBatch(db, caller.tenantId, batchId);
+      if (!batch) throw notFound('batch', batchId);
+      const counts = await countBatchStates(db, batchId);
+      const finished = counts.succeeded + counts.failed + counts.canceled;
+      return { batchId, total: batch.item_count, counts, done: finished === batch.item_count, createdAt: batch.created_at };
+    },
+
+    async list(caller: Caller, input: ListInput) {
+      if (input.cursor !== undefined && !/^[0-9a-f-]{36}$/i.test(input.cursor)) {
+        throw badRequest('cursor is not valid; pass nextCursor from the previous page', { cursor: ['not a cursor from list()'] });
+      }
+      if (input.cursor && !(await findGeneration(db, caller.tenantId, input.cursor))) {
+        throw badRequest('cursor is not valid; pass nextCursor from the previous page', { cursor: ['not a cursor from list()'] });
+      }
+      const generations = await listGenerations(db, {
+        tenantId: caller.tenantId,
+        ...(input.states ? { states: input.states } : {}),
+        ...(input.batchId ? { batchId: input.batchId } : {}),
+        ...(input.model ? { model: input.model } : {}),
+        ...(input.createdAfter ? { createdAfter: new Date(input.createdAfter) } : {}),
+        ...(input.createdBefore ? { createdBefore: new Date(input.createdBefore) } : {}),
+        ...(input.cursor ? { after: input.cursor } : {}),
+        limit: input.limit + 1, // one extra tells whether another page exists
+      });
+      const page = generations.slice(0, input.limit);
+      const assets = await listAssets(db, page.map((generation) => generation.id));
+      return {
+        items: page.map((generation) => ({
+          ...summaryView(generation),
+          assets: assets.filter((asset) => asset.generation_id === generation.id).map(assetView),
+        })),
+        nextCursor: generations.length > input.limit ? (page.at(-1)?.id ?? null) : null,
+      };
+    },
+
+    async cancel(caller: Caller, id: string) {
+      return db.transaction().execute(async (trx) => {
+        const outcome = await cancelGeneration(trx, caller.tenantId, id);
+        if (outcome.kind === 'not_found') throw notFound('generation', id);
+        if (outcome.kind === 'already_final') {
+          throw conflict(`generation ${id} already ${outcome.state}; only queued or running generations can be canceled`);
+        }
+        if (outcome.generation.prediction_id) {
+          await queue.enqueueCancelPrediction(trx, { generationId: id, predictionId: outcome.generation.prediction_id });
+        }
+        return { id, status: outcome.generation.state };
+      });
+    },
+  };
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && 'code' in error && error.code === '23505';
+}

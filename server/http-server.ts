@@ -1,0 +1,77 @@
+// Plain HTTP beside tRPC: /trpc/* (the API), /health, /assets/<key> (immutable images).
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { STORAGE_KEY_PATTERN, type AssetStorage } from '../jobs/storage/storage.ts';
+import type { Logger } from '../jobs/logger.ts';
+
+export interface HealthReport {
+  status: 'ok' | 'degraded';
+  checks: Record<string, { ok: boolean; detail?: string }>;
+}
+
+export interface HttpServerOptions {
+  trpc: http.RequestListener;
+  storage: AssetStorage;
+  health: () => Promise<HealthReport>;
+  logger: Logger;
+}
+
+const ASSET_CONTENT_TYPES: Record<string, string> = { webp: 'image/webp', avif: 'image/avif', png: 'image/png', jpg: 'image/jpeg' };
+
+export function createHttpServer(options: HttpServerOptions): http.Server {
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://kiln');
+    if (url.pathname.startsWith('/trpc/')) return options.trpc(req, res);
+    if (url.pathname === '/health' && (req.method === 'GET' || req.method === 'HEAD')) return void serveHealth(req, res);
+    if (url.pathname.startsWith('/assets/')) return void serveAsset(req, res, url.pathname.slice('/assets/'.length));
+    sendJson(res, 404, { error: 'not found' });
+  });
+
+  async function serveHealth(req: http.IncomingMessage, res: http.ServerResponse) {
+    const report = await options.health().catch((error: unknown) => ({
+      status: 'degraded' as const,
+      checks: { health: { ok: false, detail: error instanceof Error ? error.message : String(error) } },
+    }));
+    sendJson(res, report.status === 'ok' ? 200 : 503, report, req.method === 'HEAD');
+  }
+
+  async function serveAsset(req: http.IncomingMessage, res: http.ServerResponse, key: string) {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: 'method not allowed' });
+    if (!STORAGE_KEY_PATTERN.test(key)) return sendJson(res, 404, { error: 'not found' });
+    const object = await options.storage.open(key);
+    if (!object) return sendJson(res, 404, { error: 'not found' });
+    // Keys are content hashes: the same URL always names the same bytes.
+    const etag = `"${key.slice(0, 64)}"`;
+    const headers = {
+      'Content-Type': ASSET_CONTENT_TYPES[key.split('.').pop() ?? ''] ?? 'application/octet-stream',
+      'Cache-Control': 'public, max-age=31536000, immutable',
+      ETag: etag,
+      'X-Content-Type-Options': 'nosniff',
+    };
+    if (req.headers['if-none-match']?.split(',').some((tag) => tag.trim() === etag)) {
+      res.writeHead(304, headers).end();
+      return;
+    }
+    res.writeHead(200, { ...headers, 'Content-Length': object.size });
+    if (req.method === 'HEAD') return void res.end();
+    await pipeline(object.stream(), res).catch((error: unknown) => {
+      options.logger.warn('asset stream ended early', { key, error: error instanceof Error ? error.message : String(error) });
+    });
+  }
+
+  // Requests hang on a dead client forever otherwise.
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  server.keepAliveTimeout = 5_000;
+  server.on('clientError', (_error: Error, socket: Duplex) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  });
+  return server;
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown, headOnly = false) {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+  res.end(headOnly ? undefined : text);
+}

@@ -1,0 +1,101 @@
+// Every input Kiln accepts, as zod schemas: the single source of truth for validation on the
+// server and for the input types the client-sdk infers.
+import { z } from 'zod';
+import { ASPECT_RATIOS, MODEL_IDS, MODEL_TIERS } from '../jobs/provider/models.ts';
+import { CROP_STRATEGIES, CUSTOM_SIZE_LIMITS, IMAGE_FORMATS, PLATFORMS } from '../jobs/render/presets.ts';
+import { GENERATION_STATES } from '../db/schema.ts';
+
+export const LIMITS = {
+  promptLength: 2000,
+  batchItems: 1000,
+  customSizes: 8,
+  variantsPerGeneration: 40,
+  listPageSize: 100,
+  idempotencyKeyLength: 200,
+} as const;
+
+const prompt = z
+  .string({ error: 'prompt must be a string' })
+  .trim()
+  .min(1, 'prompt must not be empty')
+  .max(LIMITS.promptLength, `prompt must be at most ${LIMITS.promptLength} characters`);
+
+const uniqueList = <T extends z.ZodType>(item: T, what: string, max: number) =>
+  z
+    .array(item)
+    .min(1, `give at least one ${what}`)
+    .max(max, `at most ${max} ${what}s`)
+    .refine((items) => new Set(items).size === items.length, `${what}s must not repeat`);
+
+const customSize = z.object({
+  width: z.int().min(CUSTOM_SIZE_LIMITS.min).max(CUSTOM_SIZE_LIMITS.max, `width must be between ${CUSTOM_SIZE_LIMITS.min} and ${CUSTOM_SIZE_LIMITS.max} pixels`),
+  height: z.int().min(CUSTOM_SIZE_LIMITS.min).max(CUSTOM_SIZE_LIMITS.max, `height must be between ${CUSTOM_SIZE_LIMITS.min} and ${CUSTOM_SIZE_LIMITS.max} pixels`),
+});
+
+const generationOptions = {
+  prompt,
+  negativePrompt: z.string().trim().max(LIMITS.promptLength).optional(),
+  platforms: uniqueList(z.enum(PLATFORMS, { error: `platform must be one of: ${PLATFORMS.join(', ')}` }), 'platform', PLATFORMS.length).default(['instagram-post']),
+  /** Extra output sizes beside the platform presets. */
+  sizes: z.array(customSize).max(LIMITS.customSizes, `at most ${LIMITS.customSizes} custom sizes`).default([]),
+  formats: uniqueList(z.enum(IMAGE_FORMATS, { error: `format must be one of: ${IMAGE_FORMATS.join(', ')}` }), 'format', IMAGE_FORMATS.length).default(['webp']),
+  crop: z.enum(CROP_STRATEGIES, { error: `crop must be one of: ${CROP_STRATEGIES.join(', ')}` }).default('centre'),
+  /** A specific model; otherwise `tier` (or the tenant's tier) picks one. */
+  model: z.enum(MODEL_IDS, { error: `model must be one of: ${MODEL_IDS.join(', ')}` }).optional(),
+  tier: z.enum(MODEL_TIERS, { error: `tier must be one of: ${MODEL_TIERS.join(', ')}` }).optional(),
+  aspectRatio: z.enum(ASPECT_RATIOS, { error: `aspectRatio must be one of: ${ASPECT_RATIOS.join(', ')}` }).default('1:1'),
+  seed: z.int().min(0).max(2 ** 32 - 1, 'seed must be between 0 and 4294967295').optional(),
+  /** Higher runs first within the queue. */
+  priority: z.int().min(-10).max(10, 'priority must be between -10 and 10').default(0),
+};
+
+const variantCountWithinLimit = (input: { platforms: readonly string[]; sizes: readonly unknown[]; formats: readonly string[] }) =>
+  (input.platforms.length + input.sizes.length) * input.formats.length <= LIMITS.variantsPerGeneration;
+const tooManyVariants = {
+  message: `(platforms + sizes) × formats must be at most ${LIMITS.variantsPerGeneration} variants`,
+  path: ['formats'],
+};
+
+export const generateInput = z
+  .object({
+    ...generationOptions,
+    /** Repeating a generate with the same key returns the first generation instead of a new one. */
+    idempotencyKey: z.string().min(1).max(LIMITS.idempotencyKeyLength).optional(),
+  })
+  .strict()
+  .refine(variantCountWithinLimit, tooManyVariants);
+
+export const batchItemInput = z.object(generationOptions).strict().refine(variantCountWithinLimit, tooManyVariants);
+
+export const batchInput = z
+  .object({
+    items: z
+      .array(batchItemInput)
+      .min(1, 'a batch needs at least one item')
+      .max(LIMITS.batchItems, `a batch holds at most ${LIMITS.batchItems} items; split it`),
+  })
+  .strict();
+
+const uuid = (what: string) => z.uuid({ error: `${what} must be a generation UUID as returned by generate` });
+
+export const idInput = z.object({ id: uuid('id') }).strict();
+export const batchIdInput = z.object({ batchId: z.uuid({ error: 'batchId must be a UUID as returned by batch' }) }).strict();
+
+export const listInput = z
+  .object({
+    states: z.array(z.enum(GENERATION_STATES)).max(GENERATION_STATES.length).optional(),
+    batchId: z.uuid().optional(),
+    model: z.enum(MODEL_IDS).optional(),
+    createdAfter: z.iso.datetime({ offset: true }).optional(),
+    createdBefore: z.iso.datetime({ offset: true }).optional(),
+    limit: z.int().min(1).max(LIMITS.listPageSize, `limit must be between 1 and ${LIMITS.listPageSize}`).default(20),
+    /** `nextCursor` from the previous page. */
+    cursor: z.string().max(100).optional(),
+  })
+  .strict()
+  .default({ limit: 20 });
+
+export type GenerateInput = z.infer<typeof generateInput>;
+export type BatchItemInput = z.infer<typeof batchItemInput>;
+export type BatchInput = z.infer<typeof batchInput>;
+export type ListInput = z.infer<typeof listInput>;

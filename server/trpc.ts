@@ -1,0 +1,79 @@
+// tRPC initialisation: the context type, the error shape clients see, and the procedures
+// every router builds on. Domain errors become tRPC codes here and nowhere else.
+import { TRPCError, initTRPC } from '@trpc/server';
+import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
+import { ZodError } from 'zod';
+import { DomainError, type DomainErrorCode } from './errors.ts';
+import type { Caller, GenerationService } from './generation-service.ts';
+
+export interface Context {
+  /** Resolves the caller from the request's credentials; undefined when there are none or they are wrong. */
+  authenticate(): Promise<Caller | undefined>;
+  /** Whether any credential was presented, to tell "missing" from "wrong". */
+  hasCredentials: boolean;
+  services: { generations: GenerationService };
+}
+
+const DOMAIN_TO_TRPC: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {
+  NOT_FOUND: 'NOT_FOUND',
+  CONFLICT: 'CONFLICT',
+  BAD_REQUEST: 'BAD_REQUEST',
+  UNAUTHORIZED: 'UNAUTHORIZED',
+  FORBIDDEN: 'FORBIDDEN',
+};
+
+/** `{ 'items.0.prompt': ['prompt must not be empty'] }` — paths a form can point at. */
+function fieldErrors(error: ZodError): Record<string, string[]> {
+  const fields: Record<string, string[]> = {};
+  for (const issue of error.issues) {
+    const path = issue.path.map(String).join('.') || '(input)';
+    (fields[path] ??= []).push(issue.message);
+  }
+  return fields;
+}
+
+export function createTRPC(options: { isDev: boolean }) {
+  const t = initTRPC.context<Context>().create({
+    isDev: options.isDev,
+    errorFormatter({ shape, error }) {
+      const cause = error.cause;
+      if (cause instanceof ZodError) {
+        const fields = fieldErrors(cause);
+        const summary = Object.entries(fields)
+          .map(([path, messages]) => `${path}: ${messages.join('; ')}`)
+          .join(' · ');
+        return { ...shape, message: `Invalid input — ${summary}`, data: { ...shape.data, fields } };
+      }
+      if (cause instanceof DomainError && cause.fields) {
+        return { ...shape, data: { ...shape.data, fields: cause.fields } };
+      }
+      if (error.code === 'INTERNAL_SERVER_ERROR' && !options.isDev) {
+        // Unexpected errors may carry database or file details: never show them to clients.
+        return { ...shape, message: 'Internal server error; it has been logged', data: { ...shape.data, stack: undefined } };
+      }
+      return shape;
+    },
+  });
+
+  const domainErrors = t.middleware(async ({ next }) => {
+    const result = await next();
+    if (!result.ok && result.error.cause instanceof DomainError) {
+      const cause = result.error.cause;
+      throw new TRPCError({ code: DOMAIN_TO_TRPC[cause.code], message: cause.message, cause });
+    }
+    return result;
+  });
+
+  const publicProcedure = t.procedure.use(domainErrors);
+
+  const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
+    if (!ctx.hasCredentials) {
+      throw new TRPCError({ code: 'UNAUTHORIZED', message: 'missing API key: send "Authorization: Bearer <key>"' });
+    }
+    const caller = await ctx.authenticate();
+    if (!caller) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'API key not recognised or revoked' });
+    return next({ ctx: { ...ctx, caller } });
+  });
+
+  return { router: t.router, publicProcedure, authedProcedure };
+}
