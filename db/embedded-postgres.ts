@@ -16,6 +16,8 @@ export interface EmbeddedPostgresOptions {
   /** Folder for the cluster; created on first start and reused afterwards. */
   dataDir: string;
   port: number;
+  /** Extra server settings, e.g. ['fsync=off'] for throwaway test clusters. */
+  settings?: readonly string[];
   log?: (line: string) => void;
 }
 
@@ -119,6 +121,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       '-c listen_addresses=127.0.0.1',
       "-c unix_socket_directories=''",
       '-c max_connections=300',
+      ...(options.settings ?? []).map((setting) => `-c ${setting}`),
     ].join(' ');
     await run(binaries.pg_ctl, ['start', '-D', clusterDir, '-w', '-t', '60', '-l', path.join(clusterDir, 'server.log'), '-o', serverOptions], {
       ...asServerUser,

@@ -42,7 +42,8 @@ const environmentSchema = z.object({
   KILN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 
-export type Environment = z.input<typeof environmentSchema>;
+/** The variables Kiln reads, all optional strings as in process.env. */
+export type Environment = Partial<Record<keyof z.input<typeof environmentSchema>, string>>;
 
 export function loadConfig(env: Record<string, string | undefined> = process.env) {
   const parsed = environmentSchema.safeParse(env);
