@@ -209,15 +209,26 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
 
   return {
     async start() {
-      const generationWork = { localConcurrency: options.concurrency, batchSize: 1, includeMetadata: true, pollingIntervalSeconds: 2 } as const;
+      // Each of the `concurrency` pg-boss workers takes one job at a time. A NOTIFY wakes them for
+      // new jobs; after a job, a worker fetches again at once while the queue has a backlog
+      // (burstWhenReadyExceeds) instead of sleeping; retries and delayed jobs (which send no
+      // NOTIFY) are found by the 2-second backstop poll.
+      const generationWork = {
+        localConcurrency: options.concurrency,
+        batchSize: 1,
+        includeMetadata: true,
+        pollingIntervalSeconds: 1,
+        notifyPollingIntervalSeconds: 2,
+        burstWhenReadyExceeds: 1,
+      } as const;
       await queue.boss.work<GenerationJob, void, typeof generationWork>(QUEUES.generation, generationWork, async ([job]) => {
         if (job) await runGeneration(job);
       });
-      const cancelWork = { localConcurrency: 4, includeMetadata: true } as const;
+      const cancelWork = { localConcurrency: 4, includeMetadata: true, notifyPollingIntervalSeconds: 5 } as const;
       await queue.boss.work<CancelPredictionJob, void, typeof cancelWork>(QUEUES.cancelPrediction, cancelWork, async ([job]) => {
         if (job) await cancelAtProvider(job);
       });
-      const deadWork = { includeMetadata: true } as const;
+      const deadWork = { includeMetadata: true, notifyPollingIntervalSeconds: 5 } as const;
       await queue.boss.work<GenerationJob, void, typeof deadWork>(QUEUES.generationDead, deadWork, async ([job]) => {
         if (job) await failDeadLettered(job);
       });

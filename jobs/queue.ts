@@ -49,6 +49,8 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
     application_name: 'kiln-queue',
     // A job sent while a worker is idle wakes it through LISTEN/NOTIFY; polling stays as the backstop.
     useListenNotify: true,
+    // Workers read the queue's backlog from this cache to decide whether to keep fetching.
+    queueCacheIntervalSeconds: 2,
   });
   boss.on('error', options.onError);
   boss.on('warning', options.onWarning);

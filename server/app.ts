@@ -67,25 +67,13 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
   const database = connected.handle;
   const databaseUrl = connected.url;
 
-  // 2. The queue, in its own schema of the same database.
-  const queue: JobQueue = createJobQueue({
-    connectionString: databaseUrl,
-    generationRetryLimit: config.worker.retryLimit,
-    retryDelaySeconds: config.worker.retryDelaySeconds,
-    retryDelayMaxSeconds: 120,
-    maxConnections: 10,
-    onError: (error) => logger.error('queue error', { error: error.message }),
-    onWarning: (warning) => logger.warn('queue warning', { message: warning.message }),
-  });
-  await queue.start();
-  undo.push(() => queue.stop({ graceful: true, timeoutMs: config.shutdownGraceMs }));
-
-  // 3. The provider: Replicate when a token is set, otherwise the built-in simulator.
+  // 2. The provider: Replicate when a token is set, otherwise the built-in simulator.
   let simulator: Simulator | undefined;
   let providerBaseUrl = config.provider.baseUrl;
   let providerToken = config.provider.apiToken;
   const extraOutputOrigins: string[] = [];
-  if (!providerToken && config.provider.baseUrl === 'https://api.replicate.com/v1') {
+  const runsWorker = config.role !== 'api';
+  if (!providerToken && config.provider.baseUrl === 'https://api.replicate.com/v1' && runsWorker) {
     providerToken = randomBytes(16).toString('hex');
     simulator = createSimulator({
       port: config.simulator.port,
@@ -116,8 +104,22 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
   const provider = createReplicateProvider({ apiToken: providerToken, baseUrl: providerBaseUrl, policies, extraOutputOrigins });
   const storage = createLocalStorage(path.join(config.dataDir, 'assets'));
 
+  // 3. The queue, in its own schema of the same database. Stopped before the provider and
+  //    the database, so in-flight jobs can finish during the grace period.
+  const queue: JobQueue = createJobQueue({
+    connectionString: databaseUrl,
+    generationRetryLimit: config.worker.retryLimit,
+    retryDelaySeconds: config.worker.retryDelaySeconds,
+    retryDelayMaxSeconds: 120,
+    maxConnections: 10,
+    onError: (error) => logger.error('queue error', { error: error.message }),
+    onWarning: (warning) => logger.warn('queue warning', { message: warning.message }),
+  });
+  await queue.start();
+  undo.push(() => queue.stop({ graceful: true, timeoutMs: config.shutdownGraceMs }));
+
   // 4. The worker.
-  if (config.role !== 'api') {
+  if (runsWorker) {
     const worker = createGenerationWorker({
       db: database.db,
       queue,
@@ -165,8 +167,10 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
       } catch (error) {
         checks.database = { ok: false, detail: error instanceof Error ? error.message : 'unreachable' };
       }
-      const breaker = policies.breakerState();
-      checks.provider = { ok: breaker !== 'open', detail: `circuit ${breaker}` };
+      if (runsWorker) {
+        const breaker = policies.breakerState();
+        checks.provider = { ok: breaker !== 'open', detail: `circuit ${breaker}` };
+      }
       return { status: Object.values(checks).every((check) => check.ok) ? 'ok' : 'degraded', checks };
     };
     const server = createHttpServer({ trpc, storage, health, logger });

@@ -1,0 +1,53 @@
+// Parsers for the two request headers that carry timing: `Cancel-After` (Go durations) and `Prefer: wait`.
+
+const UNIT_MS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  'µs': 1e-3,
+  'μs': 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
+
+const SEGMENT_SOURCE = String.raw`(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)`;
+
+/**
+ * Parses a Go-style duration ("30s", "5m", "1h30m", "1.5s", "250ms") into milliseconds.
+ * Returns null for anything malformed or not positive. Replicate enforces a 5 s minimum for
+ * `Cancel-After`; the simulator accepts any positive value so tests can use short deadlines.
+ */
+export function parseGoDuration(text: string): number | null {
+  const trimmed = text.trim();
+  if (trimmed === '') return null;
+  const segment = new RegExp(SEGMENT_SOURCE, 'y'); // sticky: segments must follow each other
+  let total = 0;
+  let consumed = 0;
+  for (let match = segment.exec(trimmed); match !== null; match = segment.exec(trimmed)) {
+    const [whole, amount, unit] = match;
+    const factor = unit === undefined ? undefined : UNIT_MS[unit];
+    if (amount === undefined || factor === undefined) return null;
+    total += Number(amount) * factor;
+    consumed += whole.length;
+  }
+  if (consumed !== trimmed.length || !Number.isFinite(total) || total <= 0) return null;
+  return total;
+}
+
+export const MAX_PREFER_WAIT_SECONDS = 60;
+
+/**
+ * Reads `Prefer: wait` (60 s) or `Prefer: wait=n` from a Prefer header that may list several
+ * preferences. Returns the number of seconds to hold the response (clamped to 1..60), or null.
+ */
+export function parsePreferWait(header: string | undefined): number | null {
+  if (header === undefined) return null;
+  for (const part of header.split(/[,;]/)) {
+    const match = /^\s*wait(?:\s*=\s*"?(\d+)"?)?\s*$/i.exec(part);
+    if (match === null) continue;
+    const seconds = match[1] === undefined ? MAX_PREFER_WAIT_SECONDS : Number(match[1]);
+    return Math.min(MAX_PREFER_WAIT_SECONDS, Math.max(1, seconds));
+  }
+  return null;
+}

@@ -1,0 +1,77 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+// Small HTTP helpers. Writes check the socket first: a client that gave up (timeout, hang
+// fault) must never make the server throw.
+
+export type BodyResult = { ok: true; value: unknown } | { ok: false; status: 400 | 413; detail: string };
+
+export function canWrite(res: ServerResponse): boolean {
+  return !res.writableEnded && !res.destroyed;
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (!canWrite(res)) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(text)),
+    ...headers,
+  });
+  res.end(text);
+}
+
+export function sendBytes(res: ServerResponse, status: number, bytes: Buffer, headers: Record<string, string>, headOnly: boolean): void {
+  if (!canWrite(res)) return;
+  res.writeHead(status, { 'content-length': String(bytes.length), ...headers });
+  res.end(headOnly ? undefined : bytes);
+}
+
+export function sendHtml(res: ServerResponse, status: number, html: string): void {
+  if (!canWrite(res)) return;
+  res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'content-length': String(Buffer.byteLength(html)) });
+  res.end(html);
+}
+
+/** Reads a JSON body up to maxBytes. An empty body reads as undefined. */
+export async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<BodyResult> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > maxBytes) {
+    req.resume(); // discard; the 413 is answered without waiting for the upload
+    return { ok: false, status: 413, detail: `Request body is larger than ${maxBytes} bytes.` };
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let tooLarge = false;
+  try {
+    for await (const chunk of req) {
+      const buffer = chunk as Buffer;
+      size += buffer.length;
+      if (size > maxBytes) tooLarge = true;
+      else chunks.push(buffer);
+    }
+  } catch {
+    return { ok: false, status: 400, detail: 'Request body could not be read.' };
+  }
+  if (tooLarge) return { ok: false, status: 413, detail: `Request body is larger than ${maxBytes} bytes.` };
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return { ok: true, value: undefined };
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown };
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : 'parse error';
+    return { ok: false, status: 400, detail: `Invalid JSON in request body: ${reason}` };
+  }
+}
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** An AbortSignal that fires when the client goes away before the response is sent. */
+export function clientGone(res: ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort();
+  });
+  return controller.signal;
+}

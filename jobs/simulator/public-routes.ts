@@ -1,0 +1,94 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { SimulatorContext } from './context.ts';
+import { canWrite, sendBytes, sendHtml, sendJson } from './http.ts';
+import { CONTENT_TYPES, renderImage } from './images.ts';
+
+// Routes outside /v1 that Replicate serves from other hosts: output files (replicate.delivery),
+// the SSE stream (stream.replicate.com) and the web page (replicate.com/p/…). No auth and no
+// rate limit, like the real file CDN.
+
+const FILE_PATH = /^\/files\/([a-z0-9]+)\/([\w.-]+)$/;
+const STREAM_PATH = /^\/stream\/([a-z0-9]+)$/;
+const PAGE_PATH = /^\/p\/([a-z0-9]+)$/;
+
+export function isPublicPath(pathname: string): boolean {
+  return FILE_PATH.test(pathname) || STREAM_PATH.test(pathname) || PAGE_PATH.test(pathname);
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+async function serveFile(ctx: SimulatorContext, req: IncomingMessage, res: ServerResponse, id: string, name: string): Promise<void> {
+  const lookup = ctx.engine.outputFile(id, name);
+  if (lookup.kind !== 'file') {
+    sendJson(res, 404, { detail: lookup.kind === 'removed' ? 'This file has been deleted.' : 'Not found.', status: 404 });
+    return;
+  }
+  // Keyed by content, so repeated prompts (load tests, demos) share one render.
+  const bytes = await ctx.renders.get(JSON.stringify(lookup.spec), () => renderImage(lookup.spec));
+  sendBytes(
+    res,
+    200,
+    bytes,
+    { 'content-type': CONTENT_TYPES[lookup.spec.format], 'cache-control': 'public, max-age=3600, immutable' },
+    req.method === 'HEAD',
+  );
+}
+
+/** Server-sent events: one `output` event per file URL, then `done` (or `error`). */
+function serveStream(ctx: SimulatorContext, res: ServerResponse, id: string): void {
+  const record = ctx.engine.get(id);
+  if (record === undefined) {
+    sendJson(res, 404, { detail: 'Not found.', status: 404 });
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+  res.flushHeaders();
+  const unsubscribe = ctx.engine.onFinal(record, () => {
+    if (!canWrite(res)) return;
+    const json = ctx.engine.toJson(record);
+    const outputs = json.output === null ? [] : Array.isArray(json.output) ? json.output : [json.output];
+    for (const output of outputs) res.write(`event: output\nid: ${record.id}\ndata: ${output}\n\n`);
+    if (json.status === 'failed') res.write(`event: error\ndata: ${JSON.stringify({ detail: json.error })}\n\n`);
+    const reason = json.status === 'succeeded' || json.status === 'failed' ? {} : { reason: json.status };
+    res.end(`event: done\ndata: ${JSON.stringify(reason)}\n\n`);
+  });
+  res.once('close', unsubscribe);
+}
+
+function servePage(ctx: SimulatorContext, res: ServerResponse, id: string): void {
+  const record = ctx.engine.get(id);
+  if (record === undefined) {
+    sendHtml(res, 404, '<!doctype html><title>Not found</title><p>Prediction not found.</p>');
+    return;
+  }
+  const json = ctx.engine.toJson(record);
+  const outputs = json.output === null ? [] : Array.isArray(json.output) ? json.output : [json.output];
+  const images = outputs.map((u) => `<img src="${escapeHtml(u)}" style="max-width:45%;margin:4px">`).join('');
+  const refresh = json.completed_at === null ? '<meta http-equiv="refresh" content="1">' : '';
+  sendHtml(
+    res,
+    200,
+    `<!doctype html><meta charset="utf-8">${refresh}<title>${escapeHtml(json.id)}</title>` +
+      `<h1>${escapeHtml(json.model)} — ${escapeHtml(json.status)}</h1>` +
+      `<p>${escapeHtml(String(json.input.prompt ?? ''))}</p>${images}` +
+      (json.error === null ? '' : `<p style="color:#b00">${escapeHtml(json.error)}</p>`) +
+      `<pre>${escapeHtml(json.logs)}</pre>`,
+  );
+}
+
+export async function handlePublic(ctx: SimulatorContext, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  const method = req.method ?? 'GET';
+  if (method !== 'GET' && method !== 'HEAD') {
+    sendJson(res, 405, { detail: `Method "${method}" not allowed.`, status: 405 }, { allow: 'GET, HEAD' });
+    return;
+  }
+  const file = FILE_PATH.exec(url.pathname);
+  if (file !== null) return serveFile(ctx, req, res, file[1] ?? '', file[2] ?? '');
+  const stream = STREAM_PATH.exec(url.pathname);
+  if (stream !== null) return serveStream(ctx, res, stream[1] ?? '');
+  const page = PAGE_PATH.exec(url.pathname);
+  if (page !== null) return servePage(ctx, res, page[1] ?? '');
+  sendJson(res, 404, { detail: 'Not found.', status: 404 });
+}

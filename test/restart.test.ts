@@ -1,0 +1,45 @@
+// Kiln restarts mid-generation: the prediction already created is resumed, never created again.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, it } from 'node:test';
+import { createKilnClient } from '../client-sdk/index.ts';
+import { createSimulator } from '../jobs/simulator/index.ts';
+import { startKiln } from './support/kiln.ts';
+
+describe('restart', () => {
+  it('a generation in flight when the app stops completes after it starts again', async () => {
+    // The provider outlives Kiln's restart, as Replicate does: a standalone simulator.
+    const simulator = createSimulator({ latencyMs: { min: 50, max: 100 } });
+    await simulator.start();
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-restart-'));
+    const env = { REPLICATE_BASE_URL: `${simulator.url}/v1` };
+    try {
+      const first = await startKiln({ env, dataDir });
+      const { id } = await first.client.generate({ prompt: 'survives a restart [sim:slow=4000]', platforms: ['thumbnail'] });
+      for (let tries = 0; tries < 200; tries += 1) {
+        if ((await first.client.status({ id })).predictionId) break;
+        await sleep(25);
+      }
+      assert.ok((await first.client.status({ id })).predictionId, 'the prediction was created before the restart');
+      await first.stop();
+
+      const second = await startKiln({ env, dataDir, databaseUrl: first.databaseUrl });
+      try {
+        const client = createKilnClient({ url: second.url, apiKey: first.apiKey });
+        const done = await client.waitFor(id, { timeoutMs: 60_000 });
+        assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+        assert.equal(simulator.stats().creates, 1, 'the prediction was resumed, not created a second time');
+        const attempts = done.events.filter((event) => event.stage === 'started').length;
+        assert.ok(attempts >= 2, 'a second attempt picked it up');
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      await simulator.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});

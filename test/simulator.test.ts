@@ -1,0 +1,545 @@
+// Specification of the Replicate-compatible simulator (jobs/simulator), exercised through the
+// official `replicate` client where it can be, and plain fetch where the client would hide the
+// behaviour (it retries 429s and GET 5xx internally).
+
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Replicate, { parseProgressFromLogs, validateWebhook, type Prediction } from 'replicate';
+import sharp from 'sharp';
+import { renderImage } from '../jobs/simulator/images.ts';
+import { createSimulator, type Simulator, type SimulatorOptions, type SimulatorStats } from '../jobs/simulator/index.ts';
+
+const TOKEN = 'r8_test_token';
+const SDXL_VERSION = '39ed52f2a78e934b3ba6e2a89f5b1c712de7dfea535525255b1aa35c5565e08b';
+const THROTTLE_BODY = /^\{"detail":"Request was throttled\. Your rate limit resets in ~[1-9]\d*s\."\}$/;
+
+const started: Simulator[] = [];
+
+async function startSimulator(options: SimulatorOptions = {}): Promise<Simulator> {
+  const sim = createSimulator({
+    apiToken: TOKEN,
+    latencyMs: { min: 50, max: 150 },
+    queueDelayMs: 20,
+    imageSize: 256,
+    ...options,
+  });
+  await sim.start();
+  started.push(sim);
+  return sim;
+}
+
+function clientFor(sim: Simulator): Replicate {
+  return new Replicate({ auth: TOKEN, baseUrl: `${sim.url}/v1`, useFileOutput: false });
+}
+
+function api(sim: Simulator, path: string, init: RequestInit & { json?: unknown } = {}): Promise<Response> {
+  const { json, headers, ...rest } = init;
+  return fetch(`${sim.url}${path}`, {
+    ...rest,
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', ...headers },
+    ...(json === undefined ? {} : { body: JSON.stringify(json) }),
+  });
+}
+
+async function createRaw(sim: Simulator, input: Record<string, unknown>, headers: Record<string, string> = {}): Promise<Prediction> {
+  const res = await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', { method: 'POST', json: { input }, headers });
+  assert.equal(res.status, 201, await res.clone().text());
+  return (await res.json()) as Prediction;
+}
+
+async function waitForStatus(client: Replicate, id: string, done: (p: Prediction) => boolean, timeoutMs = 5000): Promise<Prediction> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const prediction = await client.predictions.get(id);
+    if (done(prediction)) return prediction;
+    if (Date.now() > deadline) throw new Error(`prediction ${id} still ${prediction.status}`);
+    await sleep(20);
+  }
+}
+
+const isFinal = (p: Prediction): boolean => ['succeeded', 'failed', 'canceled', 'aborted'].includes(p.status);
+
+function outputUrls(prediction: Prediction): string[] {
+  const output: unknown = prediction.output;
+  assert.ok(Array.isArray(output), `expected an array output, got ${JSON.stringify(output)}`);
+  return output.map((u) => String(u));
+}
+
+async function download(url: string): Promise<{ bytes: Buffer; contentType: string | null; contentLength: string | null }> {
+  const res = await fetch(url);
+  assert.equal(res.status, 200, `GET ${url}`);
+  return { bytes: Buffer.from(await res.arrayBuffer()), contentType: res.headers.get('content-type'), contentLength: res.headers.get('content-length') };
+}
+
+after(async () => {
+  await Promise.all(started.map((sim) => sim.stop()));
+});
+
+describe('predictions through the official replicate client', () => {
+  let sim: Simulator;
+  let client: Replicate;
+  before(async () => {
+    sim = await startSimulator();
+    client = clientFor(sim);
+  });
+
+  test('create by model, poll until succeeded, download a real image of the requested size', async () => {
+    const created = await client.predictions.create({
+      model: 'black-forest-labs/flux-schnell',
+      input: { prompt: 'a red fox in fresh snow', seed: 42, aspect_ratio: '16:9', output_format: 'png' },
+    });
+    assert.equal(created.status, 'starting');
+    assert.match(created.id, /^[a-z0-9]{26}$/);
+    assert.equal(created.model, 'black-forest-labs/flux-schnell');
+    assert.equal(created.output, null);
+    assert.equal(created.urls.get, `${sim.url}/v1/predictions/${created.id}`);
+
+    const done = await client.wait(created, { interval: 20 });
+    assert.equal(done.status, 'succeeded');
+    assert.ok(done.started_at !== undefined && done.completed_at !== undefined);
+    assert.equal(typeof done.metrics?.predict_time, 'number');
+    assert.deepEqual(parseProgressFromLogs(done), { percentage: 1, current: 4, total: 4 });
+    assert.match(done.logs ?? '', /^Using seed: 42$/m);
+
+    const [url] = outputUrls(done);
+    assert.ok(url?.endsWith('/out-0.png'));
+    const file = await download(url ?? '');
+    assert.equal(file.contentType, 'image/png');
+    assert.equal(file.contentLength, String(file.bytes.length));
+    const meta = await sharp(file.bytes).metadata();
+    // 16:9 at imageSize 256: a quarter of flux's 1344×768.
+    assert.deepEqual([meta.format, meta.width, meta.height], ['png', 336, 192]);
+  });
+
+  test('same prompt and seed give byte-identical images; another prompt does not', async () => {
+    const run = async (prompt: string): Promise<Buffer> => {
+      const p = await client.predictions.create({ model: 'black-forest-labs/flux-schnell', input: { prompt, seed: 7 }, wait: 10 });
+      assert.equal(p.status, 'succeeded');
+      const [url] = outputUrls(p);
+      return (await download(url ?? '')).bytes;
+    };
+    const first = await run('a lighthouse at dusk');
+    const second = await run('a lighthouse at dusk');
+    const other = await run('a lighthouse at dawn');
+    assert.ok(first.equals(second), 'same inputs must render identical bytes');
+    assert.ok(!first.equals(other), 'another prompt must render a different image');
+    const meta = await sharp(first).metadata();
+    assert.deepEqual([meta.format, meta.width, meta.height], ['webp', 256, 256]);
+  });
+
+  test('rendering itself is deterministic (downloads share a cache, so check it directly)', async () => {
+    const spec = { prompt: 'a <b>&"quoted"</b> prompt', seed: 9, index: 0, width: 320, height: 240, format: 'jpg' as const, quality: 80 };
+    const [a, b] = await Promise.all([renderImage(spec), renderImage(spec)]);
+    assert.ok(a.equals(b));
+    assert.ok(!a.equals(await renderImage({ ...spec, seed: 10 })));
+    assert.ok(!a.equals(await renderImage({ ...spec, index: 1 })));
+  });
+
+  test('a missing seed is drawn by the simulator and reported in the logs', async () => {
+    const p = await client.predictions.create({ model: 'black-forest-labs/flux-dev', input: { prompt: 'no seed', num_outputs: 2 }, wait: 10 });
+    assert.equal(p.status, 'succeeded');
+    assert.match(p.logs ?? '', /^Using seed: \d+$/m);
+    assert.equal(outputUrls(p).length, 2);
+  });
+
+  test('Prefer: wait returns the finished prediction with status 201', async () => {
+    const res = await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', {
+      method: 'POST',
+      headers: { prefer: 'wait=10' },
+      json: { input: { prompt: 'sync please', seed: 1 } },
+    });
+    assert.equal(res.status, 201);
+    const p = (await res.json()) as Prediction;
+    assert.equal(p.status, 'succeeded');
+    assert.equal(outputUrls(p).length, 1);
+  });
+
+  test('Prefer: wait=n gives up after n seconds and returns the unfinished prediction', async () => {
+    const begin = Date.now();
+    const p = await client.predictions.create({ model: 'black-forest-labs/flux-schnell', input: { prompt: 'slow [sim:slow=3000]' }, wait: 1 });
+    assert.equal(p.status, 'processing');
+    assert.ok(Date.now() - begin >= 900);
+    await client.predictions.cancel(p.id);
+  });
+
+  test('cancel ends a running prediction as canceled; canceling again changes nothing', async () => {
+    const p = await client.predictions.create({ model: 'black-forest-labs/flux-schnell', input: { prompt: 'long [sim:slow=5000]' } });
+    await waitForStatus(client, p.id, (x) => x.status === 'processing');
+    const canceled = await client.predictions.cancel(p.id);
+    assert.equal(canceled.status, 'canceled');
+    assert.equal(canceled.output, null);
+    const again = await client.predictions.cancel(p.id);
+    assert.equal(again.status, 'canceled');
+    assert.equal(again.completed_at, canceled.completed_at);
+    assert.equal((await client.predictions.get(p.id)).status, 'canceled');
+  });
+
+  test('Cancel-After on a running prediction cancels it', async () => {
+    const p = await createRaw(sim, { prompt: 'deadline [sim:slow=5000]' }, { 'cancel-after': '300ms' });
+    const done = await waitForStatus(client, p.id, isFinal);
+    assert.equal(done.status, 'canceled');
+  });
+
+  test('[sim:fail] fails with an error; [sim:nsfw] fails with the NSFW message', async () => {
+    const failing = await client.predictions.create({ model: 'black-forest-labs/flux-schnell', input: { prompt: 'boom [sim:fail]' } });
+    await assert.rejects(client.wait(failing, { interval: 20 }), /Prediction failed: .+/);
+    const failed = await client.predictions.get(failing.id);
+    assert.equal(failed.status, 'failed');
+    assert.equal(typeof failed.error, 'string');
+    assert.equal(failed.output, null);
+
+    const nsfw = await client.predictions.create({ model: 'black-forest-labs/flux-schnell', input: { prompt: 'x [sim:nsfw]' }, wait: 10 });
+    assert.equal(nsfw.status, 'failed');
+    assert.equal(nsfw.error, 'NSFW content detected. Try running it again, or try a different prompt.');
+  });
+
+  test('flux-1.1-pro returns a single URL string, like the real model', async () => {
+    const p = await client.predictions.create({ model: 'black-forest-labs/flux-1.1-pro', input: { prompt: 'pro', output_format: 'jpg' }, wait: 10 });
+    assert.equal(p.status, 'succeeded');
+    assert.equal(typeof p.output, 'string');
+    const file = await download(String(p.output));
+    assert.equal(file.contentType, 'image/jpeg');
+  });
+
+  test('create by version: sdxl version id, owner/name:version, and an unknown version', async () => {
+    const byId = await client.predictions.create({ version: SDXL_VERSION, input: { prompt: 'sdxl', width: 512, height: 768, seed: 3 }, wait: 10 });
+    assert.equal(byId.status, 'succeeded');
+    assert.equal(byId.model, 'stability-ai/sdxl');
+    const meta = await sharp((await download(outputUrls(byId)[0] ?? '')).bytes).metadata();
+    assert.deepEqual([meta.format, meta.width, meta.height], ['png', 512, 768]);
+
+    const byRef = await api(sim, '/v1/predictions', { method: 'POST', json: { version: `stability-ai/sdxl:${SDXL_VERSION}`, input: { prompt: 'ref' } } });
+    assert.equal(byRef.status, 201);
+
+    const unknown = await api(sim, '/v1/predictions', { method: 'POST', json: { version: 'f'.repeat(64), input: { prompt: 'x' } } });
+    assert.equal(unknown.status, 422);
+    assert.equal(((await unknown.json()) as { title: string }).title, 'Invalid version or not permitted');
+  });
+
+  test('deployments named like a known model run it', async () => {
+    const res = await api(sim, '/v1/deployments/acme/flux-schnell/predictions', { method: 'POST', json: { input: { prompt: 'deployed' } } });
+    assert.equal(res.status, 201);
+    assert.equal(((await res.json()) as Prediction).model, 'black-forest-labs/flux-schnell');
+    const missing = await api(sim, '/v1/deployments/acme/nothing-here/predictions', { method: 'POST', json: { input: { prompt: 'x' } } });
+    assert.equal(missing.status, 404);
+  });
+});
+
+describe('errors with Replicate status codes and bodies', () => {
+  let sim: Simulator;
+  before(async () => {
+    sim = await startSimulator();
+  });
+
+  test('422 lists invalid fields, e.g. a missing prompt', async () => {
+    const res = await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', {
+      method: 'POST',
+      json: { input: { seed: 'x', aspect_ratio: '7:1', num_outputs: 9 } },
+    });
+    assert.equal(res.status, 422);
+    const body = (await res.json()) as { title: string; status: number; detail: string; invalid_fields: { type: string; field: string; description: string }[] };
+    assert.equal(body.title, 'Input validation failed');
+    assert.equal(body.status, 422);
+    assert.deepEqual(
+      body.invalid_fields.map((f) => [f.type, f.field]),
+      [
+        ['required', 'input.prompt'],
+        ['invalid_type', 'input.seed'],
+        ['number_lte', 'input.num_outputs'],
+        ['enum', 'input.aspect_ratio'],
+      ],
+    );
+    assert.match(body.detail, /^- input\.prompt: prompt is required$/m);
+  });
+
+  test('422 for sdxl sizes that are not multiples of 8', async () => {
+    const res = await api(sim, '/v1/predictions', { method: 'POST', json: { version: SDXL_VERSION, input: { prompt: 'x', width: 1001 } } });
+    assert.equal(res.status, 422);
+    const body = (await res.json()) as { invalid_fields: { field: string; type: string }[] };
+    assert.deepEqual(body.invalid_fields, [{ type: 'multiple_of', field: 'input.width', description: 'Must be a multiple of 8' }]);
+  });
+
+  test('401 without a valid token', async () => {
+    for (const authorization of [undefined, 'Bearer wrong']) {
+      const res = await fetch(`${sim.url}/v1/predictions`, { headers: authorization === undefined ? {} : { authorization } });
+      assert.equal(res.status, 401);
+      assert.deepEqual(await res.json(), { title: 'Unauthenticated', detail: 'You did not pass a valid authentication token', status: 401 });
+    }
+  });
+
+  test('404 for unknown models, predictions and routes; 405 for a wrong method', async () => {
+    const model = await api(sim, '/v1/models/nobody/nothing/predictions', { method: 'POST', json: { input: { prompt: 'x' } } });
+    assert.equal(model.status, 404);
+    assert.deepEqual(await model.json(), { detail: 'Not found.', status: 404 });
+    assert.equal((await api(sim, '/v1/predictions/doesnotexist0000000000000a')).status, 404);
+    assert.equal((await api(sim, '/v1/nothing')).status, 404);
+    const wrong = await api(sim, '/v1/predictions', { method: 'DELETE' });
+    assert.equal(wrong.status, 405);
+    assert.equal(wrong.headers.get('allow'), 'GET, POST');
+  });
+
+  test('400 for malformed JSON, 413 for an oversized body', async () => {
+    const bad = await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', { method: 'POST', body: '{"input":' });
+    assert.equal(bad.status, 400);
+    assert.match(((await bad.json()) as { detail: string }).detail, /JSON/);
+    const big = await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', {
+      method: 'POST',
+      json: { input: { prompt: 'x'.repeat(2 * 1024 * 1024) } },
+    });
+    assert.equal(big.status, 413);
+  });
+
+  test('400 for a malformed Cancel-After header', async () => {
+    const res = await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', {
+      method: 'POST',
+      headers: { 'cancel-after': 'soon' },
+      json: { input: { prompt: 'x' } },
+    });
+    assert.equal(res.status, 400);
+  });
+});
+
+test('Cancel-After before processing starts aborts the prediction', async () => {
+  const sim = await startSimulator({ queueDelayMs: 5000 });
+  const p = await createRaw(sim, { prompt: 'queued forever' }, { 'cancel-after': '150ms' });
+  const done = await waitForStatus(clientFor(sim), p.id, isFinal);
+  assert.equal(done.status, 'aborted');
+  assert.equal(done.output, null);
+  assert.equal(done.error, null);
+  assert.equal(done.started_at, null);
+  assert.equal(sim.stats().predictions.aborted, 1);
+});
+
+test('429 past the create limit, with the exact body and no Retry-After', async () => {
+  const sim = await startSimulator({ createsPerMinute: 60, burst: 3 });
+  const statuses: number[] = [];
+  let throttled: Response | undefined;
+  for (let i = 0; i < 4; i++) {
+    const res = await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', { method: 'POST', json: { input: { prompt: `n${i}` } } });
+    statuses.push(res.status);
+    if (res.status === 429) throttled = res;
+    else await res.body?.cancel();
+  }
+  assert.deepEqual(statuses, [201, 201, 201, 429]);
+  assert.ok(throttled !== undefined);
+  assert.match(await throttled.text(), THROTTLE_BODY);
+  assert.equal(throttled.headers.get('retry-after'), null);
+  // Reads have their own bucket.
+  assert.equal((await api(sim, '/v1/predictions')).status, 200);
+  assert.equal(sim.stats().throttled, 1);
+});
+
+test('retryAfterHeader adds Retry-After to 429s', async () => {
+  const sim = await startSimulator({ readsPerMinute: 60, burst: 1, retryAfterHeader: true });
+  assert.equal((await api(sim, '/v1/predictions')).status, 200);
+  const res = await api(sim, '/v1/predictions');
+  assert.equal(res.status, 429);
+  assert.equal(res.headers.get('retry-after'), '1');
+});
+
+describe('fault injection', () => {
+  let sim: Simulator;
+  before(async () => {
+    sim = await startSimulator();
+  });
+
+  test('throttle { count } answers the next requests 429 (a 429 storm)', async () => {
+    sim.faults.set({ throttle: { count: 2 } });
+    const first = await api(sim, '/v1/predictions');
+    assert.equal(first.status, 429);
+    assert.match(await first.text(), THROTTLE_BODY);
+    assert.equal((await api(sim, '/v1/predictions')).status, 429);
+    assert.equal((await api(sim, '/v1/predictions')).status, 200);
+  });
+
+  test('throttle { forMs } answers 429 for a while; the replicate client retries through a short storm', async () => {
+    sim.faults.set({ throttle: { forMs: 200 } });
+    assert.equal((await api(sim, '/v1/predictions')).status, 429);
+    await sleep(250);
+    assert.equal((await api(sim, '/v1/predictions')).status, 200);
+
+    sim.faults.set({ throttle: { count: 2 } });
+    const page = await clientFor(sim).predictions.list();
+    assert.ok(Array.isArray(page.results));
+  });
+
+  test('http5xx answers the next requests with that status and a JSON body', async () => {
+    sim.faults.set({ http5xx: { count: 1, status: 503 } });
+    const res = await api(sim, '/v1/predictions');
+    assert.equal(res.status, 503);
+    assert.equal(((await res.json()) as { status: number }).status, 503);
+    assert.equal((await api(sim, '/v1/predictions')).status, 200);
+    assert.ok(sim.stats().http5xx >= 1);
+  });
+
+  test('hang delays answers; a client that times out does not hurt the server', async () => {
+    sim.faults.set({ hang: { count: 1, ms: 400 } });
+    await assert.rejects(api(sim, '/v1/predictions', { signal: AbortSignal.timeout(50) }), { name: 'TimeoutError' });
+    await sleep(450); // the hung request completes into a closed socket
+    assert.equal((await api(sim, '/v1/predictions')).status, 200);
+  });
+
+  test('faults can be set over HTTP and reset', async () => {
+    const set = await fetch(`${sim.url}/_sim/faults`, { method: 'POST', body: JSON.stringify({ http5xx: { count: 1, status: 502 }, failureRate: 1 }) });
+    assert.equal(set.status, 200);
+    assert.equal((await api(sim, '/v1/predictions')).status, 502);
+    const p = await clientFor(sim).predictions.create({ model: 'black-forest-labs/flux-schnell', input: { prompt: 'unlucky' }, wait: 10 });
+    assert.equal(p.status, 'failed');
+    assert.match(String(p.error), /CUDA out of memory/);
+
+    const invalid = await fetch(`${sim.url}/_sim/faults`, { method: 'POST', body: JSON.stringify({ failureRate: 2 }) });
+    assert.equal(invalid.status, 400);
+
+    assert.equal((await fetch(`${sim.url}/_sim/reset`, { method: 'POST' })).status, 200);
+    const stats = (await (await fetch(`${sim.url}/_sim/stats`)).json()) as SimulatorStats;
+    assert.equal(stats.creates, 0);
+    assert.equal(stats.http5xx, 0);
+    const ok = await clientFor(sim).predictions.create({ model: 'black-forest-labs/flux-schnell', input: { prompt: 'lucky' }, wait: 10 });
+    assert.equal(ok.status, 'succeeded');
+  });
+});
+
+test('list is newest first and paginated with a cursor', async () => {
+  const sim = await startSimulator({ listPageSize: 2 });
+  const ids: string[] = [];
+  for (let i = 0; i < 3; i++) ids.push((await createRaw(sim, { prompt: `item ${i}` })).id);
+  const client = clientFor(sim);
+  const pages: string[][] = [];
+  for await (const page of client.paginate(() => client.predictions.list())) pages.push(page.map((p) => p.id));
+  assert.deepEqual(pages, [[ids[2], ids[1]], [ids[0]]]);
+});
+
+test('output files are deleted after the retention period', async () => {
+  const sim = await startSimulator({ outputRetentionMs: 300 });
+  const client = clientFor(sim);
+  const p = await client.predictions.create({ model: 'black-forest-labs/flux-schnell', input: { prompt: 'ephemeral' }, wait: 10 });
+  const [url] = outputUrls(p);
+  assert.equal((await fetch(url ?? '')).status, 200);
+  assert.equal(p.data_removed, false);
+  await sleep(350);
+  assert.equal((await fetch(url ?? '')).status, 404);
+  assert.equal((await client.predictions.get(p.id)).data_removed, true);
+});
+
+describe('webhooks', () => {
+  interface Received {
+    headers: IncomingHttpHeaders;
+    body: string;
+    status: number;
+  }
+  let receiver: Server;
+  let receiverUrl: string;
+  const received: Received[] = [];
+  let failNextCompleted = 0;
+
+  before(async () => {
+    receiver = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks).toString('utf8');
+        const status = (JSON.parse(body) as Prediction).status;
+        const final = ['succeeded', 'failed', 'canceled', 'aborted'].includes(status);
+        const answer = final && failNextCompleted > 0 ? 500 : 200;
+        if (answer === 500) failNextCompleted--;
+        received.push({ headers: req.headers, body, status: answer });
+        res.writeHead(answer).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/replicate`;
+  });
+  after(() => new Promise<void>((resolve) => receiver.close(() => resolve())));
+
+  function verifySignature(secret: string, r: Received): boolean {
+    const id = String(r.headers['webhook-id']);
+    const timestamp = String(r.headers['webhook-timestamp']);
+    const key = Buffer.from(secret.slice('whsec_'.length), 'base64');
+    const expected = createHmac('sha256', key).update(`${id}.${timestamp}.${r.body}`).digest('base64');
+    return String(r.headers['webhook-signature'])
+      .split(' ')
+      .some((sig) => sig === `v1,${expected}`);
+  }
+
+  test('signed webhooks for start and completed; completed is retried after a 500 with the same webhook-id', async () => {
+    const secret = `whsec_${Buffer.from('kiln simulator test secret').toString('base64')}`;
+    const sim = await startSimulator({ webhookSecret: secret, webhookRetryDelaysMs: [50, 100, 200] });
+    assert.equal(sim.webhookSecret, secret);
+    received.length = 0;
+    failNextCompleted = 1;
+
+    const client = clientFor(sim);
+    const p = await client.predictions.create({
+      model: 'black-forest-labs/flux-schnell',
+      input: { prompt: 'hooked', seed: 5 },
+      webhook: `${receiverUrl}?tag=gen-1`,
+      webhook_events_filter: ['start', 'completed'],
+    });
+    const deadline = Date.now() + 5000;
+    while (received.filter((r) => r.status === 200).length < 2 && Date.now() < deadline) await sleep(20);
+
+    const payloads = received.map((r) => ({ ...r, prediction: JSON.parse(r.body) as Prediction }));
+    assert.deepEqual(
+      payloads.map((r) => [r.prediction.status, r.status]),
+      [
+        ['processing', 200],
+        ['succeeded', 500],
+        ['succeeded', 200],
+      ],
+    );
+    for (const r of payloads) {
+      assert.equal(r.prediction.id, p.id);
+      assert.match(String(r.headers['webhook-id']), /^msg_/);
+      assert.ok(Math.abs(Number(r.headers['webhook-timestamp']) - Date.now() / 1000) < 60);
+      assert.ok(verifySignature(secret, r), 'HMAC signature must verify');
+      assert.equal(await validateWebhook({ id: String(r.headers['webhook-id']), timestamp: String(r.headers['webhook-timestamp']), signature: String(r.headers['webhook-signature']), body: r.body, secret }), true);
+    }
+    const [start, firstTry, retry] = payloads;
+    assert.equal(firstTry?.headers['webhook-id'], retry?.headers['webhook-id']);
+    assert.notEqual(start?.headers['webhook-id'], firstTry?.headers['webhook-id']);
+
+    const stats = sim.stats();
+    assert.deepEqual(stats.createsByWebhookTag, { 'gen-1': 1 });
+    assert.equal(stats.webhooksSent, 2);
+    assert.equal(stats.webhooksFailed, 1);
+  });
+
+  test('a generated secret is exposed; dropWebhooks suppresses delivery', async () => {
+    const sim = await startSimulator();
+    assert.match(sim.webhookSecret, /^whsec_[A-Za-z0-9+/]+=*$/);
+    const secretRes = await api(sim, '/v1/webhooks/default/secret');
+    assert.deepEqual(await secretRes.json(), { key: sim.webhookSecret });
+
+    received.length = 0;
+    failNextCompleted = 0;
+    sim.faults.set({ dropWebhooks: true });
+    await clientFor(sim).predictions.create({
+      model: 'black-forest-labs/flux-schnell',
+      input: { prompt: 'silent' },
+      webhook: receiverUrl,
+      wait: 10,
+    });
+    await sleep(100);
+    assert.equal(received.length, 0);
+    assert.ok(sim.stats().webhooksDropped >= 1);
+  });
+});
+
+test('stop() closes the server and clears timers while predictions are in flight', async () => {
+  const sim = createSimulator({ latencyMs: { min: 10_000, max: 10_000 } });
+  await sim.start();
+  const url = sim.url;
+  const pending = fetch(`${url}/v1/models/black-forest-labs/flux-schnell/predictions`, {
+    method: 'POST',
+    headers: { prefer: 'wait=60', 'content-type': 'application/json' },
+    body: JSON.stringify({ input: { prompt: 'never finishes' } }),
+  }).catch((error: unknown) => error);
+  await sleep(50);
+  await sim.stop();
+  await pending; // ended (with or without a body), not hanging
+  await assert.rejects(fetch(`${url}/v1/predictions`));
+});
