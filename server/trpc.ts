@@ -44,6 +44,9 @@ export function createTRPC(options: { isDev: boolean }) {
           .join(' · ');
         return { ...shape, message: `Invalid input — ${summary}`, data: { ...shape.data, fields } };
       }
+      if (cause instanceof SyntaxError && error.code === 'BAD_REQUEST') {
+        return { ...shape, message: `request body is not valid JSON: ${cause.message}` };
+      }
       if (cause instanceof DomainError && cause.fields) {
         return { ...shape, data: { ...shape.data, fields: cause.fields } };
       }

@@ -1,0 +1,150 @@
+// Every bad input gets the right tRPC code and a message a person can act on, writes
+// nothing, and leaves the server serving.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { TRPCClientError, createKilnClient } from '../client-sdk/index.ts';
+import { revokeApiKey } from '../db/api-keys.ts';
+import { startKiln, type TestKiln } from './support/kiln.ts';
+
+interface ErrorBody {
+  error: { message: string; code: number; data: { code: string; httpStatus: number; fields?: Record<string, string[]>; stack?: string } };
+}
+
+async function rejects(call: Promise<unknown>, code: string, message?: RegExp): Promise<TRPCClientError<never>> {
+  try {
+    await call;
+  } catch (error) {
+    assert.ok(error instanceof TRPCClientError, `a tRPC error, got ${String(error)}`);
+    const data = error.data as { code?: string; stack?: unknown } | undefined;
+    assert.equal(data?.code, code, `code for: ${error.message}`);
+    if (message) assert.match(error.message, message);
+    assert.equal(data?.stack, undefined, 'no stack trace reaches the client');
+    return error as TRPCClientError<never>;
+  }
+  assert.fail(`expected ${code}, but the call succeeded`);
+}
+
+const fieldsOf = (error: TRPCClientError<never>) => (error.data as { fields?: Record<string, string[]> } | undefined)?.fields ?? {};
+
+describe('bad input', () => {
+  let kiln: TestKiln;
+  let countGenerations: () => Promise<number>;
+  before(async () => {
+    kiln = await startKiln({ env: { KILN_ROLE: 'api' } });
+    countGenerations = async () =>
+      Number((await kiln.app.database.db.selectFrom('generations').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+  });
+  after(() => kiln.stop());
+
+  it('rejects an empty or over-long prompt with the field named', async () => {
+    const before = await countGenerations();
+    const empty = await rejects(kiln.client.generate({ prompt: '   ' }), 'BAD_REQUEST', /prompt must not be empty/);
+    assert.deepEqual(Object.keys(fieldsOf(empty)), ['prompt']);
+    await rejects(kiln.client.generate({ prompt: 'x'.repeat(2001) }), 'BAD_REQUEST', /at most 2000 characters/);
+    assert.equal(await countGenerations(), before);
+  });
+
+  it('rejects unknown platforms and formats, listing the valid ones', async () => {
+    const platform = await rejects(
+      kiln.client.generate({ prompt: 'ok', platforms: ['myspace' as never] }),
+      'BAD_REQUEST',
+      /platform must be one of: instagram-post/,
+    );
+    assert.ok(fieldsOf(platform)['platforms.0']);
+    const format = await rejects(kiln.client.generate({ prompt: 'ok', formats: ['gif' as never] }), 'BAD_REQUEST', /format must be one of: webp, avif, png, jpeg/);
+    assert.ok(fieldsOf(format)['formats.0']);
+    await rejects(kiln.client.generate({ prompt: 'ok', formats: ['png', 'png'] }), 'BAD_REQUEST', /must not repeat/);
+  });
+
+  it('rejects sizes out of range', async () => {
+    const error = await rejects(kiln.client.generate({ prompt: 'ok', sizes: [{ width: 10_000, height: 100 }] }), 'BAD_REQUEST', /between 16 and 4096/);
+    assert.ok(fieldsOf(error)['sizes.0.width']);
+    await rejects(kiln.client.generate({ prompt: 'ok', sizes: [{ width: 8, height: 100 }] }), 'BAD_REQUEST');
+    await rejects(kiln.client.generate({ prompt: 'ok', seed: -1 }), 'BAD_REQUEST');
+  });
+
+  it('rejects wrong types and unknown fields', async () => {
+    await rejects(kiln.client.generate({ prompt: 42 as never }), 'BAD_REQUEST', /prompt must be a string/);
+    const unknown = await rejects(kiln.client.generate({ prompt: 'ok', colour: 'red' } as never), 'BAD_REQUEST');
+    assert.match(unknown.message, /colour/);
+  });
+
+  it('rejects an empty batch and one over 1,000 items, writing nothing', async () => {
+    const before = await countGenerations();
+    await rejects(kiln.client.batch({ items: [] }), 'BAD_REQUEST', /at least one item/);
+    const items = Array.from({ length: 1001 }, (_, index) => ({ prompt: `p${index}` }));
+    await rejects(kiln.client.batch({ items }), 'BAD_REQUEST', /at most 1000 items/);
+    // One bad item rejects the whole batch, and names the item.
+    const mixed = await rejects(kiln.client.batch({ items: [{ prompt: 'fine' }, { prompt: '' }] }), 'BAD_REQUEST');
+    assert.ok(fieldsOf(mixed)['items.1.prompt']);
+    assert.equal(await countGenerations(), before);
+  });
+
+  it('answers malformed JSON and oversized bodies over plain HTTP with clear errors', async () => {
+    const post = (body: string) =>
+      fetch(`${kiln.url}/trpc/generate`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${kiln.apiKey}` }, body });
+    const malformed = await post('{"prompt": "unterminated');
+    assert.equal(malformed.status, 400);
+    const malformedBody = (await malformed.json()) as ErrorBody;
+    assert.equal(malformedBody.error.data.code, 'BAD_REQUEST');
+    assert.match(malformedBody.error.message, /not valid JSON/);
+    assert.equal(malformedBody.error.data.stack, undefined);
+
+    const huge = await post(JSON.stringify({ prompt: 'x'.repeat(5 * 1024 * 1024) }));
+    assert.equal(huge.status, 413);
+    assert.equal(((await huge.json()) as ErrorBody).error.data.code, 'PAYLOAD_TOO_LARGE');
+  });
+
+  it('rejects a missing, unknown or revoked API key', async () => {
+    const anonymous = createKilnClient({ url: kiln.url, apiKey: '' });
+    await rejects(anonymous.generate({ prompt: 'ok' }), 'UNAUTHORIZED', /missing API key/);
+    const wrong = createKilnClient({ url: kiln.url, apiKey: 'kiln_sk_not-a-real-key' });
+    await rejects(wrong.generate({ prompt: 'ok' }), 'UNAUTHORIZED', /not recognised or revoked/);
+
+    const other = await kiln.newTenant();
+    const keyId = (await kiln.app.database.db.selectFrom('api_keys').select('id').where('tenant_id', '=', other.tenantId).executeTakeFirstOrThrow()).id;
+    assert.equal(await revokeApiKey(kiln.app.database.db, keyId), 1);
+    await rejects(other.client.generate({ prompt: 'ok' }), 'UNAUTHORIZED', /revoked/);
+  });
+
+  it('answers NOT_FOUND for another tenant\'s generation and batch, revealing nothing', async () => {
+    const { id } = await kiln.client.generate({ prompt: 'mine' });
+    const { batchId } = await kiln.client.batch({ items: [{ prompt: 'mine too' }] });
+    const stranger = await kiln.newTenant();
+    const status = await rejects(stranger.client.status({ id }), 'NOT_FOUND');
+    assert.doesNotMatch(status.message, /mine/);
+    await rejects(stranger.client.cancel({ id }), 'NOT_FOUND');
+    await rejects(stranger.client.batchStatus({ batchId }), 'NOT_FOUND');
+    const listed = await stranger.client.list();
+    assert.equal(listed.items.length, 0);
+    await rejects(stranger.client.list({ cursor: id }), 'BAD_REQUEST', /cursor is not valid/);
+    assert.equal((await kiln.client.status({ id })).state, 'queued', 'the owner still sees it, unchanged');
+  });
+
+  it('rejects malformed ids and cursors', async () => {
+    await rejects(kiln.client.status({ id: 'not-a-uuid' }), 'BAD_REQUEST', /must be a generation UUID/);
+    await rejects(kiln.client.list({ cursor: 'garbage' }), 'BAD_REQUEST', /cursor is not valid/);
+    await rejects(kiln.client.list({ limit: 1000 }), 'BAD_REQUEST', /limit must be between 1 and 100/);
+  });
+
+  it('refuses to cancel a finished generation with CONFLICT, and a second cancel changes nothing', async () => {
+    const { id } = await kiln.client.generate({ prompt: 'to be canceled' });
+    await kiln.client.cancel({ id });
+    const before = await kiln.client.status({ id });
+    await rejects(kiln.client.cancel({ id }), 'CONFLICT', /already canceled; only queued or running generations can be canceled/);
+    const after = await kiln.client.status({ id });
+    assert.deepEqual(after.events, before.events);
+  });
+
+  it('rejects an idempotency key reused for a different request', async () => {
+    await kiln.client.generate({ prompt: 'first', idempotencyKey: 'key-1' });
+    await rejects(kiln.client.generate({ prompt: 'second', idempotencyKey: 'key-1' }), 'CONFLICT', /different prompt/);
+  });
+
+  it('keeps serving after all of that', async () => {
+    const health = await fetch(`${kiln.url}/health`);
+    assert.equal(health.status, 200);
+    const { id } = await kiln.client.generate({ prompt: 'still fine' });
+    assert.equal((await kiln.client.status({ id })).state, 'queued');
+  });
+});
