@@ -1,0 +1,104 @@
+// Child processes under test: spawn, wait until they answer, stop (politely, then firmly).
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import net from 'node:net';
+import { sleep } from './harness.ts';
+
+/** A TCP port on 127.0.0.1 that nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no free port'))));
+    });
+  });
+}
+
+export interface Child {
+  name: string;
+  pid: number | undefined;
+  /** Resolves with the exit code (or signal) once the process has exited. */
+  exited: Promise<string>;
+  /** The last lines it wrote, for error messages. */
+  tail(): string;
+  /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+const TAIL_LINES = 40;
+
+export function spawnChild(name: string, args: readonly string[], options: { cwd: string; env: Record<string, string> }): Child {
+  const child = spawn(process.execPath, args, {
+    cwd: options.cwd,
+    // Only what we pass: the child must not pick up the caller's DATABASE_URL, PORT, etc.
+    env: { ...pick(process.env, ['PATH', 'HOME', 'TMPDIR', 'LANG']), ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  // Output is drained (a full pipe would block the child) and only the tail kept.
+  const lines: string[] = [];
+  const keep = (chunk: Buffer) => {
+    for (const line of chunk.toString('utf8').split('\n')) {
+      if (line.trim()) lines.push(line);
+    }
+    if (lines.length > TAIL_LINES) lines.splice(0, lines.length - TAIL_LINES);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  const exited = new Promise<string>((resolve) => {
+    child.once('exit', (code, signal) => resolve(signal ? `signal ${signal}` : `code ${code ?? '?'}`));
+    child.once('error', (error) => resolve(`spawn error: ${error.message}`));
+  });
+  let running = true;
+  void exited.then(() => (running = false));
+  return {
+    name,
+    pid: child.pid,
+    exited,
+    tail: () => lines.join('\n'),
+    async stop(graceMs = 10_000) {
+      if (!running) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+function pick(env: NodeJS.ProcessEnv, names: readonly string[]): Record<string, string> {
+  const picked: Record<string, string> = {};
+  for (const name of names) {
+    const value = env[name];
+    if (value !== undefined) picked[name] = value;
+  }
+  return picked;
+}
+
+/** GET `url` until it answers 200; fails early if the child exits or the signal aborts. */
+export async function waitUntilHealthy(child: Child, url: string, options: { timeoutMs: number; signal: AbortSignal }): Promise<void> {
+  const deadline = Date.now() + options.timeoutMs;
+  let exit: string | undefined;
+  void child.exited.then((how) => (exit = how));
+  let lastProblem = 'no answer yet';
+  while (Date.now() < deadline) {
+    if (exit !== undefined) throw new Error(`${child.name} exited (${exit}) before it was healthy:\n${child.tail()}`);
+    const status = await getStatus(url).catch((error: unknown) => (error instanceof Error ? error.message : String(error)));
+    if (status === 200) return;
+    lastProblem = typeof status === 'number' ? `HTTP ${status}` : status;
+    await sleep(100, options.signal);
+  }
+  throw new Error(`${child.name} was not healthy at ${url} within ${options.timeoutMs / 1000} s (${lastProblem}):\n${child.tail()}`);
+}
+
+function getStatus(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = http.get(url, { timeout: 2_000, agent: false }, (response) => {
+      response.resume();
+      response.on('end', () => resolve(response.statusCode ?? 0));
+    });
+    request.on('timeout', () => request.destroy(new Error('timed out')));
+    request.on('error', reject);
+  });
+}

@@ -1,0 +1,90 @@
+// The two servers the enqueue benchmark compares, each started as its own process on a free
+// port of 127.0.0.1 and stopped by the scope: a real Kiln (`server/cli.ts serve`) and the
+// bare baseline (baseline-server.ts).
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createApiKey } from '../../db/api-keys.ts';
+import { openDatabase } from '../../db/database.ts';
+import { createTenant } from '../../db/tenants.ts';
+import type { Scope } from './harness.ts';
+import { freePort, spawnChild, waitUntilHealthy, type Child } from './processes.ts';
+
+/** The repository root: children run from it, as `npm start` would. */
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Kiln's default KILN_DB_POOL_SIZE; the baseline gets the same pool. */
+export const POOL_SIZE = 20;
+
+const HEALTHY_WITHIN_MS = 60_000;
+
+export interface ServerUnderTest {
+  port: number;
+  apiKey: string;
+  child: Child;
+}
+
+export async function startKiln(databaseUrl: string, scope: Scope, signal: AbortSignal): Promise<ServerUnderTest> {
+  const port = await freePort();
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-bench-data-'));
+  scope.defer(() => rm(dataDir, { recursive: true, force: true }));
+  // For profiling the server under test, e.g. KILN_BENCH_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeOptions = process.env.KILN_BENCH_NODE_OPTIONS?.trim();
+  const child = spawnChild('kiln', ['server/cli.ts', 'serve'], {
+    cwd: ROOT,
+    env: {
+      DATABASE_URL: databaseUrl,
+      // The worker would compete for the CPU while rendering; this measures acceptance only.
+      KILN_ROLE: 'api',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      KILN_DATA_DIR: dataDir,
+      KILN_LOG_LEVEL: 'warn',
+      NODE_ENV: 'production',
+      KILN_SHUTDOWN_GRACE_MS: '2000',
+      ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
+    },
+  });
+  scope.defer(() => child.stop());
+  await waitUntilHealthy(child, `http://127.0.0.1:${port}/health`, { timeoutMs: HEALTHY_WITHIN_MS, signal });
+
+  // Kiln has migrated the database by now; the key is made the way `kiln keys create` makes it.
+  const database = openDatabase({ connectionString: databaseUrl, maxConnections: 1, applicationName: 'kiln-bench-setup' });
+  try {
+    const tenant = await createTenant(database.db, `bench-${randomBytes(3).toString('hex')}`, 'standard');
+    const key = await createApiKey(database.db, tenant.id, 'enqueue benchmark');
+    return { port, apiKey: key.key, child };
+  } finally {
+    await database.close();
+  }
+}
+
+export async function startBaseline(databaseUrl: string, scope: Scope, signal: AbortSignal): Promise<ServerUnderTest> {
+  const port = await freePort();
+  const apiKey = `kiln_sk_${randomBytes(32).toString('base64url')}`;
+  const child = spawnChild('baseline server', ['test/bench/baseline-server.ts'], {
+    cwd: ROOT,
+    env: {
+      DATABASE_URL: databaseUrl,
+      PORT: String(port),
+      BENCH_API_KEY: apiKey,
+      BENCH_TENANT_ID: randomUUID(),
+      BENCH_POOL_SIZE: String(POOL_SIZE),
+      NODE_ENV: 'production',
+    },
+  });
+  scope.defer(() => child.stop());
+  await waitUntilHealthy(child, `http://127.0.0.1:${port}/trpc/health`, { timeoutMs: HEALTHY_WITHIN_MS, signal });
+  return { port, apiKey, child };
+}
+
+/** The baseline's one table, shaped like the core of Kiln's generations row. */
+export const BASELINE_TABLE_SQL = `CREATE TABLE IF NOT EXISTS bench_baseline (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  tenant_id uuid NOT NULL,
+  prompt text NOT NULL,
+  request jsonb NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+)`;
