@@ -35,7 +35,9 @@ function fieldErrors(error: ZodError): Record<string, string[]> {
 export function createTRPC(options: { isDev: boolean }) {
   const t = initTRPC.context<Context>().create({
     isDev: options.isDev,
-    errorFormatter({ shape, error }) {
+    errorFormatter({ shape: withStack, error }) {
+      // Stack traces never leave the server, in development either; the log has them.
+      const shape = { ...withStack, data: { ...withStack.data, stack: undefined } };
       const cause = error.cause;
       if (cause instanceof ZodError) {
         const fields = fieldErrors(cause);
@@ -52,7 +54,7 @@ export function createTRPC(options: { isDev: boolean }) {
       }
       if (error.code === 'INTERNAL_SERVER_ERROR' && !options.isDev) {
         // Unexpected errors may carry database or file details: never show them to clients.
-        return { ...shape, message: 'Internal server error; it has been logged', data: { ...shape.data, stack: undefined } };
+        return { ...shape, message: 'Internal server error; it has been logged' };
       }
       return shape;
     },

@@ -148,3 +148,21 @@ describe('bad input', () => {
     assert.equal((await kiln.client.status({ id })).state, 'queued');
   });
 });
+
+describe('unexpected errors', () => {
+  it('reach clients as a masked INTERNAL_SERVER_ERROR in production, never with database details', async () => {
+    const kiln = await startKiln({ env: { KILN_ROLE: 'api', NODE_ENV: 'production' } });
+    try {
+      const { sql } = await import('kysely');
+      await sql`ALTER TABLE generations RENAME TO generations_elsewhere`.execute(kiln.app.database.db);
+      const error = await rejects(kiln.client.generate({ prompt: 'meets a broken database' }), 'INTERNAL_SERVER_ERROR');
+      assert.doesNotMatch(error.message, /generations|relation|does not exist/);
+      assert.match(error.message, /Internal server error/);
+      await sql`ALTER TABLE generations_elsewhere RENAME TO generations`.execute(kiln.app.database.db);
+      const { id } = await kiln.client.generate({ prompt: 'works again' });
+      assert.ok(id);
+    } finally {
+      await kiln.stop();
+    }
+  });
+});
