@@ -23,7 +23,10 @@ export interface EmbeddedPostgresOptions {
 
 export interface EmbeddedPostgres {
   connectionString: string;
-  /** True when this call started the server (false when it was already running). */
+  /**
+   * True when this process owns the server and should stop it: it started it, or adopted one
+   * whose starter is gone (e.g. killed with -9). False when another live process runs it.
+   */
   startedHere: boolean;
   stop(): Promise<void>;
 }
@@ -133,12 +136,18 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   } else {
     log('PostgreSQL is already running for this data folder; reusing it');
   }
+  // Who owns the server: the process that started it, recorded beside the cluster.
+  const ownerFile = path.join(options.dataDir, 'postgres-owner.pid');
+  const previousOwner = Number.parseInt(await readFile(ownerFile, 'utf8').catch(() => ''), 10);
+  const owned = !running || !isAlive(previousOwner);
+  if (owned) await writeFile(ownerFile, String(process.pid));
 
   await ensureDatabase(`${serverUrl}/postgres`, 'kiln');
   return {
     connectionString: `${serverUrl}/kiln`,
-    startedHere: !running,
+    startedHere: owned,
     async stop() {
+      await rm(ownerFile, { force: true });
       await run(binaries.pg_ctl, ['stop', '-D', clusterDir, '-m', 'fast', '-w', '-t', '60'], asServerUser).catch(() => {});
     },
   };
@@ -161,6 +170,16 @@ async function isRunning(binaries: Binaries, clusterDir: string, asServerUser: o
     return true;
   } catch {
     return false; // pg_ctl status exits 3 when no server runs
+  }
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
