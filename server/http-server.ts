@@ -56,7 +56,9 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
     res.writeHead(200, { ...headers, 'Content-Length': object.size });
     if (req.method === 'HEAD') return void res.end();
     await pipeline(object.stream(), res).catch((error: unknown) => {
-      options.logger.warn('asset stream ended early', { key, error: error instanceof Error ? error.message : String(error) });
+      // A client that hangs up mid-download is normal; anything else is worth a line.
+      if ((error as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE') return;
+      options.logger.warn('asset stream failed', { key, error: error instanceof Error ? error.message : String(error) });
     });
   }
 
