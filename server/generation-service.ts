@@ -83,11 +83,10 @@ export function createGenerationService({ db, queue, publicUrl }: GenerationServ
 
   const eventView = (event: GenerationEvent) => ({ id: event.id, stage: event.stage, at: event.at, data: event.data });
 
-  async function replayIdempotent(caller: Caller, input: GenerateInput, key: string) {
-    const existing = await findByIdempotencyKey(db, caller.tenantId, key);
-    if (!existing) throw conflict('a generation with this idempotencyKey is being created right now; retry');
+  /** A repeated idempotency key answers with the first generation, if the request matches. */
+  function replay(existing: Generation, input: GenerateInput) {
     if (existing.prompt !== input.prompt) {
-      throw conflict(`idempotencyKey "${key}" was already used for a different prompt; use a new key for a new request`);
+      throw conflict(`idempotencyKey "${existing.idempotency_key}" was already used for a different prompt; use a new key for a new request`);
     }
     return { id: existing.id, status: existing.state, deduplicated: true };
   }
@@ -95,23 +94,23 @@ export function createGenerationService({ db, queue, publicUrl }: GenerationServ
   return {
     async generate(caller: Caller, input: GenerateInput) {
       const key = input.idempotencyKey ?? null;
-      if (key) {
-        const existing = await findByIdempotencyKey(db, caller.tenantId, key);
-        if (existing) return replayIdempotent(caller, input, key);
-      }
+      const earlier = key ? await findByIdempotencyKey(db, caller.tenantId, key) : undefined;
+      if (earlier) return replay(earlier, input);
       const row = toRow(caller, input, null, key);
-      const id = await db.transaction().execute(async (trx) => {
-        const [inserted] = await insertGenerations(trx, [row]);
-        if (!inserted) return undefined;
-        await queue.enqueueGenerations(trx, [{ generationId: inserted, priority: row.priority }]);
-        return inserted;
-      }).catch((error: unknown) => {
-        // Two requests with one idempotency key raced; the loser answers with the winner.
-        if (key && isUniqueViolation(error)) return undefined;
+      try {
+        const id = await db.transaction().execute(async (trx) => {
+          const [inserted] = await insertGenerations(trx, [row]);
+          if (!inserted) throw new Error('inserting the generation returned no id');
+          await queue.enqueueGenerations(trx, [{ generationId: inserted, priority: row.priority }]);
+          return inserted;
+        });
+        return { id, status: 'queued' as const, deduplicated: false };
+      } catch (error) {
+        // Two requests with one idempotency key raced: the loser answers with the winner.
+        const winner = key && isUniqueViolation(error) ? await findByIdempotencyKey(db, caller.tenantId, key) : undefined;
+        if (winner) return replay(winner, input);
         throw error;
-      });
-      if (!id) return replayIdempotent(caller, input, key ?? '');
-      return { id, status: 'queued' as const, deduplicated: false };
+      }
     },
 
     async batch(caller: Caller, input: BatchInput) {
