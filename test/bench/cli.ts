@@ -19,7 +19,7 @@ function usage(): string {
     'Benchmarks:',
     ...entries,
     '',
-    '  --json                 print one JSON object on stdout (progress goes to stderr)',
+    '  --json                     print one JSON object on stdout (progress goes to stderr)',
     '',
     'Uses DATABASE_URL if set (a fresh database, dropped afterwards); otherwise an embedded PostgreSQL in a temp folder.',
   ].join('\n');
@@ -76,7 +76,8 @@ async function main(argv: readonly string[]): Promise<number> {
   try {
     report = await Promise.race([running, aborted]);
   } catch (error) {
-    progress(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    if (controller.signal.aborted && error === controller.signal.reason) progress(`interrupted (${controller.signal.reason instanceof Error ? controller.signal.reason.message : 'aborted'})`);
+    else progress(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   } finally {
     clearTimeout(hardStop);
     progress('cleaning up');

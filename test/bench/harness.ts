@@ -37,6 +37,7 @@ export interface Benchmark {
 }
 
 export interface Scope {
+  /** After close() has begun, the step runs at once: whatever a late step started is undone too. */
   defer(step: () => Promise<void> | void): void;
   /** Runs the deferred steps newest first; safe to call more than once. */
   close(): Promise<void>;
@@ -45,19 +46,21 @@ export interface Scope {
 export function createScope(onStepError: (error: unknown) => void): Scope {
   const steps: (() => Promise<void> | void)[] = [];
   let closing: Promise<void> | undefined;
+  const runStep = async (step: () => Promise<void> | void) => {
+    try {
+      await step();
+    } catch (error) {
+      onStepError(error);
+    }
+  };
   return {
     defer(step) {
-      steps.push(step);
+      if (closing) void runStep(step);
+      else steps.push(step);
     },
     close() {
       closing ??= (async () => {
-        for (let step = steps.pop(); step; step = steps.pop()) {
-          try {
-            await step();
-          } catch (error) {
-            onStepError(error);
-          }
-        }
+        for (let step = steps.pop(); step; step = steps.pop()) await runStep(step);
       })();
       return closing;
     },

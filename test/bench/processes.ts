@@ -21,6 +21,8 @@ export interface Child {
   pid: number | undefined;
   /** Resolves with the exit code (or signal) once the process has exited. */
   exited: Promise<string>;
+  /** How it exited, or undefined while it runs. */
+  exitStatus(): string | undefined;
   /** The last lines it wrote, for error messages. */
   tail(): string;
   /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
@@ -50,15 +52,16 @@ export function spawnChild(name: string, args: readonly string[], options: { cwd
     child.once('exit', (code, signal) => resolve(signal ? `signal ${signal}` : `code ${code ?? '?'}`));
     child.once('error', (error) => resolve(`spawn error: ${error.message}`));
   });
-  let running = true;
-  void exited.then(() => (running = false));
+  let exitStatus: string | undefined;
+  void exited.then((how) => (exitStatus = how));
   return {
     name,
     pid: child.pid,
     exited,
+    exitStatus: () => exitStatus,
     tail: () => lines.join('\n'),
     async stop(graceMs = 10_000) {
-      if (!running) return;
+      if (exitStatus !== undefined) return;
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
       await exited;
@@ -79,10 +82,9 @@ function pick(env: NodeJS.ProcessEnv, names: readonly string[]): Record<string, 
 /** GET `url` until it answers 200; fails early if the child exits or the signal aborts. */
 export async function waitUntilHealthy(child: Child, url: string, options: { timeoutMs: number; signal: AbortSignal }): Promise<void> {
   const deadline = Date.now() + options.timeoutMs;
-  let exit: string | undefined;
-  void child.exited.then((how) => (exit = how));
   let lastProblem = 'no answer yet';
   while (Date.now() < deadline) {
+    const exit = child.exitStatus();
     if (exit !== undefined) throw new Error(`${child.name} exited (${exit}) before it was healthy:\n${child.tail()}`);
     const status = await getStatus(url).catch((error: unknown) => (error instanceof Error ? error.message : String(error)));
     if (status === 200) return;

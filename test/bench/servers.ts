@@ -27,6 +27,7 @@ export interface ServerUnderTest {
 }
 
 export async function startKiln(databaseUrl: string, scope: Scope, signal: AbortSignal): Promise<ServerUnderTest> {
+  signal.throwIfAborted();
   const port = await freePort();
   const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-bench-data-'));
   scope.defer(() => rm(dataDir, { recursive: true, force: true }));
@@ -62,6 +63,7 @@ export async function startKiln(databaseUrl: string, scope: Scope, signal: Abort
 }
 
 export async function startBaseline(databaseUrl: string, scope: Scope, signal: AbortSignal): Promise<ServerUnderTest> {
+  signal.throwIfAborted();
   const port = await freePort();
   const apiKey = `kiln_sk_${randomBytes(32).toString('base64url')}`;
   const child = spawnChild('baseline server', ['test/bench/baseline-server.ts'], {
