@@ -6,6 +6,8 @@ import type { Asset, Database, Generation, GenerationEvent, GenerationRequestJso
 type Db = Kysely<Database> | Transaction<Database>;
 
 export interface NewGenerationInput {
+  /** Chosen by the caller (see ids.ts), so it knows each row's id without reading RETURNING order. */
+  id: string;
   tenantId: string;
   batchId: string | null;
   prompt: string;
@@ -15,18 +17,16 @@ export interface NewGenerationInput {
   idempotencyKey: string | null;
 }
 
-/**
- * Inserts generations and their 'queued' events in one statement (one round trip),
- * returning ids in input order.
- */
-export async function insertGenerations(db: Db, inputs: readonly NewGenerationInput[]): Promise<string[]> {
-  if (inputs.length === 0) return [];
-  const rows = await db
+/** Inserts generations and their 'queued' events in one statement (one round trip). */
+export async function insertGenerations(db: Db, inputs: readonly NewGenerationInput[]): Promise<void> {
+  if (inputs.length === 0) return;
+  await db
     .with('inserted', (qb) =>
       qb
         .insertInto('generations')
         .values(
           inputs.map((input) => ({
+            id: input.id,
             tenant_id: input.tenantId,
             batch_id: input.batchId,
             prompt: input.prompt,
@@ -51,10 +51,7 @@ export async function insertGenerations(db: Db, inputs: readonly NewGenerationIn
           sql<string>`jsonb_build_object('model', inserted.model, 'priority', inserted.priority)`.as('data'),
         ]),
     )
-    .returning('generation_id')
     .execute();
-  // INSERT … RETURNING keeps the order of VALUES, and the CTE passes it through.
-  return rows.map((row) => row.generation_id);
 }
 
 export async function findGeneration(db: Db, tenantId: string, id: string): Promise<Generation | undefined> {

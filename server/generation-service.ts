@@ -1,5 +1,5 @@
 // The use cases behind the API, free of tRPC: validated input in, plain data or DomainError out.
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import {
   cancelGeneration,
   countBatchStates,
@@ -16,7 +16,9 @@ import {
 import type { Asset, Database, Generation, GenerationEvent } from '../db/schema.ts';
 import { modelForTier, type ModelTier } from '../jobs/provider/models.ts';
 import type { JobQueue } from '../jobs/queue.ts';
+import { createIdFactory } from '../db/ids.ts';
 import { badRequest, conflict, notFound } from './errors.ts';
+import { createGroupCommit } from './group-commit.ts';
 import type { BatchInput, BatchItemInput, GenerateInput, ListInput } from './schemas.ts';
 
 export interface Caller {
@@ -37,7 +39,9 @@ const TIER_FOR_TENANT: Record<string, ModelTier> = { free: 'fast', standard: 'fa
 export type GenerationService = ReturnType<typeof createGenerationService>;
 
 export function createGenerationService({ db, queue, publicUrl }: GenerationServiceOptions) {
+  const newId = createIdFactory();
   const toRow = (caller: Caller, item: BatchItemInput, batchId: string | null, idempotencyKey: string | null): NewGenerationInput => ({
+    id: newId(),
     tenantId: caller.tenantId,
     batchId,
     prompt: item.prompt,
@@ -83,6 +87,19 @@ export function createGenerationService({ db, queue, publicUrl }: GenerationServ
 
   const eventView = (event: GenerationEvent) => ({ id: event.id, stage: event.stage, at: event.at, data: event.data });
 
+  /** Rows, their 'queued' events and their jobs, in one transaction. */
+  async function insertQueued(trx: Transaction<Database>, rows: readonly NewGenerationInput[]): Promise<void> {
+    await insertGenerations(trx, rows);
+    await queue.enqueueGenerations(trx, rows.map((row) => ({ generationId: row.id, priority: row.priority })));
+  }
+
+  // Concurrent generate calls share transactions (see group-commit.ts).
+  const generateCommits = createGroupCommit<NewGenerationInput>({
+    write: (rows) => db.transaction().execute((trx) => insertQueued(trx, rows)),
+    maxItems: 200,
+    maxConcurrentFlushes: 2,
+  });
+
   /** A repeated idempotency key answers with the first generation, if the request matches. */
   function replay(existing: Generation, input: GenerateInput) {
     if (existing.prompt !== input.prompt) {
@@ -97,17 +114,17 @@ export function createGenerationService({ db, queue, publicUrl }: GenerationServ
       const earlier = key ? await findByIdempotencyKey(db, caller.tenantId, key) : undefined;
       if (earlier) return replay(earlier, input);
       const row = toRow(caller, input, null, key);
+      if (!key) {
+        await generateCommits.submit(row);
+        return { id: row.id, status: 'queued' as const, deduplicated: false };
+      }
       try {
-        const id = await db.transaction().execute(async (trx) => {
-          const [inserted] = await insertGenerations(trx, [row]);
-          if (!inserted) throw new Error('inserting the generation returned no id');
-          await queue.enqueueGenerations(trx, [{ generationId: inserted, priority: row.priority }]);
-          return inserted;
-        });
-        return { id, status: 'queued' as const, deduplicated: false };
+        // Alone, so that a duplicate key fails this request only.
+        await db.transaction().execute((trx) => insertQueued(trx, [row]));
+        return { id: row.id, status: 'queued' as const, deduplicated: false };
       } catch (error) {
         // Two requests with one idempotency key raced: the loser answers with the winner.
-        const winner = key && isUniqueViolation(error) ? await findByIdempotencyKey(db, caller.tenantId, key) : undefined;
+        const winner = isUniqueViolation(error) ? await findByIdempotencyKey(db, caller.tenantId, key) : undefined;
         if (winner) return replay(winner, input);
         throw error;
       }
@@ -117,9 +134,8 @@ export function createGenerationService({ db, queue, publicUrl }: GenerationServ
       return db.transaction().execute(async (trx) => {
         const batchId = await insertBatch(trx, caller.tenantId, input.items.length);
         const rows = input.items.map((item) => toRow(caller, item, batchId, null));
-        const ids = await insertGenerations(trx, rows);
-        await queue.enqueueGenerations(trx, ids.map((generationId, index) => ({ generationId, priority: rows[index]!.priority })));
-        return { batchId, ids };
+        await insertQueued(trx, rows);
+        return { batchId, ids: rows.map((row) => row.id) };
       });
     },
 

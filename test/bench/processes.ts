@@ -1,20 +1,9 @@
 // Child processes under test: spawn, wait until they answer, stop (politely, then firmly).
 import { spawn } from 'node:child_process';
 import http from 'node:http';
-import net from 'node:net';
 import { sleep } from './harness.ts';
 
-/** A TCP port on 127.0.0.1 that nobody listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no free port'))));
-    });
-  });
-}
+export { freePort } from '../support/ports.ts';
 
 export interface Child {
   name: string;
