@@ -81,16 +81,11 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
     },
     async enqueueGenerations(trx, jobs) {
       if (jobs.length === 0) return;
-      const db = fromKysely(trx);
-      if (jobs.length === 1) {
-        const [job] = jobs;
-        await boss.send(QUEUES.generation, { generationId: job!.generationId }, { priority: job!.priority, db });
-        return;
-      }
+      // One statement for any number of jobs (and one NOTIFY), inside the caller's transaction.
       await boss.insert(
         QUEUES.generation,
         jobs.map((job) => ({ data: { generationId: job.generationId }, priority: job.priority })),
-        { db },
+        { db: fromKysely(trx) },
       );
     },
     async enqueueCancelPrediction(trx, job) {
