@@ -177,7 +177,6 @@ export interface TransitionInput {
     prediction_id?: string;
     error_code?: string | null;
     error_message?: string | null;
-    started_at?: Date;
     finished_at?: Date;
   };
   stage: string;
@@ -210,7 +209,7 @@ export async function transition(db: Db, input: TransitionInput): Promise<Genera
               'updated.id',
               'updated.tenant_id',
               'updated.batch_id',
-              sql.lit(input.stage).as('stage'),
+              sql<string>`${input.stage}::text`.as('stage'),
               sql<string>`${JSON.stringify(input.data ?? {})}::jsonb`.as('data'),
             ]),
         )
@@ -230,7 +229,7 @@ export async function startAttempt(db: Db, id: string, data: Record<string, unkn
   return db.transaction().execute(async (trx) => {
     const bumped = await trx
       .updateTable('generations')
-      .set((eb) => ({ attempt: eb('attempt', '+', 1) }))
+      .set((eb) => ({ attempt: eb('attempt', '+', 1), started_at: sql<Date>`coalesce(started_at, now())` }))
       .where('id', '=', id)
       .where('state', 'in', ['queued', 'running'])
       .returning('attempt')
@@ -240,7 +239,7 @@ export async function startAttempt(db: Db, id: string, data: Record<string, unkn
       id,
       attempt: bumped.attempt,
       fromStates: ['queued', 'running'],
-      set: { state: 'running', started_at: new Date() },
+      set: { state: 'running' },
       stage: 'started',
       data: { ...data, attempt: bumped.attempt },
     });
