@@ -4,17 +4,17 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kysely } from 'kysely';
 import type { JobWithMetadata } from 'pg-boss';
+import { z } from 'zod';
 import { completeGeneration, currentState, startAttempt, transition } from '../db/generations.ts';
 import type { Database, Generation } from '../db/schema.ts';
 import type { Logger } from './logger.ts';
 import { downloadOutput, type DownloadLimits } from './provider/download-output.ts';
 import { PermanentProviderError, ProviderUnavailableError, TransientProviderError } from './provider/errors.ts';
-import { MODELS, isModelId, type AspectRatio } from './provider/models.ts';
+import { ASPECT_RATIOS, MODELS, isModelId } from './provider/models.ts';
 import { FINAL_PREDICTION_STATUSES, type ImageProvider, type Prediction } from './provider/provider.ts';
 import { QUEUES, type CancelPredictionJob, type GenerationJob, type JobQueue } from './queue.ts';
-import { variantSpecs, type CropStrategy, type ImageFormat, type Platform } from './render/presets.ts';
+import { CONTENT_TYPES, CROP_STRATEGIES, FILE_EXTENSIONS, IMAGE_FORMATS, PLATFORMS, variantSpecs } from './render/presets.ts';
 import { UnusableImageError, renderVariants, type RenderLimits } from './render/render-variants.ts';
-import { FILE_EXTENSIONS, CONTENT_TYPES } from './render/presets.ts';
 import type { AssetStorage } from './storage/storage.ts';
 
 export interface GenerationWorkerOptions {
@@ -40,6 +40,17 @@ export interface GenerationWorker {
 /** Why a generation failed, as stored and shown to clients. */
 type FailureCode = 'provider_failed' | 'provider_rejected' | 'provider_unavailable' | 'provider_canceled' | 'deadline_exceeded' | 'unusable_output' | 'internal_error';
 
+/** The request as the API stored it; parsed rather than trusted, since it crossed a database. */
+const storedRequest = z.object({
+  platforms: z.array(z.enum(PLATFORMS)),
+  customSizes: z.array(z.object({ width: z.int().positive(), height: z.int().positive() })),
+  formats: z.array(z.enum(IMAGE_FORMATS)),
+  crop: z.enum(CROP_STRATEGIES),
+  aspectRatio: z.enum(ASPECT_RATIOS),
+  seed: z.int().nullable(),
+  negativePrompt: z.string().nullable(),
+});
+
 export function createGenerationWorker(options: GenerationWorkerOptions): GenerationWorker {
   const { db, queue, provider, logger } = options;
 
@@ -52,6 +63,11 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
       stage: 'failed',
       data: { code, message },
     });
+  }
+
+  /** Cancel at the provider through the queue, so a failed attempt is retried, not forgotten. */
+  async function cancelPrediction(generationId: string, predictionId: string): Promise<void> {
+    await queue.enqueueCancelPrediction(db, { generationId, predictionId });
   }
 
   async function runGeneration(job: JobWithMetadata<GenerationJob>): Promise<void> {
@@ -67,16 +83,17 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
       await finishFromPrediction(generation, finished, signal);
     } catch (error) {
       if (signal.aborted) throw error; // shutting down: pg-boss hands the job to the next worker
-      if (error instanceof PermanentProviderError) return fail(id, attempt, 'provider_rejected', error.message);
+      if (error instanceof PermanentProviderError) return fail(id, attempt, 'provider_rejected', error.publicReason);
       if (error instanceof UnusableImageError) return fail(id, attempt, 'unusable_output', error.message);
       const transient = error instanceof TransientProviderError || error instanceof ProviderUnavailableError;
-      const message = error instanceof Error ? error.message : String(error);
+      const detail = error instanceof Error ? error.message : String(error);
+      const reason = transient ? error.publicReason : 'internal error';
+      if (transient) logger.warn('generation attempt failed', { generationId: id, error: detail });
+      else logger.error('generation attempt failed unexpectedly', { generationId: id, error: detail, stack: error instanceof Error ? error.stack : undefined });
       if (job.retryCount >= job.retryLimit) {
-        logger.warn('generation failed after retries', { generationId: id, error: message });
-        return fail(id, attempt, transient ? 'provider_unavailable' : 'internal_error', transient ? `the provider kept failing: ${message}` : 'processing failed repeatedly; see the server log');
+        return fail(id, attempt, transient ? 'provider_unavailable' : 'internal_error', transient ? `the provider kept failing: ${reason}` : 'processing failed repeatedly');
       }
-      if (!transient) logger.error('generation attempt failed unexpectedly', { generationId: id, error: message, stack: error instanceof Error ? error.stack : undefined });
-      await transition(db, { id, attempt, fromStates: ['running'], stage: 'retrying', data: { reason: transient ? message : 'internal error', retry: job.retryCount + 1 } });
+      await transition(db, { id, attempt, fromStates: ['running'], stage: 'retrying', data: { reason, retry: job.retryCount + 1 } });
       throw error; // pg-boss retries with exponential backoff and jitter
     }
   }
@@ -85,18 +102,18 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
   async function obtainPrediction(generation: Generation, signal: AbortSignal): Promise<Prediction | undefined> {
     if (generation.prediction_id) return provider.getPrediction(generation.prediction_id, signal);
     if (!isModelId(generation.model)) throw new PermanentProviderError(`unknown model ${generation.model}`);
-    const model = MODELS[generation.model];
-    const request = generation.request;
     const remainingSeconds = options.deadlineSeconds - (Date.now() - generation.created_at.getTime()) / 1000;
+    if (remainingSeconds <= 0) {
+      // Never start a billed prediction that is already late.
+      await fail(generation.id, generation.attempt, 'deadline_exceeded', `not started within the ${options.deadlineSeconds}s deadline`);
+      return undefined;
+    }
+    const model = MODELS[generation.model];
+    const request = storedRequest.parse(generation.request);
     const prediction = await provider.createPrediction(
       {
         route: model.route,
-        input: model.buildInput({
-          prompt: generation.prompt,
-          negativePrompt: request.negativePrompt,
-          aspectRatio: request.aspectRatio as AspectRatio,
-          seed: request.seed,
-        }),
+        input: model.buildInput({ prompt: generation.prompt, negativePrompt: request.negativePrompt, aspectRatio: request.aspectRatio, seed: request.seed }),
         cancelAfterSeconds: Math.max(5, remainingSeconds),
       },
       signal,
@@ -111,7 +128,8 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
     });
     if (!stored) {
       // Canceled (or superseded) while we were creating it: do not leave it running and billing.
-      await provider.cancelPrediction(prediction.id).catch(() => {});
+      logger.info('generation stopped while its prediction was created; canceling it', { generationId: generation.id, predictionId: prediction.id });
+      await cancelPrediction(generation.id, prediction.id);
       return undefined;
     }
     return prediction;
@@ -138,11 +156,11 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
       delay = Math.min(options.pollMaxMs, Math.round(delay * 1.5));
       const state = await currentState(db, generation.id);
       if (state?.state !== 'running' || state.attempt !== generation.attempt) {
-        if (state?.state === 'canceled') await provider.cancelPrediction(prediction.id).catch(() => {});
+        // Canceled by the client (whose cancel already queued the provider cancel), or superseded.
         return undefined;
       }
       if (Date.now() > deadline) {
-        await provider.cancelPrediction(prediction.id).catch(() => {});
+        await cancelPrediction(generation.id, prediction.id);
         await fail(generation.id, generation.attempt, 'deadline_exceeded', `not finished within the ${options.deadlineSeconds}s deadline`);
         return undefined;
       }
@@ -166,15 +184,14 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
     const [outputUrl] = prediction.output;
     if (!outputUrl) return fail(id, attempt, 'unusable_output', 'the provider reported success but returned no image');
 
-    const fenced = (stage: string, data: Record<string, unknown>) =>
-      transition(db, { id, attempt, fromStates: ['running'], stage, data });
+    const fenced = (stage: string, data: Record<string, unknown>) => transition(db, { id, attempt, fromStates: ['running'], stage, data });
     if (!(await fenced('downloading', { predictionId: prediction.id }))) return;
     const source = await downloadOutput(provider, outputUrl, options.download, signal);
 
-    const request = generation.request;
-    const specs = variantSpecs(request.platforms as Platform[], request.customSizes, request.formats as ImageFormat[]);
+    const request = storedRequest.parse(generation.request);
+    const specs = variantSpecs(request.platforms, request.customSizes, request.formats);
     if (!(await fenced('rendering', { variants: specs.length, sourceBytes: source.length }))) return;
-    const rendered = await renderVariants(source, specs, request.crop as CropStrategy, options.render);
+    const rendered = await renderVariants(source, specs, request.crop, options.render);
 
     const images = [rendered.original, ...rendered.variants];
     const assets = images.map((image) => ({

@@ -28,6 +28,8 @@ export interface JobQueueOptions {
   generationRetryLimit: number;
   retryDelaySeconds: number;
   retryDelayMaxSeconds: number;
+  /** How long one attempt may run before pg-boss takes the job back; longer than the deadline. */
+  generationExpireSeconds: number;
   maxConnections: number;
   onError: (error: Error) => void;
   onWarning: (warning: { message: string }) => void;
@@ -38,7 +40,7 @@ export interface JobQueue {
   start(): Promise<void>;
   stop(options: { graceful: boolean; timeoutMs: number }): Promise<void>;
   enqueueGenerations(trx: Transaction<Database> | Kysely<Database>, jobs: readonly { generationId: string; priority: number }[]): Promise<void>;
-  enqueueCancelPrediction(trx: Transaction<Database>, job: CancelPredictionJob): Promise<void>;
+  enqueueCancelPrediction(trx: Transaction<Database> | Kysely<Database>, job: CancelPredictionJob): Promise<void>;
 }
 
 export function createJobQueue(options: JobQueueOptions): JobQueue {
@@ -65,16 +67,26 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
         retryBackoff: true,
         retryDelayMax: options.retryDelayMaxSeconds,
       };
-      await boss.createQueue(QUEUES.generationDead, { notify: true, retryLimit: 5, retryBackoff: true });
-      await boss.createQueue(QUEUES.generation, {
-        ...retry,
-        notify: true,
-        deadLetter: QUEUES.generationDead,
-        // A worker that dies is noticed within about this long, not at the 15-minute expiry.
-        heartbeatSeconds: 30,
-        expireInSeconds: 15 * 60,
-      });
-      await boss.createQueue(QUEUES.cancelPrediction, { ...retry, notify: true });
+      const queues = [
+        { name: QUEUES.generationDead, options: { notify: true, retryLimit: 5, retryBackoff: true } },
+        {
+          name: QUEUES.generation,
+          options: {
+            ...retry,
+            notify: true,
+            deadLetter: QUEUES.generationDead,
+            // A worker that dies is noticed within about this long, not at the expiry.
+            heartbeatSeconds: 30,
+            expireInSeconds: options.generationExpireSeconds,
+          },
+        },
+        { name: QUEUES.cancelPrediction, options: { ...retry, notify: true } },
+      ];
+      for (const queue of queues) {
+        // createQueue leaves an existing queue as it was; updateQueue applies today's configuration.
+        await boss.createQueue(queue.name, queue.options);
+        await boss.updateQueue(queue.name, queue.options);
+      }
     },
     async stop({ graceful, timeoutMs }) {
       await boss.stop({ graceful, timeout: timeoutMs, close: true });

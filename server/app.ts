@@ -111,6 +111,7 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
     generationRetryLimit: config.worker.retryLimit,
     retryDelaySeconds: config.worker.retryDelaySeconds,
     retryDelayMaxSeconds: 120,
+    generationExpireSeconds: config.worker.deadlineSeconds + 60,
     maxConnections: 10,
     onError: (error) => logger.error('queue error', { error: error.message }),
     onWarning: (warning) => logger.warn('queue warning', { message: warning.message }),

@@ -26,13 +26,21 @@ export async function downloadOutput(provider: ImageProvider, rawUrl: string, li
     response = await fetch(url, { redirect: 'manual', signal: combined });
   } catch (cause) {
     if (signal?.aborted) throw cause;
-    throw new TransientProviderError(`downloading the output failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    throw new TransientProviderError(`downloading the output failed: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      publicReason: 'downloading the image from the provider failed',
+      ambiguous: false,
+      cause,
+    });
   }
   if (response.status === 404 || response.status === 410) {
     throw new PermanentProviderError(`the provider no longer has the output (${response.status}); it may have expired`, { status: response.status });
   }
   if (response.status === 429 || response.status >= 500) {
-    throw new TransientProviderError(`downloading the output failed with ${response.status}`, { status: response.status });
+    throw new TransientProviderError(`downloading the output failed with ${response.status}`, {
+      publicReason: `downloading the image from the provider failed (${response.status})`,
+      ambiguous: false,
+      status: response.status,
+    });
   }
   if (!response.ok || !response.body) {
     throw new PermanentProviderError(`downloading the output failed with ${response.status}`, { status: response.status });
@@ -52,7 +60,11 @@ export async function downloadOutput(provider: ImageProvider, rawUrl: string, li
     }
   } catch (error) {
     if (error instanceof PermanentProviderError || signal?.aborted) throw error;
-    throw new TransientProviderError(`downloading the output was interrupted: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw new TransientProviderError(`downloading the output was interrupted: ${error instanceof Error ? error.message : String(error)}`, {
+      publicReason: 'downloading the image from the provider was interrupted',
+      ambiguous: false,
+      cause: error,
+    });
   }
   return Buffer.concat(chunks);
 }

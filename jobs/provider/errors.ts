@@ -1,4 +1,6 @@
-// What can go wrong talking to the provider, as values the worker can decide on.
+// What can go wrong talking to the provider, as values the worker can decide on. Each error
+// keeps two texts: `message` with the full detail for the log, and `publicReason`, which is
+// safe to show a client (no addresses, no response bodies).
 
 /** Worth retrying: network failures, timeouts, 5xx, throttling. */
 export class TransientProviderError extends Error {
@@ -6,10 +8,21 @@ export class TransientProviderError extends Error {
   readonly status: number | undefined;
   /** The provider's own hint for when to try again (429), in milliseconds. */
   readonly retryAfterMs: number | undefined;
-  constructor(message: string, options: { status?: number; retryAfterMs?: number; cause?: unknown } = {}) {
+  /**
+   * The request may have reached the provider and taken effect (a timeout, a reset, a 5xx).
+   * Retrying a create after such a failure could start a second, billed prediction.
+   */
+  readonly ambiguous: boolean;
+  readonly publicReason: string;
+  constructor(
+    message: string,
+    options: { publicReason: string; ambiguous: boolean; status?: number; retryAfterMs?: number; cause?: unknown },
+  ) {
     super(message, { cause: options.cause });
     this.status = options.status;
     this.retryAfterMs = options.retryAfterMs;
+    this.ambiguous = options.ambiguous;
+    this.publicReason = options.publicReason;
   }
 }
 
@@ -17,17 +30,17 @@ export class TransientProviderError extends Error {
 export class PermanentProviderError extends Error {
   override name = 'PermanentProviderError';
   readonly status: number | undefined;
-  constructor(message: string, options: { status?: number; cause?: unknown } = {}) {
+  /** The provider's own explanation (e.g. an input validation message), fit for clients. */
+  readonly publicReason: string;
+  constructor(message: string, options: { publicReason?: string; status?: number; cause?: unknown } = {}) {
     super(message, { cause: options.cause });
     this.status = options.status;
+    this.publicReason = options.publicReason ?? message;
   }
 }
 
 /** The circuit breaker is open: the provider is failing, so we do not call it right now. */
 export class ProviderUnavailableError extends Error {
   override name = 'ProviderUnavailableError';
-}
-
-export function isTransient(error: unknown): error is TransientProviderError {
-  return error instanceof TransientProviderError;
+  readonly publicReason = 'the provider is failing repeatedly; calls are paused for a while';
 }

@@ -10,8 +10,6 @@ interface ModelDefinition {
   /** How Replicate addresses it: official models by name, community models by version. */
   route: { model: `${string}/${string}` } | { version: string };
   tier: ModelTier;
-  /** Typical run time, used to pace polling. */
-  typicalSeconds: number;
   buildInput(request: ModelRequest): Record<string, unknown>;
 }
 
@@ -35,13 +33,11 @@ export const MODELS = {
   'black-forest-labs/flux-schnell': {
     route: { model: 'black-forest-labs/flux-schnell' },
     tier: 'fast',
-    typicalSeconds: 1,
     buildInput: fluxInput,
   },
   'stability-ai/sdxl': {
     route: { version: '7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc' },
     tier: 'balanced',
-    typicalSeconds: 4,
     buildInput: (request) => {
       const [w = 1, h = 1] = request.aspectRatio.split(':').map(Number);
       // SDXL wants multiples of 8 near one megapixel.
@@ -59,7 +55,6 @@ export const MODELS = {
   'black-forest-labs/flux-dev': {
     route: { model: 'black-forest-labs/flux-dev' },
     tier: 'quality',
-    typicalSeconds: 3,
     buildInput: fluxInput,
   },
 } as const satisfies Record<string, ModelDefinition>;

@@ -13,12 +13,17 @@ export interface OneShotFetchOptions {
   baseFetch?: Fetch;
 }
 
+/** Connection failures that prove the request never reached the provider. */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
 export function oneShotFetch(options: OneShotFetchOptions = {}): Fetch {
   const baseFetch = options.baseFetch ?? globalThis.fetch;
   let firstFailure: unknown;
   let used = false;
   return async (input, init) => {
-    if (used) throw firstFailure ?? new TransientProviderError('provider call repeated after it settled');
+    if (used) {
+      throw firstFailure ?? new TransientProviderError('provider call repeated after it settled', { publicReason: 'internal retry refused', ambiguous: false });
+    }
     used = true;
     const headers = new Headers(init?.headers);
     for (const [name, value] of Object.entries(options.extraHeaders ?? {})) headers.set(name, value);
@@ -26,12 +31,22 @@ export function oneShotFetch(options: OneShotFetchOptions = {}): Fetch {
     try {
       response = await baseFetch(input, { ...init, headers });
     } catch (cause) {
+      // Our own timeout or the caller's abort: the policy around this call tells which.
       if (init?.signal?.aborted) throw (firstFailure = cause);
-      throw (firstFailure = new TransientProviderError(`network error calling the provider: ${describe(cause)}`, { cause }));
+      const code = errorCode(cause);
+      throw (firstFailure = new TransientProviderError(`network error calling the provider: ${describe(cause)}`, {
+        publicReason: 'the provider could not be reached',
+        ambiguous: !NOT_SENT_CODES.has(code ?? ''),
+        cause,
+      }));
     }
     if (response.status === 429 || response.status >= 500) {
       const body = await response.text().catch(() => '');
+      const throttled = response.status === 429;
       throw (firstFailure = new TransientProviderError(`provider answered ${response.status}: ${body.slice(0, 300)}`, {
+        publicReason: throttled ? 'the provider is rate-limiting requests' : `the provider answered ${response.status}`,
+        // A 429 is a refusal: nothing was done. A 5xx may have come after the work was accepted.
+        ambiguous: !throttled,
         status: response.status,
         retryAfterMs: retryAfterMs(response.headers.get('retry-after'), body),
       }));
@@ -53,6 +68,14 @@ export function retryAfterMs(header: string | null, body: string): number | unde
   }
   const match = /resets in ~?(\d+(?:\.\d+)?)\s*s/i.exec(body);
   return match?.[1] ? Number(match[1]) * 1000 : undefined;
+}
+
+function errorCode(error: unknown): string | undefined {
+  for (let current: unknown = error; current instanceof Error; current = current.cause) {
+    const code = (current as NodeJS.ErrnoException).code;
+    if (typeof code === 'string') return code;
+  }
+  return undefined;
 }
 
 function describe(error: unknown): string {

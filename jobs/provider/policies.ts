@@ -1,16 +1,18 @@
 // Resilience around every provider call, composed rather than nested (outermost first):
 //   retry → circuit breaker → bulkhead → timeout → the call
-// Retry sees only transient failures and waits with exponential backoff and full jitter, or as
-// long as a 429 told us to. The breaker opens on a burst of failures and fails fast while open.
-// The bulkhead bounds concurrent provider HTTP calls per process, with a bounded queue.
-// The timeout bounds each single attempt.
+// Retry waits with exponential backoff and jitter, or as long as a 429 told us to. Reads and
+// cancels are retried on any transient failure; a create only when the failure proves nothing
+// was created (a 429, a refused connection) — after a timeout or a 5xx a prediction may exist,
+// and creating again could bill twice. The breaker opens on a burst of failures that say the
+// provider is unwell (5xx, timeouts, network) — not on 429s, which say it is busy — and fails
+// fast while open. The bulkhead bounds concurrent provider calls per process, with a bounded
+// queue. The timeout bounds each attempt (cooperatively: the call's fetch honours the signal).
 import {
   BrokenCircuitError,
   BulkheadRejectedError,
   CircuitState,
   ConsecutiveBreaker,
   DelegateBackoff,
-  TaskCancelledError,
   TimeoutStrategy,
   bulkhead,
   circuitBreaker,
@@ -36,15 +38,16 @@ export interface ProviderPolicyOptions {
 
 export type BreakerState = 'closed' | 'open' | 'half-open' | 'isolated';
 
+/** `create` must not be repeated after an ambiguous failure; `read` (get, cancel, list) may. */
+export type CallKind = 'create' | 'read';
+
 export interface ProviderPolicies {
-  execute<T>(call: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T>;
+  execute<T>(kind: CallKind, call: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T>;
   breakerState(): BreakerState;
 }
 
 export function createProviderPolicies(options: ProviderPolicyOptions): ProviderPolicies {
   const random = options.random ?? Math.random;
-  const transient = handleWhen((error) => error instanceof TransientProviderError);
-
   const backoff = new DelegateBackoff<{ attempt: number; result: { error: unknown } | { value: unknown } }>((context) => {
     const error = 'error' in context.result ? context.result.error : undefined;
     if (error instanceof TransientProviderError && error.retryAfterMs !== undefined) {
@@ -53,32 +56,46 @@ export function createProviderPolicies(options: ProviderPolicyOptions): Provider
     const ceiling = Math.min(options.backoffMaxMs, options.backoffBaseMs * 2 ** (context.attempt - 1));
     return ceiling / 2 + (random() * ceiling) / 2; // "equal jitter": never zero, never in lockstep
   });
+  const retryOptions = { maxAttempts: options.maxAttempts - 1, backoff };
+  const retryReads = retry(handleWhen((error) => error instanceof TransientProviderError), retryOptions);
+  const retryCreates = retry(handleWhen((error) => error instanceof TransientProviderError && !error.ambiguous), retryOptions);
 
-  const retryPolicy = retry(transient, { maxAttempts: options.maxAttempts - 1, backoff });
-  const breaker = circuitBreaker(transient, {
-    halfOpenAfter: options.breakerHalfOpenAfterMs,
-    breaker: new ConsecutiveBreaker(options.breakerConsecutiveFailures),
-  });
+  const breaker = circuitBreaker(
+    handleWhen((error) => error instanceof TransientProviderError && error.status !== 429),
+    { halfOpenAfter: options.breakerHalfOpenAfterMs, breaker: new ConsecutiveBreaker(options.breakerConsecutiveFailures) },
+  );
   const limit = bulkhead(options.maxConcurrentCalls, options.maxQueuedCalls);
-  const perAttempt = timeout(options.timeoutMs, TimeoutStrategy.Aggressive);
-  const policy = wrap(retryPolicy, breaker, limit, perAttempt);
+  const perAttempt = timeout(options.timeoutMs, TimeoutStrategy.Cooperative);
+  const policies = { read: wrap(retryReads, breaker, limit, perAttempt), create: wrap(retryCreates, breaker, limit, perAttempt) };
 
   return {
-    async execute(call, signal) {
+    async execute(kind, call, signal) {
       try {
-        return await policy.execute(async (context) => {
+        return await policies[kind].execute(async (context) => {
           try {
             return await call(context.signal);
           } catch (error) {
-            // An attempt cut off by our own per-attempt timeout is transient; a caller's abort is not.
+            // Cut off by our per-attempt timeout (not by the caller): transient, and ambiguous.
             if (context.signal.aborted && !signal?.aborted) {
-              throw new TransientProviderError(`provider call timed out after ${options.timeoutMs} ms`, { cause: error });
+              throw new TransientProviderError(`provider call timed out after ${options.timeoutMs} ms`, {
+                publicReason: 'the provider did not answer in time',
+                ambiguous: true,
+                cause: error,
+              });
             }
             throw error;
           }
         }, signal);
       } catch (error) {
-        throw translate(error, options, signal);
+        if (error instanceof BrokenCircuitError) throw new ProviderUnavailableError('circuit open: provider calls are paused', { cause: error });
+        if (error instanceof BulkheadRejectedError) {
+          throw new TransientProviderError('too many concurrent provider calls in this process', {
+            publicReason: 'Kiln is busy calling the provider',
+            ambiguous: false,
+            cause: error,
+          });
+        }
+        throw error;
       }
     },
     breakerState() {
@@ -94,17 +111,4 @@ export function createProviderPolicies(options: ProviderPolicyOptions): Provider
       }
     },
   };
-}
-
-function translate(error: unknown, options: ProviderPolicyOptions, signal: AbortSignal | undefined): unknown {
-  if (error instanceof BrokenCircuitError) {
-    return new ProviderUnavailableError('the provider is failing repeatedly; calls are paused (circuit open)', { cause: error });
-  }
-  if (error instanceof BulkheadRejectedError) {
-    return new TransientProviderError('too many concurrent provider calls in this process', { cause: error });
-  }
-  if (error instanceof TaskCancelledError && !signal?.aborted) {
-    return new TransientProviderError(`provider call timed out after ${options.timeoutMs} ms`, { cause: error });
-  }
-  return error;
 }

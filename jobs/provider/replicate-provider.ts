@@ -3,7 +3,7 @@
 import Replicate from 'replicate';
 import { PermanentProviderError, TransientProviderError } from './errors.ts';
 import { oneShotFetch, type Fetch } from './one-shot-fetch.ts';
-import type { ProviderPolicies } from './policies.ts';
+import type { CallKind, ProviderPolicies } from './policies.ts';
 import { PREDICTION_STATUSES, type CreatePredictionRequest, type ImageProvider, type Prediction, type PredictionStatus } from './provider.ts';
 
 export interface ReplicateProviderOptions {
@@ -28,8 +28,8 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Imag
     });
   const extraOrigins = new Set(options.extraOutputOrigins ?? []);
 
-  const call = <T>(operation: (attemptSignal: AbortSignal) => Promise<T>, signal?: AbortSignal) =>
-    options.policies.execute(async (attemptSignal) => {
+  const call = <T>(kind: CallKind, operation: (attemptSignal: AbortSignal) => Promise<T>, signal?: AbortSignal) =>
+    options.policies.execute(kind, async (attemptSignal) => {
       try {
         return await operation(attemptSignal);
       } catch (error) {
@@ -41,7 +41,7 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Imag
     name: 'replicate',
     createPrediction(request: CreatePredictionRequest, signal?: AbortSignal) {
       const headers = request.cancelAfterSeconds ? { 'Cancel-After': `${Math.ceil(request.cancelAfterSeconds)}s` } : undefined;
-      return call(async (attemptSignal) => {
+      return call('create', async (attemptSignal) => {
         const prediction = await client(headers).predictions.create({
           ...request.route,
           input: request.input,
@@ -52,10 +52,10 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Imag
       }, signal);
     },
     getPrediction(id: string, signal?: AbortSignal) {
-      return call(async (attemptSignal) => toPrediction(await client().predictions.get(id, { signal: attemptSignal })), signal);
+      return call('read', async (attemptSignal) => toPrediction(await client().predictions.get(id, { signal: attemptSignal })), signal);
     },
     cancelPrediction(id: string, signal?: AbortSignal) {
-      return call(async (attemptSignal) => toPrediction(await client().predictions.cancel(id, { signal: attemptSignal })), signal);
+      return call('read', async (attemptSignal) => toPrediction(await client().predictions.cancel(id, { signal: attemptSignal })), signal);
     },
     isAllowedOutputUrl(url: URL) {
       if (extraOrigins.has(url.origin)) return true;
@@ -69,7 +69,8 @@ function classify(error: unknown): unknown {
   if (isApiError(error)) {
     const status = error.response.status;
     // 429 and 5xx never reach here (the one-shot fetch throws them first); other 4xx are final.
-    return new PermanentProviderError(`provider rejected the request (${status}): ${detail(error.message)}`, { status, cause: error });
+    const reason = `the provider rejected the request (${status}): ${detail(error.message)}`;
+    return new PermanentProviderError(reason, { status, publicReason: reason, cause: error });
   }
   return error;
 }
@@ -98,7 +99,7 @@ function toPrediction(raw: unknown): Prediction {
   const value = (raw ?? {}) as Record<string, unknown>;
   const status = PREDICTION_STATUSES.includes(value.status as PredictionStatus) ? (value.status as PredictionStatus) : undefined;
   if (typeof value.id !== 'string' || !status) {
-    throw new TransientProviderError('provider answered with an unreadable prediction');
+    throw new TransientProviderError('provider answered with an unreadable prediction', { publicReason: 'the provider gave an unreadable answer', ambiguous: true });
   }
   const output = Array.isArray(value.output) ? value.output.filter((item): item is string => typeof item === 'string') : typeof value.output === 'string' ? [value.output] : [];
   const logs = typeof value.logs === 'string' ? value.logs : '';
