@@ -47,6 +47,7 @@ export function createKilnClient(options: KilnClientOptions) {
         url: `${options.url.replace(/\/+$/, '')}/trpc`,
         headers: () => ({ Authorization: `Bearer ${options.apiKey}` }),
         maxURLLength: 4000,
+        maxItems: 20, // the server's limit of calls per HTTP request
         ...(options.fetch ? { fetch: options.fetch } : {}),
       }),
     ],

@@ -23,6 +23,9 @@ import { createLogger } from './logger.ts';
 import { createAppRouter } from './router.ts';
 import type { Context } from './trpc.ts';
 
+/** Calls one HTTP request may carry (the client-sdk batches up to this many). */
+export const MAX_CALLS_PER_HTTP_BATCH = 20;
+
 export interface RunningApp {
   /** Where the API listens (undefined for a worker-only process). */
   url: string | undefined;
@@ -148,6 +151,8 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
       router,
       basePath: '/trpc/',
       maxBodySize: config.limits.maxBodyBytes,
+      // HTTP batching must not become a way around the 1,000-item batch limit.
+      maxBatchSize: MAX_CALLS_PER_HTTP_BATCH,
       createContext: ({ req }): Context => {
         const key = bearerToken(req.headers.authorization);
         return {

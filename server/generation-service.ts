@@ -98,12 +98,18 @@ export function createGenerationService({ db, queue, publicUrl }: GenerationServ
     write: (rows) => db.transaction().execute((trx) => insertQueued(trx, rows)),
     maxItems: 200,
     maxConcurrentFlushes: 2,
+    isItemError: isDataError,
   });
 
-  /** A repeated idempotency key answers with the first generation, if the request matches. */
-  function replay(existing: Generation, input: GenerateInput) {
-    if (existing.prompt !== input.prompt) {
-      throw conflict(`idempotencyKey "${existing.idempotency_key}" was already used for a different prompt; use a new key for a new request`);
+  /** A repeated idempotency key answers with the first generation, if the request is the same. */
+  function replay(existing: Generation, repeated: NewGenerationInput) {
+    const same =
+      existing.prompt === repeated.prompt &&
+      existing.model === repeated.model &&
+      existing.priority === repeated.priority &&
+      canonicalJson(existing.request) === canonicalJson(repeated.request);
+    if (!same) {
+      throw conflict(`idempotencyKey "${existing.idempotency_key}" was already used for a different request; use a new key for a new request`);
     }
     return { id: existing.id, status: existing.state, deduplicated: true };
   }
@@ -111,9 +117,9 @@ export function createGenerationService({ db, queue, publicUrl }: GenerationServ
   return {
     async generate(caller: Caller, input: GenerateInput) {
       const key = input.idempotencyKey ?? null;
-      const earlier = key ? await findByIdempotencyKey(db, caller.tenantId, key) : undefined;
-      if (earlier) return replay(earlier, input);
       const row = toRow(caller, input, null, key);
+      const earlier = key ? await findByIdempotencyKey(db, caller.tenantId, key) : undefined;
+      if (earlier) return replay(earlier, row);
       if (!key) {
         await generateCommits.submit(row);
         return { id: row.id, status: 'queued' as const, deduplicated: false };
@@ -125,7 +131,7 @@ export function createGenerationService({ db, queue, publicUrl }: GenerationServ
       } catch (error) {
         // Two requests with one idempotency key raced: the loser answers with the winner.
         const winner = isUniqueViolation(error) ? await findByIdempotencyKey(db, caller.tenantId, key) : undefined;
-        if (winner) return replay(winner, input);
+        if (winner) return replay(winner, row);
         throw error;
       }
     },
@@ -155,9 +161,6 @@ export function createGenerationService({ db, queue, publicUrl }: GenerationServ
     },
 
     async list(caller: Caller, input: ListInput) {
-      if (input.cursor !== undefined && !/^[0-9a-f-]{36}$/i.test(input.cursor)) {
-        throw badRequest('cursor is not valid; pass nextCursor from the previous page', { cursor: ['not a cursor from list()'] });
-      }
       if (input.cursor && !(await findGeneration(db, caller.tenantId, input.cursor))) {
         throw badRequest('cursor is not valid; pass nextCursor from the previous page', { cursor: ['not a cursor from list()'] });
       }
@@ -198,6 +201,24 @@ export function createGenerationService({ db, queue, publicUrl }: GenerationServ
   };
 }
 
+/** JSON with object keys sorted, so two equal values compare equal whatever their key order. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, inner: unknown) =>
+    inner && typeof inner === 'object' && !Array.isArray(inner)
+      ? Object.fromEntries(Object.entries(inner).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : inner,
+  );
+}
+
+function sqlState(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
+}
+
 function isUniqueViolation(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && 'code' in error && error.code === '23505';
+  return sqlState(error) === '23505';
+}
+
+/** SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation). */
+function isDataError(error: unknown): boolean {
+  return /^2[23]/.test(sqlState(error) ?? '');
 }

@@ -11,6 +11,8 @@ export interface GroupCommitOptions<T> {
   maxItems: number;
   /** Transactions in flight at once; more overlaps round trips, fewer makes bigger groups. */
   maxConcurrentFlushes: number;
+  /** Whether a failure may be caused by one item's data (and so worth retrying items alone). */
+  isItemError(error: unknown): boolean;
 }
 
 export interface GroupCommit<T> {
@@ -44,9 +46,14 @@ export function createGroupCommit<T>(options: GroupCommitOptions<T>): GroupCommi
       await options.write(group.map((pending) => pending.item));
       for (const pending of group) pending.resolve();
     } catch (error) {
-      if (group.length === 1) return group[0]!.reject(error);
-      // One bad item must not fail its neighbours: write each alone to find out whose it was.
-      await Promise.all(group.map((pending) => writeGroup([pending])));
+      // One bad item must not fail its neighbours: when the data was refused, write each alone
+      // to find out whose it was. Any other failure (connection lost, database down) is the
+      // whole group's, and writing each alone would only multiply it.
+      if (group.length > 1 && options.isItemError(error)) {
+        await Promise.all(group.map((pending) => writeGroup([pending])));
+        return;
+      }
+      for (const pending of group) pending.reject(error);
     }
   }
 

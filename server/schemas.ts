@@ -2,7 +2,7 @@
 // server and for the input types the client-sdk infers.
 import { z } from 'zod';
 import { ASPECT_RATIOS, MODEL_IDS, MODEL_TIERS } from '../jobs/provider/models.ts';
-import { CROP_STRATEGIES, CUSTOM_SIZE_LIMITS, IMAGE_FORMATS, PLATFORMS } from '../jobs/render/presets.ts';
+import { CROP_STRATEGIES, CUSTOM_SIZE_LIMITS, IMAGE_FORMATS, PLATFORMS, PLATFORM_PRESETS, type Platform } from '../jobs/render/presets.ts';
 import { GENERATION_STATES } from '../db/schema.ts';
 
 export const LIMITS = {
@@ -10,15 +10,20 @@ export const LIMITS = {
   batchItems: 1000,
   customSizes: 8,
   variantsPerGeneration: 40,
+  outputPixels: 64_000_000,
   listPageSize: 100,
   idempotencyKeyLength: 200,
 } as const;
+
+/** PostgreSQL text cannot hold NUL, and no prompt needs one. */
+const withoutNul = (what: string) => [(value: string) => !value.includes('\u0000'), `${what} must not contain NUL characters`] as const;
 
 const prompt = z
   .string({ error: 'prompt must be a string' })
   .trim()
   .min(1, 'prompt must not be empty')
-  .max(LIMITS.promptLength, `prompt must be at most ${LIMITS.promptLength} characters`);
+  .max(LIMITS.promptLength, `prompt must be at most ${LIMITS.promptLength} characters`)
+  .refine(...withoutNul('prompt'));
 
 const uniqueList = <T extends z.ZodType>(item: T, what: string, max: number) =>
   z
@@ -34,10 +39,14 @@ const customSize = z.object({
 
 const generationOptions = {
   prompt,
-  negativePrompt: z.string().trim().max(LIMITS.promptLength).optional(),
+  negativePrompt: z.string().trim().max(LIMITS.promptLength).refine(...withoutNul('negativePrompt')).optional(),
   platforms: uniqueList(z.enum(PLATFORMS, { error: `platform must be one of: ${PLATFORMS.join(', ')}` }), 'platform', PLATFORMS.length).default(['instagram-post']),
   /** Extra output sizes beside the platform presets. */
-  sizes: z.array(customSize).max(LIMITS.customSizes, `at most ${LIMITS.customSizes} custom sizes`).default([]),
+  sizes: z
+    .array(customSize)
+    .max(LIMITS.customSizes, `at most ${LIMITS.customSizes} custom sizes`)
+    .refine((sizes) => new Set(sizes.map((size) => `${size.width}x${size.height}`)).size === sizes.length, 'sizes must not repeat')
+    .default([]),
   formats: uniqueList(z.enum(IMAGE_FORMATS, { error: `format must be one of: ${IMAGE_FORMATS.join(', ')}` }), 'format', IMAGE_FORMATS.length).default(['webp']),
   crop: z.enum(CROP_STRATEGIES, { error: `crop must be one of: ${CROP_STRATEGIES.join(', ')}` }).default('centre'),
   /** A specific model; otherwise `tier` (or the tenant's tier) picks one. */
@@ -49,10 +58,14 @@ const generationOptions = {
   priority: z.int().min(-10).max(10, 'priority must be between -10 and 10').default(0),
 };
 
-const variantCountWithinLimit = (input: { platforms: readonly string[]; sizes: readonly unknown[]; formats: readonly string[] }) =>
-  (input.platforms.length + input.sizes.length) * input.formats.length <= LIMITS.variantsPerGeneration;
+/** Output pixels one generation may ask for, so one request cannot monopolise the renderers. */
+const outputPixels = (input: { platforms: readonly Platform[]; sizes: readonly { width: number; height: number }[]; formats: readonly string[] }) =>
+  [...input.platforms.map((platform) => PLATFORM_PRESETS[platform]), ...input.sizes].reduce((sum, size) => sum + size.width * size.height, 0) *
+  input.formats.length;
+const variantCountWithinLimit = (input: { platforms: readonly Platform[]; sizes: readonly { width: number; height: number }[]; formats: readonly string[] }) =>
+  (input.platforms.length + input.sizes.length) * input.formats.length <= LIMITS.variantsPerGeneration && outputPixels(input) <= LIMITS.outputPixels;
 const tooManyVariants = {
-  message: `(platforms + sizes) × formats must be at most ${LIMITS.variantsPerGeneration} variants`,
+  message: `(platforms + sizes) × formats must be at most ${LIMITS.variantsPerGeneration} variants and ${LIMITS.outputPixels / 1_000_000} megapixels in all`,
   path: ['formats'],
 };
 
@@ -60,7 +73,7 @@ export const generateInput = z
   .object({
     ...generationOptions,
     /** Repeating a generate with the same key returns the first generation instead of a new one. */
-    idempotencyKey: z.string().min(1).max(LIMITS.idempotencyKeyLength).optional(),
+    idempotencyKey: z.string().min(1).max(LIMITS.idempotencyKeyLength).refine(...withoutNul('idempotencyKey')).optional(),
   })
   .strict()
   .refine(variantCountWithinLimit, tooManyVariants);
@@ -90,7 +103,7 @@ export const listInput = z
     createdBefore: z.iso.datetime({ offset: true }).optional(),
     limit: z.int().min(1).max(LIMITS.listPageSize, `limit must be between 1 and ${LIMITS.listPageSize}`).default(20),
     /** `nextCursor` from the previous page. */
-    cursor: z.string().max(100).optional(),
+    cursor: z.uuid({ error: 'cursor is not valid; pass nextCursor from the previous page' }).optional(),
   })
   .strict()
   .default({ limit: 20 });

@@ -138,7 +138,7 @@ describe('bad input', () => {
 
   it('rejects an idempotency key reused for a different request', async () => {
     await kiln.client.generate({ prompt: 'first', idempotencyKey: 'key-1' });
-    await rejects(kiln.client.generate({ prompt: 'second', idempotencyKey: 'key-1' }), 'CONFLICT', /different prompt/);
+    await rejects(kiln.client.generate({ prompt: 'second', idempotencyKey: 'key-1' }), 'CONFLICT', /different request/);
   });
 
   it('keeps serving after all of that', async () => {
@@ -164,5 +164,48 @@ describe('unexpected errors', () => {
     } finally {
       await kiln.stop();
     }
+  });
+});
+
+describe('limits that protect the server', () => {
+  let kiln: TestKiln;
+  before(async () => {
+    kiln = await startKiln({ env: { KILN_ROLE: 'api' } });
+  });
+  after(() => kiln.stop());
+
+  it('refuses more than 20 calls in one HTTP batch', async () => {
+    const calls = 21;
+    const paths = Array.from({ length: calls }, () => 'generate').join(',');
+    const body = Object.fromEntries(Array.from({ length: calls }, (_, index) => [String(index), { prompt: `batched ${index}` }]));
+    const response = await fetch(`${kiln.url}/trpc/${paths}?batch=1`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${kiln.apiKey}` },
+      body: JSON.stringify(body),
+    });
+    assert.equal(response.status, 400);
+    assert.equal((await kiln.client.list({ limit: 1 })).items.length, 0, 'nothing was written');
+  });
+
+  it('rejects NUL characters, repeated sizes and requests over the pixel budget', async () => {
+    const nul = await rejects(kiln.client.generate({ prompt: 'bad \u0000 byte' }), 'BAD_REQUEST', /NUL/);
+    assert.ok(fieldsOf(nul).prompt);
+    await rejects(kiln.client.batch({ items: [{ prompt: 'fine' }, { prompt: 'x\u0000' }] }), 'BAD_REQUEST', /NUL/);
+    await rejects(
+      kiln.client.generate({ prompt: 'twice', sizes: [{ width: 100, height: 100 }, { width: 100, height: 100 }] }),
+      'BAD_REQUEST',
+      /sizes must not repeat/,
+    );
+    const huge = Array.from({ length: 8 }, (_, index) => ({ width: 4096, height: 4000 + index }));
+    await rejects(kiln.client.generate({ prompt: 'too many pixels', sizes: huge, formats: ['png'] }), 'BAD_REQUEST', /megapixels/);
+    assert.equal((await kiln.client.list({ limit: 1 })).items.length, 0);
+  });
+
+  it('treats a repeated idempotency key with different options as a conflict, and a concurrent repeat as one generation', async () => {
+    await kiln.client.generate({ prompt: 'same', platforms: ['x-post'], idempotencyKey: 'k-options' });
+    await rejects(kiln.client.generate({ prompt: 'same', platforms: ['banner'], idempotencyKey: 'k-options' }), 'CONFLICT', /different request/);
+    const racing = await Promise.all(Array.from({ length: 5 }, () => kiln.client.generate({ prompt: 'race', idempotencyKey: 'k-race' })));
+    assert.equal(new Set(racing.map((result) => result.id)).size, 1);
+    assert.equal(racing.filter((result) => !result.deduplicated).length, 1);
   });
 });
