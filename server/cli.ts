@@ -89,16 +89,22 @@ async function keys(config: KilnConfig, args: string[]): Promise<number> {
       if (!values.tenant) return usageError('keys create needs --tenant NAME');
       const tier = values.tier ?? 'standard';
       if (!['free', 'standard', 'pro'].includes(tier)) return usageError('--tier must be free, standard or pro');
-      const tenant = (await findTenant(db, values.tenant)) ?? (await createTenant(db, values.tenant, tier));
+      const existing = await findTenant(db, values.tenant);
+      if (existing && values.tier && existing.tier !== values.tier) {
+        console.error(`note: tenant "${existing.name}" exists with tier ${existing.tier}; --tier applies only to new tenants`);
+      }
+      const tenant = existing ?? (await createTenant(db, values.tenant, tier));
       const key = await createApiKey(db, tenant.id, values.name ?? 'created with the keys command');
       console.log(`API key for tenant "${tenant.name}" (${tenant.id}):\n\n  ${key.key}\n\nShown once; Kiln stores only its hash. Key id: ${key.id}`);
       return 0;
     }
     if (action === 'revoke') {
       if (!target) return usageError('keys revoke needs a key id or prefix');
-      const revoked = await revokeApiKey(db, target);
-      console.log(revoked > 0 ? `revoked ${revoked} key(s)` : `no active key matches ${target}`);
-      return revoked > 0 ? 0 : 1;
+      const outcome = await revokeApiKey(db, target);
+      if (outcome.kind === 'revoked') console.log(`revoked key ${outcome.keyId}`);
+      else if (outcome.kind === 'ambiguous') console.error(`${outcome.matches} active keys start with ${target}; give the key id (see keys list)`);
+      else console.error(`no active key matches ${target}`);
+      return outcome.kind === 'revoked' ? 0 : 1;
     }
     if (action === 'list') {
       const tenant = values.tenant ? await findTenant(db, values.tenant) : undefined;

@@ -12,7 +12,7 @@ const optionalString = z
 const optionalUrl = optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()).transform((value) => value?.replace(/\/+$/, ''));
 
 const environmentSchema = z.object({
-  NODE_ENV: z.string().default('development'),
+  NODE_ENV: z.string().default('production'),
   KILN_ROLE: z.enum(['all', 'api', 'worker']).default('all'),
   HOST: z.string().default('127.0.0.1'),
   PORT: intFromEnv(3000, 0, 65535),
@@ -36,13 +36,15 @@ const environmentSchema = z.object({
   KILN_PROVIDER_TIMEOUT_MS: intFromEnv(30_000, 100, 120_000),
   KILN_MAX_BODY_BYTES: intFromEnv(4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
   KILN_MAX_DOWNLOAD_BYTES: intFromEnv(32 * 1024 * 1024, 1024, 512 * 1024 * 1024),
-  KILN_MAX_INPUT_PIXELS: intFromEnv(40_000_000, 1, 268_402_689),
+  KILN_MAX_INPUT_PIXELS: intFromEnv(16_000_000, 1, 268_402_689),
   KILN_AUTH_CACHE_MS: intFromEnv(5000, 0, 600_000),
   KILN_SHUTDOWN_GRACE_MS: intFromEnv(10_000, 0, 600_000),
   KILN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 
 /** The variables Kiln reads, all optional strings as in process.env. */
+export const REPLICATE_API_URL = 'https://api.replicate.com/v1';
+
 export type Environment = Partial<Record<keyof z.input<typeof environmentSchema>, string>>;
 
 export function loadConfig(env: Record<string, string | undefined> = process.env) {
@@ -55,7 +57,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const [latencyMin = 800, latencyMax = 2500] = e.KILN_SIMULATOR_LATENCY_MS.split('-').map(Number);
   return {
     role: e.KILN_ROLE,
-    isDev: e.NODE_ENV !== 'production',
+    /** Development mode shows unexpected errors' messages to clients; it must be asked for. */
+    isDev: e.NODE_ENV === 'development',
     host: e.HOST,
     port: e.PORT,
     /** Where clients reach this server; asset URLs are built on it. Defaults to the listening address. */
@@ -67,7 +70,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     provider: {
       /** Without a token Kiln starts its Replicate-compatible simulator and talks to that. */
       apiToken: e.REPLICATE_API_TOKEN,
-      baseUrl: e.REPLICATE_BASE_URL ?? 'https://api.replicate.com/v1',
+      baseUrl: e.REPLICATE_BASE_URL ?? REPLICATE_API_URL,
+      /** No token and no other endpoint: start the built-in simulator. */
+      useSimulator: !e.REPLICATE_API_TOKEN && !e.REPLICATE_BASE_URL,
       timeoutMs: e.KILN_PROVIDER_TIMEOUT_MS,
     },
     simulator: {

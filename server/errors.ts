@@ -1,7 +1,7 @@
 // The few ways a request can fail on purpose. Thrown as values by services; mapped to tRPC
 // codes in one place (trpc.ts). Anything else is a bug and reaches clients as a masked 500.
 
-export type DomainErrorCode = 'NOT_FOUND' | 'CONFLICT' | 'BAD_REQUEST' | 'UNAUTHORIZED' | 'FORBIDDEN';
+export type DomainErrorCode = 'NOT_FOUND' | 'CONFLICT' | 'BAD_REQUEST' | 'UNAUTHORIZED';
 
 export class DomainError extends Error {
   override name = 'DomainError';

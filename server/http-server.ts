@@ -29,10 +29,10 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
   });
 
   async function serveHealth(req: http.IncomingMessage, res: http.ServerResponse) {
-    const report = await options.health().catch((error: unknown) => ({
-      status: 'degraded' as const,
-      checks: { health: { ok: false, detail: error instanceof Error ? error.message : String(error) } },
-    }));
+    const report = await options.health().catch((error: unknown) => {
+      options.logger.error('health check failed', { error: error instanceof Error ? error.message : String(error) });
+      return { status: 'degraded' as const, checks: { health: { ok: false, detail: 'check failed' } } };
+    });
     sendJson(res, report.status === 'ok' ? 200 : 503, report, req.method === 'HEAD');
   }
 

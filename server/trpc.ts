@@ -3,7 +3,7 @@
 import { TRPCError, initTRPC } from '@trpc/server';
 import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
 import { ZodError } from 'zod';
-import { DomainError, type DomainErrorCode } from './errors.ts';
+import { DomainError, unauthorized, type DomainErrorCode } from './errors.ts';
 import type { Caller, GenerationService } from './generation-service.ts';
 
 export interface Context {
@@ -19,7 +19,6 @@ const DOMAIN_TO_TRPC: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {
   CONFLICT: 'CONFLICT',
   BAD_REQUEST: 'BAD_REQUEST',
   UNAUTHORIZED: 'UNAUTHORIZED',
-  FORBIDDEN: 'FORBIDDEN',
 };
 
 /** `{ 'items.0.prompt': ['prompt must not be empty'] }` — paths a form can point at. */
@@ -72,11 +71,9 @@ export function createTRPC(options: { isDev: boolean }) {
   const publicProcedure = t.procedure.use(domainErrors);
 
   const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
-    if (!ctx.hasCredentials) {
-      throw new TRPCError({ code: 'UNAUTHORIZED', message: 'missing API key: send "Authorization: Bearer <key>"' });
-    }
+    if (!ctx.hasCredentials) throw unauthorized('missing API key: send "Authorization: Bearer <key>"');
     const caller = await ctx.authenticate();
-    if (!caller) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'API key not recognised or revoked' });
+    if (!caller) throw unauthorized('API key not recognised or revoked');
     return next({ ctx: { ...ctx, caller } });
   });
 

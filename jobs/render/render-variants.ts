@@ -19,8 +19,18 @@ export interface RenderedImage {
   contentHash: string;
 }
 
-/** Formats we accept from the provider; anything else is refused before decoding. */
-const ACCEPTED_SOURCE_FORMATS = new Set(['png', 'webp', 'jpeg', 'heif']);
+/**
+ * Formats we accept from the provider, told by their first bytes. Anything else (SVG, PDF,
+ * TIFF…) is refused before any decoder sees it, so a hostile file never reaches libvips'
+ * less-travelled loaders.
+ */
+function sniffImageFormat(bytes: Buffer): 'png' | 'jpeg' | 'webp' | 'avif' | undefined {
+  if (bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) return 'png';
+  if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg';
+  if (bytes.toString('latin1', 0, 4) === 'RIFF' && bytes.toString('latin1', 8, 12) === 'WEBP') return 'webp';
+  if (bytes.toString('latin1', 4, 8) === 'ftyp' && ['avif', 'avis'].includes(bytes.toString('latin1', 8, 12))) return 'avif';
+  return undefined;
+}
 
 export class UnusableImageError extends Error {
   override name = 'UnusableImageError';
@@ -32,16 +42,14 @@ export interface RenderResult {
 }
 
 export async function renderVariants(source: Buffer, specs: readonly VariantSpec[], crop: CropStrategy, limits: RenderLimits): Promise<RenderResult> {
+  const sourceFormat = sniffImageFormat(source);
+  if (!sourceFormat) throw new UnusableImageError('the provider returned a file that is not a PNG, JPEG, WebP or AVIF image');
   const input = () => sharp(source, { limitInputPixels: limits.maxInputPixels, failOn: 'warning' }).timeout({ seconds: limits.timeoutSeconds });
   let metadata: Metadata;
   try {
     metadata = await input().metadata();
   } catch (cause) {
     throw new UnusableImageError(`the provider's image could not be read: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
-  }
-  const sourceFormat = metadata.format ?? 'unknown';
-  if (!ACCEPTED_SOURCE_FORMATS.has(sourceFormat)) {
-    throw new UnusableImageError(`the provider returned a ${sourceFormat} file, not an image format Kiln accepts`);
   }
   if (!metadata.width || !metadata.height || metadata.width * metadata.height > limits.maxInputPixels) {
     throw new UnusableImageError(`the provider's image is ${metadata.width}×${metadata.height}, over the pixel limit`);
@@ -51,11 +59,9 @@ export async function renderVariants(source: Buffer, specs: readonly VariantSpec
   const decoded = await input().rotate().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
   const raw = { width: decoded.info.width, height: decoded.info.height, channels: decoded.info.channels };
 
-  // libvips reports AVIF as 'heif'.
-  const originalFormat: ImageFormat = sourceFormat === 'jpeg' ? 'jpeg' : sourceFormat === 'webp' ? 'webp' : sourceFormat === 'heif' ? 'avif' : 'png';
   const original: RenderedImage = {
     platform: null,
-    format: originalFormat,
+    format: sourceFormat,
     width: metadata.width,
     height: metadata.height,
     bytes: source,

@@ -71,7 +71,10 @@ export async function startKiln(options: StartOptions = {}): Promise<TestKiln> {
     const key = await createApiKey(app.database.db, tenant.id, 'test');
     return { tenantId: tenant.id, apiKey: key.key, client: createKilnClient({ url, apiKey: key.key }) };
   };
-  const first = await newTenant('test-tenant');
+  const first = await newTenant().catch(async (error: unknown) => {
+    await app.stop();
+    throw error;
+  });
   return {
     app,
     url,

@@ -1,0 +1,55 @@
+// Which provider this process talks to: Replicate with a token, a Replicate-compatible
+// endpoint (e.g. `npm run simulator`) at REPLICATE_BASE_URL, or a built-in simulator.
+import { randomBytes } from 'node:crypto';
+import type { ImageProvider } from '../jobs/provider/provider.ts';
+import { createProviderPolicies, type ProviderPolicies } from '../jobs/provider/policies.ts';
+import { createReplicateProvider } from '../jobs/provider/replicate-provider.ts';
+import { createSimulator, type Simulator } from '../jobs/simulator/index.ts';
+import { REPLICATE_API_URL, type KilnConfig } from './config.ts';
+
+export interface ProviderSetup {
+  provider: ImageProvider;
+  policies: ProviderPolicies;
+  /** The endpoint in use, for the start-up banner. */
+  baseUrl: string;
+  simulator: Simulator | undefined;
+  stop(): Promise<void>;
+}
+
+export async function setUpProvider(config: KilnConfig, options: { needsSimulator: boolean }): Promise<ProviderSetup> {
+  let simulator: Simulator | undefined;
+  let baseUrl = config.provider.baseUrl;
+  let apiToken = config.provider.apiToken ?? 'simulator';
+  if (config.provider.useSimulator && options.needsSimulator) {
+    apiToken = randomBytes(16).toString('hex');
+    simulator = createSimulator({
+      port: config.simulator.port,
+      apiToken,
+      latencyMs: config.simulator.latencyMs,
+      failureRate: config.simulator.failureRate,
+    });
+    await simulator.start();
+    baseUrl = `${simulator.url}/v1`;
+  }
+  // Outputs are downloaded only from the provider's file hosts: Replicate's own, or the
+  // origin of whatever Replicate-compatible endpoint is configured.
+  const extraOutputOrigins = baseUrl === REPLICATE_API_URL ? [] : [new URL(baseUrl).origin];
+  const policies = createProviderPolicies({
+    timeoutMs: config.provider.timeoutMs,
+    maxAttempts: 4,
+    backoffBaseMs: 250,
+    backoffMaxMs: 30_000,
+    breakerConsecutiveFailures: 10,
+    breakerHalfOpenAfterMs: 10_000,
+    maxConcurrentCalls: 64,
+    maxQueuedCalls: 1024,
+  });
+  const running = simulator;
+  return {
+    provider: createReplicateProvider({ apiToken, baseUrl, policies, extraOutputOrigins }),
+    policies,
+    baseUrl,
+    simulator,
+    stop: async () => running?.stop(),
+  };
+}
