@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SimulatorContext } from './context.ts';
 import { parseGoDuration, parsePreferWait } from './durations.ts';
-import { clientGone, isPlainObject, readJsonBody, sendJson } from './http.ts';
+import { clientGone, isPlainObject, readJsonBody, sendJson, type BodyResult } from './http.ts';
 import { findModel, findModelByVersionRef, findModelForDeployment, type ModelSpec } from './models.ts';
 import { validateInput, type InvalidField } from './validation.ts';
 import { WEBHOOK_EVENTS, type WebhookEvent } from './webhooks.ts';
@@ -12,7 +12,9 @@ import { WEBHOOK_EVENTS, type WebhookEvent } from './webhooks.ts';
 // rate limit) → handler.
 
 type Kind = 'create' | 'read';
-type Handler = (ctx: SimulatorContext, req: IncomingMessage, res: ServerResponse, params: string[], url: URL) => Promise<void> | void;
+/** The request body, read at most once (a hang fault reads it before stalling). */
+type ReadBody = () => Promise<BodyResult>;
+type Handler = (ctx: SimulatorContext, req: IncomingMessage, res: ServerResponse, params: string[], url: URL, body: ReadBody) => Promise<void> | void;
 
 interface Route {
   readonly pattern: RegExp;
@@ -95,8 +97,9 @@ async function createPrediction(
   req: IncomingMessage,
   res: ServerResponse,
   pickModel: (body: Record<string, unknown>) => ModelSpec | 'not-found' | InvalidField | 'bad-version',
+  readBody: ReadBody,
 ): Promise<void> {
-  const body = await readJsonBody(req, ctx.options.maxBodyBytes);
+  const body = await readBody();
   if (!body.ok) {
     sendJson(res, body.status, { detail: body.detail, status: body.status });
     return;
@@ -158,31 +161,31 @@ async function createPrediction(
   sendJson(res, 201, ctx.engine.toJson(record));
 }
 
-const createByModel: Handler = (ctx, req, res, [owner = '', name = '']) => {
+const createByModel: Handler = (ctx, req, res, [owner = '', name = ''], _url, readBody) => {
   const model = findModel(owner, name);
   if (model === undefined) {
     sendJson(res, 404, NOT_FOUND);
     return;
   }
-  return createPrediction(ctx, req, res, () => model);
+  return createPrediction(ctx, req, res, () => model, readBody);
 };
 
-const createByDeployment: Handler = (ctx, req, res, [owner = '', name = '']) => {
+const createByDeployment: Handler = (ctx, req, res, [owner = '', name = ''], _url, readBody) => {
   const model = findModelForDeployment(owner, name, ctx.options.deployments);
   if (model === undefined) {
     sendJson(res, 404, NOT_FOUND);
     return;
   }
-  return createPrediction(ctx, req, res, () => model);
+  return createPrediction(ctx, req, res, () => model, readBody);
 };
 
-const createByVersion: Handler = (ctx, req, res) =>
+const createByVersion: Handler = (ctx, req, res, _params, _url, readBody) =>
   createPrediction(ctx, req, res, (body) => {
     const version = body.version;
     if (version === undefined || version === null) return { type: 'required', field: 'version', description: 'version is required' };
     if (typeof version !== 'string') return { type: 'invalid_type', field: 'version', description: 'Invalid type. Expected: string' };
     return findModelByVersionRef(version) ?? 'bad-version';
-  });
+  }, readBody);
 
 // ---- reads -----------------------------------------------------------------------------
 
@@ -237,10 +240,14 @@ const ROUTES: readonly Route[] = [
 ];
 
 export async function handleApi(ctx: SimulatorContext, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  let bodyRead: Promise<BodyResult> | undefined;
+  const readBody: ReadBody = () => (bodyRead ??= readJsonBody(req, ctx.options.maxBodyBytes));
   const hangMs = ctx.faults.takeHang();
   if (hangMs !== null) {
-    // Like a slow gateway: the request is still handled after the delay, even if the client
-    // gave up meanwhile (so a timed-out create may still create a prediction, as in production).
+    // Like a slow gateway: the request (body included) has arrived and is still handled after
+    // the delay, even if the client gave up meanwhile — so a timed-out create may still create
+    // a prediction, as in production.
+    if (req.method === 'POST') await readBody();
     await ctx.timers.sleep(hangMs);
     if (ctx.timers.stopped) return;
   }
@@ -293,5 +300,5 @@ export async function handleApi(ctx: SimulatorContext, req: IncomingMessage, res
     return;
   }
   if (kind === 'read') ctx.stats.reads++;
-  await entry.handler(ctx, req, res, params, url);
+  await entry.handler(ctx, req, res, params, url, readBody);
 }
