@@ -3,11 +3,13 @@ import type { Database } from './schema.ts';
 import { Migrator, type Migration, type MigrationProvider } from 'kysely/migration';
 import * as initial from './migrations/0001-initial.ts';
 import * as uniqueTenantNames from './migrations/0002-unique-tenant-names.ts';
+import * as eventFeed from './migrations/0003-event-feed.ts';
 
 /** Migrations live in code (not discovered on disk) so they ship with the build and run in order. */
 const migrations: Record<string, Migration> = {
   '0001-initial': initial,
   '0002-unique-tenant-names': uniqueTenantNames,
+  '0003-event-feed': eventFeed,
 };
 
 const inCodeProvider: MigrationProvider = {

@@ -74,6 +74,8 @@ export interface GenerationEventsTable {
   stage: string;
   data: ColumnType<Record<string, unknown>, string | undefined, string>;
   at: Generated<Date>;
+  /** The writing transaction (xid8, read as a string); with `id`, the event's feed position. */
+  xid: Generated<string>;
 }
 
 export interface AssetsTable {

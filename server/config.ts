@@ -39,6 +39,8 @@ const environmentSchema = z.object({
   KILN_MAX_INPUT_PIXELS: intFromEnv(16_000_000, 1, 268_402_689),
   KILN_AUTH_CACHE_MS: intFromEnv(5000, 0, 600_000),
   KILN_SHUTDOWN_GRACE_MS: intFromEnv(10_000, 0, 600_000),
+  KILN_REALTIME_MAX_BUFFERED: intFromEnv(1000, 10, 100_000),
+  KILN_WS_PING_MS: intFromEnv(30_000, 1000, 600_000),
   KILN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 
@@ -92,6 +94,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxBodyBytes: e.KILN_MAX_BODY_BYTES,
       maxDownloadBytes: e.KILN_MAX_DOWNLOAD_BYTES,
       maxInputPixels: e.KILN_MAX_INPUT_PIXELS,
+    },
+    realtime: {
+      /** Events waiting for one slow subscriber before its connection is closed (it resumes). */
+      maxBufferedEvents: e.KILN_REALTIME_MAX_BUFFERED,
+      /** Heartbeat: a quiet connection is pinged, and closed if no pong comes. */
+      pingMs: e.KILN_WS_PING_MS,
+      pongWaitMs: 10_000,
     },
     authCacheMs: e.KILN_AUTH_CACHE_MS,
     shutdownGraceMs: e.KILN_SHUTDOWN_GRACE_MS,

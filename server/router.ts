@@ -1,6 +1,8 @@
 // The API. Inputs are the zod schemas in schemas.ts; outputs are inferred from the services.
 // The client-sdk imports `AppRouter` as a type only.
-import { batchIdInput, batchInput, generateInput, idInput, listInput } from './schemas.ts';
+import { tracked } from '@trpc/server';
+import { SlowConsumerError } from './realtime/subscription.ts';
+import { batchIdInput, batchInput, generateInput, idInput, listInput, onUpdateInput } from './schemas.ts';
 import { createTRPC } from './trpc.ts';
 
 export function createAppRouter(options: { isDev: boolean }) {
@@ -18,6 +20,23 @@ export function createAppRouter(options: { isDev: boolean }) {
     list: authedProcedure.input(listInput).query(({ ctx, input }) => ctx.services.generations.list(ctx.caller, input)),
     /** Cancel queued or running work, at the provider too. */
     cancel: authedProcedure.input(idInput).mutation(({ ctx, input }) => ctx.services.generations.cancel(ctx.caller, input.id)),
+    /**
+     * Every stage of the caller's generations as it happens (WebSocket): one generation, one
+     * batch, or all. Each event is tracked by its id, so a reconnecting client resumes after
+     * the last event it received and misses nothing.
+     */
+    onUpdate: authedProcedure.input(onUpdateInput).subscription(async ({ ctx, input, signal }) => {
+      const events = await ctx.services.realtime.watch(ctx.caller, input, signal);
+      return (async function* () {
+        try {
+          for await (const event of events) yield tracked(event.id, event);
+        } catch (error) {
+          if (!(error instanceof SlowConsumerError)) throw error;
+          // Close the socket rather than end quietly: the client reconnects and resumes.
+          ctx.connection?.close(4008, 'slow consumer: resume from the last event received');
+        }
+      })();
+    }),
   });
 }
 

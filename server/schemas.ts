@@ -112,3 +112,16 @@ export type GenerateInput = z.infer<typeof generateInput>;
 export type BatchItemInput = z.infer<typeof batchItemInput>;
 export type BatchInput = z.infer<typeof batchInput>;
 export type ListInput = z.infer<typeof listInput>;
+
+export const onUpdateInput = z
+  .object({
+    /** Events of one generation (its whole history first), … */
+    generationId: z.uuid({ error: 'generationId must be a generation UUID as returned by generate' }).optional(),
+    /** … or of one batch, with its running counts; neither: all of the caller's, from now. */
+    batchId: z.uuid({ error: 'batchId must be a UUID as returned by batch' }).optional(),
+    /** Resume after this event (the client sends it by itself when it reconnects). */
+    lastEventId: z.string().max(64).nullish(),
+  })
+  .strict()
+  .refine((input) => !(input.generationId && input.batchId), { message: 'give generationId or batchId, not both', path: ['batchId'] })
+  .default({});

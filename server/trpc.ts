@@ -5,13 +5,16 @@ import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
 import { ZodError } from 'zod';
 import { DomainError, unauthorized, type DomainErrorCode } from './errors.ts';
 import type { Caller, GenerationService } from './generation-service.ts';
+import type { RealtimeService } from './realtime/realtime-service.ts';
 
 export interface Context {
   /** Resolves the caller from the request's credentials; undefined when there are none or they are wrong. */
   authenticate(): Promise<Caller | undefined>;
   /** Whether any credential was presented, to tell "missing" from "wrong". */
   hasCredentials: boolean;
-  services: { generations: GenerationService };
+  services: { generations: GenerationService; realtime: RealtimeService };
+  /** The WebSocket, for calls that arrive over one: lets a subscription cut off a slow consumer. */
+  connection?: { close(code: number, reason: string): void };
 }
 
 const DOMAIN_TO_TRPC: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {

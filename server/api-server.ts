@@ -1,0 +1,144 @@
+// The API process part: tRPC over HTTP and WebSocket on one port, /health, /assets, and the
+// event feed that pushes realtime events to this process's subscribers.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createHTTPHandler } from '@trpc/server/adapters/standalone';
+import { applyWSSHandler } from '@trpc/server/adapters/ws';
+import { sql, type Kysely } from 'kysely';
+import { WebSocketServer } from 'ws';
+import type { Database } from '../db/schema.ts';
+import type { Logger } from '../jobs/logger.ts';
+import type { ProviderPolicies } from '../jobs/provider/policies.ts';
+import type { JobQueue } from '../jobs/queue.ts';
+import type { AssetStorage } from '../jobs/storage/storage.ts';
+import { bearerToken, createAuthenticator } from './auth.ts';
+import type { KilnConfig } from './config.ts';
+import { createGenerationService } from './generation-service.ts';
+import { createHttpServer, type HealthReport } from './http-server.ts';
+import { createEventFeed } from './realtime/event-feed.ts';
+import { createRealtimeService } from './realtime/realtime-service.ts';
+import { createAppRouter } from './router.ts';
+import type { Context } from './trpc.ts';
+
+/** Calls one HTTP request may carry (the client-sdk batches up to this many). */
+export const MAX_CALLS_PER_HTTP_BATCH = 20;
+
+export interface ApiServerOptions {
+  config: KilnConfig;
+  db: Kysely<Database>;
+  databaseUrl: string;
+  queue: JobQueue;
+  storage: AssetStorage;
+  /** The provider's breaker, when this process also runs the worker. */
+  policies: ProviderPolicies | undefined;
+  logger: Logger;
+}
+
+export interface ApiServer {
+  url: string;
+  stop(): Promise<void>;
+}
+
+export async function startApiServer({ config, db, databaseUrl, queue, storage, policies, logger }: ApiServerOptions): Promise<ApiServer> {
+  let publicUrl = config.publicUrl ?? '';
+  const assetsBase = () => publicUrl;
+  const feed = createEventFeed({ db, connectionString: databaseUrl, publicUrl: assetsBase, logger });
+  await feed.start();
+  const services = {
+    generations: createGenerationService({ db, queue, publicUrl: assetsBase }),
+    realtime: createRealtimeService({ db, feed, publicUrl: assetsBase, maxBuffered: config.realtime.maxBufferedEvents }),
+  };
+  const authenticator = createAuthenticator(db, { cacheMs: config.authCacheMs });
+  const router = createAppRouter({ isDev: config.isDev });
+  const onError = ({ error, path }: { error: { code: string; message: string; cause?: Error | undefined }; path?: string | undefined }) => {
+    if (error.code === 'INTERNAL_SERVER_ERROR') logger.error('request failed', { procedure: path, error: error.message, stack: error.cause?.stack });
+  };
+
+  const trpc = createHTTPHandler({
+    router,
+    basePath: '/trpc/',
+    maxBodySize: config.limits.maxBodyBytes,
+    // HTTP batching must not become a way around the 1,000-item batch limit.
+    maxBatchSize: MAX_CALLS_PER_HTTP_BATCH,
+    createContext: ({ req }): Context => {
+      const key = bearerToken(req.headers.authorization);
+      return { hasCredentials: key !== undefined, authenticate: async () => (key ? authenticator.authenticate(key) : undefined), services };
+    },
+    onError,
+  });
+
+  const health = async (): Promise<HealthReport> => {
+    const checks: HealthReport['checks'] = {};
+    try {
+      await sql`SELECT 1`.execute(db);
+      checks.database = { ok: true };
+    } catch (error) {
+      // The detail goes to the log; /health is public and says only what failed.
+      logger.warn('health check: database unreachable', { error: error instanceof Error ? error.message : String(error) });
+      checks.database = { ok: false, detail: 'unreachable' };
+    }
+    if (policies) {
+      const breaker = policies.breakerState();
+      checks.provider = { ok: breaker !== 'open', detail: `circuit ${breaker}` };
+    }
+    return { status: Object.values(checks).every((check) => check.ok) ? 'ok' : 'degraded', checks };
+  };
+  const server = createHttpServer({ trpc, storage, health, logger });
+
+  // WebSocket on the same port. The API key comes in the connection parameters (never the
+  // URL) and is checked once per connection.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
+  server.on('upgrade', (req, socket, head) => {
+    if (!new URL(req.url ?? '/', 'http://kiln').pathname.startsWith('/trpc')) return void socket.destroy();
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  });
+  const websocket = applyWSSHandler({
+    wss,
+    router,
+    keepAlive: { enabled: true, pingMs: config.realtime.pingMs, pongWaitMs: config.realtime.pongWaitMs },
+    createContext: ({ res, info }): Context => {
+      const params = info.connectionParams ?? {};
+      const key = typeof params.apiKey === 'string' ? params.apiKey : undefined;
+      const caller = key ? authenticator.authenticate(key) : Promise.resolve(undefined);
+      caller.catch(() => {}); // reported by the procedure that awaits it
+      return { hasCredentials: key !== undefined, authenticate: () => caller, services, connection: res };
+    },
+    onError,
+  });
+
+  await listen(server, config.port, config.host);
+  const address = server.address() as AddressInfo;
+  const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+  if (!publicUrl) publicUrl = url;
+
+  return {
+    url,
+    async stop() {
+      // Tell WebSocket clients to reconnect (to another node, or to us after a restart).
+      websocket.broadcastReconnectNotification();
+      for (const client of wss.clients) client.close(1012, 'server restarting');
+      wss.close();
+      await feed.stop();
+      await closeServer(server);
+    },
+  };
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** Stop accepting connections, let in-flight requests finish, drop idle keep-alive sockets. */
+function closeServer(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+    setTimeout(() => server.closeAllConnections(), 5_000).unref();
+  });
+}

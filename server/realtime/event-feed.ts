@@ -1,0 +1,114 @@
+// One per API process: follows the event log (woken by NOTIFY, read in feed order) and hands
+// each event to this process's subscribers. Subscribers are indexed by tenant, so a tenant
+// never receives another tenant's events, and each event is read and enriched once per
+// process, not once per subscriber.
+import type { Kysely } from 'kysely';
+import { currentFeedPosition, readFeed, type FeedPosition } from '../../db/events.ts';
+import { createListener } from '../../db/listener.ts';
+import type { Database } from '../../db/schema.ts';
+import type { Logger } from '../../jobs/logger.ts';
+import { toRealtimeEvents, type RealtimeEvent } from './event-view.ts';
+
+export interface FeedSubscriber {
+  tenantId: string;
+  matches(event: RealtimeEvent): boolean;
+  deliver(event: RealtimeEvent): void;
+}
+
+export interface EventFeed {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Registers a subscriber; from now on it gets every matching event after `position()`. */
+  subscribe(subscriber: FeedSubscriber): Promise<() => void>;
+  subscriberCount(): number;
+}
+
+const PAGE_SIZE = 500;
+/** How soon to look again when an event waits on a transaction that has not ended yet. */
+const HELD_BACK_RETRY_MS = 5;
+
+export function createEventFeed(options: { db: Kysely<Database>; connectionString: string; publicUrl: () => string; logger: Logger }): EventFeed {
+  const { db, logger } = options;
+  const byTenant = new Map<string, Set<FeedSubscriber>>();
+  let subscribers = 0;
+  let position: FeedPosition | undefined; // undefined while nobody listens: nothing to follow
+  let draining = false;
+  let again = false;
+  let stopped = false;
+  let retry: NodeJS.Timeout | undefined;
+
+  const listener = createListener({
+    connectionString: options.connectionString,
+    channel: 'kiln_events',
+    onNotify: () => poke(),
+    onError: (error) => logger.warn('event listener connection failed; reconnecting', { error: error.message }),
+  });
+
+  function poke(): void {
+    if (draining) again = true;
+    else void drain();
+  }
+
+  async function drain(): Promise<void> {
+    draining = true;
+    try {
+      do {
+        again = false;
+        if (!position || stopped) break;
+        const page = await readFeed(db, position, PAGE_SIZE);
+        if (page.events.length > 0) {
+          const views = await toRealtimeEvents(db, page.events, options.publicUrl());
+          for (const view of views) dispatch(view);
+          const last = page.events.at(-1)!;
+          position = { xid: last.xid, id: last.id };
+        }
+        if (page.events.length === PAGE_SIZE) again = true;
+        else if (page.heldBack) scheduleRetry(HELD_BACK_RETRY_MS);
+      } while (again);
+    } catch (error) {
+      logger.warn('reading the event feed failed; retrying', { error: error instanceof Error ? error.message : String(error) });
+      scheduleRetry(500);
+    } finally {
+      draining = false;
+    }
+  }
+
+  function scheduleRetry(ms: number): void {
+    if (retry || stopped) return;
+    retry = setTimeout(() => {
+      retry = undefined;
+      poke();
+    }, ms);
+  }
+
+  function dispatch(event: RealtimeEvent): void {
+    for (const subscriber of byTenant.get(event.tenantId) ?? []) {
+      if (subscriber.matches(event)) subscriber.deliver(event);
+    }
+  }
+
+  return {
+    start: () => listener.start(),
+    async stop() {
+      stopped = true;
+      clearTimeout(retry);
+      await listener.stop();
+    },
+    async subscribe(subscriber) {
+      // The first subscriber starts the feed at "now"; backfill covers anything older.
+      position ??= await currentFeedPosition(db);
+      let set = byTenant.get(subscriber.tenantId);
+      if (!set) byTenant.set(subscriber.tenantId, (set = new Set()));
+      set.add(subscriber);
+      subscribers += 1;
+      const own = set;
+      return () => {
+        if (!own.delete(subscriber)) return;
+        subscribers -= 1;
+        if (own.size === 0) byTenant.delete(subscriber.tenantId);
+        if (subscribers === 0) position = undefined;
+      };
+    },
+    subscriberCount: () => subscribers,
+  };
+}

@@ -1,0 +1,83 @@
+// What subscribers receive for an event: its stage and the state it implies, plus the assets
+// when it is a success and the batch's counts when it belongs to a batch.
+import type { Kysely } from 'kysely';
+import { encodePosition } from '../../db/events.ts';
+import { countBatchStates, listAssets } from '../../db/generations.ts';
+import type { Asset, Database, GenerationEvent, GenerationState } from '../../db/schema.ts';
+
+export interface RealtimeEvent {
+  /** Feed position; hand it back as `lastEventId` to resume after it. */
+  id: string;
+  tenantId: string;
+  generationId: string;
+  batchId: string | null;
+  stage: string;
+  /** The generation's state once this event happened. */
+  state: GenerationState;
+  at: Date;
+  data: Record<string, unknown>;
+  /** On `succeeded`: the generation's assets. */
+  assets?: AssetView[];
+  /** On events of a batch: the batch's counts per state when the event was sent. */
+  batch?: { counts: Record<GenerationState, number>; total: number; done: boolean };
+}
+
+export interface AssetView {
+  kind: 'original' | 'variant';
+  platform: string | null;
+  format: string;
+  width: number;
+  height: number;
+  bytes: number;
+  contentHash: string;
+  contentType: string;
+  url: string;
+}
+
+const STATE_OF_STAGE: Record<string, GenerationState> = { queued: 'queued', succeeded: 'succeeded', failed: 'failed', canceled: 'canceled' };
+
+export function assetView(asset: Asset, publicUrl: string): AssetView {
+  return {
+    kind: asset.kind,
+    platform: asset.platform,
+    format: asset.format,
+    width: asset.width,
+    height: asset.height,
+    bytes: asset.bytes,
+    contentHash: asset.content_hash,
+    contentType: asset.content_type,
+    url: `${publicUrl}/assets/${asset.storage_key}`,
+  };
+}
+
+/** Builds the views for a page of events with one query per kind of extra, not one per event. */
+export async function toRealtimeEvents(db: Kysely<Database>, events: readonly GenerationEvent[], publicUrl: string): Promise<RealtimeEvent[]> {
+  const succeeded = events.filter((event) => event.stage === 'succeeded').map((event) => event.generation_id);
+  const batchIds = [...new Set(events.flatMap((event) => (event.batch_id ? [event.batch_id] : [])))];
+  const [assets, batches] = await Promise.all([
+    listAssets(db, succeeded),
+    Promise.all(batchIds.map(async (batchId) => [batchId, await countBatchStates(db, batchId)] as const)),
+  ]);
+  const countsByBatch = new Map(batches);
+  return events.map((event) => {
+    const view: RealtimeEvent = {
+      id: encodePosition(event),
+      tenantId: event.tenant_id,
+      generationId: event.generation_id,
+      batchId: event.batch_id,
+      stage: event.stage,
+      state: STATE_OF_STAGE[event.stage] ?? 'running',
+      at: event.at,
+      data: event.data,
+    };
+    if (event.stage === 'succeeded') {
+      view.assets = assets.filter((asset) => asset.generation_id === event.generation_id).map((asset) => assetView(asset, publicUrl));
+    }
+    const counts = event.batch_id ? countsByBatch.get(event.batch_id) : undefined;
+    if (counts) {
+      const total = Object.values(counts).reduce((sum, count) => sum + count, 0);
+      view.batch = { counts, total, done: counts.queued + counts.running === 0 };
+    }
+    return view;
+  });
+}

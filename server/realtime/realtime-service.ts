@@ -1,0 +1,44 @@
+// The realtime use case behind `onUpdate`: check what the caller may watch, then stream.
+import type { Kysely } from 'kysely';
+import { decodePosition } from '../../db/events.ts';
+import { findBatch, findGeneration } from '../../db/generations.ts';
+import type { Database } from '../../db/schema.ts';
+import { badRequest, notFound } from '../errors.ts';
+import type { Caller } from '../generation-service.ts';
+import type { EventFeed } from './event-feed.ts';
+import type { RealtimeEvent } from './event-view.ts';
+import { subscribeToEvents } from './subscription.ts';
+
+export interface WatchRequest {
+  generationId?: string | undefined;
+  batchId?: string | undefined;
+  lastEventId?: string | null | undefined;
+}
+
+export type RealtimeService = ReturnType<typeof createRealtimeService>;
+
+export function createRealtimeService(options: { db: Kysely<Database>; feed: EventFeed; publicUrl: () => string; maxBuffered: number }) {
+  const { db } = options;
+  return {
+    /** Throws NOT_FOUND / BAD_REQUEST before anything streams, so the error reaches the client typed. */
+    async watch(caller: Caller, request: WatchRequest, signal: AbortSignal | undefined): Promise<AsyncGenerator<Omit<RealtimeEvent, 'tenantId'>>> {
+      if (request.generationId && !(await findGeneration(db, caller.tenantId, request.generationId))) throw notFound('generation', request.generationId);
+      if (request.batchId && !(await findBatch(db, caller.tenantId, request.batchId))) throw notFound('batch', request.batchId);
+      if (request.lastEventId && !decodePosition(request.lastEventId)) {
+        throw badRequest('lastEventId is not an event id from this subscription', { lastEventId: ['not an event id'] });
+      }
+      const events = subscribeToEvents(
+        {
+          tenantId: caller.tenantId,
+          ...(request.generationId ? { generationId: request.generationId } : {}),
+          ...(request.batchId ? { batchId: request.batchId } : {}),
+          ...(request.lastEventId ? { lastEventId: request.lastEventId } : {}),
+        },
+        { db, feed: options.feed, publicUrl: options.publicUrl, maxBuffered: options.maxBuffered, signal },
+      );
+      return (async function* () {
+        for await (const { tenantId: _tenant, ...event } of events) yield event;
+      })();
+    },
+  };
+}
