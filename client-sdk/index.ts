@@ -1,6 +1,6 @@
 // The typed Kiln client for Node and browsers. It imports the server's router as a type
 // only, so every input and output is checked at compile time and no server code ships.
-import { TRPCClientError, createTRPCClient, httpBatchLink } from '@trpc/client';
+import { TRPCClientError, createTRPCClient, createWSClient, httpBatchLink, splitLink, wsLink } from '@trpc/client';
 import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
 import type { AppRouter } from '../server/router.ts';
 
@@ -12,6 +12,8 @@ export type GenerationStatus = KilnOutputs['status'];
 export type GenerationState = GenerationStatus['state'];
 export type Asset = GenerationStatus['assets'][number];
 export type BatchStatus = KilnOutputs['batchStatus'];
+/** One stage of a generation, as pushed by `onUpdate` / `watch`. */
+export type GenerationEvent = KilnOutputs['onUpdate'] extends AsyncIterable<{ data: infer Event }> ? Event : never;
 
 export { TRPCClientError };
 /** Errors from Kiln: `error.data?.code` is the tRPC code, `error.data?.fields` the invalid fields. */
@@ -25,14 +27,13 @@ export interface KilnClientOptions {
   apiKey: string;
   /** Custom fetch (tests, proxies, older runtimes). */
   fetch?: typeof globalThis.fetch;
+  /** A WebSocket implementation where there is no global one. */
+  WebSocket?: typeof globalThis.WebSocket;
 }
 
 export interface WaitOptions {
   /** Give up after this long (default 10 minutes). */
   timeoutMs?: number;
-  /** First poll interval; grows to `maxIntervalMs` (defaults 250 ms → 2 s). */
-  intervalMs?: number;
-  maxIntervalMs?: number;
   signal?: AbortSignal;
 }
 
@@ -41,19 +42,75 @@ export class WaitTimeoutError extends Error {
 }
 
 export function createKilnClient(options: KilnClientOptions) {
+  const base = options.url.replace(/\/+$/, '');
+  // Subscriptions ride one WebSocket, opened on first use and closed when idle; it reconnects
+  // by itself and resumes every subscription after the last event it received.
+  const socket = createWSClient({
+    url: `${base.replace(/^http/, 'ws')}/trpc`,
+    connectionParams: { apiKey: options.apiKey },
+    lazy: { enabled: true, closeMs: 5_000 },
+    retryDelayMs: (attempt) => Math.min(10_000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2),
+    ...(options.WebSocket ? { WebSocket: options.WebSocket } : {}),
+  });
   const trpc = createTRPCClient<AppRouter>({
     links: [
-      httpBatchLink({
-        url: `${options.url.replace(/\/+$/, '')}/trpc`,
-        headers: () => ({ Authorization: `Bearer ${options.apiKey}` }),
-        maxURLLength: 4000,
-        maxItems: 20, // the server's limit of calls per HTTP request
-        ...(options.fetch ? { fetch: options.fetch } : {}),
+      splitLink({
+        condition: (operation) => operation.type === 'subscription',
+        true: wsLink({ client: socket }),
+        false: httpBatchLink({
+          url: `${base}/trpc`,
+          headers: () => ({ Authorization: `Bearer ${options.apiKey}` }),
+          maxURLLength: 4000,
+          maxItems: 20, // the server's limit of calls per HTTP request
+          ...(options.fetch ? { fetch: options.fetch } : {}),
+        }),
       }),
     ],
   });
 
   const status = (input: KilnInputs['status']) => trpc.status.query(input);
+
+  /** tRPC's callback subscription as an async iterator, with a queue between the two. */
+  async function* subscribe(input: KilnInputs['onUpdate'], signal: AbortSignal | undefined): AsyncGenerator<GenerationEvent> {
+    const pending: GenerationEvent[] = [];
+    let failure: unknown;
+    let finished = false;
+    let wake: (() => void) | undefined;
+    const notify = () => wake?.();
+    const subscription = trpc.onUpdate.subscribe(input, {
+      onData: ({ data }) => {
+        pending.push(data);
+        notify();
+      },
+      onError: (error) => {
+        failure = error;
+        notify();
+      },
+      onComplete: () => {
+        finished = true;
+        notify();
+      },
+    });
+    signal?.addEventListener('abort', notify);
+    try {
+      for (;;) {
+        const event = pending.shift();
+        if (event) {
+          yield event;
+          const single = input && 'generationId' in input && input.generationId;
+          if (single && FINAL_STATES.includes(event.state)) return;
+          continue;
+        }
+        if (failure) throw failure;
+        if (finished || signal?.aborted) return;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    } finally {
+      signal?.removeEventListener('abort', notify);
+      subscription.unsubscribe();
+    }
+  }
 
   return {
     /** Queue one prompt. Answers at once with `{ id, status }`. */
@@ -65,18 +122,28 @@ export function createKilnClient(options: KilnClientOptions) {
     list: (input?: KilnInputs['list']) => trpc.list.query(input),
     cancel: (input: KilnInputs['cancel']) => trpc.cancel.mutate(input),
 
-    /** Resolves with the generation once it is succeeded, failed or canceled. */
-    async waitFor(id: string, wait: WaitOptions = {}): Promise<GenerationStatus> {
-      const deadline = Date.now() + (wait.timeoutMs ?? 10 * 60_000);
-      let interval = wait.intervalMs ?? 250;
-      for (;;) {
-        const current = await status({ id });
-        if (FINAL_STATES.includes(current.state)) return current;
-        if (Date.now() + interval > deadline) throw new WaitTimeoutError(`generation ${id} still ${current.state} after waiting`);
-        await delay(interval, wait.signal);
-        interval = Math.min(wait.maxIntervalMs ?? 2000, Math.round(interval * 1.5));
-      }
+    /**
+     * The events of a generation, a batch, or all of the caller's generations, as they happen
+     * (history first for a generation or batch). Ends when the signal aborts, or — for one
+     * generation — after its final event.
+     */
+    watch(target: { generationId: string } | { batchId: string } | Record<string, never> = {}, watchOptions: { signal?: AbortSignal } = {}) {
+      return subscribe(target, watchOptions.signal);
     },
+
+    /** Resolves with the generation once it is succeeded, failed or canceled (pushed, not polled). */
+    async waitFor(id: string, wait: WaitOptions = {}): Promise<GenerationStatus> {
+      const timeout = AbortSignal.timeout(wait.timeoutMs ?? 10 * 60_000);
+      const signal = wait.signal ? AbortSignal.any([wait.signal, timeout]) : timeout;
+      for await (const event of subscribe({ generationId: id }, signal)) {
+        if (FINAL_STATES.includes(event.state)) return status({ id });
+      }
+      if (timeout.aborted) throw new WaitTimeoutError(`generation ${id} did not finish in time`);
+      throw signal.reason;
+    },
+
+    /** Closes the WebSocket (subscriptions end). The HTTP side needs no closing. */
+    close: () => socket.close(),
 
     /** The underlying tRPC client, for procedures without a helper. */
     trpc,
@@ -84,18 +151,3 @@ export function createKilnClient(options: KilnClientOptions) {
 }
 
 export type KilnClient = ReturnType<typeof createKilnClient>;
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}

@@ -66,10 +66,13 @@ export async function startKiln(options: StartOptions = {}): Promise<TestKiln> {
   });
   const app = await createApp(config).start();
   const url = app.url ?? '';
+  const clients: KilnClient[] = [];
   const newTenant = async (name = `tenant-${randomBytes(4).toString('hex')}`) => {
     const tenant = await createTenant(app.database.db, name);
     const key = await createApiKey(app.database.db, tenant.id, 'test');
-    return { tenantId: tenant.id, apiKey: key.key, client: createKilnClient({ url, apiKey: key.key }) };
+    const client = createKilnClient({ url, apiKey: key.key });
+    clients.push(client);
+    return { tenantId: tenant.id, apiKey: key.key, client };
   };
   const first = await newTenant().catch(async (error: unknown) => {
     await app.stop();
@@ -85,6 +88,7 @@ export async function startKiln(options: StartOptions = {}): Promise<TestKiln> {
     client: first.client,
     newTenant,
     async stop() {
+      for (const client of clients) client.close();
       await app.stop();
       if (!options.dataDir) await rm(dataDir, { recursive: true, force: true });
     },
