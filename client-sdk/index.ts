@@ -21,15 +21,20 @@ export type KilnClientError = TRPCClientError<AppRouter>;
 
 export const FINAL_STATES: readonly GenerationState[] = ['succeeded', 'failed', 'canceled'];
 
-export interface KilnClientOptions {
+interface ClientBaseOptions {
   /** The server's base URL, e.g. http://127.0.0.1:3000 */
   url: string;
-  apiKey: string;
   /** Custom fetch (tests, proxies, older runtimes). */
   fetch?: typeof globalThis.fetch;
   /** A WebSocket implementation where there is no global one. */
   WebSocket?: typeof globalThis.WebSocket;
 }
+
+/**
+ * Services use the tenant's API key. Browsers use a scoped token minted by the tenant's
+ * backend with `createToken` (read and subscribe only, one generation or batch).
+ */
+export type KilnClientOptions = ClientBaseOptions & ({ apiKey: string; token?: never } | { token: string; apiKey?: never });
 
 export interface WaitOptions {
   /** Give up after this long (default 10 minutes). */
@@ -43,11 +48,12 @@ export class WaitTimeoutError extends Error {
 
 export function createKilnClient(options: KilnClientOptions) {
   const base = options.url.replace(/\/+$/, '');
+  const credential = options.apiKey ?? options.token;
   // Subscriptions ride one WebSocket, opened on first use and closed when idle; it reconnects
   // by itself and resumes every subscription after the last event it received.
   const socket = createWSClient({
     url: `${base.replace(/^http/, 'ws')}/trpc`,
-    connectionParams: { apiKey: options.apiKey },
+    connectionParams: options.apiKey !== undefined ? { apiKey: options.apiKey } : { token: options.token },
     lazy: { enabled: true, closeMs: 5_000 },
     retryDelayMs: (attempt) => Math.min(10_000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2),
     ...(options.WebSocket ? { WebSocket: options.WebSocket } : {}),
@@ -59,7 +65,7 @@ export function createKilnClient(options: KilnClientOptions) {
         true: wsLink({ client: socket }),
         false: httpBatchLink({
           url: `${base}/trpc`,
-          headers: () => ({ Authorization: `Bearer ${options.apiKey}` }),
+          headers: () => ({ Authorization: `Bearer ${credential}` }),
           maxURLLength: 4000,
           maxItems: 20, // the server's limit of calls per HTTP request
           ...(options.fetch ? { fetch: options.fetch } : {}),
@@ -121,6 +127,8 @@ export function createKilnClient(options: KilnClientOptions) {
     batchStatus: (input: KilnInputs['batchStatus']) => trpc.batchStatus.query(input),
     list: (input?: KilnInputs['list']) => trpc.list.query(input),
     cancel: (input: KilnInputs['cancel']) => trpc.cancel.mutate(input),
+    /** A short-lived, read-only token for one generation or batch, to hand to a browser. */
+    createToken: (input: KilnInputs['createToken']) => trpc.createToken.mutate(input),
 
     /**
      * The events of a generation, a batch, or all of the caller's generations, as they happen

@@ -4,12 +4,14 @@ import { Migrator, type Migration, type MigrationProvider } from 'kysely/migrati
 import * as initial from './migrations/0001-initial.ts';
 import * as uniqueTenantNames from './migrations/0002-unique-tenant-names.ts';
 import * as eventFeed from './migrations/0003-event-feed.ts';
+import * as secretsAndQueueLanes from './migrations/0004-secrets-and-queue-lanes.ts';
 
 /** Migrations live in code (not discovered on disk) so they ship with the build and run in order. */
 const migrations: Record<string, Migration> = {
   '0001-initial': initial,
   '0002-unique-tenant-names': uniqueTenantNames,
   '0003-event-feed': eventFeed,
+  '0004-secrets-and-queue-lanes': secretsAndQueueLanes,
 };
 
 const inCodeProvider: MigrationProvider = {

@@ -94,7 +94,14 @@ export interface AssetsTable {
   created_at: Generated<Date>;
 }
 
+export interface SecretsTable {
+  name: string;
+  value: Buffer;
+  created_at: Generated<Date>;
+}
+
 export interface Database {
+  kiln_secrets: SecretsTable;
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
   batches: BatchesTable;

@@ -11,13 +11,16 @@ import type { Logger } from '../jobs/logger.ts';
 import type { ProviderPolicies } from '../jobs/provider/policies.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import type { AssetStorage } from '../jobs/storage/storage.ts';
-import { bearerToken, createAuthenticator } from './auth.ts';
+import { getOrCreateSecret } from '../db/secrets.ts';
+import { bearerToken, createAuthenticator, type AuthResult } from './auth.ts';
 import type { KilnConfig } from './config.ts';
 import { createGenerationService } from './generation-service.ts';
 import { createHttpServer, type HealthReport } from './http-server.ts';
 import { createEventFeed } from './realtime/event-feed.ts';
 import { createRealtimeService } from './realtime/realtime-service.ts';
 import { createAppRouter } from './router.ts';
+import { createTokenSigner } from './scoped-tokens.ts';
+import { createTokenService } from './token-service.ts';
 import type { Context } from './trpc.ts';
 
 /** Calls one HTTP request may carry (the client-sdk batches up to this many). */
@@ -44,11 +47,13 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
   const assetsBase = () => publicUrl;
   const feed = createEventFeed({ db, connectionString: databaseUrl, publicUrl: assetsBase, logger });
   await feed.start();
+  const signer = createTokenSigner(config.tokenSecret ?? (await getOrCreateSecret(db, 'scoped-tokens')));
   const services = {
     generations: createGenerationService({ db, queue, publicUrl: assetsBase }),
     realtime: createRealtimeService({ db, feed, publicUrl: assetsBase, maxBuffered: config.realtime.maxBufferedEvents }),
+    tokens: createTokenService({ db, signer }),
   };
-  const authenticator = createAuthenticator(db, { cacheMs: config.authCacheMs });
+  const authenticator = createAuthenticator(db, signer, { cacheMs: config.authCacheMs });
   const router = createAppRouter({ isDev: config.isDev });
   const onError = ({ error, path }: { error: { code: string; message: string; cause?: Error | undefined }; path?: string | undefined }) => {
     if (error.code === 'INTERNAL_SERVER_ERROR') logger.error('request failed', { procedure: path, error: error.message, stack: error.cause?.stack });
@@ -61,8 +66,12 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     // HTTP batching must not become a way around the 1,000-item batch limit.
     maxBatchSize: MAX_CALLS_PER_HTTP_BATCH,
     createContext: ({ req }): Context => {
-      const key = bearerToken(req.headers.authorization);
-      return { hasCredentials: key !== undefined, authenticate: async () => (key ? authenticator.authenticate(key) : undefined), services };
+      const credential = bearerToken(req.headers.authorization);
+      return {
+        hasCredentials: credential !== undefined,
+        authenticate: () => (credential ? authenticator.authenticate(credential) : Promise.resolve({ ok: false, reason: 'missing credentials' })),
+        services,
+      };
     },
     onError,
   });
@@ -98,10 +107,10 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     keepAlive: { enabled: true, pingMs: config.realtime.pingMs, pongWaitMs: config.realtime.pongWaitMs },
     createContext: ({ res, info }): Context => {
       const params = info.connectionParams ?? {};
-      const key = typeof params.apiKey === 'string' ? params.apiKey : undefined;
-      const caller = key ? authenticator.authenticate(key) : Promise.resolve(undefined);
+      const credential = [params.apiKey, params.token].find((value): value is string => typeof value === 'string' && value.length > 0);
+      const caller = credential ? authenticator.authenticate(credential) : Promise.resolve<AuthResult>({ ok: false, reason: 'missing credentials' });
       caller.catch(() => {}); // reported by the procedure that awaits it
-      return { hasCredentials: key !== undefined, authenticate: () => caller, services, connection: res };
+      return { hasCredentials: credential !== undefined, authenticate: () => caller, services, connection: res };
     },
     onError,
   });

@@ -39,6 +39,7 @@ const environmentSchema = z.object({
   KILN_MAX_INPUT_PIXELS: intFromEnv(16_000_000, 1, 268_402_689),
   KILN_AUTH_CACHE_MS: intFromEnv(5000, 0, 600_000),
   KILN_SHUTDOWN_GRACE_MS: intFromEnv(10_000, 0, 600_000),
+  KILN_TOKEN_SECRET: optionalString.pipe(z.string().min(32, 'KILN_TOKEN_SECRET must be at least 32 characters').optional()),
   KILN_REALTIME_MAX_BUFFERED: intFromEnv(1000, 10, 100_000),
   KILN_WS_PING_MS: intFromEnv(30_000, 1000, 600_000),
   KILN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
@@ -102,6 +103,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       pingMs: e.KILN_WS_PING_MS,
       pongWaitMs: 10_000,
     },
+    /** Signs scoped tokens; by default a random secret kept in the database, shared by all API processes. */
+    tokenSecret: e.KILN_TOKEN_SECRET ? Buffer.from(e.KILN_TOKEN_SECRET) : undefined,
     authCacheMs: e.KILN_AUTH_CACHE_MS,
     shutdownGraceMs: e.KILN_SHUTDOWN_GRACE_MS,
     logLevel: e.KILN_LOG_LEVEL,

@@ -1,7 +1,7 @@
 // The few ways a request can fail on purpose. Thrown as values by services; mapped to tRPC
 // codes in one place (trpc.ts). Anything else is a bug and reaches clients as a masked 500.
 
-export type DomainErrorCode = 'NOT_FOUND' | 'CONFLICT' | 'BAD_REQUEST' | 'UNAUTHORIZED';
+export type DomainErrorCode = 'NOT_FOUND' | 'CONFLICT' | 'BAD_REQUEST' | 'UNAUTHORIZED' | 'FORBIDDEN';
 
 export class DomainError extends Error {
   override name = 'DomainError';
@@ -23,3 +23,5 @@ export const conflict = (message: string) => new DomainError('CONFLICT', message
 export const badRequest = (message: string, fields?: Record<string, string[]>) => new DomainError('BAD_REQUEST', message, fields);
 
 export const unauthorized = (message: string) => new DomainError('UNAUTHORIZED', message);
+
+export const forbidden = (message: string) => new DomainError('FORBIDDEN', message);

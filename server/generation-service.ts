@@ -17,14 +17,10 @@ import type { Asset, Database, Generation, GenerationEvent } from '../db/schema.
 import { modelForTier, type ModelTier } from '../jobs/provider/models.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import { createIdFactory } from '../db/ids.ts';
+import { assertMayReadBatch, assertMayReadGeneration, type Caller } from './caller.ts';
 import { badRequest, conflict, notFound } from './errors.ts';
 import { createGroupCommit } from './group-commit.ts';
 import type { BatchInput, BatchItemInput, GenerateInput, ListInput } from './schemas.ts';
-
-export interface Caller {
-  tenantId: string;
-  tenantTier: string;
-}
 
 export interface GenerationServiceOptions {
   db: Kysely<Database>;
@@ -148,6 +144,7 @@ export function createGenerationService({ db, queue, publicUrl }: GenerationServ
     async status(caller: Caller, id: string) {
       const generation = await findGeneration(db, caller.tenantId, id);
       if (!generation) throw notFound('generation', id);
+      assertMayReadGeneration(caller, generation);
       const [assets, events] = await Promise.all([listAssets(db, [id]), listEvents(db, id)]);
       return { ...summaryView(generation), assets: assets.map(assetView), events: events.map(eventView) };
     },
@@ -155,6 +152,7 @@ export function createGenerationService({ db, queue, publicUrl }: GenerationServ
     async batchStatus(caller: Caller, batchId: string) {
       const batch = await findBatch(db, caller.tenantId, batchId);
       if (!batch) throw notFound('batch', batchId);
+      assertMayReadBatch(caller, batchId);
       const counts = await countBatchStates(db, batchId);
       const finished = counts.succeeded + counts.failed + counts.canceled;
       return { batchId, total: batch.item_count, counts, done: finished === batch.item_count, createdAt: batch.created_at };

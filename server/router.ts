@@ -2,24 +2,29 @@
 // The client-sdk imports `AppRouter` as a type only.
 import { tracked } from '@trpc/server';
 import { SlowConsumerError } from './realtime/subscription.ts';
-import { batchIdInput, batchInput, generateInput, idInput, listInput, onUpdateInput } from './schemas.ts';
+import { batchIdInput, batchInput, createTokenInput, generateInput, idInput, listInput, onUpdateInput } from './schemas.ts';
 import { createTRPC } from './trpc.ts';
 
 export function createAppRouter(options: { isDev: boolean }) {
-  const { router, authedProcedure } = createTRPC(options);
+  const { router, authedProcedure, keyProcedure } = createTRPC(options);
   return router({
     /** Queue one prompt; answers at once with its id. */
-    generate: authedProcedure.input(generateInput).mutation(({ ctx, input }) => ctx.services.generations.generate(ctx.caller, input)),
+    generate: keyProcedure.input(generateInput).mutation(({ ctx, input }) => ctx.services.generations.generate(ctx.caller, input)),
     /** Up to 1,000 prompts in one transaction. */
-    batch: authedProcedure.input(batchInput).mutation(({ ctx, input }) => ctx.services.generations.batch(ctx.caller, input)),
+    batch: keyProcedure.input(batchInput).mutation(({ ctx, input }) => ctx.services.generations.batch(ctx.caller, input)),
     /** One generation with its assets and stage events. */
     status: authedProcedure.input(idInput).query(({ ctx, input }) => ctx.services.generations.status(ctx.caller, input.id)),
     /** Counts per state for a batch. */
     batchStatus: authedProcedure.input(batchIdInput).query(({ ctx, input }) => ctx.services.generations.batchStatus(ctx.caller, input.batchId)),
     /** The caller's generations, newest first, with cursor pagination. */
-    list: authedProcedure.input(listInput).query(({ ctx, input }) => ctx.services.generations.list(ctx.caller, input)),
+    list: keyProcedure.input(listInput).query(({ ctx, input }) => ctx.services.generations.list(ctx.caller, input)),
     /** Cancel queued or running work, at the provider too. */
-    cancel: authedProcedure.input(idInput).mutation(({ ctx, input }) => ctx.services.generations.cancel(ctx.caller, input.id)),
+    cancel: keyProcedure.input(idInput).mutation(({ ctx, input }) => ctx.services.generations.cancel(ctx.caller, input.id)),
+    /**
+     * A short-lived token for a browser: read and subscribe only, to one generation or batch.
+     * Mint it in your backend (with the API key) and give it to the frontend.
+     */
+    createToken: keyProcedure.input(createTokenInput).mutation(({ ctx, input }) => ctx.services.tokens.mint(ctx.caller, input)),
     /**
      * Every stage of the caller's generations as it happens (WebSocket): one generation, one
      * batch, or all. Each event is tracked by its id, so a reconnecting client resumes after

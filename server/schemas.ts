@@ -125,3 +125,13 @@ export const onUpdateInput = z
   .strict()
   .refine((input) => !(input.generationId && input.batchId), { message: 'give generationId or batchId, not both', path: ['batchId'] })
   .default({});
+
+export const createTokenInput = z
+  .object({
+    generationId: z.uuid({ error: 'generationId must be a generation UUID as returned by generate' }).optional(),
+    batchId: z.uuid({ error: 'batchId must be a UUID as returned by batch' }).optional(),
+    /** How long the token works; 15 minutes by default, a day at most. */
+    ttlSeconds: z.int().min(10).max(86_400, 'ttlSeconds must be between 10 and 86400').default(900),
+  })
+  .strict()
+  .refine((input) => Boolean(input.generationId) !== Boolean(input.batchId), { message: 'give exactly one of generationId or batchId', path: ['generationId'] });

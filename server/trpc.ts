@@ -4,15 +4,18 @@ import { TRPCError, initTRPC } from '@trpc/server';
 import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
 import { ZodError } from 'zod';
 import { DomainError, unauthorized, type DomainErrorCode } from './errors.ts';
-import type { Caller, GenerationService } from './generation-service.ts';
+import type { AuthResult } from './auth.ts';
+import { forbidden } from './errors.ts';
+import type { GenerationService } from './generation-service.ts';
+import type { TokenService } from './token-service.ts';
 import type { RealtimeService } from './realtime/realtime-service.ts';
 
 export interface Context {
-  /** Resolves the caller from the request's credentials; undefined when there are none or they are wrong. */
-  authenticate(): Promise<Caller | undefined>;
+  /** Resolves the caller from the request's credential (checked once per request or connection). */
+  authenticate(): Promise<AuthResult>;
   /** Whether any credential was presented, to tell "missing" from "wrong". */
   hasCredentials: boolean;
-  services: { generations: GenerationService; realtime: RealtimeService };
+  services: { generations: GenerationService; realtime: RealtimeService; tokens: TokenService };
   /** The WebSocket, for calls that arrive over one: lets a subscription cut off a slow consumer. */
   connection?: { close(code: number, reason: string): void };
 }
@@ -22,6 +25,7 @@ const DOMAIN_TO_TRPC: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {
   CONFLICT: 'CONFLICT',
   BAD_REQUEST: 'BAD_REQUEST',
   UNAUTHORIZED: 'UNAUTHORIZED',
+  FORBIDDEN: 'FORBIDDEN',
 };
 
 /** `{ 'items.0.prompt': ['prompt must not be empty'] }` — paths a form can point at. */
@@ -73,12 +77,19 @@ export function createTRPC(options: { isDev: boolean }) {
 
   const publicProcedure = t.procedure.use(domainErrors);
 
+  /** Any valid credential: an API key or a scoped token (services check the token's scope). */
   const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
     if (!ctx.hasCredentials) throw unauthorized('missing API key: send "Authorization: Bearer <key>"');
-    const caller = await ctx.authenticate();
-    if (!caller) throw unauthorized('API key not recognised or revoked');
-    return next({ ctx: { ...ctx, caller } });
+    const result = await ctx.authenticate();
+    if (!result.ok) throw unauthorized(result.reason);
+    return next({ ctx: { ...ctx, caller: result.caller } });
   });
 
-  return { router: t.router, publicProcedure, authedProcedure };
+  /** An API key: scoped tokens may only read and subscribe. */
+  const keyProcedure = authedProcedure.use(async ({ ctx, next }) => {
+    if (ctx.caller.scope) throw forbidden('a scoped token may only read and subscribe; this call needs an API key');
+    return next();
+  });
+
+  return { router: t.router, publicProcedure, authedProcedure, keyProcedure };
 }

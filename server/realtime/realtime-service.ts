@@ -3,8 +3,8 @@ import type { Kysely } from 'kysely';
 import { decodePosition } from '../../db/events.ts';
 import { findBatch, findGeneration } from '../../db/generations.ts';
 import type { Database } from '../../db/schema.ts';
-import { badRequest, notFound } from '../errors.ts';
-import type { Caller } from '../generation-service.ts';
+import { badRequest, forbidden, notFound } from '../errors.ts';
+import { assertMayReadBatch, assertMayReadGeneration, type Caller } from '../caller.ts';
 import type { EventFeed } from './event-feed.ts';
 import type { RealtimeEvent } from './event-view.ts';
 import { subscribeToEvents } from './subscription.ts';
@@ -22,8 +22,16 @@ export function createRealtimeService(options: { db: Kysely<Database>; feed: Eve
   return {
     /** Throws NOT_FOUND / BAD_REQUEST before anything streams, so the error reaches the client typed. */
     async watch(caller: Caller, request: WatchRequest, signal: AbortSignal | undefined): Promise<AsyncGenerator<Omit<RealtimeEvent, 'tenantId'>>> {
-      if (request.generationId && !(await findGeneration(db, caller.tenantId, request.generationId))) throw notFound('generation', request.generationId);
-      if (request.batchId && !(await findBatch(db, caller.tenantId, request.batchId))) throw notFound('batch', request.batchId);
+      if (request.generationId) {
+        const generation = await findGeneration(db, caller.tenantId, request.generationId);
+        if (!generation) throw notFound('generation', request.generationId);
+        assertMayReadGeneration(caller, generation);
+      } else if (request.batchId) {
+        if (!(await findBatch(db, caller.tenantId, request.batchId))) throw notFound('batch', request.batchId);
+        assertMayReadBatch(caller, request.batchId);
+      } else if (caller.scope) {
+        throw forbidden(`this token only grants access to ${caller.scope.kind} ${caller.scope.id}; subscribe to it by id`);
+      }
       if (request.lastEventId && !decodePosition(request.lastEventId)) {
         throw badRequest('lastEventId is not an event id from this subscription', { lastEventId: ['not an event id'] });
       }

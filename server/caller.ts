@@ -1,0 +1,27 @@
+// Who is calling: a tenant, with either full access (an API key) or access scoped to one
+// generation or batch (a short-lived token a browser may hold; read and subscribe only).
+import { forbidden } from './errors.ts';
+
+export type Scope = { kind: 'generation'; id: string } | { kind: 'batch'; id: string };
+
+export interface Caller {
+  tenantId: string;
+  tenantTier: string;
+  /** Null for API keys; set for scoped tokens. */
+  scope: Scope | null;
+}
+
+/** Whether a scoped caller may read this generation (its own, or one of its batch's). */
+export function assertMayReadGeneration(caller: Caller, generation: { id: string; batch_id: string | null }): void {
+  const scope = caller.scope;
+  if (!scope) return;
+  if (scope.kind === 'generation' && scope.id === generation.id) return;
+  if (scope.kind === 'batch' && scope.id === generation.batch_id) return;
+  throw forbidden(`this token only grants access to ${scope.kind} ${scope.id}`);
+}
+
+export function assertMayReadBatch(caller: Caller, batchId: string): void {
+  const scope = caller.scope;
+  if (!scope || (scope.kind === 'batch' && scope.id === batchId)) return;
+  throw forbidden(`this token only grants access to ${scope.kind} ${scope.id}`);
+}
