@@ -50,7 +50,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
   const signer = createTokenSigner(config.tokenSecret ?? (await getOrCreateSecret(db, 'scoped-tokens')));
   const services = {
     generations: createGenerationService({ db, queue, publicUrl: assetsBase }),
-    realtime: createRealtimeService({ db, feed, publicUrl: assetsBase, maxBuffered: config.realtime.maxBufferedEvents }),
+    realtime: createRealtimeService({ db, feed, publicUrl: assetsBase, maxBuffered: config.realtime.maxBufferedEvents, queueUpdateMs: config.realtime.queueUpdateMs }),
     tokens: createTokenService({ db, signer }),
   };
   const authenticator = createAuthenticator(db, signer, { cacheMs: config.authCacheMs });

@@ -102,6 +102,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       /** Heartbeat: a quiet connection is pinged, and closed if no pong comes. */
       pingMs: e.KILN_WS_PING_MS,
       pongWaitMs: 10_000,
+      /** How often a watched, queued generation's position is sent. */
+      queueUpdateMs: 2_000,
     },
     /** Signs scoped tokens; by default a random secret kept in the database, shared by all API processes. */
     tokenSecret: e.KILN_TOKEN_SECRET ? Buffer.from(e.KILN_TOKEN_SECRET) : undefined,

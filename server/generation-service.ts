@@ -17,6 +17,7 @@ import type { Asset, Database, Generation, GenerationEvent } from '../db/schema.
 import { modelForTier, type ModelTier } from '../jobs/provider/models.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import { createIdFactory } from '../db/ids.ts';
+import { estimateQueue } from '../db/queue-estimates.ts';
 import { assertMayReadBatch, assertMayReadGeneration, type Caller } from './caller.ts';
 import { badRequest, conflict, notFound } from './errors.ts';
 import { createGroupCommit } from './group-commit.ts';
@@ -145,8 +146,12 @@ export function createGenerationService({ db, queue, publicUrl }: GenerationServ
       const generation = await findGeneration(db, caller.tenantId, id);
       if (!generation) throw notFound('generation', id);
       assertMayReadGeneration(caller, generation);
-      const [assets, events] = await Promise.all([listAssets(db, [id]), listEvents(db, id)]);
-      return { ...summaryView(generation), assets: assets.map(assetView), events: events.map(eventView) };
+      const [assets, events, queue] = await Promise.all([
+        listAssets(db, [id]),
+        listEvents(db, id),
+        generation.state === 'queued' ? estimateQueue(db, generation) : null,
+      ]);
+      return { ...summaryView(generation), queue, assets: assets.map(assetView), events: events.map(eventView) };
     },
 
     async batchStatus(caller: Caller, batchId: string) {

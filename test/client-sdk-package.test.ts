@@ -32,7 +32,7 @@ describe('the client-sdk package export', () => {
   });
 
   it('works when imported by package name', async () => {
-    const sdk = (await import('kiln/client-sdk')) as typeof import('../client-sdk/index.ts');
+    const sdk = (await import('kiln/client-sdk')) as unknown as typeof import('../client-sdk/index.ts');
     const client = sdk.createKilnClient({ url: kiln.url, apiKey: kiln.apiKey });
     const { id } = await client.generate({ prompt: 'through the package export' });
     assert.equal((await client.status({ id })).prompt, 'through the package export');

@@ -19,7 +19,8 @@ async function collect(client: KilnClient, generationId: string): Promise<Genera
   return events;
 }
 
-function assertCompleteAndOrdered(events: GenerationEvent[]): void {
+function assertCompleteAndOrdered(all: GenerationEvent[]): void {
+  const events = all.filter((event) => event.stage !== 'queue.position'); // progress notes, not log events
   const ids = events.map((event) => event.id);
   assert.equal(new Set(ids).size, ids.length, `no event twice: ${ids.join(' ')}`);
   const positions = ids.map((id) => id.split(':').map(BigInt) as [bigint, bigint]);
@@ -180,6 +181,42 @@ describe('realtime across processes', () => {
       worker.kill('SIGTERM');
       await new Promise((resolve) => worker.once('exit', resolve));
       await rm(workerDataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('queue position', () => {
+  it('tells a queued generation where it stands and when it should run, in status and in pushed updates', async () => {
+    // Some history first, so the lane has a pace to estimate from…
+    const full = await startKiln();
+    const { databaseUrl } = full;
+    for (let index = 0; index < 3; index += 1) {
+      const { id } = await full.client.generate({ prompt: `history ${index}`, platforms: ['thumbnail'] });
+      await full.client.waitFor(id);
+    }
+    await full.stop();
+    // …then an API with no worker running, so new work stays queued.
+    const api = await startKiln({ databaseUrl, env: { KILN_ROLE: 'api' } });
+    try {
+      const ids: string[] = [];
+      for (let index = 0; index < 3; index += 1) ids.push((await api.client.generate({ prompt: `waiting ${index}` })).id);
+      const third = await api.client.status({ id: ids[2]! });
+      assert.equal(third.queue?.position, 2);
+      assert.ok(third.queue?.estimatedStartAt && third.queue.estimatedFinishAt, 'estimates from the lane\'s recent pace');
+      assert.ok(new Date(third.queue.estimatedFinishAt) > new Date(third.queue.estimatedStartAt));
+      const urgent = await api.client.generate({ prompt: 'urgent', priority: 5 });
+      assert.equal((await api.client.status({ id: urgent.id })).queue?.position, 0, 'higher priority goes first');
+
+      for await (const event of api.client.watch({ generationId: ids[2]! }, { signal: AbortSignal.timeout(10_000) })) {
+        if (event.stage !== 'queue.position') continue;
+        assert.equal(event.state, 'queued');
+        assert.equal(event.data.position, 3, 'three ahead now, counting the urgent one');
+        break;
+      }
+      const running = await api.client.status({ id: ids[0]! });
+      assert.ok(running.queue, 'still queued');
+    } finally {
+      await api.stop();
     }
   });
 });

@@ -7,7 +7,8 @@ import { badRequest, forbidden, notFound } from '../errors.ts';
 import { assertMayReadBatch, assertMayReadGeneration, type Caller } from '../caller.ts';
 import type { EventFeed } from './event-feed.ts';
 import type { RealtimeEvent } from './event-view.ts';
-import { subscribeToEvents } from './subscription.ts';
+import { estimateQueue } from '../../db/queue-estimates.ts';
+import { subscribeToEvents, type QueueUpdates } from './subscription.ts';
 
 export interface WatchRequest {
   generationId?: string | undefined;
@@ -17,15 +18,23 @@ export interface WatchRequest {
 
 export type RealtimeService = ReturnType<typeof createRealtimeService>;
 
-export function createRealtimeService(options: { db: Kysely<Database>; feed: EventFeed; publicUrl: () => string; maxBuffered: number }) {
+export function createRealtimeService(options: { db: Kysely<Database>; feed: EventFeed; publicUrl: () => string; maxBuffered: number; queueUpdateMs: number }) {
   const { db } = options;
   return {
     /** Throws NOT_FOUND / BAD_REQUEST before anything streams, so the error reaches the client typed. */
     async watch(caller: Caller, request: WatchRequest, signal: AbortSignal | undefined): Promise<AsyncGenerator<Omit<RealtimeEvent, 'tenantId'>>> {
+      let queueUpdates: QueueUpdates | undefined;
       if (request.generationId) {
         const generation = await findGeneration(db, caller.tenantId, request.generationId);
         if (!generation) throw notFound('generation', request.generationId);
         assertMayReadGeneration(caller, generation);
+        queueUpdates = {
+          intervalMs: options.queueUpdateMs,
+          estimate: async () => {
+            const current = await findGeneration(db, caller.tenantId, generation.id);
+            return current?.state === 'queued' ? estimateQueue(db, current) : null;
+          },
+        };
       } else if (request.batchId) {
         if (!(await findBatch(db, caller.tenantId, request.batchId))) throw notFound('batch', request.batchId);
         assertMayReadBatch(caller, request.batchId);
@@ -42,7 +51,7 @@ export function createRealtimeService(options: { db: Kysely<Database>; feed: Eve
           ...(request.batchId ? { batchId: request.batchId } : {}),
           ...(request.lastEventId ? { lastEventId: request.lastEventId } : {}),
         },
-        { db, feed: options.feed, publicUrl: options.publicUrl, maxBuffered: options.maxBuffered, signal },
+        { db, feed: options.feed, publicUrl: options.publicUrl, maxBuffered: options.maxBuffered, signal, ...(queueUpdates ? { queueUpdates } : {}) },
       );
       return (async function* () {
         for await (const { tenantId: _tenant, ...event } of events) yield event;

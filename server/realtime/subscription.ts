@@ -3,7 +3,8 @@
 // order, so "skip what is not after the last sent" is exact: every event once, in order.
 import type { Kysely } from 'kysely';
 import { FEED_START, comparePositions, decodePosition, readFeed, type FeedFilter, type FeedPosition } from '../../db/events.ts';
-import type { Database } from '../../db/schema.ts';
+import type { QueueEstimate } from '../../db/queue-estimates.ts';
+import type { Database, GenerationState } from '../../db/schema.ts';
 import type { EventFeed } from './event-feed.ts';
 import { toRealtimeEvents, type RealtimeEvent } from './event-view.ts';
 
@@ -19,7 +20,15 @@ export class SlowConsumerError extends Error {
   override name = 'SlowConsumerError';
 }
 
+export interface QueueUpdates {
+  /** Where the generation stands in its lane, or null once it is no longer queued. */
+  estimate(): Promise<QueueEstimate | null>;
+  intervalMs: number;
+}
+
 export interface SubscriptionOptions {
+  /** For a one-generation subscription: also send its queue position while it waits. */
+  queueUpdates?: QueueUpdates;
   db: Kysely<Database>;
   feed: EventFeed;
   publicUrl: () => string;
@@ -58,6 +67,8 @@ export async function* subscribeToEvents(request: SubscriptionRequest, options: 
     // batch (its whole history is short and useful); from now for a whole tenant.
     const resumeFrom = request.lastEventId ? decodePosition(request.lastEventId) : undefined;
     let last: FeedPosition | undefined = resumeFrom ?? (request.generationId || request.batchId ? FEED_START : undefined);
+    let lastEvent: RealtimeEvent | undefined;
+    let state: GenerationState | undefined;
 
     for (let from = last; from; ) {
       const page = await readFeed(options.db, from, BACKFILL_PAGE, filter);
@@ -66,22 +77,48 @@ export async function* subscribeToEvents(request: SubscriptionRequest, options: 
         yield view;
         const raw = page.events[index]!;
         last = from = { xid: raw.xid, id: raw.id };
+        lastEvent = view;
+        state = view.state;
       }
       if (page.events.length < BACKFILL_PAGE) break;
     }
+
+    // While a watched generation waits in the queue, its position goes out now and then. It
+    // carries the id of the last real event, so resuming is unaffected.
+    const queueUpdate = async (): Promise<RealtimeEvent | undefined> => {
+      if (!options.queueUpdates || state !== 'queued' || !lastEvent) return undefined;
+      const estimate = await options.queueUpdates.estimate();
+      if (!estimate) return undefined;
+      return { ...lastEvent, stage: 'queue.position', at: new Date(), data: { ...estimate }, assets: undefined, batch: undefined };
+    };
+    const initial = await queueUpdate();
+    if (initial) yield initial;
 
     while (!options.signal?.aborted) {
       if (overflowed) throw new SlowConsumerError(`more than ${options.maxBuffered} events waited for this subscriber; reconnect to resume from the last event received`);
       const event = buffer.shift();
       if (!event) {
-        await new Promise<void>((resolve) => (wake = resolve));
+        const waitMs = options.queueUpdates && state === 'queued' ? options.queueUpdates.intervalMs : undefined;
+        const timedOut = await new Promise<boolean>((resolve) => {
+          const timer = waitMs === undefined ? undefined : setTimeout(() => resolve(true), waitMs);
+          wake = () => {
+            clearTimeout(timer);
+            resolve(false);
+          };
+        });
         wake = undefined;
+        if (timedOut) {
+          const update = await queueUpdate();
+          if (update) yield update;
+        }
         continue;
       }
       const position = decodePosition(event.id);
       if (!position || (last && comparePositions(position, last) <= 0)) continue; // the backfill sent it
       yield event;
       last = position;
+      lastEvent = event;
+      state = event.state;
     }
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
