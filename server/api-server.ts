@@ -54,7 +54,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     tokens: createTokenService({ db, signer }),
   };
   const authenticator = createAuthenticator(db, signer, { cacheMs: config.authCacheMs });
-  const router = createAppRouter({ isDev: config.isDev });
+  const router = createAppRouter({ isDev: config.isDev, maxSocketBufferBytes: config.realtime.maxSocketBufferBytes });
   const onError = ({ error, path }: { error: { code: string; message: string; cause?: Error | undefined }; path?: string | undefined }) => {
     if (error.code === 'INTERNAL_SERVER_ERROR') logger.error('request failed', { procedure: path, error: error.message, stack: error.cause?.stack });
   };
@@ -104,6 +104,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
   const websocket = applyWSSHandler({
     wss,
     router,
+    // Heartbeats: a connection quiet for pingMs is pinged and closed if no pong comes in time.
     keepAlive: { enabled: true, pingMs: config.realtime.pingMs, pongWaitMs: config.realtime.pongWaitMs },
     createContext: ({ res, info }): Context => {
       const params = info.connectionParams ?? {};

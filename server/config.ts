@@ -41,7 +41,9 @@ const environmentSchema = z.object({
   KILN_SHUTDOWN_GRACE_MS: intFromEnv(10_000, 0, 600_000),
   KILN_TOKEN_SECRET: optionalString.pipe(z.string().min(32, 'KILN_TOKEN_SECRET must be at least 32 characters').optional()),
   KILN_REALTIME_MAX_BUFFERED: intFromEnv(1000, 10, 100_000),
-  KILN_WS_PING_MS: intFromEnv(30_000, 1000, 600_000),
+  KILN_REALTIME_MAX_SOCKET_BUFFER_BYTES: intFromEnv(4 * 1024 * 1024, 1024, 512 * 1024 * 1024),
+  KILN_WS_PING_MS: intFromEnv(30_000, 100, 600_000),
+  KILN_WS_PONG_WAIT_MS: intFromEnv(10_000, 100, 600_000),
   KILN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 
@@ -99,9 +101,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     realtime: {
       /** Events waiting for one slow subscriber before its connection is closed (it resumes). */
       maxBufferedEvents: e.KILN_REALTIME_MAX_BUFFERED,
+      /** Bytes waiting in one WebSocket's send buffer before its reader counts as too slow. */
+      maxSocketBufferBytes: e.KILN_REALTIME_MAX_SOCKET_BUFFER_BYTES,
       /** Heartbeat: a quiet connection is pinged, and closed if no pong comes. */
       pingMs: e.KILN_WS_PING_MS,
-      pongWaitMs: 10_000,
+      pongWaitMs: e.KILN_WS_PONG_WAIT_MS,
       /** How often a watched, queued generation's position is sent. */
       queueUpdateMs: 2_000,
     },

@@ -5,7 +5,13 @@ import { SlowConsumerError } from './realtime/subscription.ts';
 import { batchIdInput, batchInput, createTokenInput, generateInput, idInput, listInput, onUpdateInput } from './schemas.ts';
 import { createTRPC } from './trpc.ts';
 
-export function createAppRouter(options: { isDev: boolean }) {
+export interface RouterOptions {
+  isDev: boolean;
+  /** Bytes a WebSocket may have waiting to be sent before its reader counts as too slow. */
+  maxSocketBufferBytes: number;
+}
+
+export function createAppRouter(options: RouterOptions) {
   const { router, authedProcedure, keyProcedure } = createTRPC(options);
   return router({
     /** Queue one prompt; answers at once with its id. */
@@ -34,7 +40,12 @@ export function createAppRouter(options: { isDev: boolean }) {
       const events = await ctx.services.realtime.watch(ctx.caller, input, signal);
       return (async function* () {
         try {
-          for await (const event of events) yield tracked(event.id, event);
+          for await (const event of events) {
+            // tRPC sends without backpressure; what a reader does not take piles up in the
+            // socket's buffer. Past the limit, close the socket rather than grow.
+            if ((ctx.connection?.bufferedAmount ?? 0) > options.maxSocketBufferBytes) throw new SlowConsumerError('socket buffer full');
+            yield tracked(event.id, event);
+          }
         } catch (error) {
           if (!(error instanceof SlowConsumerError)) throw error;
           // Close the socket rather than end quietly: the client reconnects and resumes.

@@ -17,7 +17,7 @@ export interface Context {
   hasCredentials: boolean;
   services: { generations: GenerationService; realtime: RealtimeService; tokens: TokenService };
   /** The WebSocket, for calls that arrive over one: lets a subscription cut off a slow consumer. */
-  connection?: { close(code: number, reason: string): void };
+  connection?: { readonly bufferedAmount: number; close(code: number, reason: string): void };
 }
 
 const DOMAIN_TO_TRPC: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import type pg from 'pg';
 
 /** USER_HZ: /proc reports CPU time in ticks of 1/100 s on Linux. */
-const TICK_MS = 10;
+export const TICK_MS = 10;
 
 export interface CpuSnapshot {
   machine: { busyTicks: number; totalTicks: number } | undefined;
@@ -25,7 +25,8 @@ export interface CpuUse {
   loadGeneratorMs: number;
 }
 
-function processTicks(pid: number): number | undefined {
+/** CPU ticks (user + system) a process has used so far; undefined once it is gone or off Linux. */
+export function processTicks(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the ")" that ends the command name; utime and stime are fields 14 and 15.

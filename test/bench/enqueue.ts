@@ -8,7 +8,7 @@ import { IMAGE_FORMATS, PLATFORMS } from '../../jobs/render/presets.ts';
 import { cpuSnapshot, cpuUse } from './cpu.ts';
 import { checkpoint, provisionDatabase, readCounters, type BenchDatabase } from './database.ts';
 import { UsageError, numberFlag, type Benchmark, type BenchmarkContext, type BenchmarkReport } from './harness.ts';
-import { post, runLoad, summarise, type LoadResult } from './load.ts';
+import { post, resultData, runLoad, summarise, type LoadResult } from './load.ts';
 import { BASELINE_TABLE_SQL, POOL_SIZE, startBaseline, startKiln, type ServerUnderTest } from './servers.ts';
 import { enqueueReport } from './enqueue-report.ts';
 import { integer, ms } from './table.ts';
@@ -104,21 +104,6 @@ function promptFor(sequence: number): string {
 
 function headersFor(server: ServerUnderTest): Record<string, string> {
   return { 'content-type': 'application/json', authorization: `Bearer ${server.apiKey}` };
-}
-
-/** tRPC v11 non-batched response: `{ "result": { "data": … } }`. */
-function resultData(body: string): unknown {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body);
-  } catch {
-    return undefined; // the caller reports the body as it came
-  }
-  if (typeof parsed === 'object' && parsed !== null && 'result' in parsed) {
-    const result = parsed.result;
-    if (typeof result === 'object' && result !== null && 'data' in result) return result.data;
-  }
-  return undefined;
 }
 
 async function measureSteady(name: string, server: ServerUnderTest, database: BenchDatabase, options: EnqueueOptions, context: BenchmarkContext): Promise<SteadyRun> {

@@ -94,3 +94,17 @@ export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
     }, ms);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+
+/** `promise`, or a rejection with `message()` once `ms` have passed (or the signal's reason when it aborts). */
+export async function withTimeout<T>(promise: Promise<T>, ms: number, message: () => string, signal?: AbortSignal): Promise<T> {
+  const timer = new AbortController();
+  const timeout = sleep(ms, signal ? AbortSignal.any([signal, timer.signal]) : timer.signal).then(() => {
+    throw new Error(message());
+  });
+  timeout.catch(() => {}); // settled by the race below, or abandoned when `promise` wins
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    timer.abort();
+  }
+}

@@ -66,6 +66,21 @@ export function post(agent: http.Agent, port: number, path: string, headers: Rea
   });
 }
 
+/** tRPC v11 non-batched response: `{ "result": { "data": … } }`. */
+export function resultData(body: string): unknown {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return undefined; // the caller reports the body as it came
+  }
+  if (typeof parsed === 'object' && parsed !== null && 'result' in parsed) {
+    const result = parsed.result;
+    if (typeof result === 'object' && result !== null && 'data' in result) return result.data;
+  }
+  return undefined;
+}
+
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: options.concurrency, maxFreeSockets: options.concurrency });
   const measureStart = performance.now() + options.warmupMs;

@@ -1,5 +1,7 @@
-// Child processes under test: spawn, wait until they answer, stop (politely, then firmly).
+// Child processes under test: spawn, wait until they answer, stop (politely, then firmly),
+// and read their resident memory.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { sleep } from './harness.ts';
 
@@ -16,6 +18,8 @@ export interface Child {
   tail(): string;
   /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
   stop(graceMs?: number): Promise<void>;
+  /** Resolves once a line of its output contains `text`; fails if it exits first, on timeout or abort. */
+  waitForOutput(text: string, options: { timeoutMs: number; signal: AbortSignal }): Promise<void>;
 }
 
 const TAIL_LINES = 40;
@@ -29,9 +33,11 @@ export function spawnChild(name: string, args: readonly string[], options: { cwd
   });
   // Output is drained (a full pipe would block the child) and only the tail kept.
   const lines: string[] = [];
+  const watchers = new Set<{ text: string; found(): void }>();
   const keep = (chunk: Buffer) => {
     for (const line of chunk.toString('utf8').split('\n')) {
       if (line.trim()) lines.push(line);
+      for (const watcher of watchers) if (line.includes(watcher.text)) watcher.found();
     }
     if (lines.length > TAIL_LINES) lines.splice(0, lines.length - TAIL_LINES);
   };
@@ -56,7 +62,35 @@ export function spawnChild(name: string, args: readonly string[], options: { cwd
       await exited;
       clearTimeout(timer);
     },
+    waitForOutput(text, { timeoutMs, signal }) {
+      return new Promise<void>((resolve, reject) => {
+        const finish = (error?: unknown) => {
+          watchers.delete(watcher);
+          clearTimeout(timer);
+          signal.removeEventListener('abort', onAbort);
+          if (error === undefined) resolve();
+          else reject(error);
+        };
+        const watcher = { text, found: () => finish() };
+        const onAbort = () => finish(signal.reason);
+        const timer = setTimeout(() => finish(new Error(`${name} did not print "${text}" within ${timeoutMs / 1000} s:\n${lines.join('\n')}`)), timeoutMs);
+        if (signal.aborted) return finish(signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+        watchers.add(watcher);
+        void exited.then((how) => finish(new Error(`${name} exited (${how}) before it printed "${text}":\n${lines.join('\n')}`)));
+      });
+    },
   };
+}
+
+/** Resident memory of a process in KB (VmRSS in /proc/<pid>/status); undefined where /proc can't tell. */
+export function residentKb(pid: number): number | undefined {
+  try {
+    const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match?.[1] === undefined ? undefined : Number(match[1]);
+  } catch {
+    return undefined;
+  }
 }
 
 function pick(env: NodeJS.ProcessEnv, names: readonly string[]): Record<string, string> {

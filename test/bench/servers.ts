@@ -1,6 +1,6 @@
-// The two servers the enqueue benchmark compares, each started as its own process on a free
-// port of 127.0.0.1 and stopped by the scope: a real Kiln (`server/cli.ts serve`) and the
-// bare baseline (baseline-server.ts).
+// The servers under test, each started as its own process (on a free port of 127.0.0.1 where it
+// listens) and stopped by the scope: a real Kiln API (`server/cli.ts serve`), a Kiln worker
+// process on the same database, and the bare baseline (baseline-server.ts).
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -26,13 +26,30 @@ export interface ServerUnderTest {
   child: Child;
 }
 
-export async function startKiln(databaseUrl: string, scope: Scope, signal: AbortSignal): Promise<ServerUnderTest> {
-  signal.throwIfAborted();
-  const port = await freePort();
+export interface KilnProcessOptions {
+  /** Extra or overriding environment variables for the child. */
+  env?: Record<string, string>;
+  /** The label of the API key made for the benchmark's tenant. */
+  keyLabel?: string;
+}
+
+/** For profiling the server under test, e.g. KILN_BENCH_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
+function profilingEnv(): Record<string, string> {
+  const nodeOptions = process.env.KILN_BENCH_NODE_OPTIONS?.trim();
+  return nodeOptions ? { NODE_OPTIONS: nodeOptions } : {};
+}
+
+async function tempDataDir(scope: Scope): Promise<string> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-bench-data-'));
   scope.defer(() => rm(dataDir, { recursive: true, force: true }));
-  // For profiling the server under test, e.g. KILN_BENCH_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/prof".
-  const nodeOptions = process.env.KILN_BENCH_NODE_OPTIONS?.trim();
+  return dataDir;
+}
+
+/** A Kiln API process (KILN_ROLE=api unless `env` says otherwise) with a fresh tenant and API key. */
+export async function startKiln(databaseUrl: string, scope: Scope, signal: AbortSignal, options: KilnProcessOptions = {}): Promise<ServerUnderTest> {
+  signal.throwIfAborted();
+  const port = await freePort();
+  const dataDir = await tempDataDir(scope);
   const child = spawnChild('kiln', ['server/cli.ts', 'serve'], {
     cwd: ROOT,
     env: {
@@ -45,7 +62,8 @@ export async function startKiln(databaseUrl: string, scope: Scope, signal: Abort
       KILN_LOG_LEVEL: 'warn',
       NODE_ENV: 'production',
       KILN_SHUTDOWN_GRACE_MS: '2000',
-      ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
+      ...profilingEnv(),
+      ...options.env,
     },
   });
   scope.defer(() => child.stop());
@@ -55,11 +73,38 @@ export async function startKiln(databaseUrl: string, scope: Scope, signal: Abort
   const database = openDatabase({ connectionString: databaseUrl, maxConnections: 1, applicationName: 'kiln-bench-setup' });
   try {
     const tenant = await createTenant(database.db, `bench-${randomBytes(3).toString('hex')}`, 'standard');
-    const key = await createApiKey(database.db, tenant.id, 'enqueue benchmark');
+    const key = await createApiKey(database.db, tenant.id, options.keyLabel ?? 'enqueue benchmark');
     return { port, apiKey: key.key, child };
   } finally {
     await database.close();
   }
+}
+
+/**
+ * A Kiln worker process (KILN_ROLE=worker, with its built-in provider simulator) on the same
+ * database. Start it after the API, which has migrated the database by then. It serves no
+ * HTTP, so it is ready once it prints that it is running.
+ */
+export async function startKilnWorker(databaseUrl: string, scope: Scope, signal: AbortSignal, options: { env?: Record<string, string> } = {}): Promise<Child> {
+  signal.throwIfAborted();
+  const dataDir = await tempDataDir(scope);
+  const child = spawnChild('kiln worker', ['server/cli.ts', 'serve'], {
+    cwd: ROOT,
+    env: {
+      DATABASE_URL: databaseUrl,
+      KILN_ROLE: 'worker',
+      HOST: '127.0.0.1',
+      KILN_DATA_DIR: dataDir,
+      KILN_LOG_LEVEL: 'warn',
+      NODE_ENV: 'production',
+      KILN_SHUTDOWN_GRACE_MS: '2000',
+      ...profilingEnv(),
+      ...options.env,
+    },
+  });
+  scope.defer(() => child.stop());
+  await child.waitForOutput('Kiln is running', { timeoutMs: HEALTHY_WITHIN_MS, signal });
+  return child;
 }
 
 export async function startBaseline(databaseUrl: string, scope: Scope, signal: AbortSignal): Promise<ServerUnderTest> {

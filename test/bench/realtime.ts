@@ -1,0 +1,563 @@
+// The realtime benchmark, against real processes on one bench database: a Kiln API
+// (KILN_ROLE=api) and a Kiln worker (KILN_ROLE=worker, with its built-in provider simulator).
+//  1. memory: the API's RSS with no subscribers, then with N idle ones (one connection each);
+//  2. pickup: sequential `generate` calls, from the call returning (client clock) to the
+//     worker's `started` event (its `at` is PostgreSQL's clock_timestamp(): same machine, same clock);
+//  3. delivery: a steady trickle of generations watched by many subscribers (one connection
+//     each), from each event's `at` to its arrival at every subscriber; every subscriber must
+//     get every event exactly once, in feed order.
+// KILN_BENCH_REALTIME_TRACE=<file> writes one JSON line per measured event (written at, first
+// and last receipt), to line up with a profile or a trace of the server.
+import http from 'node:http';
+import os from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import type pg from 'pg';
+import { createKilnClient } from '../../client-sdk/index.ts';
+import { cpuSnapshot, cpuUse, processTicks, TICK_MS } from './cpu.ts';
+import { provisionDatabase, type BenchDatabase } from './database.ts';
+import { UsageError, numberFlag, sleep, withTimeout, type Benchmark, type BenchmarkContext, type BenchmarkReport } from './harness.ts';
+import { post, resultData, summarise, type LatencySummary } from './load.ts';
+import { residentKb, type Child } from './processes.ts';
+import { calibratedWallClock, createSubscriberPool, type Subscriber } from './realtime-subscribers.ts';
+import { realtimeReport } from './realtime-report.ts';
+import { startKiln, startKilnWorker, type ServerUnderTest } from './servers.ts';
+import { integer, ms } from './table.ts';
+
+export interface RealtimeOptions {
+  pickupRequests: number;
+  pickupWarmup: number;
+  /** Pause after one generation has started before the next generate. */
+  pickupGapMs: number;
+  subscribers: number;
+  /** Generations per second during the delivery measurement. */
+  rate: number;
+  durationSeconds: number;
+  /** Idle subscriber counts at which the API's memory is read, ascending. */
+  idle: number[];
+  /** KILN_SIMULATOR_LATENCY_MS of the worker, "min-max". */
+  simulatorLatencyMs: string;
+}
+
+const REQUEST_TIMEOUT_MS = 10_000;
+const RSS_SAMPLES = 5;
+const FINAL_STATES = ['succeeded', 'failed', 'canceled'];
+
+export const realtimeBenchmark: Benchmark = {
+  summary: 'pickup latency, event delivery latency to many WebSocket subscribers, API memory per idle subscriber',
+  usage: [
+    '      --requests N           sequential generate calls for pickup latency (default 200, after 10 warm-up)',
+    '      --gap MS               pause after each pickup before the next call (default 100)',
+    '      --subscribers N        connected subscribers for delivery latency (default 1000)',
+    '      --rate N               generations per second while they listen (default 3)',
+    '      --duration SECONDS     how long that trickle lasts (default 15)',
+    '      --idle N,N             idle subscriber counts for the memory figure (default 1000,5000)',
+    '      --latency MIN-MAX      the worker simulator\'s latency in ms (default 20-40)',
+  ].join('\n'),
+  prepare(args) {
+    let values: Record<string, string | boolean | undefined>;
+    try {
+      ({ values } = parseArgs({
+        args: [...args],
+        strict: true,
+        allowPositionals: false,
+        options: {
+          requests: { type: 'string' },
+          gap: { type: 'string' },
+          subscribers: { type: 'string' },
+          rate: { type: 'string' },
+          duration: { type: 'string' },
+          idle: { type: 'string' },
+          latency: { type: 'string' },
+        },
+      }));
+    } catch (error) {
+      throw new UsageError(error instanceof Error ? error.message : String(error));
+    }
+    const text = (name: string) => (typeof values[name] === 'string' ? values[name] : undefined);
+    const idleText = text('idle') ?? '1000,5000';
+    const idle = idleText.split(',').map((part) => numberFlag('idle', part, 0, { min: 1, max: 10_000, integer: true }));
+    if (idle.some((count, index) => index > 0 && count <= (idle[index - 1] ?? 0))) throw new UsageError(`--idle must list ascending counts (got "${idleText}")`);
+    const latency = text('latency') ?? '20-40';
+    const bounds = /^(\d{1,5})-(\d{1,5})$/.exec(latency);
+    if (!bounds || Number(bounds[1]) > Number(bounds[2])) throw new UsageError(`--latency must look like 20-40 (got "${latency}")`);
+    const options: RealtimeOptions = {
+      pickupRequests: numberFlag('requests', text('requests'), 200, { min: 10, max: 2000, integer: true }),
+      pickupWarmup: 10,
+      pickupGapMs: numberFlag('gap', text('gap'), 100, { min: 0, max: 5000, integer: true }),
+      subscribers: numberFlag('subscribers', text('subscribers'), 1000, { min: 1, max: 10_000, integer: true }),
+      rate: numberFlag('rate', text('rate'), 3, { min: 0.2, max: 100 }),
+      durationSeconds: numberFlag('duration', text('duration'), 15, { min: 1, max: 300 }),
+      idle,
+      simulatorLatencyMs: latency,
+    };
+    // Start-up, the three phases and shutdown, generously: the hard stop is for a hang.
+    const pickupMs = (options.pickupRequests + options.pickupWarmup) * (options.pickupGapMs + 200);
+    const memoryMs = (idle.length + 2) * 10_000 + (idle.at(-1) ?? 0) * 10;
+    const deliveryMs = options.durationSeconds * 1000 + options.subscribers * 20 + 90_000;
+    return { budgetMs: 90_000 + memoryMs + pickupMs + deliveryMs, run: (context) => runRealtime(options, context) };
+  },
+};
+
+export interface PickupRun {
+  requests: number;
+  warmup: number;
+  gapMs: number;
+  /** generate returned (client) → `started` event's `at` (database). */
+  latencyMs: LatencySummary;
+  /** `queued` event's `at` → `started` event's `at`, both on the database's clock. */
+  fromQueuedEventMs: LatencySummary;
+  /** The generate call itself, client-side. */
+  generateRoundTripMs: LatencySummary;
+  /** Returned → started below 0: the worker began before the client had the answer. */
+  negative: number;
+}
+
+export interface DeliveryRun {
+  subscribers: number;
+  rate: number;
+  durationSeconds: number;
+  generations: number;
+  /** Events of the measured generations (what each subscriber should get). */
+  events: number;
+  stages: Record<string, number>;
+  expectedDeliveries: number;
+  deliveries: number;
+  missing: number;
+  duplicates: number;
+  outOfOrder: number;
+  /** Subscribers that were started more than once (their client reconnected). */
+  resubscribed: number;
+  subscriberErrors: number;
+  firstError: string | undefined;
+  /** Event `at` → arrival at a subscriber, over every delivery. */
+  latencyMs: LatencySummary;
+  /** Per event: to its first and to its last subscriber. */
+  firstReceiptMs: LatencySummary;
+  lastReceiptMs: LatencySummary;
+  p99ByStageMs: Record<string, number>;
+  windowSeconds: number;
+  /** CPU ms per second of the window (1000 = one whole core), undefined where /proc can't tell. */
+  cpu: { api: number | undefined; worker: number | undefined; postgres: number | undefined; bench: number; machineBusy: number | undefined };
+}
+
+export interface MemoryPoint {
+  subscribers: number;
+  rssKb: number;
+  samplesKb: number[];
+}
+
+export interface ClockCheck {
+  /** PostgreSQL's clock_timestamp() minus this process's clock, at the best of a few reads. */
+  offsetMs: number;
+  /** ± half the round trip of that read. */
+  uncertaintyMs: number;
+}
+
+async function runRealtime(options: RealtimeOptions, context: BenchmarkContext): Promise<BenchmarkReport> {
+  const { scope, progress, signal } = context;
+  const loadAverageBefore = os.loadavg()[0] ?? Number.NaN;
+  const database = await provisionDatabase(scope, progress);
+
+  progress('kiln api: starting (KILN_ROLE=api)');
+  const api = await startKiln(database.url, scope, signal, { keyLabel: 'realtime benchmark', env: { KILN_ROLE: 'api' } });
+  progress(`kiln worker: starting (KILN_ROLE=worker, simulator latency ${options.simulatorLatencyMs} ms)`);
+  const worker = await startKilnWorker(database.url, scope, signal, { env: { KILN_SIMULATOR_LATENCY_MS: options.simulatorLatencyMs } });
+  const apiPid = api.child.pid;
+  if (apiPid === undefined) throw new Error('the API process has no pid');
+  const clockCheck = await checkClocks(database.admin);
+  progress(`clocks: PostgreSQL − bench = ${ms(clockCheck.offsetMs)} ± ${ms(clockCheck.uncertaintyMs)} ms`);
+
+  // Memory first, on a fresh API process: later phases would leave garbage in its heap.
+  const memory = await measureMemory(api, apiPid, options, context);
+  assertRunning([api.child, worker]);
+  const pickup = await measurePickup(api, database, options, context);
+  assertRunning([api.child, worker]);
+  const delivery = await measureDelivery(api, worker, database, options, context);
+  assertRunning([api.child, worker]);
+
+  return realtimeReport({ options, server: database.server, loadAverageBefore, clockCheck, memory, pickup, delivery });
+}
+
+function assertRunning(children: readonly Child[]): void {
+  for (const child of children) {
+    const exit = child.exitStatus();
+    if (exit !== undefined) throw new Error(`${child.name} exited during the run (${exit}); its last output:\n${child.tail()}`);
+  }
+}
+
+async function checkClocks(admin: pg.Client): Promise<ClockCheck> {
+  const clock = calibratedWallClock();
+  let best: ClockCheck | undefined;
+  for (let attempt = 0; attempt < 7; attempt += 1) {
+    const before = clock();
+    const { rows } = await admin.query<{ ms: string }>('SELECT (extract(epoch FROM clock_timestamp()) * 1000)::text AS ms');
+    const after = clock();
+    const check = { offsetMs: Number(rows[0]?.ms) - (before + after) / 2, uncertaintyMs: (after - before) / 2 };
+    if (!best || check.uncertaintyMs < best.uncertaintyMs) best = check;
+  }
+  if (!best || !Number.isFinite(best.offsetMs)) throw new Error('could not read the database clock');
+  return best;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory per idle subscriber
+
+async function medianRss(pid: number, signal: AbortSignal): Promise<{ rssKb: number; samplesKb: number[] }> {
+  const samplesKb: number[] = [];
+  for (let sample = 0; sample < RSS_SAMPLES; sample += 1) {
+    if (sample > 0) await sleep(1000, signal);
+    const kb = residentKb(pid);
+    if (kb === undefined) throw new Error(`cannot read /proc/${pid}/status (the memory figure needs Linux and a local API process)`);
+    samplesKb.push(kb);
+  }
+  return { rssKb: summarise(samplesKb).p50, samplesKb };
+}
+
+async function measureMemory(api: ServerUnderTest, apiPid: number, options: RealtimeOptions, context: BenchmarkContext): Promise<MemoryPoint[]> {
+  const { scope, progress, signal } = context;
+  const url = `http://127.0.0.1:${api.port}`;
+  const clock = calibratedWallClock();
+
+  // A few subscriptions first, so code loaded and compiled on first use is not counted per subscriber.
+  const warm = createSubscriberPool({ url, apiKey: api.apiKey, record: false, clock });
+  scope.defer(() => warm.close());
+  await warm.grow(50, { wave: 50, timeoutMs: 30_000, signal });
+  await warm.close();
+  await sleep(2000, signal);
+
+  const points: MemoryPoint[] = [{ subscribers: 0, ...(await medianRss(apiPid, signal)) }];
+  progress(`memory: API RSS with no subscribers ${integer(points[0]!.rssKb / 1024)} MB`);
+  const pool = createSubscriberPool({ url, apiKey: api.apiKey, record: false, clock });
+  scope.defer(() => pool.close());
+  for (const target of options.idle) {
+    await pool.grow(target - pool.subscribers.length, { wave: 250, timeoutMs: 60_000, signal });
+    await sleep(2000, signal); // let the server settle after the burst of connections
+    const point = { subscribers: target, ...(await medianRss(apiPid, signal)) };
+    points.push(point);
+    progress(`memory: ${integer(target)} idle subscribers, API RSS ${integer(point.rssKb / 1024)} MB (${((point.rssKb - points[0]!.rssKb) / target).toFixed(1)} KB each)`);
+  }
+  const errors = pool.subscribers.reduce((sum, subscriber) => sum + subscriber.errors.length, 0);
+  if (errors > 0) throw new Error(`${errors} idle subscriptions failed, e.g. ${pool.subscribers.find((subscriber) => subscriber.errors.length > 0)?.errors[0]}`);
+  await pool.close();
+  await sleep(2000, signal); // the server closes 5,000 subscriptions before the next phase
+  return points;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pickup latency
+
+const SUBJECTS = ['a ceramic teapot on linen', 'a lighthouse at dusk', 'a red bicycle by a brick wall', 'a fox in a snowy forest', 'a vintage camera on a desk'];
+
+function generateBody(run: string, sequence: number): string {
+  // Unique prompts, one cheap variant: the worker's rendering should not be what is measured.
+  return JSON.stringify({ prompt: `${SUBJECTS[sequence % SUBJECTS.length]} (${run} #${sequence})`, platforms: ['thumbnail'], formats: ['webp'] });
+}
+
+async function generate(agent: http.Agent, api: ServerUnderTest, body: string): Promise<string> {
+  const response = await post(agent, api.port, '/trpc/generate', { 'content-type': 'application/json', authorization: `Bearer ${api.apiKey}` }, body, REQUEST_TIMEOUT_MS);
+  const data = response.status === 200 ? resultData(response.body) : undefined;
+  if (typeof data !== 'object' || data === null || !('id' in data) || typeof data.id !== 'string') {
+    throw new Error(`generate answered HTTP ${response.status}: ${response.body.slice(0, 500)}`);
+  }
+  return data.id;
+}
+
+interface EventRow {
+  position: string;
+  generationId: string;
+  stage: string;
+  atMs: number;
+}
+
+/** The events of these generations, with `at` to the microsecond (JSON would round it to ms). */
+async function readEvents(admin: pg.Client, generationIds: readonly string[]): Promise<EventRow[]> {
+  const { rows } = await admin.query<{ position: string; generation_id: string; stage: string; at_ms: string }>(
+    `SELECT xid::text || ':' || id::text AS position, generation_id, stage, (extract(epoch FROM at) * 1000)::text AS at_ms
+       FROM generation_events WHERE generation_id = ANY($1::uuid[]) ORDER BY xid, id`,
+    [generationIds],
+  );
+  return rows.map((row) => ({ position: row.position, generationId: row.generation_id, stage: row.stage, atMs: Number(row.at_ms) }));
+}
+
+async function measurePickup(api: ServerUnderTest, database: BenchDatabase, options: RealtimeOptions, context: BenchmarkContext): Promise<PickupRun> {
+  const { scope, progress, signal } = context;
+  const clock = calibratedWallClock();
+  const run = randomBytes(3).toString('hex');
+  // The pace is set by the realtime feed (one subscriber): the next call goes out once the
+  // previous generation has started. The figures themselves come from the event table.
+  const pacer = createKilnClient({ url: `http://127.0.0.1:${api.port}`, apiKey: api.apiKey });
+  scope.defer(() => withTimeout(pacer.close(), 5_000, () => 'closing the pacer timed out').catch(() => {}));
+  const startedIds = new Set<string>();
+  let waiting: { id: string; resolve(): void } | undefined;
+  let pacerError: unknown;
+  await withTimeout(
+    new Promise<void>((resolve, reject) => {
+      pacer.trpc.onUpdate.subscribe(
+        {},
+        {
+          onStarted: () => resolve(),
+          onData: ({ data }) => {
+            if (data.stage !== 'started') return;
+            startedIds.add(data.generationId);
+            if (waiting?.id === data.generationId) waiting.resolve();
+          },
+          onError: (error) => {
+            pacerError = error;
+            reject(error);
+          },
+        },
+      );
+    }),
+    30_000,
+    () => 'the pacing subscription did not start within 30 s',
+    signal,
+  );
+
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const measured: { id: string; returnedAt: number; roundTripMs: number }[] = [];
+  const total = options.pickupWarmup + options.pickupRequests;
+  progress(`pickup: ${options.pickupWarmup} warm-up + ${options.pickupRequests} sequential generate calls, ${options.pickupGapMs} ms apart after each start`);
+  try {
+    for (let sequence = 0; sequence < total; sequence += 1) {
+      signal.throwIfAborted();
+      const sentAt = clock();
+      const id = await generate(agent, api, generateBody(run, sequence));
+      const returnedAt = clock();
+      if (sequence >= options.pickupWarmup) measured.push({ id, returnedAt, roundTripMs: returnedAt - sentAt });
+      await withTimeout(
+        new Promise<void>((resolve) => {
+          if (startedIds.has(id)) resolve();
+          else waiting = { id, resolve };
+        }),
+        30_000,
+        () => `generation ${id} did not start within 30 s${pacerError ? ` (pacing subscription failed: ${String(pacerError)})` : ''}`,
+        signal,
+      );
+      waiting = undefined;
+      startedIds.delete(id);
+      if (options.pickupGapMs > 0) await sleep(options.pickupGapMs, signal);
+    }
+  } finally {
+    agent.destroy();
+  }
+  await withTimeout(pacer.close(), 5_000, () => 'closing the pacer timed out').catch(() => {});
+
+  const events = await readEvents(
+    database.admin,
+    measured.map((sample) => sample.id),
+  );
+  const firstAt = (generationId: string, stage: string) => events.find((event) => event.generationId === generationId && event.stage === stage)?.atMs;
+  const pickups: number[] = [];
+  const fromQueued: number[] = [];
+  for (const sample of measured) {
+    const startedAt = firstAt(sample.id, 'started');
+    const queuedAt = firstAt(sample.id, 'queued');
+    if (startedAt === undefined || queuedAt === undefined) throw new Error(`generation ${sample.id} has no queued/started event in the table`);
+    pickups.push(startedAt - sample.returnedAt);
+    fromQueued.push(startedAt - queuedAt);
+  }
+  const result: PickupRun = {
+    requests: options.pickupRequests,
+    warmup: options.pickupWarmup,
+    gapMs: options.pickupGapMs,
+    latencyMs: summarise(pickups),
+    fromQueuedEventMs: summarise(fromQueued),
+    generateRoundTripMs: summarise(measured.map((sample) => sample.roundTripMs)),
+    negative: pickups.filter((value) => value < 0).length,
+  };
+  progress(`pickup: p50 ${ms(result.latencyMs.p50)} ms, p99 ${ms(result.latencyMs.p99)} ms, max ${ms(result.latencyMs.max)} ms`);
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Event delivery latency
+
+/** Waits until every generation is final in the table; its events are then all written. */
+async function waitUntilFinal(admin: pg.Client, generationIds: readonly string[], timeoutMs: number, signal: AbortSignal): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await admin.query<{ open: string }>(`SELECT count(*)::text AS open FROM generations WHERE id = ANY($1::uuid[]) AND NOT (state = ANY($2::text[]))`, [
+      generationIds,
+      FINAL_STATES,
+    ]);
+    const open = Number(rows[0]?.open ?? 0);
+    if (open === 0) return;
+    if (Date.now() > deadline) throw new Error(`${open} of ${generationIds.length} generations were not finished within ${timeoutMs / 1000} s`);
+    await sleep(100, signal);
+  }
+}
+
+/**
+ * Waits until every subscriber holds at least `events` events of these generations, or the
+ * timeout passes (what is missing then is reported, not thrown). Returns whether all arrived.
+ */
+async function waitForDeliveries(subscribers: readonly Subscriber[], generationIds: ReadonlySet<string>, events: number, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  const counted = subscribers.map(() => ({ scanned: 0, matching: 0 }));
+  for (;;) {
+    let complete = 0;
+    subscribers.forEach((subscriber, index) => {
+      const progress = counted[index]!;
+      for (; progress.scanned < subscriber.generationIds.length; progress.scanned += 1) {
+        if (generationIds.has(subscriber.generationIds[progress.scanned]!)) progress.matching += 1;
+      }
+      if (progress.matching >= events) complete += 1;
+    });
+    if (complete === subscribers.length) return true;
+    if (Date.now() > deadline) return false;
+    await sleep(100, signal);
+  }
+}
+
+function comparePositionText(a: string, b: string): number {
+  const [ax = '0', ai = '0'] = a.split(':');
+  const [bx = '0', bi = '0'] = b.split(':');
+  const byXid = BigInt(ax) - BigInt(bx);
+  if (byXid !== 0n) return byXid < 0n ? -1 : 1;
+  const byId = BigInt(ai) - BigInt(bi);
+  return byId === 0n ? 0 : byId < 0n ? -1 : 1;
+}
+
+async function measureDelivery(api: ServerUnderTest, worker: Child, database: BenchDatabase, options: RealtimeOptions, context: BenchmarkContext): Promise<DeliveryRun> {
+  const { scope, progress, signal } = context;
+  const clock = calibratedWallClock();
+  const run = randomBytes(3).toString('hex');
+  const pool = createSubscriberPool({ url: `http://127.0.0.1:${api.port}`, apiKey: api.apiKey, record: true, clock });
+  scope.defer(() => pool.close());
+  progress(`delivery: opening ${integer(options.subscribers)} subscribers (one WebSocket connection each)`);
+  await pool.grow(options.subscribers, { wave: 100, timeoutMs: 60_000, signal });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  try {
+    // Warm-up, and proof that every subscription is live before the measurement starts.
+    const warmIds = [await generate(agent, api, generateBody(run, 0)), await generate(agent, api, generateBody(run, 1))];
+    await waitUntilFinal(database.admin, warmIds, 30_000, signal);
+    const warmEvents = await readEvents(database.admin, warmIds);
+    if (!(await waitForDeliveries(pool.subscribers, new Set(warmIds), warmEvents.length, 20_000, signal))) {
+      throw new Error('the warm-up generations\' events did not reach every subscriber within 20 s: the subscriptions are not all live');
+    }
+
+    const count = Math.max(1, Math.round(options.rate * options.durationSeconds));
+    progress(`delivery: ${count} generations at ${options.rate}/s over ${options.durationSeconds} s to ${integer(options.subscribers)} subscribers`);
+    const cpuBefore = await cpuSnapshot(database.admin, api.child.pid);
+    const workerBefore = worker.pid === undefined ? undefined : processTicks(worker.pid);
+    const windowStart = performance.now();
+    const calls: Promise<string>[] = [];
+    for (let sequence = 0; sequence < count; sequence += 1) {
+      const due = windowStart + (sequence * 1000) / options.rate;
+      const wait = due - performance.now();
+      if (wait > 0) await sleep(wait, signal);
+      const call = generate(agent, api, generateBody(run, sequence + 2));
+      call.catch(() => {}); // awaited below
+      calls.push(call);
+    }
+    const ids = await Promise.all(calls);
+    await waitUntilFinal(database.admin, ids, 60_000, signal);
+    const expected = await readEvents(database.admin, ids);
+    const allArrived = await waitForDeliveries(pool.subscribers, new Set(ids), expected.length, 20_000, signal);
+    // A short wait for anything sent twice to show up too.
+    await sleep(allArrived ? 500 : 0, signal);
+    const windowSeconds = (performance.now() - windowStart) / 1000;
+    const cpuAfter = await cpuSnapshot(database.admin, api.child.pid);
+    const workerAfter = worker.pid === undefined ? undefined : processTicks(worker.pid);
+    const cpu = cpuUse(cpuBefore, cpuAfter);
+    const perSecond = (msUsed: number | undefined) => (msUsed === undefined ? undefined : msUsed / windowSeconds);
+
+    const { analysis: result, perEvent } = analyseDeliveries(pool.subscribers, expected);
+    await pool.close();
+    const tracePath = process.env.KILN_BENCH_REALTIME_TRACE?.trim();
+    if (tracePath) {
+      await writeFile(tracePath, `${perEvent.map((row) => JSON.stringify(row)).join('\n')}\n`);
+      progress(`delivery: per-event trace written to ${tracePath}`);
+    }
+    const delivery: DeliveryRun = {
+      subscribers: options.subscribers,
+      rate: options.rate,
+      durationSeconds: options.durationSeconds,
+      generations: ids.length,
+      windowSeconds,
+      cpu: {
+        api: perSecond(cpu.apiMs),
+        worker: workerBefore !== undefined && workerAfter !== undefined ? ((workerAfter - workerBefore) * TICK_MS) / windowSeconds : undefined,
+        postgres: perSecond(cpu.postgresMs),
+        bench: cpu.loadGeneratorMs / windowSeconds,
+        machineBusy: cpu.machineBusy,
+      },
+      ...result,
+    };
+    progress(
+      `delivery: ${integer(delivery.deliveries)} of ${integer(delivery.expectedDeliveries)} deliveries, p50 ${ms(delivery.latencyMs.p50)} ms, p99 ${ms(delivery.latencyMs.p99)} ms, max ${ms(delivery.latencyMs.max)} ms`,
+    );
+    return delivery;
+  } finally {
+    agent.destroy();
+  }
+}
+
+type DeliveryAnalysis = Omit<DeliveryRun, 'subscribers' | 'rate' | 'durationSeconds' | 'generations' | 'windowSeconds' | 'cpu'>;
+
+/** One line of the optional trace: when an event was written and when it reached its first and last subscriber. */
+interface EventTrace extends EventRow {
+  firstMs: number | null;
+  lastMs: number | null;
+}
+
+function analyseDeliveries(subscribers: readonly Subscriber[], expected: readonly EventRow[]): { analysis: DeliveryAnalysis; perEvent: EventTrace[] } {
+  const byPosition = new Map(expected.map((event) => [event.position, event]));
+  const latencies: number[] = [];
+  const byStage = new Map<string, number[]>();
+  const first = new Map<string, number>();
+  const last = new Map<string, number>();
+  let duplicates = 0;
+  let missing = 0;
+  let outOfOrder = 0;
+  let deliveries = 0;
+  for (const subscriber of subscribers) {
+    const seen = new Set<string>();
+    subscriber.ids.forEach((id, index) => {
+      // Feed order over everything this subscriber got, warm-up included.
+      const previous = index > 0 ? subscriber.ids[index - 1] : undefined;
+      if (previous !== undefined && comparePositionText(previous, id) >= 0) outOfOrder += 1;
+      const event = byPosition.get(id);
+      if (!event) return;
+      if (seen.has(id)) {
+        duplicates += 1;
+        return;
+      }
+      seen.add(id);
+      deliveries += 1;
+      const receivedAt = subscriber.receivedAt[index]!;
+      const latency = receivedAt - event.atMs;
+      latencies.push(latency);
+      let stage = byStage.get(event.stage);
+      if (!stage) byStage.set(event.stage, (stage = []));
+      stage.push(latency);
+      first.set(id, Math.min(first.get(id) ?? Infinity, receivedAt));
+      last.set(id, Math.max(last.get(id) ?? -Infinity, receivedAt));
+    });
+    missing += expected.length - seen.size;
+  }
+  const receiptLatencies = (times: Map<string, number>) => [...times].map(([id, at]) => at - (byPosition.get(id)?.atMs ?? Number.NaN));
+  const stages: Record<string, number> = {};
+  for (const event of expected) stages[event.stage] = (stages[event.stage] ?? 0) + 1;
+  const withErrors = subscribers.filter((subscriber) => subscriber.errors.length > 0);
+  const analysis: DeliveryAnalysis = {
+    events: expected.length,
+    stages,
+    expectedDeliveries: expected.length * subscribers.length,
+    deliveries,
+    missing,
+    duplicates,
+    outOfOrder,
+    resubscribed: subscribers.filter((subscriber) => subscriber.starts > 1).length,
+    subscriberErrors: withErrors.length,
+    firstError: withErrors[0]?.errors[0],
+    latencyMs: summarise(latencies),
+    firstReceiptMs: summarise(receiptLatencies(first)),
+    lastReceiptMs: summarise(receiptLatencies(last)),
+    p99ByStageMs: Object.fromEntries([...byStage].map(([stage, values]) => [stage, summarise(values).p99])),
+  };
+  const perEvent = expected.map((event) => ({ ...event, firstMs: first.get(event.position) ?? null, lastMs: last.get(event.position) ?? null }));
+  return { analysis, perEvent };
+}
