@@ -19,6 +19,7 @@ import type { JobQueue } from '../jobs/queue.ts';
 import { createIdFactory } from '../db/ids.ts';
 import { estimateQueue } from '../db/queue-estimates.ts';
 import { assertMayReadBatch, assertMayReadGeneration, type Caller } from './caller.ts';
+import { assetView as toAssetView } from './realtime/event-view.ts';
 import { badRequest, conflict, notFound } from './errors.ts';
 import { createGroupCommit } from './group-commit.ts';
 import type { BatchInput, BatchItemInput, GenerateInput, ListInput } from './schemas.ts';
@@ -56,17 +57,7 @@ export function createGenerationService({ db, queue, publicUrl }: GenerationServ
     idempotencyKey,
   });
 
-  const assetView = (asset: Asset) => ({
-    kind: asset.kind,
-    platform: asset.platform,
-    format: asset.format,
-    width: asset.width,
-    height: asset.height,
-    bytes: asset.bytes,
-    contentHash: asset.content_hash,
-    contentType: asset.content_type,
-    url: `${publicUrl()}/assets/${asset.storage_key}`,
-  });
+  const assetView = (asset: Asset) => toAssetView(asset, publicUrl());
 
   const summaryView = (generation: Generation) => ({
     id: generation.id,
