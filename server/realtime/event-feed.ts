@@ -57,7 +57,9 @@ export function createEventFeed(options: { db: Kysely<Database>; connectionStrin
         if (!position || stopped) break;
         const page = await readFeed(db, position, PAGE_SIZE);
         if (page.events.length > 0) {
-          const views = await toRealtimeEvents(db, page.events, options.publicUrl());
+          // Only events some subscriber here may receive are worth enriching.
+          const wanted = page.events.filter((event) => byTenant.has(event.tenant_id));
+          const views = await toRealtimeEvents(db, wanted, options.publicUrl());
           for (const view of views) dispatch(view);
           const last = page.events.at(-1)!;
           position = { xid: last.xid, id: last.id };
