@@ -50,7 +50,8 @@ export function realtimeReport(results: RealtimeResults): BenchmarkReport {
     rssKb: point.rssKb,
     kbPerSubscriber: baseline ? (point.rssKb - baseline.rssKb) / point.subscribers : Number.NaN,
   }));
-  const roles = `API process KILN_ROLE=api, worker process KILN_ROLE=worker (built-in simulator, latency ${options.simulatorLatencyMs} ms, default concurrency), one bench database`;
+  const concurrency = options.workerConcurrency === undefined ? 'default concurrency' : `KILN_WORKER_CONCURRENCY=${options.workerConcurrency}`;
+  const roles = `API process KILN_ROLE=api, worker process KILN_ROLE=worker (built-in simulator, latency ${options.simulatorLatencyMs} ms, ${concurrency}), one bench database`;
 
   const conditions = {
     cpus: cpus.length,
@@ -60,6 +61,7 @@ export function realtimeReport(results: RealtimeResults): BenchmarkReport {
     postgres: server,
     machine: 'bench client (all subscribers), API, worker and PostgreSQL share one machine; traffic over 127.0.0.1',
     roles,
+    workerConcurrency: options.workerConcurrency ?? 'default',
     pickupMechanism: MECHANISM,
     clocks: CLOCKS,
     clockCheck: { postgresMinusClientMs: round(clockCheck.offsetMs, 3), uncertaintyMs: round(clockCheck.uncertaintyMs, 3) },
@@ -94,6 +96,7 @@ export function realtimeReport(results: RealtimeResults): BenchmarkReport {
       latencyRow('generate round trip (client)', pickup.generateRoundTripMs),
     ]),
     ...(pickup.negative > 0 ? [`(${pickup.negative} started before the client had the answer: negative values)`] : []),
+    ...(pickup.pacerFallbacks > 0 ? [`(the pacing subscription missed ${pickup.pacerFallbacks} started events; found in the table instead)`] : []),
     '',
     `event delivery — ${integer(delivery.subscribers)} subscribers (one WebSocket each, all of the tenant's generations), ${delivery.generations} generations at ${delivery.rate}/s over ${delivery.durationSeconds} s, ${delivery.events} events`,
     formatTable(header, [
@@ -104,15 +107,20 @@ export function realtimeReport(results: RealtimeResults): BenchmarkReport {
     `p99 by stage: ${stageOrder.map((stage) => `${stage} ${ms(delivery.p99ByStageMs[stage] ?? Number.NaN)}`).join(' · ')} ms`,
     `deliveries ${integer(delivery.deliveries)} of ${integer(delivery.expectedDeliveries)}: missing ${delivery.missing}, duplicates ${delivery.duplicates}, out of order ${delivery.outOfOrder}, resubscribed ${delivery.resubscribed}, subscriber errors ${delivery.subscriberErrors}${delivery.firstError ? ` (${delivery.firstError})` : ''}`,
     `CPU over the ${delivery.windowSeconds.toFixed(1)} s window (share of one core): API ${coreShare(delivery.cpu.api)} · worker ${coreShare(delivery.cpu.worker)} · Postgres ${coreShare(delivery.cpu.postgres)} · bench client ${coreShare(delivery.cpu.bench)} · machine busy ${delivery.cpu.machineBusy === undefined ? '–' : percent(delivery.cpu.machineBusy)}`,
+    `CPU per delivery: API ${delivery.cpuPerDeliveryUs.api === undefined ? '–' : delivery.cpuPerDeliveryUs.api.toFixed(1)} µs · bench client ${delivery.cpuPerDeliveryUs.bench.toFixed(1)} µs`,
     '',
     'API memory per idle subscriber (VmRSS of the API process, median of 5 samples 1 s apart)',
     formatTable(
-      ['idle subscribers', 'RSS MB', 'KB per subscriber'],
-      memory.map((point) => [
-        integer(point.subscribers),
-        (point.rssKb / 1024).toFixed(1),
-        point.subscribers === 0 || !baseline ? '' : ((point.rssKb - baseline.rssKb) / point.subscribers).toFixed(1),
-      ]),
+      ['idle subscribers', 'RSS MB', 'KB per subscriber', 'KB per added subscriber'],
+      memory.map((point, index) => {
+        const previous = memory[index - 1];
+        return [
+          integer(point.subscribers),
+          (point.rssKb / 1024).toFixed(1),
+          point.subscribers === 0 || !baseline ? '' : ((point.rssKb - baseline.rssKb) / point.subscribers).toFixed(1),
+          previous && index > 1 ? ((point.rssKb - previous.rssKb) / (point.subscribers - previous.subscribers)).toFixed(1) : '',
+        ];
+      }),
     ),
     '',
     `targets: pickup p50 ≤ ${TARGETS.pickupP50Ms} ms, p99 ≤ ${TARGETS.pickupP99Ms} ms; delivery p99 ≤ ${TARGETS.deliveryP99Ms} ms with ${integer(delivery.subscribers)} subscribers; every event exactly once, in order   → ${
@@ -130,6 +138,7 @@ export function realtimeReport(results: RealtimeResults): BenchmarkReport {
       fromQueuedEventMs: latencyJson(pickup.fromQueuedEventMs),
       generateRoundTripMs: latencyJson(pickup.generateRoundTripMs),
       negative: pickup.negative,
+      pacerFallbacks: pickup.pacerFallbacks,
     },
     delivery: {
       latencyMs: latencyJson(delivery.latencyMs),
@@ -154,10 +163,16 @@ export function realtimeReport(results: RealtimeResults): BenchmarkReport {
         bench: round(delivery.cpu.bench, 1),
       },
       machineBusy: delivery.cpu.machineBusy === undefined ? null : round(delivery.cpu.machineBusy, 3),
+      cpuPerDeliveryUs: { api: delivery.cpuPerDeliveryUs.api === undefined ? null : round(delivery.cpuPerDeliveryUs.api, 1), bench: round(delivery.cpuPerDeliveryUs.bench, 1) },
     },
     memory: {
       points: memory.map((point) => ({ subscribers: point.subscribers, rssKb: point.rssKb, samplesKb: point.samplesKb })),
       perSubscriberKb: perSubscriberKb.map((point) => ({ subscribers: point.subscribers, kb: round(point.kbPerSubscriber, 2) })),
+      /** Between consecutive counts: less disturbed by what the first connections warm up. */
+      perAddedSubscriberKb: memory.slice(2).map((point, index) => {
+        const previous = memory[index + 1]!;
+        return { from: previous.subscribers, to: point.subscribers, kb: round((point.rssKb - previous.rssKb) / (point.subscribers - previous.subscribers), 2) };
+      }),
     },
     targets,
     targetsMet: missed.length === 0,

@@ -81,17 +81,23 @@ export function createSubscriberPool(options: { url: string; apiKey: string; rec
 /**
  * A wall clock with sub-millisecond resolution: performance.now() anchored at the moment
  * Date.now() ticks over, so it reads the same clock as Date.now() (and as PostgreSQL's
- * clock_timestamp() on the same machine). Make a new one per phase so NTP slewing cannot add up.
+ * clock_timestamp() on the same machine). The tick is bracketed between two performance.now()
+ * reads; of a few ticks the tightest bracket is kept, so a preemption cannot skew the anchor.
+ * Make a new one per phase so NTP slewing cannot add up.
  */
 export function calibratedWallClock(): () => number {
-  const first = Date.now();
-  let before = performance.now();
-  let now = Date.now();
-  while (now === first) {
-    before = performance.now();
-    now = Date.now();
+  let best = { offset: 0, width: Infinity };
+  for (let tick = 0; tick < 5; tick += 1) {
+    const old = Date.now();
+    let lower = performance.now();
+    let now = Date.now();
+    while (now === old) {
+      lower = performance.now(); // after a read that still saw the old millisecond
+      now = Date.now();
+    }
+    const upper = performance.now(); // after the read that saw the new one
+    if (upper - lower < best.width) best = { offset: now - (lower + upper) / 2, width: upper - lower };
   }
-  const after = performance.now();
-  const offset = now - (before + after) / 2;
+  const { offset } = best;
   return () => offset + performance.now();
 }
