@@ -77,13 +77,14 @@ export function createKilnClient(options: KilnClientOptions) {
   const status = (input: KilnInputs['status']) => trpc.status.query(input);
 
   /** tRPC's callback subscription as an async iterator, with a queue between the two. */
-  async function* subscribe(input: KilnInputs['onUpdate'], signal: AbortSignal | undefined): AsyncGenerator<GenerationEvent> {
+  async function* subscribe(input: KilnInputs['onUpdate'], signal: AbortSignal | undefined, onStarted?: () => void): AsyncGenerator<GenerationEvent> {
     const pending: GenerationEvent[] = [];
     let failure: unknown;
     let finished = false;
     let wake: (() => void) | undefined;
     const notify = () => wake?.();
     const subscription = trpc.onUpdate.subscribe(input, {
+      ...(onStarted ? { onStarted } : {}),
       onData: ({ data }) => {
         pending.push(data);
         notify();
@@ -135,8 +136,11 @@ export function createKilnClient(options: KilnClientOptions) {
      * (history first for a generation or batch). Ends when the signal aborts, or — for one
      * generation — after its final event.
      */
-    watch(target: { generationId: string } | { batchId: string } | Record<string, never> = {}, watchOptions: { signal?: AbortSignal } = {}) {
-      return subscribe(target, watchOptions.signal);
+    watch(
+      target: { generationId: string } | { batchId: string } | Record<string, never> = {},
+      watchOptions: { signal?: AbortSignal; /** Called once the server has the subscription: nothing after this is missed. */ onStarted?: () => void } = {},
+    ) {
+      return subscribe(target, watchOptions.signal, watchOptions.onStarted);
     },
 
     /** Resolves with the generation once it is succeeded, failed or canceled (pushed, not polled). */

@@ -101,6 +101,28 @@ describe('realtime updates', () => {
     await assert.rejects(collect(other.client, id), (error) => error instanceof TRPCClientError && error.data?.code === 'NOT_FOUND');
   });
 
+  it('misses nothing that happens after a subscription has started, even for the first subscribers of a process', async () => {
+    const controller = new AbortController();
+    const received = Array.from({ length: 10 }, () => [] as GenerationEvent[]);
+    const started: Promise<void>[] = [];
+    const loops = received.map((events) => {
+      let markStarted!: () => void;
+      started.push(new Promise<void>((resolve) => (markStarted = resolve)));
+      return (async () => {
+        for await (const event of kiln.client.watch({}, { signal: controller.signal, onStarted: markStarted })) events.push(event);
+      })();
+    });
+    await Promise.all(started);
+    const { id } = await kiln.client.generate({ prompt: 'right after subscribing', platforms: ['thumbnail'] });
+    await kiln.client.waitFor(id);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    controller.abort();
+    await Promise.all(loops);
+    for (const events of received) {
+      assertCompleteAndOrdered(events.filter((event) => event.generationId === id));
+    }
+  });
+
   it('rejects bad subscriptions with typed errors, and keeps other subscriptions alive', async () => {
     await assert.rejects(collect(kiln.client, 'not-a-uuid'), (error) => error instanceof TRPCClientError && error.data?.code === 'BAD_REQUEST');
     const stranger = createKilnClient({ url: kiln.url, apiKey: 'kiln_sk_wrong' });

@@ -32,6 +32,7 @@ export function createEventFeed(options: { db: Kysely<Database>; connectionStrin
   const byTenant = new Map<string, Set<FeedSubscriber>>();
   let subscribers = 0;
   let position: FeedPosition | undefined; // undefined while nobody listens: nothing to follow
+  let positioning: Promise<void> | undefined; // the first subscriber's lookup, shared by all
   let draining = false;
   let again = false;
   let stopped = false;
@@ -60,7 +61,7 @@ export function createEventFeed(options: { db: Kysely<Database>; connectionStrin
           // Only events some subscriber here may receive are worth enriching.
           const wanted = page.events.filter((event) => byTenant.has(event.tenant_id));
           const views = await toRealtimeEvents(db, wanted, options.publicUrl());
-          for (const view of views) dispatch(view);
+          views.forEach((view, index) => dispatch(wanted[index]!.tenant_id, view));
           const last = page.events.at(-1)!;
           position = { xid: last.xid, id: last.id };
         }
@@ -83,8 +84,8 @@ export function createEventFeed(options: { db: Kysely<Database>; connectionStrin
     }, ms);
   }
 
-  function dispatch(event: RealtimeEvent): void {
-    for (const subscriber of byTenant.get(event.tenantId) ?? []) {
+  function dispatch(tenantId: string, event: RealtimeEvent): void {
+    for (const subscriber of byTenant.get(tenantId) ?? []) {
       if (subscriber.matches(event)) subscriber.deliver(event);
     }
   }
@@ -97,8 +98,18 @@ export function createEventFeed(options: { db: Kysely<Database>; connectionStrin
       await listener.stop();
     },
     async subscribe(subscriber) {
-      // The first subscriber starts the feed at "now"; backfill covers anything older.
-      position ??= await currentFeedPosition(db);
+      // The first subscriber starts the feed at "now" (backfill covers anything older). One
+      // lookup for all who arrive together, and never moved once set.
+      if (!position) {
+        positioning ??= currentFeedPosition(db)
+          .then((found) => {
+            position ??= found;
+          })
+          .finally(() => {
+            positioning = undefined;
+          });
+        await positioning;
+      }
       let set = byTenant.get(subscriber.tenantId);
       if (!set) byTenant.set(subscriber.tenantId, (set = new Set()));
       set.add(subscriber);

@@ -8,7 +8,6 @@ import type { Asset, Database, GenerationEvent, GenerationState } from '../../db
 export interface RealtimeEvent {
   /** Feed position; hand it back as `lastEventId` to resume after it. */
   id: string;
-  tenantId: string;
   generationId: string;
   batchId: string | null;
   stage: string;
@@ -50,7 +49,10 @@ export function assetView(asset: Asset, publicUrl: string): AssetView {
   };
 }
 
-/** Builds the views for a page of events with one query per kind of extra, not one per event. */
+/**
+ * Builds the views for a page of events (same order) with one query per kind of extra, not
+ * one per event. Views carry no tenant: the feed routes them by the event row's tenant.
+ */
 export async function toRealtimeEvents(db: Kysely<Database>, events: readonly GenerationEvent[], publicUrl: string): Promise<RealtimeEvent[]> {
   const succeeded = events.filter((event) => event.stage === 'succeeded').map((event) => event.generation_id);
   const batchIds = [...new Set(events.flatMap((event) => (event.batch_id ? [event.batch_id] : [])))];
@@ -62,7 +64,6 @@ export async function toRealtimeEvents(db: Kysely<Database>, events: readonly Ge
   return events.map((event) => {
     const view: RealtimeEvent = {
       id: encodePosition(event),
-      tenantId: event.tenant_id,
       generationId: event.generation_id,
       batchId: event.batch_id,
       stage: event.stage,

@@ -8,7 +8,7 @@ import { assertMayReadBatch, assertMayReadGeneration, type Caller } from '../cal
 import type { EventFeed } from './event-feed.ts';
 import type { RealtimeEvent } from './event-view.ts';
 import { estimateQueue } from '../../db/queue-estimates.ts';
-import { subscribeToEvents, type QueueUpdates } from './subscription.ts';
+import { openSubscription, type QueueUpdates } from './subscription.ts';
 
 export interface WatchRequest {
   generationId?: string | undefined;
@@ -22,7 +22,7 @@ export function createRealtimeService(options: { db: Kysely<Database>; feed: Eve
   const { db } = options;
   return {
     /** Throws NOT_FOUND / BAD_REQUEST before anything streams, so the error reaches the client typed. */
-    async watch(caller: Caller, request: WatchRequest, signal: AbortSignal | undefined): Promise<AsyncGenerator<Omit<RealtimeEvent, 'tenantId'>>> {
+    async watch(caller: Caller, request: WatchRequest, signal: AbortSignal | undefined): Promise<AsyncGenerator<RealtimeEvent>> {
       let queueUpdates: QueueUpdates | undefined;
       if (request.generationId) {
         const generation = await findGeneration(db, caller.tenantId, request.generationId);
@@ -44,7 +44,7 @@ export function createRealtimeService(options: { db: Kysely<Database>; feed: Eve
       if (request.lastEventId && !decodePosition(request.lastEventId)) {
         throw badRequest('lastEventId is not an event id from this subscription', { lastEventId: ['not an event id'] });
       }
-      const events = subscribeToEvents(
+      return openSubscription(
         {
           tenantId: caller.tenantId,
           ...(request.generationId ? { generationId: request.generationId } : {}),
@@ -53,9 +53,6 @@ export function createRealtimeService(options: { db: Kysely<Database>; feed: Eve
         },
         { db, feed: options.feed, publicUrl: options.publicUrl, maxBuffered: options.maxBuffered, signal, ...(queueUpdates ? { queueUpdates } : {}) },
       );
-      return (async function* () {
-        for await (const { tenantId: _tenant, ...event } of events) yield event;
-      })();
     },
   };
 }

@@ -2,7 +2,7 @@
 // pass live events on — skipping any the backfill already sent. Positions are one total
 // order, so "skip what is not after the last sent" is exact: every event once, in order.
 import type { Kysely } from 'kysely';
-import { FEED_START, comparePositions, decodePosition, readFeed, type FeedFilter, type FeedPosition } from '../../db/events.ts';
+import { FEED_START, comparePositions, currentFeedPosition, decodePosition, readFeed, type FeedFilter, type FeedPosition } from '../../db/events.ts';
 import type { QueueEstimate } from '../../db/queue-estimates.ts';
 import type { Database, GenerationState } from '../../db/schema.ts';
 import type { EventFeed } from './event-feed.ts';
@@ -39,7 +39,12 @@ export interface SubscriptionOptions {
 
 const BACKFILL_PAGE = 200;
 
-export async function* subscribeToEvents(request: SubscriptionRequest, options: SubscriptionOptions): AsyncGenerator<RealtimeEvent> {
+/**
+ * Opens a subscription: registers with the feed and fixes the starting position *before* it
+ * returns — so before tRPC tells the client the subscription is live, and nothing that
+ * happens after that can be missed — then returns the stream of events.
+ */
+export async function openSubscription(request: SubscriptionRequest, options: SubscriptionOptions): Promise<AsyncGenerator<RealtimeEvent>> {
   const filter: FeedFilter = {
     tenantId: request.tenantId,
     ...(request.generationId ? { generationId: request.generationId } : {}),
@@ -60,68 +65,77 @@ export async function* subscribeToEvents(request: SubscriptionRequest, options: 
       wake?.();
     },
   });
-  const onAbort = () => wake?.();
-  options.signal?.addEventListener('abort', onAbort);
-  try {
-    // Where to start: after the client's last event; from the beginning for one generation or
-    // batch (its whole history is short and useful); from now for a whole tenant.
-    const resumeFrom = request.lastEventId ? decodePosition(request.lastEventId) : undefined;
-    let last: FeedPosition | undefined = resumeFrom ?? (request.generationId || request.batchId ? FEED_START : undefined);
+  // A stream that is never read (the client left at once) must not stay registered.
+  const onAbort = () => {
+    unsubscribe();
+    wake?.();
+  };
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+
+  // Where to start: after the client's last event; from the beginning for one generation or
+  // batch (its whole history is short and useful); for a whole tenant, from now — a position
+  // taken after registering, so the backfill covers what the feed had not dispatched yet.
+  const resumeFrom = request.lastEventId ? decodePosition(request.lastEventId) : undefined;
+  const start = resumeFrom ?? (request.generationId || request.batchId ? FEED_START : await currentFeedPosition(options.db));
+
+  return (async function* () {
+    let last: FeedPosition = start;
     let lastEvent: RealtimeEvent | undefined;
     let state: GenerationState | undefined;
-
-    for (let from = last; from; ) {
-      const page = await readFeed(options.db, from, BACKFILL_PAGE, filter);
-      const views = await toRealtimeEvents(options.db, page.events, options.publicUrl());
-      for (const [index, view] of views.entries()) {
-        yield view;
-        const raw = page.events[index]!;
-        last = from = { xid: raw.xid, id: raw.id };
-        lastEvent = view;
-        state = view.state;
-      }
-      if (page.events.length < BACKFILL_PAGE) break;
-    }
-
-    // While a watched generation waits in the queue, its position goes out now and then. It
-    // carries the id of the last real event, so resuming is unaffected.
-    const queueUpdate = async (): Promise<RealtimeEvent | undefined> => {
-      if (!options.queueUpdates || state !== 'queued' || !lastEvent) return undefined;
-      const estimate = await options.queueUpdates.estimate();
-      if (!estimate) return undefined;
-      return { ...lastEvent, stage: 'queue.position', at: new Date(), data: { ...estimate }, assets: undefined, batch: undefined };
-    };
-    const initial = await queueUpdate();
-    if (initial) yield initial;
-
-    while (!options.signal?.aborted) {
-      if (overflowed) throw new SlowConsumerError(`more than ${options.maxBuffered} events waited for this subscriber; reconnect to resume from the last event received`);
-      const event = buffer.shift();
-      if (!event) {
-        const waitMs = options.queueUpdates && state === 'queued' ? options.queueUpdates.intervalMs : undefined;
-        const timedOut = await new Promise<boolean>((resolve) => {
-          const timer = waitMs === undefined ? undefined : setTimeout(() => resolve(true), waitMs);
-          wake = () => {
-            clearTimeout(timer);
-            resolve(false);
-          };
-        });
-        wake = undefined;
-        if (timedOut) {
-          const update = await queueUpdate();
-          if (update) yield update;
+    try {
+      for (;;) {
+        const page = await readFeed(options.db, last, BACKFILL_PAGE, filter);
+        const views = await toRealtimeEvents(options.db, page.events, options.publicUrl());
+        for (const [index, view] of views.entries()) {
+          yield view;
+          const raw = page.events[index]!;
+          last = { xid: raw.xid, id: raw.id };
+          lastEvent = view;
+          state = view.state;
         }
-        continue;
+        if (page.events.length < BACKFILL_PAGE) break;
       }
-      const position = decodePosition(event.id);
-      if (!position || (last && comparePositions(position, last) <= 0)) continue; // the backfill sent it
-      yield event;
-      last = position;
-      lastEvent = event;
-      state = event.state;
+
+      // While a watched generation waits in the queue, its position goes out now and then. It
+      // carries the id of the last real event, so resuming is unaffected.
+      const queueUpdate = async (): Promise<RealtimeEvent | undefined> => {
+        if (!options.queueUpdates || state !== 'queued' || !lastEvent) return undefined;
+        const estimate = await options.queueUpdates.estimate();
+        if (!estimate) return undefined;
+        return { ...lastEvent, stage: 'queue.position', at: new Date(), data: { ...estimate }, assets: undefined, batch: undefined };
+      };
+      const initial = await queueUpdate();
+      if (initial) yield initial;
+
+      while (!options.signal?.aborted) {
+        if (overflowed) throw new SlowConsumerError(`more than ${options.maxBuffered} events waited for this subscriber; reconnect to resume from the last event received`);
+        const event = buffer.shift();
+        if (!event) {
+          const waitMs = options.queueUpdates && state === 'queued' ? options.queueUpdates.intervalMs : undefined;
+          const timedOut = await new Promise<boolean>((resolve) => {
+            const timer = waitMs === undefined ? undefined : setTimeout(() => resolve(true), waitMs);
+            wake = () => {
+              clearTimeout(timer);
+              resolve(false);
+            };
+          });
+          wake = undefined;
+          if (timedOut) {
+            const update = await queueUpdate();
+            if (update) yield update;
+          }
+          continue;
+        }
+        const position = decodePosition(event.id);
+        if (!position || comparePositions(position, last) <= 0) continue; // the backfill sent it
+        yield event;
+        last = position;
+        lastEvent = event;
+        state = event.state;
+      }
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+      unsubscribe();
     }
-  } finally {
-    options.signal?.removeEventListener('abort', onAbort);
-    unsubscribe();
-  }
+  })();
 }
