@@ -3,11 +3,10 @@
 // database; then `batch` with 1,000 items.
 import os from 'node:os';
 import http from 'node:http';
-import { parseArgs } from 'node:util';
 import { IMAGE_FORMATS, PLATFORMS } from '../../jobs/render/presets.ts';
 import { cpuSnapshot, cpuUse } from './cpu.ts';
 import { checkpoint, provisionDatabase, readCounters, type BenchDatabase } from './database.ts';
-import { UsageError, numberFlag, type Benchmark, type BenchmarkContext, type BenchmarkReport } from './harness.ts';
+import { numberFlag, readFlags, type Benchmark, type BenchmarkContext, type BenchmarkReport } from './harness.ts';
 import { post, resultData, runLoad, summarise, type LoadResult } from './load.ts';
 import { BASELINE_TABLE_SQL, POOL_SIZE, startBaseline, startKiln, type ServerUnderTest } from './servers.ts';
 import { enqueueReport } from './enqueue-report.ts';
@@ -30,18 +29,7 @@ export const enqueueBenchmark: Benchmark = {
     '      --concurrency N        concurrent clients (default 64)',
   ].join('\n'),
   prepare(args) {
-    let values: Record<string, string | boolean | undefined>;
-    try {
-      ({ values } = parseArgs({
-        args: [...args],
-        strict: true,
-        allowPositionals: false,
-        options: { duration: { type: 'string' }, warmup: { type: 'string' }, concurrency: { type: 'string' } },
-      }));
-    } catch (error) {
-      throw new UsageError(error instanceof Error ? error.message : String(error));
-    }
-    const text = (name: string) => (typeof values[name] === 'string' ? values[name] : undefined);
+    const text = readFlags(args, ['duration', 'warmup', 'concurrency']);
     const options: EnqueueOptions = {
       durationSeconds: numberFlag('duration', text('duration'), 10, { min: 1, max: 600 }),
       warmupSeconds: numberFlag('warmup', text('warmup'), 2, { min: 0, max: 120 }),

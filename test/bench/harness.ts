@@ -1,3 +1,4 @@
+import { parseArgs } from 'node:util';
 // What every benchmark shares: its shape (so cli.ts can list and run it), a scope that
 // undoes what a run started, and flag validation with errors a person can act on.
 
@@ -107,4 +108,23 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, message: (
   } finally {
     timer.abort();
   }
+}
+
+/**
+ * Reads `--name value` flags (all strings; unknown flags are a UsageError) and returns a
+ * lookup that gives the raw text of one, or undefined when it was not given.
+ */
+export function readFlags(args: readonly string[], names: readonly string[]): (name: string) => string | undefined {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...args],
+      strict: true,
+      allowPositionals: false,
+      options: Object.fromEntries(names.map((name) => [name, { type: 'string' as const }])),
+    }));
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+  return (name) => (typeof values[name] === 'string' ? values[name] : undefined);
 }

@@ -12,12 +12,11 @@ import http from 'node:http';
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import type pg from 'pg';
 import { createKilnClient } from '../../client-sdk/index.ts';
 import { cpuSnapshot, cpuUse, processTicks, TICK_MS } from './cpu.ts';
 import { provisionDatabase, type BenchDatabase } from './database.ts';
-import { UsageError, numberFlag, sleep, withTimeout, type Benchmark, type BenchmarkContext, type BenchmarkReport } from './harness.ts';
+import { UsageError, numberFlag, readFlags, sleep, withTimeout, type Benchmark, type BenchmarkContext, type BenchmarkReport } from './harness.ts';
 import { post, resultData, summarise, type LatencySummary } from './load.ts';
 import { residentKb, type Child } from './processes.ts';
 import { calibratedWallClock, createSubscriberPool, type Subscriber } from './realtime-subscribers.ts';
@@ -61,27 +60,7 @@ export const realtimeBenchmark: Benchmark = {
     '      --worker-concurrency N KILN_WORKER_CONCURRENCY of the worker process (default: Kiln\'s default)',
   ].join('\n'),
   prepare(args) {
-    let values: Record<string, string | boolean | undefined>;
-    try {
-      ({ values } = parseArgs({
-        args: [...args],
-        strict: true,
-        allowPositionals: false,
-        options: {
-          requests: { type: 'string' },
-          gap: { type: 'string' },
-          subscribers: { type: 'string' },
-          rate: { type: 'string' },
-          duration: { type: 'string' },
-          idle: { type: 'string' },
-          latency: { type: 'string' },
-          'worker-concurrency': { type: 'string' },
-        },
-      }));
-    } catch (error) {
-      throw new UsageError(error instanceof Error ? error.message : String(error));
-    }
-    const text = (name: string) => (typeof values[name] === 'string' ? values[name] : undefined);
+    const text = readFlags(args, ['requests', 'gap', 'subscribers', 'rate', 'duration', 'idle', 'latency', 'worker-concurrency']);
     const idleText = text('idle') ?? '1000,5000';
     const idle = idleText.split(',').map((part) => numberFlag('idle', part, 0, { min: 1, max: 10_000, integer: true }));
     if (idle.some((count, index) => index > 0 && count <= (idle[index - 1] ?? 0))) throw new UsageError(`--idle must list ascending counts (got "${idleText}")`);

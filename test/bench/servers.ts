@@ -52,19 +52,8 @@ export async function startKiln(databaseUrl: string, scope: Scope, signal: Abort
   const dataDir = await tempDataDir(scope);
   const child = spawnChild('kiln', ['server/cli.ts', 'serve'], {
     cwd: ROOT,
-    env: {
-      DATABASE_URL: databaseUrl,
-      // The worker would compete for the CPU while rendering; this measures acceptance only.
-      KILN_ROLE: 'api',
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      KILN_DATA_DIR: dataDir,
-      KILN_LOG_LEVEL: 'warn',
-      NODE_ENV: 'production',
-      KILN_SHUTDOWN_GRACE_MS: '2000',
-      ...profilingEnv(),
-      ...options.env,
-    },
+    // The worker would compete for the CPU while rendering; this measures acceptance only.
+    env: { ...kilnEnv(databaseUrl, 'api', dataDir), PORT: String(port), ...options.env },
   });
   scope.defer(() => child.stop());
   await waitUntilHealthy(child, `http://127.0.0.1:${port}/health`, { timeoutMs: HEALTHY_WITHIN_MS, signal });
@@ -85,22 +74,26 @@ export async function startKiln(databaseUrl: string, scope: Scope, signal: Abort
  * database. Start it after the API, which has migrated the database by then. It serves no
  * HTTP, so it is ready once it prints that it is running.
  */
+/** What every Kiln process under test gets: its role, a private data folder, quiet logs. */
+function kilnEnv(databaseUrl: string, role: 'api' | 'worker', dataDir: string): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl,
+    KILN_ROLE: role,
+    HOST: '127.0.0.1',
+    KILN_DATA_DIR: dataDir,
+    KILN_LOG_LEVEL: 'warn',
+    NODE_ENV: 'production',
+    KILN_SHUTDOWN_GRACE_MS: '2000',
+    ...profilingEnv(),
+  };
+}
+
 export async function startKilnWorker(databaseUrl: string, scope: Scope, signal: AbortSignal, options: { env?: Record<string, string> } = {}): Promise<Child> {
   signal.throwIfAborted();
   const dataDir = await tempDataDir(scope);
   const child = spawnChild('kiln worker', ['server/cli.ts', 'serve'], {
     cwd: ROOT,
-    env: {
-      DATABASE_URL: databaseUrl,
-      KILN_ROLE: 'worker',
-      HOST: '127.0.0.1',
-      KILN_DATA_DIR: dataDir,
-      KILN_LOG_LEVEL: 'warn',
-      NODE_ENV: 'production',
-      KILN_SHUTDOWN_GRACE_MS: '2000',
-      ...profilingEnv(),
-      ...options.env,
-    },
+    env: { ...kilnEnv(databaseUrl, 'worker', dataDir), ...options.env },
   });
   scope.defer(() => child.stop());
   await child.waitForOutput('Kiln is running', { timeoutMs: HEALTHY_WITHIN_MS, signal });
