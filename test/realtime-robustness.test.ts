@@ -1,4 +1,5 @@
-// What protects the server from its realtime clients: heartbeats find dead connections.
+// What protects the server from its realtime clients: heartbeats find dead connections, and a
+// reader that stops reading is cut off (to resume later) instead of growing server memory.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
@@ -44,4 +45,30 @@ describe('realtime robustness', () => {
     assert.ok(events.includes('succeeded'));
   });
 
+});
+
+describe('slow consumers', () => {
+  let kiln: TestKiln;
+  before(async () => {
+    // API only: batches stay queued, so the flood is their 'queued' events, made in bulk.
+    kiln = await startKiln({ env: { KILN_ROLE: 'api', KILN_REALTIME_MAX_SOCKET_BUFFER_BYTES: '65536' } });
+  });
+  after(() => kiln.stop());
+
+  it('cuts off a subscriber that stops reading, with a close reason it can act on', async () => {
+    const slow = rawSubscriber(kiln.url, kiln.apiKey);
+    await new Promise((resolve) => slow.once('open', resolve));
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the subscription is registered
+    const ending = closed(slow);
+    const socket = (slow as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    socket.pause(); // stop reading: the server's send buffer is all that can grow
+    for (let batch = 0; batch < 10; batch += 1) {
+      await kiln.client.batch({ items: Array.from({ length: 1000 }, (_, index) => ({ prompt: `flood ${batch}.${index}` })) });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    socket.resume();
+    const { code, reason } = await ending;
+    assert.equal(code, 4008);
+    assert.match(reason, /slow consumer/);
+  });
 });
