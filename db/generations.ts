@@ -43,7 +43,7 @@ export async function insertGenerations(db: Db, inputs: readonly NewGenerationIn
     .expression((eb) =>
       eb
         .selectFrom('inserted')
-        .select((s) => [
+        .select([
           'inserted.id',
           'inserted.tenant_id',
           'inserted.batch_id',

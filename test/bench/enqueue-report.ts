@@ -1,7 +1,7 @@
 // The enqueue benchmark's report: the human table and the JSON object, with the conditions
 // the figures were measured under and the targets from the issue.
-import os from 'node:os';
 import type { BenchDatabase } from './database.ts';
+import { describeMachine } from './machine.ts';
 import type { BatchRun, EnqueueOptions, SteadyRun } from './enqueue.ts';
 import type { BenchmarkReport } from './harness.ts';
 import { formatTable, integer, ms, percent, round } from './table.ts';
@@ -30,15 +30,10 @@ export function enqueueReport(results: EnqueueResults): BenchmarkReport {
     { name: `slowest batch of ${integer(batch.items)}`, target: `< ${TARGETS.batchMs} ms`, actual: `${ms(batch.maxMs)} ms`, met: batch.maxMs < TARGETS.batchMs },
   ];
   const missed = targets.filter((target) => !target.met);
-  const cpus = os.cpus();
-  const durability = server.fsync === 'on' && server.synchronousCommit === 'on' ? 'fsync on' : `fsync ${server.fsync}, synchronous_commit ${server.synchronousCommit}`;
+  const machine = describeMachine(server, results.loadAverageBefore);
 
   const conditions = {
-    cpus: cpus.length,
-    cpuModel: cpus[0]?.model.trim() ?? 'unknown',
-    loadAverageBefore: round(results.loadAverageBefore),
-    node: process.version,
-    postgres: server,
+    ...machine.conditions,
     machine: 'load generator, API and PostgreSQL share one machine; traffic over 127.0.0.1',
     concurrency: options.concurrency,
     warmupSeconds: options.warmupSeconds,
@@ -65,7 +60,7 @@ export function enqueueReport(results: EnqueueResults): BenchmarkReport {
   ];
 
   const text = [
-    `enqueue benchmark — ${cpus.length} cores, Node ${process.version}, PostgreSQL ${server.version} (${server.source}, ${durability}), load generator + API + Postgres on one machine`,
+    `enqueue benchmark — ${machine.heading}, load generator + API + Postgres on one machine`,
     `concurrency ${options.concurrency}, warm-up ${options.warmupSeconds} s, measured ${options.durationSeconds} s per server, baseline first then Kiln (CHECKPOINT before each)`,
     `Kiln role=api (no worker: measures acceptance only), pg pool ${results.poolSize} each; load average before start ${results.loadAverageBefore.toFixed(2)}`,
     '',

@@ -1,7 +1,7 @@
 // The realtime benchmark's report: the human table and the JSON object, with the conditions
 // the figures were measured under and the targets from the issue.
-import os from 'node:os';
 import type { BenchDatabase } from './database.ts';
+import { describeMachine } from './machine.ts';
 import type { BenchmarkReport } from './harness.ts';
 import type { LatencySummary } from './load.ts';
 import type { ClockCheck, DeliveryRun, MemoryPoint, PickupRun, RealtimeOptions } from './realtime.ts';
@@ -42,8 +42,7 @@ export function realtimeReport(results: RealtimeResults): BenchmarkReport {
     },
   ];
   const missed = targets.filter((target) => !target.met);
-  const cpus = os.cpus();
-  const durability = server.fsync === 'on' && server.synchronousCommit === 'on' ? 'fsync on' : `fsync ${server.fsync}, synchronous_commit ${server.synchronousCommit}`;
+  const machine = describeMachine(server, results.loadAverageBefore);
   const baseline = memory[0];
   const perSubscriberKb = memory.slice(1).map((point) => ({
     subscribers: point.subscribers,
@@ -54,11 +53,7 @@ export function realtimeReport(results: RealtimeResults): BenchmarkReport {
   const roles = `API process KILN_ROLE=api, worker process KILN_ROLE=worker (built-in simulator, latency ${options.simulatorLatencyMs} ms, ${concurrency}), one bench database`;
 
   const conditions = {
-    cpus: cpus.length,
-    cpuModel: cpus[0]?.model.trim() ?? 'unknown',
-    loadAverageBefore: round(results.loadAverageBefore),
-    node: process.version,
-    postgres: server,
+    ...machine.conditions,
     machine: 'bench client (all subscribers), API, worker and PostgreSQL share one machine; traffic over 127.0.0.1',
     roles,
     workerConcurrency: options.workerConcurrency ?? 'default',
@@ -84,7 +79,7 @@ export function realtimeReport(results: RealtimeResults): BenchmarkReport {
   const stageOrder = Object.keys(delivery.p99ByStageMs).sort((a, b) => (delivery.stages[b] ?? 0) - (delivery.stages[a] ?? 0));
 
   const text = [
-    `realtime benchmark — ${cpus.length} cores, Node ${process.version}, PostgreSQL ${server.version} (${server.source}, ${durability}); bench client, API, worker and Postgres on one machine`,
+    `realtime benchmark — ${machine.heading}; bench client, API, worker and Postgres on one machine`,
     roles,
     `clocks: ${CLOCKS} (PostgreSQL − client ${ms(clockCheck.offsetMs)} ± ${ms(clockCheck.uncertaintyMs)} ms); load average before start ${results.loadAverageBefore.toFixed(2)}`,
     '',
