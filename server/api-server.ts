@@ -2,6 +2,7 @@
 // event feed that pushes realtime events to this process's subscribers.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { applyWSSHandler } from '@trpc/server/adapters/ws';
 import { sql, type Kysely } from 'kysely';
@@ -18,6 +19,7 @@ import { createGenerationService } from './generation-service.ts';
 import { createHttpServer, type HealthReport } from './http-server.ts';
 import { createEventFeed } from './realtime/event-feed.ts';
 import { createRealtimeService } from './realtime/realtime-service.ts';
+import { createRealtimeEncoder } from './realtime/ws-encoder.ts';
 import { createAppRouter } from './router.ts';
 import { createTokenSigner } from './scoped-tokens.ts';
 import { createTokenService } from './token-service.ts';
@@ -45,16 +47,19 @@ export interface ApiServer {
 export async function startApiServer({ config, db, databaseUrl, queue, storage, policies, logger }: ApiServerOptions): Promise<ApiServer> {
   let publicUrl = config.publicUrl ?? '';
   const assetsBase = () => publicUrl;
-  const feed = createEventFeed({ db, connectionString: databaseUrl, publicUrl: assetsBase, logger });
+  const sockets = new Set<Duplex>(); // the WebSocket connections' network sockets
+  const feed = createEventFeed({ db, connectionString: databaseUrl, publicUrl: assetsBase, logger, batchWrites: (dispatch) => holdWritesThisTurn(sockets, dispatch) });
   await feed.start();
   const signer = createTokenSigner(config.tokenSecret ?? (await getOrCreateSecret(db, 'scoped-tokens')));
   const services = {
     generations: createGenerationService({ db, queue, publicUrl: assetsBase }),
-    realtime: createRealtimeService({ db, feed, publicUrl: assetsBase, maxBuffered: config.realtime.maxBufferedEvents, queueUpdateMs: config.realtime.queueUpdateMs }),
+    realtime: createRealtimeService({ db, feed, publicUrl: assetsBase, maxBuffered: config.realtime.maxBufferedEvents,
+      maxSocketBufferBytes: config.realtime.maxSocketBufferBytes,
+      queueUpdateMs: config.realtime.queueUpdateMs }),
     tokens: createTokenService({ db, signer }),
   };
   const authenticator = createAuthenticator(db, signer, { cacheMs: config.authCacheMs });
-  const router = createAppRouter({ isDev: config.isDev, maxSocketBufferBytes: config.realtime.maxSocketBufferBytes });
+  const router = createAppRouter({ isDev: config.isDev });
   const onError = ({ error, path }: { error: { code: string; message: string; cause?: Error | undefined }; path?: string | undefined }) => {
     if (error.code === 'INTERNAL_SERVER_ERROR') logger.error('request failed', { procedure: path, error: error.message, stack: error.cause?.stack });
   };
@@ -99,13 +104,18 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
   server.on('upgrade', (req, socket, head) => {
     if (!new URL(req.url ?? '/', 'http://kiln').pathname.startsWith('/trpc')) return void socket.destroy();
-    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+      wss.emit('connection', ws, req);
+    });
   });
   const websocket = applyWSSHandler({
     wss,
     router,
     // Heartbeats: a connection quiet for pingMs is pinged and closed if no pong comes in time.
     keepAlive: { enabled: true, pingMs: config.realtime.pingMs, pongWaitMs: config.realtime.pongWaitMs },
+    experimental_encoder: createRealtimeEncoder(),
     createContext: ({ res, info }): Context => {
       const params = info.connectionParams ?? {};
       const credential = [params.apiKey, params.token].find((value): value is string => typeof value === 'string' && value.length > 0);
@@ -132,6 +142,23 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
       await closeServer(server);
     },
   };
+}
+
+/**
+ * Runs `write` with every socket corked and uncorks them once this turn of the event loop is
+ * over (subscriptions send from promise callbacks, which all run before setImmediate), so the
+ * frames one socket gets in a turn leave in one system call.
+ */
+function holdWritesThisTurn(sockets: Set<Duplex>, write: () => void): void {
+  const held = [...sockets];
+  for (const socket of held) socket.cork();
+  try {
+    write();
+  } finally {
+    setImmediate(() => {
+      for (const socket of held) socket.uncork();
+    });
+  }
 }
 
 function listen(server: http.Server, port: number, host: string): Promise<void> {

@@ -1,14 +1,10 @@
 // The API. Inputs are the zod schemas in schemas.ts; outputs are inferred from the services.
 // The client-sdk imports `AppRouter` as a type only.
-import { tracked } from '@trpc/server';
-import { SlowConsumerError } from './realtime/subscription.ts';
 import { batchIdInput, batchInput, createTokenInput, generateInput, idInput, listInput, onUpdateInput } from './schemas.ts';
 import { createTRPC } from './trpc.ts';
 
 export interface RouterOptions {
   isDev: boolean;
-  /** Bytes a WebSocket may have waiting to be sent before its reader counts as too slow. */
-  maxSocketBufferBytes: number;
 }
 
 export function createAppRouter(options: RouterOptions) {
@@ -36,22 +32,10 @@ export function createAppRouter(options: RouterOptions) {
      * batch, or all. Each event is tracked by its id, so a reconnecting client resumes after
      * the last event it received and misses nothing.
      */
-    onUpdate: authedProcedure.input(onUpdateInput).subscription(async ({ ctx, input, signal }) => {
-      const events = await ctx.services.realtime.watch(ctx.caller, input, signal);
-      return (async function* () {
-        try {
-          for await (const event of events) {
-            // tRPC sends without backpressure; what a reader does not take piles up in the
-            // socket's buffer. Past the limit, close the socket rather than grow.
-            if ((ctx.connection?.bufferedAmount ?? 0) > options.maxSocketBufferBytes) throw new SlowConsumerError('socket buffer full');
-            yield tracked(event.id, event);
-          }
-        } catch (error) {
-          if (!(error instanceof SlowConsumerError)) throw error;
-          // Close the socket rather than end quietly: the client reconnects and resumes.
-          ctx.connection?.close(4008, 'slow consumer: resume from the last event received');
-        }
-      })();
+    onUpdate: authedProcedure.input(onUpdateInput).subscription(({ ctx, input, signal }) => {
+      const socket = ctx.connection;
+      const connection = socket && { bufferedBytes: () => socket.bufferedAmount, close: (code: number, reason: string) => socket.close(code, reason) };
+      return ctx.services.realtime.watch(ctx.caller, input, connection, signal);
     }),
   });
 }

@@ -13,7 +13,8 @@ export interface RealtimeEvent {
   stage: string;
   /** The generation's state once this event happened. */
   state: GenerationState;
-  at: Date;
+  /** When it happened (ISO 8601, the database's clock). */
+  at: string;
   data: Record<string, unknown>;
   /** On `succeeded`: the generation's assets. */
   assets?: AssetView[];
@@ -31,6 +32,23 @@ export interface AssetView {
   contentHash: string;
   contentType: string;
   url: string;
+}
+
+/**
+ * An event with its JSON text made once. The feed hands the same instance to every subscriber
+ * in the process and the WebSocket encoder splices the text into each subscriber's message
+ * (see ws-encoder.ts); anything else that serializes it gets the same JSON through toJSON().
+ */
+export class EncodedEvent {
+  readonly event: RealtimeEvent;
+  readonly json: string;
+  constructor(event: RealtimeEvent) {
+    this.event = event;
+    this.json = JSON.stringify(event);
+  }
+  toJSON(): RealtimeEvent {
+    return this.event;
+  }
 }
 
 const STATE_OF_STAGE: Record<string, GenerationState> = { queued: 'queued', succeeded: 'succeeded', failed: 'failed', canceled: 'canceled' };
@@ -68,7 +86,7 @@ export async function toRealtimeEvents(db: Kysely<Database>, events: readonly Ge
       batchId: event.batch_id,
       stage: event.stage,
       state: STATE_OF_STAGE[event.stage] ?? 'running',
-      at: event.at,
+      at: event.at.toISOString(),
       data: event.data,
     };
     if (event.stage === 'succeeded') {

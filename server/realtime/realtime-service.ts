@@ -6,9 +6,10 @@ import type { Database } from '../../db/schema.ts';
 import { badRequest, forbidden, notFound } from '../errors.ts';
 import { assertMayReadBatch, assertMayReadGeneration, type Caller } from '../caller.ts';
 import type { EventFeed } from './event-feed.ts';
-import type { RealtimeEvent } from './event-view.ts';
+import type { EncodedEvent } from './event-view.ts';
 import { estimateQueue } from '../../db/queue-estimates.ts';
-import { openSubscription, type QueueUpdates } from './subscription.ts';
+import { openSubscription, type QueueUpdates, type SubscriberConnection } from './subscription.ts';
+import type { TrackedEnvelope } from '@trpc/server';
 
 export interface WatchRequest {
   generationId?: string | undefined;
@@ -18,11 +19,27 @@ export interface WatchRequest {
 
 export type RealtimeService = ReturnType<typeof createRealtimeService>;
 
-export function createRealtimeService(options: { db: Kysely<Database>; feed: EventFeed; publicUrl: () => string; maxBuffered: number; queueUpdateMs: number }) {
+export interface RealtimeServiceOptions {
+  db: Kysely<Database>;
+  feed: EventFeed;
+  publicUrl: () => string;
+  /** Live events waiting for one subscriber before it counts as too slow. */
+  maxBuffered: number;
+  /** Bytes waiting in one WebSocket's send buffer before its reader counts as too slow. */
+  maxSocketBufferBytes: number;
+  queueUpdateMs: number;
+}
+
+export function createRealtimeService(options: RealtimeServiceOptions) {
   const { db } = options;
   return {
     /** Throws NOT_FOUND / BAD_REQUEST before anything streams, so the error reaches the client typed. */
-    async watch(caller: Caller, request: WatchRequest, signal: AbortSignal | undefined): Promise<AsyncGenerator<RealtimeEvent>> {
+    async watch(
+      caller: Caller,
+      request: WatchRequest,
+      connection: SubscriberConnection | undefined,
+      signal: AbortSignal | undefined,
+    ): Promise<AsyncGenerator<TrackedEnvelope<EncodedEvent>>> {
       let queueUpdates: QueueUpdates | undefined;
       if (request.generationId) {
         const generation = await findGeneration(db, caller.tenantId, request.generationId);
@@ -51,7 +68,16 @@ export function createRealtimeService(options: { db: Kysely<Database>; feed: Eve
           ...(request.batchId ? { batchId: request.batchId } : {}),
           ...(request.lastEventId ? { lastEventId: request.lastEventId } : {}),
         },
-        { db, feed: options.feed, publicUrl: options.publicUrl, maxBuffered: options.maxBuffered, signal, ...(queueUpdates ? { queueUpdates } : {}) },
+        {
+          db,
+          feed: options.feed,
+          publicUrl: options.publicUrl,
+          maxBuffered: options.maxBuffered,
+          maxSocketBufferBytes: options.maxSocketBufferBytes,
+          connection,
+          signal,
+          ...(queueUpdates ? { queueUpdates } : {}),
+        },
       );
     },
   };

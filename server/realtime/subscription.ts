@@ -1,12 +1,13 @@
 // One client's subscription: register with the feed first, then backfill from the table, then
 // pass live events on — skipping any the backfill already sent. Positions are one total
 // order, so "skip what is not after the last sent" is exact: every event once, in order.
+import { tracked, type TrackedEnvelope } from '@trpc/server';
 import type { Kysely } from 'kysely';
 import { FEED_START, comparePositions, currentFeedPosition, decodePosition, readFeed, type FeedFilter, type FeedPosition } from '../../db/events.ts';
 import type { QueueEstimate } from '../../db/queue-estimates.ts';
 import type { Database, GenerationState } from '../../db/schema.ts';
 import type { EventFeed } from './event-feed.ts';
-import { toRealtimeEvents, type RealtimeEvent } from './event-view.ts';
+import { EncodedEvent, toRealtimeEvents, type RealtimeEvent } from './event-view.ts';
 
 export interface SubscriptionRequest {
   tenantId: string;
@@ -16,9 +17,16 @@ export interface SubscriptionRequest {
   lastEventId?: string | null;
 }
 
-export class SlowConsumerError extends Error {
-  override name = 'SlowConsumerError';
+/** The subscriber's end of the WebSocket, as far as a subscription needs it. */
+export interface SubscriberConnection {
+  /** Bytes written to the socket that the reader has not taken yet. */
+  bufferedBytes(): number;
+  /** Ends the connection; the client reconnects and resumes after the last event it got. */
+  close(code: number, reason: string): void;
 }
+
+/** WebSocket close code for a reader that fell too far behind (4000–4999: the application's). */
+export const SLOW_CONSUMER_CLOSE_CODE = 4008;
 
 export interface QueueUpdates {
   /** Where the generation stands in its lane, or null once it is no longer queued. */
@@ -34,6 +42,9 @@ export interface SubscriptionOptions {
   publicUrl: () => string;
   /** Live events buffered for one subscriber before it is cut off as too slow. */
   maxBuffered: number;
+  /** Bytes waiting in the subscriber's socket before it is cut off as too slow. */
+  maxSocketBufferBytes: number;
+  connection: SubscriberConnection | undefined;
   signal: AbortSignal | undefined;
 }
 
@@ -44,7 +55,7 @@ const BACKFILL_PAGE = 200;
  * returns — so before tRPC tells the client the subscription is live, and nothing that
  * happens after that can be missed — then returns the stream of events.
  */
-export async function openSubscription(request: SubscriptionRequest, options: SubscriptionOptions): Promise<AsyncGenerator<RealtimeEvent>> {
+export async function openSubscription(request: SubscriptionRequest, options: SubscriptionOptions): Promise<AsyncGenerator<TrackedEnvelope<EncodedEvent>>> {
   const filter: FeedFilter = {
     tenantId: request.tenantId,
     ...(request.generationId ? { generationId: request.generationId } : {}),
@@ -53,7 +64,7 @@ export async function openSubscription(request: SubscriptionRequest, options: Su
   const matches = (event: RealtimeEvent) =>
     (!request.generationId || event.generationId === request.generationId) && (!request.batchId || event.batchId === request.batchId);
 
-  const buffer: RealtimeEvent[] = [];
+  const buffer: EncodedEvent[] = [];
   let overflowed = false;
   let wake: (() => void) | undefined;
   const unsubscribe = await options.feed.subscribe({
@@ -87,7 +98,7 @@ export async function openSubscription(request: SubscriptionRequest, options: Su
         const page = await readFeed(options.db, last, BACKFILL_PAGE, filter);
         const views = await toRealtimeEvents(options.db, page.events, options.publicUrl());
         for (const [index, view] of views.entries()) {
-          yield view;
+          yield tracked(view.id, new EncodedEvent(view));
           const raw = page.events[index]!;
           last = { xid: raw.xid, id: raw.id };
           lastEvent = view;
@@ -102,15 +113,20 @@ export async function openSubscription(request: SubscriptionRequest, options: Su
         if (!options.queueUpdates || state !== 'queued' || !lastEvent) return undefined;
         const estimate = await options.queueUpdates.estimate();
         if (!estimate) return undefined;
-        return { ...lastEvent, stage: 'queue.position', at: new Date(), data: { ...estimate }, assets: undefined, batch: undefined };
+        return { ...lastEvent, stage: 'queue.position', at: new Date().toISOString(), data: { ...estimate }, assets: undefined, batch: undefined };
       };
       const initial = await queueUpdate();
-      if (initial) yield initial;
+      if (initial) yield tracked(initial.id, new EncodedEvent(initial));
 
       while (!options.signal?.aborted) {
-        if (overflowed) throw new SlowConsumerError(`more than ${options.maxBuffered} events waited for this subscriber; reconnect to resume from the last event received`);
-        const event = buffer.shift();
-        if (!event) {
+        // A reader that does not keep up is cut off rather than buffered without bound:
+        // events pile up here, or (tRPC sends without backpressure) in the socket's buffer.
+        if (overflowed || (options.connection?.bufferedBytes() ?? 0) > options.maxSocketBufferBytes) {
+          options.connection?.close(SLOW_CONSUMER_CLOSE_CODE, 'slow consumer: resume from the last event received');
+          return;
+        }
+        const encoded = buffer.shift();
+        if (!encoded) {
           const waitMs = options.queueUpdates && state === 'queued' ? options.queueUpdates.intervalMs : undefined;
           const timedOut = await new Promise<boolean>((resolve) => {
             const timer = waitMs === undefined ? undefined : setTimeout(() => resolve(true), waitMs);
@@ -122,13 +138,14 @@ export async function openSubscription(request: SubscriptionRequest, options: Su
           wake = undefined;
           if (timedOut) {
             const update = await queueUpdate();
-            if (update) yield update;
+            if (update) yield tracked(update.id, new EncodedEvent(update));
           }
           continue;
         }
+        const event = encoded.event;
         const position = decodePosition(event.id);
         if (!position || comparePositions(position, last) <= 0) continue; // the backfill sent it
-        yield event;
+        yield tracked(event.id, encoded);
         last = position;
         lastEvent = event;
         state = event.state;
