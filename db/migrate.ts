@@ -5,6 +5,7 @@ import * as initial from './migrations/0001-initial.ts';
 import * as uniqueTenantNames from './migrations/0002-unique-tenant-names.ts';
 import * as eventFeed from './migrations/0003-event-feed.ts';
 import * as secretsAndQueueLanes from './migrations/0004-secrets-and-queue-lanes.ts';
+import * as providerRateLimits from './migrations/0005-provider-rate-limits.ts';
 
 /** Migrations live in code (not discovered on disk) so they ship with the build and run in order. */
 const migrations: Record<string, Migration> = {
@@ -12,6 +13,7 @@ const migrations: Record<string, Migration> = {
   '0002-unique-tenant-names': uniqueTenantNames,
   '0003-event-feed': eventFeed,
   '0004-secrets-and-queue-lanes': secretsAndQueueLanes,
+  '0005-provider-rate-limits': providerRateLimits,
 };
 
 const inCodeProvider: MigrationProvider = {

@@ -100,8 +100,18 @@ export interface SecretsTable {
   created_at: Generated<Date>;
 }
 
+export interface ProviderRateLimitsTable {
+  name: string;
+  tat: ColumnType<Date, Date | undefined, Date>;
+  last_slot: ColumnType<Date, Date | undefined, Date>;
+  paused_until: ColumnType<Date, Date | undefined, Date>;
+  granted: ColumnType<string, never, never>;
+  throttled: ColumnType<string, never, never>;
+}
+
 export interface Database {
   kiln_secrets: SecretsTable;
+  provider_rate_limits: ProviderRateLimitsTable;
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
   batches: BatchesTable;

@@ -9,7 +9,7 @@ import { completeGeneration, currentState, startAttempt, transition } from '../d
 import type { Database, Generation } from '../db/schema.ts';
 import type { Logger } from './logger.ts';
 import { downloadOutput, type DownloadLimits } from './provider/download-output.ts';
-import { PermanentProviderError, ProviderUnavailableError, TransientProviderError } from './provider/errors.ts';
+import { PermanentProviderError, ProviderUnavailableError, RateLimitedError, TransientProviderError } from './provider/errors.ts';
 import { ASPECT_RATIOS, MODELS, isModelId } from './provider/models.ts';
 import { FINAL_PREDICTION_STATUSES, type ImageProvider, type Prediction } from './provider/provider.ts';
 import { QUEUES, type CancelPredictionJob, type GenerationJob, type JobQueue } from './queue.ts';
@@ -23,6 +23,8 @@ export interface GenerationWorkerOptions {
   provider: ImageProvider;
   storage: AssetStorage;
   logger: Logger;
+  /** Names this worker in the events it writes (host, process and instance). */
+  workerId: string;
   /** Generations handled at once by this process (each mostly waits on the provider). */
   concurrency: number;
   /** A generation not finished this long after it was queued fails with a timeout. */
@@ -71,7 +73,7 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
   }
 
   async function runGeneration(job: JobWithMetadata<GenerationJob>): Promise<void> {
-    const generation = await startAttempt(db, job.data.generationId, { retry: job.retryCount });
+    const generation = await startAttempt(db, job.data.generationId, { retry: job.retryCount, worker: options.workerId });
     if (!generation) return; // canceled while queued, or already finished by an earlier attempt
     const { id, attempt } = generation;
     const signal = job.signal;
@@ -83,9 +85,10 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
       await finishFromPrediction(generation, finished, signal);
     } catch (error) {
       if (signal.aborted) throw error; // shutting down: pg-boss hands the job to the next worker
+      if (error instanceof RateLimitedError || error instanceof ProviderUnavailableError) return defer(generation, error);
       if (error instanceof PermanentProviderError) return fail(id, attempt, 'provider_rejected', error.publicReason);
       if (error instanceof UnusableImageError) return fail(id, attempt, 'unusable_output', error.message);
-      const transient = error instanceof TransientProviderError || error instanceof ProviderUnavailableError;
+      const transient = error instanceof TransientProviderError;
       const detail = error instanceof Error ? error.message : String(error);
       const reason = transient ? error.publicReason : 'internal error';
       if (transient) logger.warn('generation attempt failed', { generationId: id, error: detail });
@@ -95,6 +98,36 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
       }
       await transition(db, { id, attempt, fromStates: ['running'], stage: 'retrying', data: { reason, retry: job.retryCount + 1 } });
       throw error; // pg-boss retries with exponential backoff and jitter
+    }
+  }
+
+  /**
+   * The provider cannot take the call yet (our shared rate limit is booked ahead, or its
+   * breaker is open): back to the queue until then. Not a failure, and not a retry.
+   */
+  async function defer(generation: Generation, reason: RateLimitedError | ProviderUnavailableError): Promise<void> {
+    const delayMs = Math.max(250, reason.retryInMs) * (1 + Math.random() * 0.2); // spread the returns
+    await db.transaction().execute(async (trx) => {
+      const requeued = await transition(trx, {
+        id: generation.id,
+        attempt: generation.attempt,
+        fromStates: ['running'],
+        set: { state: 'queued' },
+        stage: 'deferred',
+        data: { reason: reason.publicReason, retryInMs: Math.round(delayMs) },
+      });
+      if (requeued) await queue.deferGeneration(trx, { generationId: generation.id, priority: generation.priority }, delayMs);
+    });
+  }
+
+  /** One poll; undefined (after waiting) when the provider cannot be asked right now. */
+  async function poll(predictionId: string, signal: AbortSignal): Promise<Prediction | undefined> {
+    try {
+      return await provider.getPrediction(predictionId, signal);
+    } catch (error) {
+      if (!(error instanceof RateLimitedError || error instanceof ProviderUnavailableError)) throw error;
+      await sleep(error.retryInMs, undefined, { signal });
+      return undefined;
     }
   }
 
@@ -164,7 +197,7 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
         await fail(generation.id, generation.attempt, 'deadline_exceeded', `not finished within the ${options.deadlineSeconds}s deadline`);
         return undefined;
       }
-      prediction = await provider.getPrediction(prediction.id, signal);
+      prediction = (await poll(prediction.id, signal)) ?? prediction;
     }
     return prediction;
   }

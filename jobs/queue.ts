@@ -41,6 +41,8 @@ export interface JobQueue {
   stop(options: { graceful: boolean; timeoutMs: number }): Promise<void>;
   enqueueGenerations(trx: Transaction<Database> | Kysely<Database>, jobs: readonly { generationId: string; priority: number }[]): Promise<void>;
   enqueueCancelPrediction(trx: Transaction<Database> | Kysely<Database>, job: CancelPredictionJob): Promise<void>;
+  /** A generation job that comes back later (rate limit booked, breaker open): not a retry. */
+  deferGeneration(trx: Transaction<Database> | Kysely<Database>, job: { generationId: string; priority: number }, delayMs: number): Promise<void>;
 }
 
 export function createJobQueue(options: JobQueueOptions): JobQueue {
@@ -99,6 +101,9 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
         jobs.map((job) => ({ data: { generationId: job.generationId }, priority: job.priority })),
         { db: fromKysely(trx) },
       );
+    },
+    async deferGeneration(trx, job, delayMs) {
+      await boss.send(QUEUES.generation, { generationId: job.generationId }, { priority: job.priority, startAfter: new Date(Date.now() + delayMs), db: fromKysely(trx) });
     },
     async enqueueCancelPrediction(trx, job) {
       await boss.send(QUEUES.cancelPrediction, { ...job }, { db: fromKysely(trx) });

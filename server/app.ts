@@ -1,5 +1,7 @@
 // createApp(config) builds every part of Kiln explicitly and returns start/stop. Nothing is
 // module-level, so tests can run several apps in one process.
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
 import type { DatabaseHandle } from '../db/database.ts';
 import { createGenerationWorker } from '../jobs/generation-worker.ts';
@@ -59,7 +61,7 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
 
   // 2. The provider: Replicate when a token is set, otherwise the built-in simulator.
   const runsWorker = config.role !== 'api';
-  const { provider, policies, simulator, baseUrl: providerBaseUrl, stop: stopProvider } = await setUpProvider(config, { needsSimulator: runsWorker });
+  const { provider, policies, simulator, baseUrl: providerBaseUrl, stop: stopProvider } = await setUpProvider(config, { needsSimulator: runsWorker, db: database.db });
   undo.push(stopProvider);
   const storage = createLocalStorage(path.join(config.dataDir, 'assets'));
 
@@ -86,6 +88,7 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
       provider,
       storage,
       logger,
+      workerId: `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
       concurrency: config.worker.concurrency,
       deadlineSeconds: config.worker.deadlineSeconds,
       pollInitialMs: config.worker.pollInitialMs,

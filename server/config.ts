@@ -34,6 +34,11 @@ const environmentSchema = z.object({
   KILN_RETRY_LIMIT: intFromEnv(5, 0, 50),
   KILN_RETRY_DELAY_SECONDS: intFromEnv(2, 1, 3600),
   KILN_PROVIDER_TIMEOUT_MS: intFromEnv(30_000, 100, 120_000),
+  KILN_PROVIDER_CREATES_PER_MINUTE: numberFromEnv(600, 0.1, 1_000_000),
+  KILN_PROVIDER_READS_PER_MINUTE: numberFromEnv(3000, 0.1, 1_000_000),
+  KILN_PROVIDER_CREATE_BURST: intFromEnv(10, 1, 100_000),
+  KILN_PROVIDER_READ_BURST: intFromEnv(50, 1, 100_000),
+  KILN_PROVIDER_MAX_WAIT_MS: intFromEnv(2_000, 0, 600_000),
   KILN_MAX_BODY_BYTES: intFromEnv(4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
   KILN_MAX_DOWNLOAD_BYTES: intFromEnv(32 * 1024 * 1024, 1024, 512 * 1024 * 1024),
   KILN_MAX_INPUT_PIXELS: intFromEnv(16_000_000, 1, 268_402_689),
@@ -79,6 +84,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       /** No token and no other endpoint: start the built-in simulator. */
       useSimulator: !e.REPLICATE_API_TOKEN && !e.REPLICATE_BASE_URL,
       timeoutMs: e.KILN_PROVIDER_TIMEOUT_MS,
+      /**
+       * The provider's rate limits (Replicate: 600 creates and 3,000 other calls per minute),
+       * shared by every worker process through the database.
+       */
+      creates: { perMinute: e.KILN_PROVIDER_CREATES_PER_MINUTE, burst: e.KILN_PROVIDER_CREATE_BURST },
+      reads: { perMinute: e.KILN_PROVIDER_READS_PER_MINUTE, burst: e.KILN_PROVIDER_READ_BURST },
+      /** A call waits this long at most for its slot; beyond, its job steps aside and comes back. */
+      maxRateWaitMs: e.KILN_PROVIDER_MAX_WAIT_MS,
     },
     simulator: {
       port: e.KILN_SIMULATOR_PORT,

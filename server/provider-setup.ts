@@ -1,7 +1,10 @@
 // Which provider this process talks to: Replicate with a token, a Replicate-compatible
 // endpoint (e.g. `npm run simulator`) at REPLICATE_BASE_URL, or a built-in simulator.
 import { randomBytes } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/schema.ts';
 import type { ImageProvider } from '../jobs/provider/provider.ts';
+import { createProviderRateLimiter, type ProviderRateLimiter } from '../jobs/provider/rate-limiter.ts';
 import { createProviderPolicies, type ProviderPolicies } from '../jobs/provider/policies.ts';
 import { createReplicateProvider } from '../jobs/provider/replicate-provider.ts';
 import { createSimulator, type Simulator } from '../jobs/simulator/index.ts';
@@ -10,13 +13,14 @@ import { REPLICATE_API_URL, type KilnConfig } from './config.ts';
 export interface ProviderSetup {
   provider: ImageProvider;
   policies: ProviderPolicies;
+  limiter: ProviderRateLimiter;
   /** The endpoint in use, for the start-up banner. */
   baseUrl: string;
   simulator: Simulator | undefined;
   stop(): Promise<void>;
 }
 
-export async function setUpProvider(config: KilnConfig, options: { needsSimulator: boolean }): Promise<ProviderSetup> {
+export async function setUpProvider(config: KilnConfig, options: { needsSimulator: boolean; db: Kysely<Database> }): Promise<ProviderSetup> {
   let simulator: Simulator | undefined;
   let baseUrl = config.provider.baseUrl;
   let apiToken = config.provider.apiToken ?? 'simulator';
@@ -34,7 +38,16 @@ export async function setUpProvider(config: KilnConfig, options: { needsSimulato
   // Outputs are downloaded only from the provider's file hosts: Replicate's own, or the
   // origin of whatever Replicate-compatible endpoint is configured.
   const extraOutputOrigins = baseUrl === REPLICATE_API_URL ? [] : [new URL(baseUrl).origin];
+  const limiter = createProviderRateLimiter({
+    db: options.db,
+    provider: 'replicate',
+    creates: config.provider.creates,
+    reads: config.provider.reads,
+    maxWaitMs: config.provider.maxRateWaitMs,
+  });
+  await limiter.start();
   const policies = createProviderPolicies({
+    limiter,
     timeoutMs: config.provider.timeoutMs,
     maxAttempts: 4,
     backoffBaseMs: 250,
@@ -48,6 +61,7 @@ export async function setUpProvider(config: KilnConfig, options: { needsSimulato
   return {
     provider: createReplicateProvider({ apiToken, baseUrl, policies, extraOutputOrigins }),
     policies,
+    limiter,
     baseUrl,
     simulator,
     stop: async () => running?.stop(),

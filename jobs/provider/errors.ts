@@ -43,4 +43,24 @@ export class PermanentProviderError extends Error {
 export class ProviderUnavailableError extends Error {
   override name = 'ProviderUnavailableError';
   readonly publicReason = 'the provider is failing repeatedly; calls are paused for a while';
+  /** When the breaker lets a probe through again. */
+  readonly retryInMs: number;
+  constructor(message: string, options: { retryInMs: number; cause?: unknown }) {
+    super(message, { cause: options.cause });
+    this.retryInMs = options.retryInMs;
+  }
+}
+
+/**
+ * The shared rate limit has no slot for this call soon enough (the budget is booked ahead, or
+ * paused after a 429). Not a failure: the work waits `retryInMs` and goes on.
+ */
+export class RateLimitedError extends Error {
+  override name = 'RateLimitedError';
+  readonly retryInMs: number;
+  readonly publicReason = 'waiting for the provider rate limit';
+  constructor(message: string, options: { retryInMs: number; cause?: unknown }) {
+    super(message, { cause: options.cause });
+    this.retryInMs = options.retryInMs;
+  }
 }

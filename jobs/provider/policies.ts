@@ -1,12 +1,15 @@
 // Resilience around every provider call, composed rather than nested (outermost first):
-//   retry → circuit breaker → bulkhead → timeout → the call
+//   retry → circuit breaker → bulkhead → shared rate limit → timeout → the call
 // Retry waits with exponential backoff and jitter, or as long as a 429 told us to. Reads and
 // cancels are retried on any transient failure; a create only when the failure proves nothing
 // was created (a 429, a refused connection) — after a timeout or a 5xx a prediction may exist,
 // and creating again could bill twice. The breaker opens on a burst of failures that say the
 // provider is unwell (5xx, timeouts, network) — not on 429s, which say it is busy — and fails
 // fast while open. The bulkhead bounds concurrent provider calls per process, with a bounded
-// queue. The timeout bounds each attempt (cooperatively: the call's fetch honours the signal).
+// queue. The rate limit (shared by all processes, see rate-limiter.ts) gives each attempt its
+// slot; a 429 pauses the budget for everyone and the call steps aside (RateLimitedError)
+// rather than retrying here. The timeout bounds each attempt (cooperatively: the call's fetch
+// honours the signal) and starts once the slot is ours.
 import {
   BrokenCircuitError,
   BulkheadRejectedError,
@@ -21,7 +24,8 @@ import {
   timeout,
   wrap,
 } from 'cockatiel';
-import { ProviderUnavailableError, TransientProviderError } from './errors.ts';
+import { ProviderUnavailableError, RateLimitedError, TransientProviderError } from './errors.ts';
+import type { ProviderRateLimiter } from './rate-limiter.ts';
 
 export interface ProviderPolicyOptions {
   /** Per attempt. */
@@ -33,6 +37,8 @@ export interface ProviderPolicyOptions {
   breakerHalfOpenAfterMs: number;
   maxConcurrentCalls: number;
   maxQueuedCalls: number;
+  /** The shared provider budgets; without one, 429s are retried after the provider's hint. */
+  limiter?: ProviderRateLimiter;
   random?: () => number;
 }
 
@@ -66,28 +72,39 @@ export function createProviderPolicies(options: ProviderPolicyOptions): Provider
   );
   const limit = bulkhead(options.maxConcurrentCalls, options.maxQueuedCalls);
   const perAttempt = timeout(options.timeoutMs, TimeoutStrategy.Cooperative);
-  const policies = { read: wrap(retryReads, breaker, limit, perAttempt), create: wrap(retryCreates, breaker, limit, perAttempt) };
+  const policies = { read: wrap(retryReads, breaker, limit), create: wrap(retryCreates, breaker, limit) };
+  const { limiter } = options;
+
+  /** One attempt: wait for our slot in the shared budget, then call within the timeout. */
+  async function attempt<T>(kind: CallKind, call: (signal: AbortSignal) => Promise<T>, attemptSignal: AbortSignal, callerSignal: AbortSignal | undefined): Promise<T> {
+    await limiter?.acquire(kind, attemptSignal);
+    return perAttempt.execute(async (context) => {
+      try {
+        return await call(context.signal);
+      } catch (error) {
+        // Cut off by our per-attempt timeout (not by the caller): transient, and ambiguous.
+        if (context.signal.aborted && !callerSignal?.aborted) {
+          throw new TransientProviderError(`provider call timed out after ${options.timeoutMs} ms`, {
+            publicReason: 'the provider did not answer in time',
+            ambiguous: true,
+            cause: error,
+          });
+        }
+        if (limiter && error instanceof TransientProviderError && error.status === 429) {
+          const pausedMs = await limiter.throttled(kind, error.retryAfterMs);
+          throw new RateLimitedError(`provider answered 429; ${kind} calls paused for ${pausedMs} ms`, { retryInMs: pausedMs, cause: error });
+        }
+        throw error;
+      }
+    }, attemptSignal);
+  }
 
   return {
     async execute(kind, call, signal) {
       try {
-        return await policies[kind].execute(async (context) => {
-          try {
-            return await call(context.signal);
-          } catch (error) {
-            // Cut off by our per-attempt timeout (not by the caller): transient, and ambiguous.
-            if (context.signal.aborted && !signal?.aborted) {
-              throw new TransientProviderError(`provider call timed out after ${options.timeoutMs} ms`, {
-                publicReason: 'the provider did not answer in time',
-                ambiguous: true,
-                cause: error,
-              });
-            }
-            throw error;
-          }
-        }, signal);
+        return await policies[kind].execute((context) => attempt(kind, call, context.signal, signal), signal);
       } catch (error) {
-        if (error instanceof BrokenCircuitError) throw new ProviderUnavailableError('circuit open: provider calls are paused', { cause: error });
+        if (error instanceof BrokenCircuitError) throw new ProviderUnavailableError('circuit open: provider calls are paused', { retryInMs: options.breakerHalfOpenAfterMs, cause: error });
         if (error instanceof BulkheadRejectedError) {
           throw new TransientProviderError('too many concurrent provider calls in this process', {
             publicReason: 'Kiln is busy calling the provider',

@@ -51,7 +51,7 @@ export class EncodedEvent {
   }
 }
 
-const STATE_OF_STAGE: Record<string, GenerationState> = { queued: 'queued', succeeded: 'succeeded', failed: 'failed', canceled: 'canceled' };
+const STATE_OF_STAGE: Record<string, GenerationState> = { queued: 'queued', deferred: 'queued', succeeded: 'succeeded', failed: 'failed', canceled: 'canceled' };
 
 export function assetView(asset: Asset, publicUrl: string): AssetView {
   return {

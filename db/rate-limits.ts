@@ -1,0 +1,88 @@
+// Provider call budgets shared by every worker process, kept in one row per budget.
+// The algorithm is GCRA (a token bucket kept as one timestamp): calls are spaced by
+// 60 s / perMinute, and up to `burst` may go back to back after a quiet spell. A caller
+// reserves a slot — possibly a little in the future — in one atomic UPDATE, then sleeps until
+// it; so processes never race for tokens or poll the table, and together they never exceed
+// the budget. A 429 from the provider pauses the budget for everyone.
+import { sql, type Kysely } from 'kysely';
+import type { Database } from './schema.ts';
+
+export interface Budget {
+  name: string;
+  perMinute: number;
+  /** Calls that may go back to back after a quiet spell. */
+  burst: number;
+}
+
+export type Reservation =
+  /** Go after `waitMs` (0: now). */
+  | { granted: true; waitMs: number }
+  /** The budget is booked (or paused) further ahead than the caller would wait. */
+  | { granted: false; retryInMs: number };
+
+export interface BudgetState {
+  name: string;
+  /** How long a call asked for now would wait. */
+  waitMs: number;
+  pausedForMs: number;
+  granted: number;
+  throttled: number;
+}
+
+export async function ensureBudgets(db: Kysely<Database>, names: readonly string[]): Promise<void> {
+  if (names.length === 0) return;
+  await db
+    .insertInto('provider_rate_limits')
+    .values(names.map((name) => ({ name })))
+    .onConflict((conflict) => conflict.column('name').doNothing())
+    .execute();
+}
+
+/** Reserves the next call slot of a budget, unless it is more than `maxWaitMs` away. */
+export async function reserveCall(db: Kysely<Database>, budget: Budget, maxWaitMs: number): Promise<Reservation> {
+  const interval = 60 / budget.perMinute; // seconds between calls at the steady rate
+  const tolerance = (Math.max(1, budget.burst) - 1) * interval;
+  // SET expressions read the row as it was, and an UPDATE waits for (and re-reads) a row a
+  // concurrent reservation holds: each slot is handed out once.
+  const slot = sql`greatest(tat - make_interval(secs => ${tolerance}), paused_until, statement_timestamp())`;
+  const row = await sql<{ wait_ms: number | null; busy_ms: number | null }>`
+    WITH taken AS (
+      UPDATE provider_rate_limits
+      SET last_slot = ${slot},
+          tat = greatest(tat, paused_until, statement_timestamp()) + make_interval(secs => ${interval}),
+          granted = granted + 1
+      WHERE name = ${budget.name} AND ${slot} <= statement_timestamp() + make_interval(secs => ${maxWaitMs / 1000})
+      RETURNING last_slot
+    )
+    SELECT
+      (SELECT extract(epoch FROM last_slot - statement_timestamp()) * 1000 FROM taken)::float8 AS wait_ms,
+      (SELECT extract(epoch FROM ${slot} - statement_timestamp()) * 1000 FROM provider_rate_limits WHERE name = ${budget.name})::float8 AS busy_ms
+  `.execute(db);
+  const result = row.rows[0];
+  if (result?.wait_ms !== null && result?.wait_ms !== undefined) return { granted: true, waitMs: Math.max(0, result.wait_ms) };
+  if (result?.busy_ms === null || result?.busy_ms === undefined) throw new Error(`no rate-limit budget named ${budget.name}; ensureBudgets() first`);
+  return { granted: false, retryInMs: Math.max(0, result.busy_ms - maxWaitMs) };
+}
+
+/** After a 429: nobody calls on this budget for `ms`, and no burst builds up meanwhile. */
+export async function pauseBudget(db: Kysely<Database>, name: string, ms: number): Promise<void> {
+  await sql`
+    UPDATE provider_rate_limits
+    SET paused_until = greatest(paused_until, statement_timestamp() + make_interval(secs => ${ms / 1000})),
+        tat = greatest(tat, statement_timestamp() + make_interval(secs => ${ms / 1000})),
+        throttled = throttled + 1
+    WHERE name = ${name}
+  `.execute(db);
+}
+
+export async function budgetStates(db: Kysely<Database>, budgets: readonly Budget[]): Promise<BudgetState[]> {
+  const rows = await db.selectFrom('provider_rate_limits').selectAll().select(sql<Date>`statement_timestamp()`.as('now')).where('name', 'in', budgets.map((b) => b.name)).execute();
+  return budgets.flatMap((budget) => {
+    const row = rows.find((candidate) => candidate.name === budget.name);
+    if (!row) return [];
+    const interval = 60_000 / budget.perMinute;
+    const now = row.now.getTime();
+    const slot = Math.max(row.tat.getTime() - (Math.max(1, budget.burst) - 1) * interval, row.paused_until.getTime(), now);
+    return [{ name: budget.name, waitMs: slot - now, pausedForMs: Math.max(0, row.paused_until.getTime() - now), granted: Number(row.granted), throttled: Number(row.throttled) }];
+  });
+}
