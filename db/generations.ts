@@ -15,6 +15,8 @@ export interface NewGenerationInput {
   request: GenerationRequestJson;
   priority: number;
   idempotencyKey: string | null;
+  /** Seconds from now until the generation must be finished. */
+  deadlineSeconds: number;
 }
 
 /** Inserts generations and their 'queued' events in one statement (one round trip). */
@@ -34,6 +36,7 @@ export async function insertGenerations(db: Db, inputs: readonly NewGenerationIn
             request: JSON.stringify(input.request),
             priority: input.priority,
             idempotency_key: input.idempotencyKey,
+            deadline_at: sql<Date>`now() + make_interval(secs => ${input.deadlineSeconds})`,
           })),
         )
         .returning(['id', 'tenant_id', 'batch_id', 'model', 'priority']),
@@ -175,6 +178,10 @@ export interface TransitionInput {
   set?: {
     state?: GenerationState;
     prediction_id?: string;
+    create_sent_attempt?: null;
+    create_sent_at?: null;
+    create_settles_at?: null;
+    provider_status?: string;
     error_code?: string | null;
     error_message?: string | null;
     finished_at?: Date;

@@ -6,6 +6,7 @@ import * as uniqueTenantNames from './migrations/0002-unique-tenant-names.ts';
 import * as eventFeed from './migrations/0003-event-feed.ts';
 import * as secretsAndQueueLanes from './migrations/0004-secrets-and-queue-lanes.ts';
 import * as providerRateLimits from './migrations/0005-provider-rate-limits.ts';
+import * as twoPhaseProviderWork from './migrations/0006-two-phase-provider-work.ts';
 
 /** Migrations live in code (not discovered on disk) so they ship with the build and run in order. */
 const migrations: Record<string, Migration> = {
@@ -14,6 +15,7 @@ const migrations: Record<string, Migration> = {
   '0003-event-feed': eventFeed,
   '0004-secrets-and-queue-lanes': secretsAndQueueLanes,
   '0005-provider-rate-limits': providerRateLimits,
+  '0006-two-phase-provider-work': twoPhaseProviderWork,
 };
 
 const inCodeProvider: MigrationProvider = {

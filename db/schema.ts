@@ -48,6 +48,15 @@ export interface GenerationsTable {
   /** Incremented by each worker attempt; fences writes of attempts that lost their job. */
   attempt: Generated<number>;
   prediction_id: string | null;
+  /** Past this, the prediction is canceled and the generation fails (null: the worker's default). */
+  deadline_at: Date | null;
+  /** The attempt that sent a create whose prediction id is not stored yet (see worker). */
+  create_sent_attempt: number | null;
+  create_sent_at: Date | null;
+  create_settles_at: Date | null;
+  /** The provider's last known status of the prediction and its progress (0..1). */
+  provider_status: string | null;
+  provider_progress: number | null;
   error_code: string | null;
   error_message: string | null;
   created_at: Generated<Date>;
@@ -100,6 +109,11 @@ export interface SecretsTable {
   created_at: Generated<Date>;
 }
 
+export interface WebhookDeliveriesTable {
+  id: string;
+  received_at: Generated<Date>;
+}
+
 export interface ProviderRateLimitsTable {
   name: string;
   tat: ColumnType<Date, Date | undefined, Date>;
@@ -112,6 +126,7 @@ export interface ProviderRateLimitsTable {
 export interface Database {
   kiln_secrets: SecretsTable;
   provider_rate_limits: ProviderRateLimitsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
   batches: BatchesTable;

@@ -1,20 +1,22 @@
-// The worker: takes generation jobs from pg-boss and carries each generation from
-// 'queued' to a final state. Every write is fenced by the attempt number this worker
-// claimed, so a worker that lost its job cannot overwrite a newer attempt's result.
-import { setTimeout as sleep } from 'node:timers/promises';
+// The worker: carries generations from 'queued' to a final state in three phases, each its own
+// pg-boss queue, so no slot is held while the provider works:
+//   create (kiln-generation) → wait (kiln-poll, or a webhook) → finish (kiln-finish)
+// Every write is fenced by the attempt the worker claimed, so a worker that lost its job
+// cannot overwrite a newer attempt's result.
 import type { Kysely } from 'kysely';
 import type { JobWithMetadata } from 'pg-boss';
-import { z } from 'zod';
-import { completeGeneration, currentState, startAttempt, transition } from '../db/generations.ts';
 import type { Database, Generation } from '../db/schema.ts';
 import type { Logger } from './logger.ts';
-import { downloadOutput, type DownloadLimits } from './provider/download-output.ts';
-import { PermanentProviderError, ProviderUnavailableError, RateLimitedError, TransientProviderError } from './provider/errors.ts';
-import { ASPECT_RATIOS, MODELS, isModelId } from './provider/models.ts';
-import { FINAL_PREDICTION_STATUSES, type ImageProvider, type Prediction } from './provider/provider.ts';
-import { QUEUES, type CancelPredictionJob, type GenerationJob, type JobQueue } from './queue.ts';
-import { CONTENT_TYPES, CROP_STRATEGIES, FILE_EXTENSIONS, IMAGE_FORMATS, PLATFORMS, variantSpecs } from './render/presets.ts';
-import { UnusableImageError, renderVariants, type RenderLimits } from './render/render-variants.ts';
+import { createCreatePhase } from './phases/create-phase.ts';
+import { createFinishPhase } from './phases/finish-phase.ts';
+import { failGeneration } from './phases/outcomes.ts';
+import { createPredictionUpdates, type PredictionUpdates } from './phases/prediction-updates.ts';
+import { createWaitPhase } from './phases/wait-phase.ts';
+import type { DownloadLimits } from './provider/download-output.ts';
+import { PermanentProviderError } from './provider/errors.ts';
+import type { ImageProvider } from './provider/provider.ts';
+import { QUEUES, type CancelPredictionJob, type FinishJob, type GenerationJob, type JobQueue, type PollJob } from './queue.ts';
+import type { RenderLimits } from './render/render-variants.ts';
 import type { AssetStorage } from './storage/storage.ts';
 
 export interface GenerationWorkerOptions {
@@ -25,223 +27,68 @@ export interface GenerationWorkerOptions {
   logger: Logger;
   /** Names this worker in the events it writes (host, process and instance). */
   workerId: string;
-  /** Generations handled at once by this process (each mostly waits on the provider). */
-  concurrency: number;
-  /** A generation not finished this long after it was queued fails with a timeout. */
+  concurrency: {
+    /** Create calls at once (each is short: one provider call). */
+    create: number;
+    /** Polls at once. */
+    poll: number;
+    /** Downloads and renders at once: CPU-bound, about one per core. */
+    finish: number;
+  };
+  /** A generation that asks for no deadline must be finished this long after it was queued. */
   deadlineSeconds: number;
   pollInitialMs: number;
   pollMaxMs: number;
+  /** The shared read budget per minute; polls are spaced to fit in it. */
+  readsPerMinute: number;
+  /** Longest one create call can take with its retries. */
+  createSettleMs: number;
+  webhooks: {
+    /** Kiln's public base URL for webhooks, once known; undefined: no webhooks, polls only. */
+    baseUrl: () => string | undefined;
+    /** With webhooks, how long after the expected finish a backstop poll looks. */
+    backstopMs: number;
+  };
   download: DownloadLimits;
   render: RenderLimits;
 }
 
 export interface GenerationWorker {
+  /** Shared with the webhook endpoint: what a prediction's news means for its generation. */
+  readonly updates: PredictionUpdates;
   start(): Promise<void>;
 }
 
-/** Why a generation failed, as stored and shown to clients. */
-type FailureCode = 'provider_failed' | 'provider_rejected' | 'provider_unavailable' | 'provider_canceled' | 'deadline_exceeded' | 'unusable_output' | 'internal_error';
-
-/** The request as the API stored it; parsed rather than trusted, since it crossed a database. */
-const storedRequest = z.object({
-  platforms: z.array(z.enum(PLATFORMS)),
-  customSizes: z.array(z.object({ width: z.int().positive(), height: z.int().positive() })),
-  formats: z.array(z.enum(IMAGE_FORMATS)),
-  crop: z.enum(CROP_STRATEGIES),
-  aspectRatio: z.enum(ASPECT_RATIOS),
-  seed: z.int().nullable(),
-  negativePrompt: z.string().nullable(),
-});
-
 export function createGenerationWorker(options: GenerationWorkerOptions): GenerationWorker {
   const { db, queue, provider, logger } = options;
-
-  async function fail(id: string, attempt: number | undefined, code: FailureCode, message: string): Promise<void> {
-    await transition(db, {
-      id,
-      ...(attempt === undefined ? {} : { attempt }),
-      fromStates: ['queued', 'running'],
-      set: { state: 'failed', finished_at: new Date(), error_code: code, error_message: message },
-      stage: 'failed',
-      data: { code, message },
-    });
-  }
-
-  /** Cancel at the provider through the queue, so a failed attempt is retried, not forgotten. */
-  async function cancelPrediction(generationId: string, predictionId: string): Promise<void> {
-    await queue.enqueueCancelPrediction(db, { generationId, predictionId });
-  }
-
-  async function runGeneration(job: JobWithMetadata<GenerationJob>): Promise<void> {
-    const generation = await startAttempt(db, job.data.generationId, { retry: job.retryCount, worker: options.workerId });
-    if (!generation) return; // canceled while queued, or already finished by an earlier attempt
-    const { id, attempt } = generation;
-    const signal = job.signal;
-    try {
-      const prediction = await obtainPrediction(generation, signal);
-      if (!prediction) return;
-      const finished = await waitForPrediction(generation, prediction, signal);
-      if (!finished) return;
-      await finishFromPrediction(generation, finished, signal);
-    } catch (error) {
-      if (signal.aborted) throw error; // shutting down: pg-boss hands the job to the next worker
-      if (error instanceof RateLimitedError || error instanceof ProviderUnavailableError) return defer(generation, error);
-      if (error instanceof PermanentProviderError) return fail(id, attempt, 'provider_rejected', error.publicReason);
-      if (error instanceof UnusableImageError) return fail(id, attempt, 'unusable_output', error.message);
-      const transient = error instanceof TransientProviderError;
-      const detail = error instanceof Error ? error.message : String(error);
-      const reason = transient ? error.publicReason : 'internal error';
-      if (transient) logger.warn('generation attempt failed', { generationId: id, error: detail });
-      else logger.error('generation attempt failed unexpectedly', { generationId: id, error: detail, stack: error instanceof Error ? error.stack : undefined });
-      if (job.retryCount >= job.retryLimit) {
-        return fail(id, attempt, transient ? 'provider_unavailable' : 'internal_error', transient ? `the provider kept failing: ${reason}` : 'processing failed repeatedly');
-      }
-      await transition(db, { id, attempt, fromStates: ['running'], stage: 'retrying', data: { reason, retry: job.retryCount + 1 } });
-      throw error; // pg-boss retries with exponential backoff and jitter
-    }
-  }
-
-  /**
-   * The provider cannot take the call yet (our shared rate limit is booked ahead, or its
-   * breaker is open): back to the queue until then. Not a failure, and not a retry.
-   */
-  async function defer(generation: Generation, reason: RateLimitedError | ProviderUnavailableError): Promise<void> {
-    const delayMs = Math.max(250, reason.retryInMs) * (1 + Math.random() * 0.2); // spread the returns
-    await db.transaction().execute(async (trx) => {
-      const requeued = await transition(trx, {
-        id: generation.id,
-        attempt: generation.attempt,
-        fromStates: ['running'],
-        set: { state: 'queued' },
-        stage: 'deferred',
-        data: { reason: reason.publicReason, retryInMs: Math.round(delayMs) },
-      });
-      if (requeued) await queue.deferGeneration(trx, { generationId: generation.id, priority: generation.priority }, delayMs);
-    });
-  }
-
-  /** One poll; undefined (after waiting) when the provider cannot be asked right now. */
-  async function poll(predictionId: string, signal: AbortSignal): Promise<Prediction | undefined> {
-    try {
-      return await provider.getPrediction(predictionId, signal);
-    } catch (error) {
-      if (!(error instanceof RateLimitedError || error instanceof ProviderUnavailableError)) throw error;
-      await sleep(error.retryInMs, undefined, { signal });
-      return undefined;
-    }
-  }
-
-  /** Creates the prediction, or resumes the one an earlier attempt already created. */
-  async function obtainPrediction(generation: Generation, signal: AbortSignal): Promise<Prediction | undefined> {
-    if (generation.prediction_id) return provider.getPrediction(generation.prediction_id, signal);
-    if (!isModelId(generation.model)) throw new PermanentProviderError(`unknown model ${generation.model}`);
-    const remainingSeconds = options.deadlineSeconds - (Date.now() - generation.created_at.getTime()) / 1000;
-    if (remainingSeconds <= 0) {
-      // Never start a billed prediction that is already late.
-      await fail(generation.id, generation.attempt, 'deadline_exceeded', `not started within the ${options.deadlineSeconds}s deadline`);
-      return undefined;
-    }
-    const model = MODELS[generation.model];
-    const request = storedRequest.parse(generation.request);
-    const prediction = await provider.createPrediction(
-      {
-        route: model.route,
-        input: model.buildInput({ prompt: generation.prompt, negativePrompt: request.negativePrompt, aspectRatio: request.aspectRatio, seed: request.seed }),
-        cancelAfterSeconds: Math.max(5, remainingSeconds),
-      },
-      signal,
-    );
-    const stored = await transition(db, {
-      id: generation.id,
-      attempt: generation.attempt,
-      fromStates: ['running'],
-      set: { prediction_id: prediction.id },
-      stage: 'provider.created',
-      data: { predictionId: prediction.id, model: generation.model, status: prediction.status },
-    });
-    if (!stored) {
-      // Canceled (or superseded) while we were creating it: do not leave it running and billing.
-      logger.info('generation stopped while its prediction was created; canceling it', { generationId: generation.id, predictionId: prediction.id });
-      await cancelPrediction(generation.id, prediction.id);
-      return undefined;
-    }
-    return prediction;
-  }
-
-  /** Polls until the prediction is final; undefined if the generation stopped being ours. */
-  async function waitForPrediction(generation: Generation, initial: Prediction, signal: AbortSignal): Promise<Prediction | undefined> {
-    let prediction = initial;
-    let delay = options.pollInitialMs;
-    let reportedProgress: number | null | undefined;
-    const deadline = generation.created_at.getTime() + options.deadlineSeconds * 1000;
-    while (!FINAL_PREDICTION_STATUSES.includes(prediction.status)) {
-      if (prediction.status === 'processing' && prediction.progress !== reportedProgress) {
-        reportedProgress = prediction.progress;
-        await transition(db, {
-          id: generation.id,
-          attempt: generation.attempt,
-          fromStates: ['running'],
-          stage: 'provider.processing',
-          data: { progress: prediction.progress },
-        });
-      }
-      await sleep(delay, undefined, { signal });
-      delay = Math.min(options.pollMaxMs, Math.round(delay * 1.5));
-      const state = await currentState(db, generation.id);
-      if (state?.state !== 'running' || state.attempt !== generation.attempt) {
-        // Canceled by the client (whose cancel already queued the provider cancel), or superseded.
-        return undefined;
-      }
-      if (Date.now() > deadline) {
-        await cancelPrediction(generation.id, prediction.id);
-        await fail(generation.id, generation.attempt, 'deadline_exceeded', `not finished within the ${options.deadlineSeconds}s deadline`);
-        return undefined;
-      }
-      prediction = (await poll(prediction.id, signal)) ?? prediction;
-    }
-    return prediction;
-  }
-
-  async function finishFromPrediction(generation: Generation, prediction: Prediction, signal: AbortSignal): Promise<void> {
-    const { id, attempt } = generation;
-    switch (prediction.status) {
-      case 'failed':
-        return fail(id, attempt, 'provider_failed', prediction.error ?? 'the model failed without giving a reason');
-      case 'canceled':
-        return fail(id, attempt, 'provider_canceled', 'the provider canceled the prediction');
-      case 'aborted':
-        return fail(id, attempt, 'deadline_exceeded', 'the prediction did not start before its deadline');
-      default:
-        break;
-    }
-    const [outputUrl] = prediction.output;
-    if (!outputUrl) return fail(id, attempt, 'unusable_output', 'the provider reported success but returned no image');
-
-    const fenced = (stage: string, data: Record<string, unknown>) => transition(db, { id, attempt, fromStates: ['running'], stage, data });
-    if (!(await fenced('downloading', { predictionId: prediction.id }))) return;
-    const source = await downloadOutput(provider, outputUrl, options.download, signal);
-
-    const request = storedRequest.parse(generation.request);
-    const specs = variantSpecs(request.platforms, request.customSizes, request.formats);
-    if (!(await fenced('rendering', { variants: specs.length, sourceBytes: source.length }))) return;
-    const rendered = await renderVariants(source, specs, request.crop, options.render);
-
-    const images = [rendered.original, ...rendered.variants];
-    const assets = images.map((image) => ({
-      kind: image.platform === null ? ('original' as const) : ('variant' as const),
-      platform: image.platform,
-      format: image.format,
-      width: image.width,
-      height: image.height,
-      bytes: image.bytes.length,
-      content_hash: image.contentHash,
-      storage_key: `${image.contentHash}.${FILE_EXTENSIONS[image.format]}`,
-      content_type: CONTENT_TYPES[image.format],
-    }));
-    await Promise.all(images.map((image, index) => options.storage.put(assets[index]!.storage_key, image.bytes)));
-    if (!(await fenced('stored', { assets: assets.length }))) return;
-    await completeGeneration(db, { id, attempt, assets, data: { assets: assets.length, predictionId: prediction.id } });
-  }
+  const updates = createPredictionUpdates({ db, queue, defaultDeadlineSeconds: options.deadlineSeconds });
+  const wait = createWaitPhase({
+    db,
+    queue,
+    provider,
+    updates,
+    defaultDeadlineSeconds: options.deadlineSeconds,
+    pollInitialMs: options.pollInitialMs,
+    pollMaxMs: options.pollMaxMs,
+    readsPerMinute: options.readsPerMinute,
+    webhookBackstopMs: () => (options.webhooks.baseUrl() ? options.webhooks.backstopMs : undefined),
+  });
+  const create = createCreatePhase({
+    db,
+    queue,
+    provider,
+    wait,
+    logger,
+    workerId: options.workerId,
+    defaultDeadlineSeconds: options.deadlineSeconds,
+    createSettleMs: options.createSettleMs,
+    webhookUrl: (generation: Generation) => {
+      const base = options.webhooks.baseUrl();
+      // The generation and attempt ride in the URL: they tag the prediction as ours.
+      return base ? `${base}/webhooks/replicate?${new URLSearchParams({ tag: generation.id, attempt: String(generation.attempt) })}` : undefined;
+    },
+  });
+  const finish = createFinishPhase({ db, provider, storage: options.storage, download: options.download, render: options.render });
 
   async function cancelAtProvider(job: JobWithMetadata<CancelPredictionJob>): Promise<void> {
     try {
@@ -252,35 +99,35 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
     }
   }
 
-  /** Jobs that failed for good (crashes, shutdowns past the retry limit) still end their generation. */
-  async function failDeadLettered(job: JobWithMetadata<GenerationJob>): Promise<void> {
-    await fail(job.data.generationId, undefined, 'internal_error', 'processing stopped repeatedly before it could finish');
-  }
-
   return {
+    updates,
     async start() {
-      // Each of the `concurrency` pg-boss workers takes one job at a time. A NOTIFY wakes them for
-      // new jobs; after a job, a worker fetches again at once while the queue has a backlog
-      // (burstWhenReadyExceeds) instead of sleeping; retries and delayed jobs (which send no
-      // NOTIFY) are found by the 2-second backstop poll.
-      const generationWork = {
-        localConcurrency: options.concurrency,
-        batchSize: 1,
-        includeMetadata: true,
-        pollingIntervalSeconds: 1,
-        notifyPollingIntervalSeconds: 2,
-        burstWhenReadyExceeds: 1,
-      } as const;
-      await queue.boss.work<GenerationJob, void, typeof generationWork>(QUEUES.generation, generationWork, async ([job]) => {
-        if (job) await runGeneration(job);
+      // Each registration runs `localConcurrency` fetch loops. A NOTIFY wakes them for new jobs;
+      // after a job, a loop fetches again at once while its queue has a backlog
+      // (burstWhenReadyExceeds); delayed jobs (polls, retries, deferrals send no NOTIFY when
+      // they come due) are found by the backstop poll.
+      const work = (localConcurrency: number, notifyPollingIntervalSeconds: number) =>
+        ({ localConcurrency, batchSize: 1, includeMetadata: true, pollingIntervalSeconds: 1, notifyPollingIntervalSeconds, burstWhenReadyExceeds: 1 }) as const;
+      const createWork = work(options.concurrency.create, 2);
+      await queue.boss.work<GenerationJob, void, typeof createWork>(QUEUES.generation, createWork, async ([job]) => {
+        if (job) await create.run(job);
+      });
+      const pollWork = work(options.concurrency.poll, 1);
+      await queue.boss.work<PollJob, void, typeof pollWork>(QUEUES.poll, pollWork, async ([job]) => {
+        if (job) await wait.run(job.data, job.signal);
+      });
+      const finishWork = work(options.concurrency.finish, 2);
+      await queue.boss.work<FinishJob, void, typeof finishWork>(QUEUES.finish, finishWork, async ([job]) => {
+        if (job) await finish.run(job.data, job.signal);
       });
       const cancelWork = { localConcurrency: 4, includeMetadata: true, notifyPollingIntervalSeconds: 5 } as const;
       await queue.boss.work<CancelPredictionJob, void, typeof cancelWork>(QUEUES.cancelPrediction, cancelWork, async ([job]) => {
         if (job) await cancelAtProvider(job);
       });
+      // Jobs that failed for good (crashes, shutdowns past the retry limit) still end their generation.
       const deadWork = { includeMetadata: true, notifyPollingIntervalSeconds: 5 } as const;
-      await queue.boss.work<GenerationJob, void, typeof deadWork>(QUEUES.generationDead, deadWork, async ([job]) => {
-        if (job) await failDeadLettered(job);
+      await queue.boss.work<{ generationId: string }, void, typeof deadWork>(QUEUES.generationDead, deadWork, async ([job]) => {
+        if (job) await failGeneration(db, job.data.generationId, undefined, 'internal_error', 'processing stopped repeatedly before it could finish');
       });
     },
   };

@@ -5,8 +5,12 @@ import { PgBoss, fromKysely } from 'pg-boss';
 import type { Database } from '../db/schema.ts';
 
 export const QUEUES = {
-  /** One job per generation: create the prediction, wait, render, store. */
+  /** The create phase: one job per generation, which creates its prediction (or resumes one). */
   generation: 'kiln-generation',
+  /** The wait phase: one job per poll of a prediction the provider is working on. */
+  poll: 'kiln-poll',
+  /** The finish phase: download, render variants, store (CPU-bound, sized to the cores). */
+  finish: 'kiln-finish',
   /** Generations whose job failed for good land here, to be marked failed. */
   generationDead: 'kiln-generation-dead',
   /** Cancels a prediction at the provider after a client cancel. */
@@ -15,6 +19,23 @@ export const QUEUES = {
 
 export interface GenerationJob {
   generationId: string;
+}
+
+export interface PollJob {
+  generationId: string;
+  attempt: number;
+  predictionId: string;
+  /** Polls of this prediction so far (spaces the next one). */
+  polls: number;
+  /** When the prediction was created (ms since the epoch): how long models take is learnt from it. */
+  createdAt: number;
+}
+
+export interface FinishJob {
+  generationId: string;
+  attempt: number;
+  predictionId: string;
+  outputUrl: string;
 }
 
 export interface CancelPredictionJob {
@@ -28,8 +49,8 @@ export interface JobQueueOptions {
   generationRetryLimit: number;
   retryDelaySeconds: number;
   retryDelayMaxSeconds: number;
-  /** How long one attempt may run before pg-boss takes the job back; longer than the deadline. */
-  generationExpireSeconds: number;
+  /** How long one job may run before pg-boss takes it back (each phase is short now). */
+  jobExpireSeconds: number;
   maxConnections: number;
   onError: (error: Error) => void;
   onWarning: (warning: { message: string }) => void;
@@ -43,6 +64,8 @@ export interface JobQueue {
   enqueueCancelPrediction(trx: Transaction<Database> | Kysely<Database>, job: CancelPredictionJob): Promise<void>;
   /** A generation job that comes back later (rate limit booked, breaker open): not a retry. */
   deferGeneration(trx: Transaction<Database> | Kysely<Database>, job: { generationId: string; priority: number }, delayMs: number): Promise<void>;
+  enqueuePoll(trx: Transaction<Database> | Kysely<Database>, job: PollJob, delayMs: number): Promise<void>;
+  enqueueFinish(trx: Transaction<Database> | Kysely<Database>, job: FinishJob): Promise<void>;
 }
 
 export function createJobQueue(options: JobQueueOptions): JobQueue {
@@ -69,19 +92,20 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
         retryBackoff: true,
         retryDelayMax: options.retryDelayMaxSeconds,
       };
+      const phase = {
+        ...retry,
+        notify: true,
+        // Work whose generation cannot go on (a job that died for good) ends it as failed.
+        deadLetter: QUEUES.generationDead,
+        // A worker that dies is noticed within about this long (pg-boss heartbeats), not at the expiry.
+        heartbeatSeconds: 10,
+        expireInSeconds: options.jobExpireSeconds,
+      };
       const queues = [
         { name: QUEUES.generationDead, options: { notify: true, retryLimit: 5, retryBackoff: true } },
-        {
-          name: QUEUES.generation,
-          options: {
-            ...retry,
-            notify: true,
-            deadLetter: QUEUES.generationDead,
-            // A worker that dies is noticed within about this long, not at the expiry.
-            heartbeatSeconds: 30,
-            expireInSeconds: options.generationExpireSeconds,
-          },
-        },
+        { name: QUEUES.generation, options: phase },
+        { name: QUEUES.poll, options: phase },
+        { name: QUEUES.finish, options: phase },
         { name: QUEUES.cancelPrediction, options: { ...retry, notify: true } },
       ];
       for (const queue of queues) {
@@ -104,6 +128,12 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
     },
     async deferGeneration(trx, job, delayMs) {
       await boss.send(QUEUES.generation, { generationId: job.generationId }, { priority: job.priority, startAfter: new Date(Date.now() + delayMs), db: fromKysely(trx) });
+    },
+    async enqueuePoll(trx, job, delayMs) {
+      await boss.send(QUEUES.poll, { ...job }, { ...(delayMs > 0 ? { startAfter: new Date(Date.now() + delayMs) } : {}), db: fromKysely(trx) });
+    },
+    async enqueueFinish(trx, job) {
+      await boss.send(QUEUES.finish, { ...job }, { db: fromKysely(trx) });
     },
     async enqueueCancelPrediction(trx, job) {
       await boss.send(QUEUES.cancelPrediction, { ...job }, { db: fromKysely(trx) });

@@ -23,6 +23,8 @@ import { createRealtimeEncoder } from './realtime/ws-encoder.ts';
 import { createAppRouter } from './router.ts';
 import { createTokenSigner } from './scoped-tokens.ts';
 import { createTokenService } from './token-service.ts';
+import { createWebhookRoute } from './webhook-route.ts';
+import { createPredictionUpdates } from '../jobs/phases/prediction-updates.ts';
 import type { Context } from './trpc.ts';
 
 /** Calls one HTTP request may carry (the client-sdk batches up to this many). */
@@ -36,6 +38,8 @@ export interface ApiServerOptions {
   storage: AssetStorage;
   /** The provider's breaker, when this process also runs the worker. */
   policies: ProviderPolicies | undefined;
+  /** The secret that signs the provider's webhooks. */
+  webhookSecret: () => Promise<string>;
   logger: Logger;
 }
 
@@ -44,7 +48,7 @@ export interface ApiServer {
   stop(): Promise<void>;
 }
 
-export async function startApiServer({ config, db, databaseUrl, queue, storage, policies, logger }: ApiServerOptions): Promise<ApiServer> {
+export async function startApiServer({ config, db, databaseUrl, queue, storage, policies, webhookSecret, logger }: ApiServerOptions): Promise<ApiServer> {
   let publicUrl = config.publicUrl ?? '';
   const assetsBase = () => publicUrl;
   const sockets = new Set<Duplex>(); // the WebSocket connections' network sockets
@@ -52,7 +56,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
   await feed.start();
   const signer = createTokenSigner(config.tokenSecret ?? (await getOrCreateSecret(db, 'scoped-tokens')));
   const services = {
-    generations: createGenerationService({ db, queue, publicUrl: assetsBase }),
+    generations: createGenerationService({ db, queue, publicUrl: assetsBase, defaultDeadlineSeconds: config.worker.deadlineSeconds }),
     realtime: createRealtimeService({ db, feed, publicUrl: assetsBase, maxBuffered: config.realtime.maxBufferedEvents,
       maxSocketBufferBytes: config.realtime.maxSocketBufferBytes,
       queueUpdateMs: config.realtime.queueUpdateMs }),
@@ -97,7 +101,13 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     }
     return { status: Object.values(checks).every((check) => check.ok) ? 'ok' : 'degraded', checks };
   };
-  const server = createHttpServer({ trpc, storage, health, logger });
+  const webhooks = createWebhookRoute({
+    db,
+    updates: createPredictionUpdates({ db, queue, defaultDeadlineSeconds: config.worker.deadlineSeconds }),
+    secret: webhookSecret,
+    logger,
+  });
+  const server = createHttpServer({ trpc, webhooks, storage, health, logger });
 
   // WebSocket on the same port. The API key comes in the connection parameters (never the
   // URL) and is checked once per connection.

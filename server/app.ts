@@ -72,7 +72,8 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
     generationRetryLimit: config.worker.retryLimit,
     retryDelaySeconds: config.worker.retryDelaySeconds,
     retryDelayMaxSeconds: 120,
-    generationExpireSeconds: config.worker.deadlineSeconds + 60,
+    // Each phase is one short step; a worker that dies is found by its missing heartbeats.
+    jobExpireSeconds: 300,
     maxConnections: 10,
     onError: (error) => logger.error('queue error', { error: error.message }),
     onWarning: (warning) => logger.warn('queue warning', { message: warning.message }),
@@ -80,7 +81,10 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
   await queue.start();
   undo.push(() => queue.stop({ graceful: true, timeoutMs: config.shutdownGraceMs }));
 
-  // 4. The worker.
+  // 4. The worker. Predictions report back by webhook when the provider can reach us: at
+  //    KILN_PUBLIC_URL, or at this process's own API when the provider is its built-in simulator.
+  let apiUrl: string | undefined;
+  const webhookBaseUrl = () => config.publicUrl ?? (simulator && config.role === 'all' ? apiUrl : undefined);
   if (runsWorker) {
     const worker = createGenerationWorker({
       db: database.db,
@@ -93,6 +97,9 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
       deadlineSeconds: config.worker.deadlineSeconds,
       pollInitialMs: config.worker.pollInitialMs,
       pollMaxMs: config.worker.pollMaxMs,
+      readsPerMinute: config.provider.reads.perMinute,
+      createSettleMs: config.provider.timeoutMs * 2 + 5_000,
+      webhooks: { baseUrl: webhookBaseUrl, backstopMs: config.provider.webhookBackstopMs },
       download: { maxBytes: config.limits.maxDownloadBytes, timeoutMs: 60_000 },
       render: { maxInputPixels: config.limits.maxInputPixels, timeoutSeconds: 60 },
     });
@@ -102,8 +109,20 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
   // 5. The API.
   let url: string | undefined;
   if (config.role !== 'worker') {
-    const api = await startApiServer({ config, db: database.db, databaseUrl, queue, storage, policies: runsWorker ? policies : undefined, logger });
+    const webhookSecret = config.provider.webhookSecret ?? simulator?.webhookSecret;
+    const api = await startApiServer({
+      config,
+      db: database.db,
+      databaseUrl,
+      queue,
+      storage,
+      policies: runsWorker ? policies : undefined,
+      // Verifies the provider's webhooks: the configured secret, or the provider's own.
+      webhookSecret: webhookSecret ? () => Promise.resolve(webhookSecret) : () => provider.webhookSecret(),
+      logger,
+    });
     url = api.url;
+    apiUrl = api.url;
     undo.push(() => api.stop());
   }
 

@@ -1,5 +1,6 @@
 // Configuration: environment variables parsed once by zod into a typed object.
 // Defaults make `npm start` work on a fresh machine with nothing set.
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -29,7 +30,11 @@ const environmentSchema = z.object({
     .regex(/^\d+-\d+$/, 'KILN_SIMULATOR_LATENCY_MS must look like 800-2500')
     .default('800-2500'),
   KILN_SIMULATOR_FAILURE_RATE: numberFromEnv(0, 0, 1),
-  KILN_WORKER_CONCURRENCY: intFromEnv(16, 1, 1000),
+  KILN_WORKER_CONCURRENCY: intFromEnv(8, 1, 1000),
+  KILN_POLL_CONCURRENCY: intFromEnv(8, 1, 1000),
+  KILN_RENDER_CONCURRENCY: intFromEnv(os.availableParallelism(), 1, 256),
+  REPLICATE_WEBHOOK_SECRET: optionalString.pipe(z.string().startsWith('whsec_', 'REPLICATE_WEBHOOK_SECRET must look like whsec_<base64>').optional()),
+  KILN_WEBHOOK_BACKSTOP_SECONDS: intFromEnv(60, 1, 3600),
   KILN_DEADLINE_SECONDS: intFromEnv(600, 10, 24 * 3600),
   KILN_RETRY_LIMIT: intFromEnv(5, 0, 50),
   KILN_RETRY_DELAY_SECONDS: intFromEnv(2, 1, 3600),
@@ -92,6 +97,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       reads: { perMinute: e.KILN_PROVIDER_READS_PER_MINUTE, burst: e.KILN_PROVIDER_READ_BURST },
       /** A call waits this long at most for its slot; beyond, its job steps aside and comes back. */
       maxRateWaitMs: e.KILN_PROVIDER_MAX_WAIT_MS,
+      /** Verifies webhooks; by default read from the provider (GET /v1/webhooks/default/secret). */
+      webhookSecret: e.REPLICATE_WEBHOOK_SECRET,
+      /** With webhooks, a poll still looks this long after a prediction's expected finish. */
+      webhookBackstopMs: e.KILN_WEBHOOK_BACKSTOP_SECONDS * 1000,
     },
     simulator: {
       port: e.KILN_SIMULATOR_PORT,
@@ -99,7 +108,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       failureRate: e.KILN_SIMULATOR_FAILURE_RATE,
     },
     worker: {
-      concurrency: e.KILN_WORKER_CONCURRENCY,
+      concurrency: { create: e.KILN_WORKER_CONCURRENCY, poll: e.KILN_POLL_CONCURRENCY, finish: e.KILN_RENDER_CONCURRENCY },
       deadlineSeconds: e.KILN_DEADLINE_SECONDS,
       retryLimit: e.KILN_RETRY_LIMIT,
       retryDelaySeconds: e.KILN_RETRY_DELAY_SECONDS,

@@ -29,6 +29,8 @@ export interface GenerationServiceOptions {
   queue: JobQueue;
   /** Base URL under which /assets/<key> is served (known once the server listens). */
   publicUrl: () => string;
+  /** Deadline of a generation that does not ask for one. */
+  defaultDeadlineSeconds: number;
 }
 
 /** A tenant's tier picks the model when the request names neither model nor tier. */
@@ -36,7 +38,7 @@ const TIER_FOR_TENANT: Record<string, ModelTier> = { free: 'fast', standard: 'fa
 
 export type GenerationService = ReturnType<typeof createGenerationService>;
 
-export function createGenerationService({ db, queue, publicUrl }: GenerationServiceOptions) {
+export function createGenerationService({ db, queue, publicUrl, defaultDeadlineSeconds }: GenerationServiceOptions) {
   const newId = createIdFactory();
   const toRow = (caller: Caller, item: BatchItemInput, batchId: string | null, idempotencyKey: string | null): NewGenerationInput => ({
     id: newId(),
@@ -55,6 +57,7 @@ export function createGenerationService({ db, queue, publicUrl }: GenerationServ
     },
     priority: item.priority,
     idempotencyKey,
+    deadlineSeconds: item.deadlineSeconds ?? defaultDeadlineSeconds,
   });
 
   const assetView = (asset: Asset) => toAssetView(asset, publicUrl());
@@ -67,6 +70,7 @@ export function createGenerationService({ db, queue, publicUrl }: GenerationServ
     prompt: generation.prompt,
     model: generation.model,
     predictionId: generation.prediction_id,
+    deadlineAt: generation.deadline_at,
     error: generation.error_code ? { code: generation.error_code, message: generation.error_message ?? '' } : null,
     createdAt: generation.created_at,
     startedAt: generation.started_at,

@@ -1,4 +1,5 @@
-// Plain HTTP beside tRPC: /trpc/* (the API), /health, /assets/<key> (immutable images).
+// Plain HTTP beside tRPC: /trpc/* (the API), /health, /assets/<key> (immutable images),
+// /webhooks/replicate (the provider reporting back).
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -12,6 +13,7 @@ export interface HealthReport {
 
 export interface HttpServerOptions {
   trpc: http.RequestListener;
+  webhooks: http.RequestListener;
   storage: AssetStorage;
   health: () => Promise<HealthReport>;
   logger: Logger;
@@ -23,6 +25,7 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://kiln');
     if (url.pathname.startsWith('/trpc/')) return options.trpc(req, res);
+    if (url.pathname === '/webhooks/replicate') return options.webhooks(req, res);
     if (url.pathname === '/health' && (req.method === 'GET' || req.method === 'HEAD')) return void serveHealth(req, res);
     if (url.pathname.startsWith('/assets/')) return void serveAsset(req, res, url.pathname.slice('/assets/'.length));
     sendJson(res, 404, { error: 'not found' });

@@ -30,6 +30,8 @@ export async function setUpProvider(config: KilnConfig, options: { needsSimulato
       port: config.simulator.port,
       apiToken,
       latencyMs: config.simulator.latencyMs,
+      // Processes that each run a simulator can then verify each other's webhooks.
+      ...(config.provider.webhookSecret ? { webhookSecret: config.provider.webhookSecret } : {}),
       failureRate: config.simulator.failureRate,
     });
     await simulator.start();

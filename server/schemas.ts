@@ -56,6 +56,11 @@ const generationOptions = {
   seed: z.int().min(0).max(2 ** 32 - 1, 'seed must be between 0 and 4294967295').optional(),
   /** Higher runs first within the queue. */
   priority: z.int().min(-10).max(10, 'priority must be between -10 and 10').default(0),
+  /**
+   * Give up (and cancel at the provider) if not finished this many seconds after it was queued.
+   * Default: the server's KILN_DEADLINE_SECONDS.
+   */
+  deadlineSeconds: z.int().min(10, 'deadlineSeconds must be at least 10').max(86_400, 'deadlineSeconds must be at most 86400 (a day)').optional(),
 };
 
 /** Output pixels one generation may ask for, so one request cannot monopolise the renderers. */

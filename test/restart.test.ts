@@ -32,8 +32,9 @@ describe('restart', () => {
         const done = await client.waitFor(id, { timeoutMs: 60_000 });
         assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
         assert.equal(simulator.stats().creates, 1, 'the prediction was resumed, not created a second time');
-        const attempts = done.events.filter((event) => event.stage === 'started').length;
-        assert.ok(attempts >= 2, 'a second attempt picked it up');
+        // No worker slot was held while the provider worked: the waiting (a queued poll) simply
+        // carried on in the restarted app.
+        assert.equal(done.events.filter((event) => event.stage === 'provider.created').length, 1);
       } finally {
         await second.stop();
       }

@@ -14,6 +14,18 @@ export interface Prediction {
   progress: number | null;
 }
 
+/** A prediction as the list endpoint shows it: enough to recognise one we created. */
+export interface ListedPrediction extends Prediction {
+  createdAt: Date | null;
+  input: Record<string, unknown>;
+}
+
+export interface PredictionPage {
+  predictions: ListedPrediction[];
+  /** Pass back to get the next (older) page; undefined on the last. */
+  next: string | undefined;
+}
+
 export interface CreatePredictionRequest {
   route: { model: `${string}/${string}` } | { version: string };
   input: Record<string, unknown>;
@@ -27,6 +39,10 @@ export interface ImageProvider {
   createPrediction(request: CreatePredictionRequest, signal?: AbortSignal): Promise<Prediction>;
   getPrediction(id: string, signal?: AbortSignal): Promise<Prediction>;
   cancelPrediction(id: string, signal?: AbortSignal): Promise<Prediction>;
+  /** The secret the provider signs webhooks with ("whsec_…"). */
+  webhookSecret(signal?: AbortSignal): Promise<string>;
+  /** Recent predictions, newest first, a page at a time. */
+  listPredictions(page: string | undefined, signal?: AbortSignal): Promise<PredictionPage>;
   /** Whether an output URL may be downloaded: only the provider's own file hosts. */
   isAllowedOutputUrl(url: URL): boolean;
 }

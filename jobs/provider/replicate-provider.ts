@@ -4,7 +4,7 @@ import Replicate from 'replicate';
 import { PermanentProviderError, TransientProviderError } from './errors.ts';
 import { oneShotFetch, type Fetch } from './one-shot-fetch.ts';
 import type { CallKind, ProviderPolicies } from './policies.ts';
-import { PREDICTION_STATUSES, type CreatePredictionRequest, type ImageProvider, type Prediction, type PredictionStatus } from './provider.ts';
+import { PREDICTION_STATUSES, type CreatePredictionRequest, type ImageProvider, type ListedPrediction, type Prediction, type PredictionStatus } from './provider.ts';
 
 export interface ReplicateProviderOptions {
   apiToken: string;
@@ -57,6 +57,28 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Imag
     cancelPrediction(id: string, signal?: AbortSignal) {
       return call('read', async (attemptSignal) => toPrediction(await client().predictions.cancel(id, { signal: attemptSignal })), signal);
     },
+    webhookSecret(signal?: AbortSignal) {
+      return call('read', async (attemptSignal) => {
+        const { key } = await client().webhooks.default.secret.get({ signal: attemptSignal });
+        if (typeof key !== 'string' || !key.startsWith('whsec_')) throw new PermanentProviderError('the provider gave no usable webhook secret');
+        return key;
+      }, signal);
+    },
+    listPredictions(page: string | undefined, signal?: AbortSignal) {
+      // The next page's URL comes from the provider's answer; follow it only to the provider itself.
+      if (page !== undefined && new URL(page).origin !== new URL(options.baseUrl).origin) {
+        return Promise.reject(new PermanentProviderError('the provider pointed the next page somewhere else', { publicReason: 'unexpected answer from the provider' }));
+      }
+      return call('read', async (attemptSignal) => {
+        const replicate = client();
+        const body: unknown = page === undefined ? await replicate.predictions.list({ signal: attemptSignal }) : await (await replicate.request(page, { method: 'GET', signal: attemptSignal })).json();
+        const { results, next } = (body ?? {}) as { results?: unknown; next?: unknown };
+        return {
+          predictions: (Array.isArray(results) ? results : []).map(toListedPrediction),
+          next: typeof next === 'string' && next ? next : undefined,
+        };
+      }, signal);
+    },
     isAllowedOutputUrl(url: URL) {
       if (extraOrigins.has(url.origin)) return true;
       return url.protocol === 'https:' && REPLICATE_OUTPUT_HOST.test(url.hostname);
@@ -95,7 +117,7 @@ function detail(message: string): string {
   return message.slice(0, 300);
 }
 
-function toPrediction(raw: unknown): Prediction {
+export function toPrediction(raw: unknown): Prediction {
   const value = (raw ?? {}) as Record<string, unknown>;
   const status = PREDICTION_STATUSES.includes(value.status as PredictionStatus) ? (value.status as PredictionStatus) : undefined;
   if (typeof value.id !== 'string' || !status) {
@@ -111,6 +133,13 @@ function toPrediction(raw: unknown): Prediction {
     logs,
     progress: progressFromLogs(logs),
   };
+}
+
+function toListedPrediction(raw: unknown): ListedPrediction {
+  const value = (raw ?? {}) as Record<string, unknown>;
+  const created = typeof value.created_at === 'string' ? new Date(value.created_at) : null;
+  const input = value.input !== null && typeof value.input === 'object' && !Array.isArray(value.input) ? (value.input as Record<string, unknown>) : {};
+  return { ...toPrediction(raw), createdAt: created && !Number.isNaN(created.getTime()) ? created : null, input };
 }
 
 /** Diffusion models log tqdm bars ("  40%|████      | 2/5 [...]"); the last one tells progress. */

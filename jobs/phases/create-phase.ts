@@ -1,0 +1,160 @@
+// The create phase: one job per generation. It claims the next attempt, then creates the
+// prediction — or resumes the one an earlier attempt stored, or recovers the one an earlier
+// attempt sent but never stored — stores its id at once and hands over to the wait phase. The
+// job ends there: no worker slot is held while the provider works.
+import type { Kysely } from 'kysely';
+import type { JobWithMetadata } from 'pg-boss';
+import { startAttempt, transition } from '../../db/generations.ts';
+import { clearCreateIntent, markCreateSettled, recordCreateIntent } from '../../db/provider-work.ts';
+import type { Database, Generation } from '../../db/schema.ts';
+import type { Logger } from '../logger.ts';
+import { PermanentProviderError, ProviderUnavailableError, RateLimitedError, TransientProviderError } from '../provider/errors.ts';
+import { MODELS, isModelId } from '../provider/models.ts';
+import type { ImageProvider, Prediction } from '../provider/provider.ts';
+import type { GenerationJob, JobQueue } from '../queue.ts';
+import { findEarlierPrediction } from './earlier-create.ts';
+import { deadlineOf, failGeneration, storedRequest } from './outcomes.ts';
+import type { WaitPhase } from './wait-phase.ts';
+
+export interface CreatePhaseOptions {
+  db: Kysely<Database>;
+  queue: JobQueue;
+  provider: ImageProvider;
+  wait: WaitPhase;
+  logger: Logger;
+  /** Names this worker in the events it writes. */
+  workerId: string;
+  defaultDeadlineSeconds: number;
+  /** Longest a create call may take, retries included (it is cut off then): an older unstored create has settled. */
+  createSettleMs: number;
+  /** Where the provider should report back for this attempt, if Kiln can be reached. */
+  webhookUrl: (generation: Generation) => string | undefined;
+}
+
+/** Why a generation waits in the queue again; it is not a failure and not a retry. */
+interface Deferral {
+  publicReason: string;
+  retryInMs: number;
+}
+
+export function createCreatePhase(options: CreatePhaseOptions) {
+  const { db, queue, provider, logger } = options;
+
+  async function defer(generation: Generation, reason: Deferral): Promise<void> {
+    const delayMs = Math.max(250, reason.retryInMs) * (1 + Math.random() * 0.2); // spread the returns
+    await db.transaction().execute(async (trx) => {
+      const requeued = await transition(trx, {
+        id: generation.id,
+        attempt: generation.attempt,
+        fromStates: ['running'],
+        set: { state: 'queued' },
+        stage: 'deferred',
+        data: { reason: reason.publicReason, retryInMs: Math.round(delayMs) },
+      });
+      if (requeued) await queue.deferGeneration(trx, { generationId: generation.id, priority: generation.priority }, delayMs);
+    });
+  }
+
+  /** Stores the prediction's id (fenced) and schedules the first poll, in one transaction. */
+  async function store(generation: Generation, prediction: Prediction, recovered: boolean): Promise<void> {
+    await db.transaction().execute(async (trx) => {
+      const stored = await transition(trx, {
+        id: generation.id,
+        attempt: generation.attempt,
+        fromStates: ['running'],
+        set: { prediction_id: prediction.id, create_sent_attempt: null, create_sent_at: null, create_settles_at: null, provider_status: prediction.status },
+        stage: 'provider.created',
+        data: { predictionId: prediction.id, model: generation.model, status: prediction.status, ...(recovered ? { recovered: true } : {}) },
+      });
+      if (!stored) {
+        // Canceled (or superseded) while we were creating it: do not leave it running and billing.
+        logger.info('generation stopped while its prediction was created; canceling it', { generationId: generation.id, predictionId: prediction.id });
+        await queue.enqueueCancelPrediction(trx, { generationId: generation.id, predictionId: prediction.id });
+        return;
+      }
+      await options.wait.schedule(trx, stored, { predictionId: prediction.id, polls: 0, createdAt: Date.now() });
+    });
+  }
+
+  async function createOrResume(generation: Generation, signal: AbortSignal): Promise<void> {
+    const { id, attempt } = generation;
+    if (generation.prediction_id) {
+      // An earlier attempt created it: wait for it, never create again.
+      await options.wait.schedule(db, generation, { predictionId: generation.prediction_id, polls: 1, createdAt: Date.now() });
+      return;
+    }
+    const remainingMs = deadlineOf(generation, options.defaultDeadlineSeconds).getTime() - Date.now();
+    if (remainingMs <= 0) return failGeneration(db, id, attempt, 'deadline_exceeded', 'not started before its deadline');
+    if (!isModelId(generation.model)) throw new PermanentProviderError(`unknown model ${generation.model}`);
+    const model = MODELS[generation.model];
+    const request = storedRequest.parse(generation.request);
+    const input = model.buildInput({ prompt: generation.prompt, negativePrompt: request.negativePrompt, aspectRatio: request.aspectRatio, seed: request.seed });
+
+    if (generation.create_sent_attempt !== null && generation.create_sent_at !== null) {
+      // An earlier attempt sent a create and did not store what came of it.
+      const settledInMs = (generation.create_settles_at?.getTime() ?? 0) - Date.now();
+      if (settledInMs > 0) return defer(generation, { publicReason: 'an earlier create may still be under way', retryInMs: settledInMs });
+      const earlier = await findEarlierPrediction({ db, provider }, { sentAt: generation.create_sent_at, input }, signal);
+      if (earlier) {
+        logger.info('found the prediction an earlier attempt created; resuming it', { generationId: id, predictionId: earlier.id });
+        return store(generation, earlier, true);
+      }
+    }
+
+    if (!(await recordCreateIntent(db, id, attempt, options.createSettleMs))) return; // no longer ours
+    let prediction: Prediction;
+    // The whole call, retries included, is bounded: a later attempt can then tell when this one settled.
+    const settled = AbortSignal.timeout(options.createSettleMs);
+    try {
+      const webhook = options.webhookUrl(generation);
+      prediction = await provider.createPrediction(
+        // The provider ends the prediction at our deadline too (`aborted` if it never started: not billed).
+        { route: model.route, input, cancelAfterSeconds: Math.max(1, remainingMs / 1000), ...(webhook ? { webhook } : {}) },
+        AbortSignal.any([signal, settled]),
+      );
+    } catch (error) {
+      if (provablyNotSent(error)) await clearCreateIntent(db, id, attempt);
+      else await markCreateSettled(db, id, attempt);
+      if (settled.aborted && !signal.aborted) {
+        throw new TransientProviderError(`create did not settle within ${options.createSettleMs} ms`, { publicReason: 'the provider did not answer in time', ambiguous: true, cause: error });
+      }
+      throw error;
+    }
+    await store(generation, prediction, false);
+  }
+
+  return {
+    async run(job: JobWithMetadata<GenerationJob>): Promise<void> {
+      const generation = await startAttempt(db, job.data.generationId, { retry: job.retryCount, worker: options.workerId });
+      if (!generation) return; // canceled while queued, or already finished
+      const { id, attempt } = generation;
+      try {
+        await createOrResume(generation, job.signal);
+      } catch (error) {
+        if (job.signal.aborted) throw error; // shutting down: the job goes back to the queue
+        if (error instanceof RateLimitedError || error instanceof ProviderUnavailableError) return defer(generation, error);
+        if (error instanceof PermanentProviderError) return failGeneration(db, id, attempt, 'provider_rejected', error.publicReason);
+        const transient = error instanceof TransientProviderError;
+        const detail = error instanceof Error ? error.message : String(error);
+        const reason = transient ? error.publicReason : 'internal error';
+        if (transient) logger.warn('create attempt failed', { generationId: id, error: detail });
+        else logger.error('create attempt failed unexpectedly', { generationId: id, error: detail, stack: error instanceof Error ? error.stack : undefined });
+        if (job.retryCount >= job.retryLimit) {
+          return failGeneration(db, id, attempt, transient ? 'provider_unavailable' : 'internal_error', transient ? `the provider kept failing: ${reason}` : 'processing failed repeatedly');
+        }
+        await transition(db, { id, attempt, fromStates: ['running'], stage: 'retrying', data: { reason, retry: job.retryCount + 1 } });
+        throw error; // pg-boss retries with exponential backoff and jitter
+      }
+    },
+  };
+}
+
+/** Errors that prove the create never reached the provider, so no prediction can exist. */
+function provablyNotSent(error: unknown): boolean {
+  return (
+    error instanceof RateLimitedError ||
+    error instanceof ProviderUnavailableError ||
+    error instanceof PermanentProviderError ||
+    (error instanceof TransientProviderError && !error.ambiguous)
+  );
+}

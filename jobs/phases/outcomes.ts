@@ -1,0 +1,47 @@
+// How a generation ends when it does not succeed, and the stored request as the worker reads it.
+import type { Kysely, Transaction } from 'kysely';
+import { z } from 'zod';
+import { transition } from '../../db/generations.ts';
+import type { Database, Generation } from '../../db/schema.ts';
+import { ASPECT_RATIOS } from '../provider/models.ts';
+import { CROP_STRATEGIES, IMAGE_FORMATS, PLATFORMS } from '../render/presets.ts';
+
+/** Why a generation failed, as stored and shown to clients. */
+export type FailureCode =
+  | 'provider_failed'
+  | 'provider_rejected'
+  | 'provider_unavailable'
+  | 'provider_canceled'
+  | 'deadline_exceeded'
+  | 'unusable_output'
+  | 'internal_error';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** Ends the generation as failed; with `attempt`, only if that attempt still owns it. */
+export async function failGeneration(db: Db, id: string, attempt: number | undefined, code: FailureCode, message: string): Promise<void> {
+  await transition(db, {
+    id,
+    ...(attempt === undefined ? {} : { attempt }),
+    fromStates: ['queued', 'running'],
+    set: { state: 'failed', finished_at: new Date(), error_code: code, error_message: message },
+    stage: 'failed',
+    data: { code, message },
+  });
+}
+
+/** When the generation must be finished by. */
+export function deadlineOf(generation: Generation, defaultSeconds: number): Date {
+  return generation.deadline_at ?? new Date(generation.created_at.getTime() + defaultSeconds * 1000);
+}
+
+/** The request as the API stored it; parsed rather than trusted, since it crossed a database. */
+export const storedRequest = z.object({
+  platforms: z.array(z.enum(PLATFORMS)),
+  customSizes: z.array(z.object({ width: z.int().positive(), height: z.int().positive() })),
+  formats: z.array(z.enum(IMAGE_FORMATS)),
+  crop: z.enum(CROP_STRATEGIES),
+  aspectRatio: z.enum(ASPECT_RATIOS),
+  seed: z.int().nullable(),
+  negativePrompt: z.string().nullable(),
+});

@@ -1,0 +1,99 @@
+// POST /webhooks/replicate: the provider reporting on a prediction. The raw body is verified
+// with the Standard Webhooks scheme Replicate uses (HMAC-SHA256 over id.timestamp.body with the
+// whsec_ secret, constant-time compare, 5-minute timestamp tolerance) before anything is read
+// from it. Each webhook-id is handled once; what the news means is decided by the same code as
+// a poll's (jobs/phases/prediction-updates.ts), which never moves a final state.
+import type http from 'node:http';
+import type { Kysely } from 'kysely';
+import { Webhook, WebhookVerificationError } from 'standardwebhooks';
+import { pruneWebhookDeliveries, recordWebhookDelivery, seenWebhookDelivery } from '../db/provider-work.ts';
+import type { Database } from '../db/schema.ts';
+import type { Logger } from '../jobs/logger.ts';
+import type { PredictionUpdates } from '../jobs/phases/prediction-updates.ts';
+import { toPrediction } from '../jobs/provider/replicate-provider.ts';
+
+export interface WebhookRouteOptions {
+  db: Kysely<Database>;
+  updates: PredictionUpdates;
+  secret: () => Promise<string>;
+  logger: Logger;
+}
+
+/** A prediction's JSON is a few KB; anything near this is not one. */
+const MAX_BODY_BYTES = 1024 * 1024;
+/** Replicate retries for about a minute: ids older than this are not needed to spot repeats. */
+const KEEP_DELIVERIES_SECONDS = 3600;
+const PRUNE_EVERY_MS = 10 * 60_000;
+const GENERATION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export function createWebhookRoute(options: WebhookRouteOptions): http.RequestListener {
+  const { db, logger } = options;
+  let verifier: Webhook | undefined;
+  let prunedAt = 0;
+
+  async function verify(body: string, headers: http.IncomingHttpHeaders): Promise<unknown> {
+    verifier ??= new Webhook(await options.secret());
+    const pick = (name: string) => (typeof headers[name] === 'string' ? headers[name] : '');
+    return verifier.verify(body, { 'webhook-id': pick('webhook-id'), 'webhook-timestamp': pick('webhook-timestamp'), 'webhook-signature': pick('webhook-signature') });
+  }
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (req.method !== 'POST') return reply(res, 405, { error: 'method not allowed' });
+    const body = await readBody(req);
+    if (body === undefined) return reply(res, 413, { error: `body over ${MAX_BODY_BYTES} bytes` });
+    let payload: unknown;
+    try {
+      payload = await verify(body, req.headers);
+    } catch (error) {
+      if (!(error instanceof WebhookVerificationError)) throw error;
+      logger.warn('webhook rejected', { reason: error.message });
+      return reply(res, 401, { error: 'invalid webhook signature' });
+    }
+    const webhookId = String(req.headers['webhook-id']);
+    if (await seenWebhookDelivery(db, webhookId)) return reply(res, 200, { ok: true, duplicate: true });
+
+    const generationId = new URL(req.url ?? '/', 'http://kiln').searchParams.get('tag') ?? '';
+    if (!GENERATION_ID.test(generationId)) {
+      // Signed by the provider but not tagged by us: nothing to do, and nothing to retry.
+      return reply(res, 200, { ok: true, ignored: 'no generation tag' });
+    }
+    let prediction;
+    try {
+      prediction = toPrediction(payload);
+    } catch {
+      return reply(res, 400, { error: 'the body is not a prediction' });
+    }
+    const outcome = await options.updates.apply({ generationId, prediction });
+    // Recorded once handled: a delivery that failed halfway is retried by the provider and redone.
+    await recordWebhookDelivery(db, webhookId);
+    if (Date.now() - prunedAt > PRUNE_EVERY_MS) {
+      prunedAt = Date.now();
+      await pruneWebhookDeliveries(db, KEEP_DELIVERIES_SECONDS);
+    }
+    reply(res, 200, { ok: true, outcome });
+  }
+
+  return (req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      logger.error('webhook handling failed', { error: error instanceof Error ? error.message : String(error) });
+      // 5xx: the provider retries the final webhook; polls are the backstop for the rest.
+      if (!res.headersSent) reply(res, 500, { error: 'internal error' });
+    });
+  };
+}
+
+async function readBody(req: http.IncomingMessage): Promise<string | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function reply(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) }).end(text);
+}
