@@ -4,7 +4,7 @@
 // Every write is fenced by the attempt the worker claimed, so a worker that lost its job
 // cannot overwrite a newer attempt's result.
 import type { Kysely } from 'kysely';
-import type { JobWithMetadata } from 'pg-boss';
+import type { JobResult, JobWithMetadata } from 'pg-boss';
 import type { Database, Generation } from '../db/schema.ts';
 import type { Logger } from './logger.ts';
 import { createCreatePhase } from './phases/create-phase.ts';
@@ -102,24 +102,38 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
   return {
     updates,
     async start() {
-      // Each registration runs `localConcurrency` fetch loops. A NOTIFY wakes them for new jobs;
-      // after a job, a loop fetches again at once while its queue has a backlog
-      // (burstWhenReadyExceeds); delayed jobs (polls, retries, deferrals send no NOTIFY when
-      // they come due) are found by the backstop poll.
-      const work = (localConcurrency: number, notifyPollingIntervalSeconds: number) =>
-        ({ localConcurrency, batchSize: 1, includeMetadata: true, pollingIntervalSeconds: 1, notifyPollingIntervalSeconds, burstWhenReadyExceeds: 1 }) as const;
-      const createWork = work(options.concurrency.create, 2);
-      await queue.boss.work<GenerationJob, void, typeof createWork>(QUEUES.generation, createWork, async ([job]) => {
-        if (job) await create.run(job);
-      });
-      const pollWork = work(options.concurrency.poll, 1);
-      await queue.boss.work<PollJob, void, typeof pollWork>(QUEUES.poll, pollWork, async ([job]) => {
-        if (job) await wait.run(job.data, job.signal);
-      });
-      const finishWork = work(options.concurrency.finish, 2);
-      await queue.boss.work<FinishJob, void, typeof finishWork>(QUEUES.finish, finishWork, async ([job]) => {
-        if (job) await finish.run(job.data, job.signal);
-      });
+      // Each phase is one fetch loop (two for the create phase, so one slow batch does not hold
+      // up pickup) taking up to `slots / loops` jobs at a time and running them side by side;
+      // each job settles on its own (perJobResults). A NOTIFY wakes an idle loop at once; a full
+      // batch means more may wait, so the loop fetches again at once (burstWhenBatchFull). Delayed
+      // jobs (polls, retries, deferrals) send no NOTIFY when they come due: the backstop poll
+      // (`backstopSeconds`) finds them.
+      const phase = <T>(name: string, slots: number, loops: number, backstopSeconds: number, run: (job: JobWithMetadata<T>) => Promise<void>) => {
+        const options = {
+          localConcurrency: loops,
+          batchSize: Math.max(2, Math.ceil(slots / loops)), // burstWhenBatchFull needs batches of 2 or more
+          burstWhenBatchFull: true,
+          perJobResults: true,
+          includeMetadata: true,
+          pollingIntervalSeconds: 1,
+          notifyPollingIntervalSeconds: backstopSeconds,
+        } as const;
+        return queue.boss.work<T, unknown, typeof options>(name, options, (jobs) =>
+          Promise.all(
+            jobs.map(async (job): Promise<JobResult> => {
+              try {
+                await run(job);
+                return { id: job.id, status: 'completed' };
+              } catch (error) {
+                return { id: job.id, status: 'failed', output: { message: error instanceof Error ? error.message : String(error) } };
+              }
+            }),
+          ),
+        );
+      };
+      await phase<GenerationJob>(QUEUES.generation, options.concurrency.create, 2, 2, (job) => create.run(job));
+      await phase<PollJob>(QUEUES.poll, options.concurrency.poll, 1, 1, (job) => wait.run(job.data, job.signal));
+      await phase<FinishJob>(QUEUES.finish, options.concurrency.finish, 1, 2, (job) => finish.run(job.data, job.signal));
       const cancelWork = { localConcurrency: 4, includeMetadata: true, notifyPollingIntervalSeconds: 5 } as const;
       await queue.boss.work<CancelPredictionJob, void, typeof cancelWork>(QUEUES.cancelPrediction, cancelWork, async ([job]) => {
         if (job) await cancelAtProvider(job);
