@@ -44,6 +44,8 @@ const environmentSchema = z.object({
   KILN_PROVIDER_CREATE_BURST: intFromEnv(10, 1, 100_000),
   KILN_PROVIDER_READ_BURST: intFromEnv(50, 1, 100_000),
   KILN_PROVIDER_MAX_WAIT_MS: intFromEnv(2_000, 0, 600_000),
+  KILN_PROVIDER_BREAKER_FAILURES: intFromEnv(10, 1, 10_000),
+  KILN_PROVIDER_BREAKER_HALF_OPEN_MS: intFromEnv(10_000, 100, 3_600_000),
   KILN_MAX_BODY_BYTES: intFromEnv(4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
   KILN_MAX_DOWNLOAD_BYTES: intFromEnv(32 * 1024 * 1024, 1024, 512 * 1024 * 1024),
   KILN_MAX_INPUT_PIXELS: intFromEnv(16_000_000, 1, 268_402_689),
@@ -97,6 +99,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       reads: { perMinute: e.KILN_PROVIDER_READS_PER_MINUTE, burst: e.KILN_PROVIDER_READ_BURST },
       /** A call waits this long at most for its slot; beyond, its job steps aside and comes back. */
       maxRateWaitMs: e.KILN_PROVIDER_MAX_WAIT_MS,
+      /** The circuit breaker opens after this many failures in a row and lets a probe through after the pause. */
+      breaker: { consecutiveFailures: e.KILN_PROVIDER_BREAKER_FAILURES, halfOpenAfterMs: e.KILN_PROVIDER_BREAKER_HALF_OPEN_MS },
       /** Verifies webhooks; by default read from the provider (GET /v1/webhooks/default/secret). */
       webhookSecret: e.REPLICATE_WEBHOOK_SECRET,
       /** With webhooks, a poll still looks this long after a prediction's expected finish. */

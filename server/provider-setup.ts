@@ -54,8 +54,8 @@ export async function setUpProvider(config: KilnConfig, options: { needsSimulato
     maxAttempts: 4,
     backoffBaseMs: 250,
     backoffMaxMs: 30_000,
-    breakerConsecutiveFailures: 10,
-    breakerHalfOpenAfterMs: 10_000,
+    breakerConsecutiveFailures: config.provider.breaker.consecutiveFailures,
+    breakerHalfOpenAfterMs: config.provider.breaker.halfOpenAfterMs,
     maxConcurrentCalls: 64,
     maxQueuedCalls: 1024,
   });

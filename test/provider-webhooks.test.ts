@@ -1,0 +1,134 @@
+// Predictions report back by signed webhook (POST /webhooks/replicate); a poll is only the
+// backstop. Forged, stale, replayed and late webhooks change nothing.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import { Webhook } from 'standardwebhooks';
+import { startKiln, type TestKiln } from './support/kiln.ts';
+
+async function waitForPrediction(kiln: TestKiln, id: string): Promise<string> {
+  for (let tries = 0; tries < 400; tries += 1) {
+    const { predictionId } = await kiln.client.status({ id });
+    if (predictionId) return predictionId;
+    await sleep(25);
+  }
+  throw new Error('no prediction was created');
+}
+
+function sendWebhook(kiln: TestKiln, generationId: string, body: unknown, options: { secret: string; id?: string; at?: Date }) {
+  const payload = JSON.stringify(body);
+  const id = options.id ?? `msg_${randomUUID()}`;
+  const at = options.at ?? new Date();
+  return fetch(`${kiln.url}/webhooks/replicate?tag=${generationId}&attempt=1`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'webhook-id': id,
+      'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+      'webhook-signature': new Webhook(options.secret).sign(id, at, payload),
+    },
+    body: payload,
+  });
+}
+
+describe('webhooks', () => {
+  let kiln: TestKiln;
+  before(async () => {
+    kiln = await startKiln();
+  });
+  after(() => kiln.stop());
+  const simulator = () => {
+    assert.ok(kiln.app.simulator);
+    return kiln.app.simulator;
+  };
+  /** What the provider would send about a prediction (the test speaks for the provider here). */
+  const prediction = (id: string) => ({ id, status: 'starting', input: {}, output: null, error: null, logs: '', created_at: new Date().toISOString(), metrics: {} });
+
+  it('bring a prediction\'s completion: no poll is needed', async () => {
+    const before = simulator().stats();
+    const { id } = await kiln.client.generate({ prompt: 'reported by webhook', platforms: ['thumbnail'] });
+    const done = await kiln.client.waitFor(id, { timeoutMs: 30_000 });
+    assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+    const stats = simulator().stats();
+    assert.ok(stats.webhooksSent - before.webhooksSent >= 2, 'start and completed webhooks were delivered');
+    // The built-in backstop poll is a minute away: success came by webhook alone.
+    assert.equal(stats.reads - before.reads, 0, 'Kiln did not poll the provider');
+    assert.ok(done.events.some((event) => event.stage === 'provider.processing'), 'the start webhook became a stage event');
+  });
+
+  it('forged, unsigned and stale webhooks are refused and change nothing', async () => {
+    const { id } = await kiln.client.generate({ prompt: 'slow one [sim:slow=3000]', platforms: ['thumbnail'] });
+    const predictionId = await waitForPrediction(kiln, id);
+    const failed = { ...prediction(predictionId), status: 'failed', error: 'forged failure' };
+    const eventsBefore = (await kiln.client.status({ id })).events.length;
+
+    const forged = await sendWebhook(kiln, id, failed, { secret: `whsec_${Buffer.from('not the secret, not at all').toString('base64')}` });
+    assert.equal(forged.status, 401);
+    const stale = await sendWebhook(kiln, id, failed, { secret: simulator().webhookSecret, at: new Date(Date.now() - 10 * 60_000) });
+    assert.equal(stale.status, 401, 'a delivery older than 5 minutes is refused');
+    const unsigned = await fetch(`${kiln.url}/webhooks/replicate?tag=${id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(failed) });
+    assert.equal(unsigned.status, 401);
+
+    const status = await kiln.client.status({ id });
+    assert.equal(status.state, 'running');
+    assert.equal(status.events.length, eventsBefore, 'no event was written');
+    const done = await kiln.client.waitFor(id, { timeoutMs: 30_000 });
+    assert.equal(done.state, 'succeeded', 'the real prediction still finished the generation');
+  });
+
+  it('a replayed delivery is handled once, and a late one never moves a final state', async () => {
+    const { id } = await kiln.client.generate({ prompt: 'replayed [sim:slow=1500]', platforms: ['thumbnail'] });
+    const predictionId = await waitForPrediction(kiln, id);
+    const processing = { ...prediction(predictionId), status: 'processing', logs: '  40%|████      | 2/5 [00:01<00:01]' };
+    const secret = simulator().webhookSecret;
+    const deliveryId = `msg_${randomUUID()}`;
+    const first = await sendWebhook(kiln, id, processing, { secret, id: deliveryId });
+    assert.equal(first.status, 200);
+    const afterFirst = (await kiln.client.status({ id })).events.length;
+    const replay = await sendWebhook(kiln, id, processing, { secret, id: deliveryId });
+    assert.equal(replay.status, 200);
+    assert.equal((await replay.json()).duplicate, true);
+    assert.equal((await kiln.client.status({ id })).events.length, afterFirst, 'the replay wrote nothing');
+
+    const done = await kiln.client.waitFor(id, { timeoutMs: 30_000 });
+    assert.equal(done.state, 'succeeded');
+    // Out of order: news of an earlier state, or a different ending, after the end.
+    for (const late of [processing, { ...processing, status: 'failed', error: 'too late' }]) {
+      const response = await sendWebhook(kiln, id, late, { secret });
+      assert.equal(response.status, 200);
+    }
+    const final = await kiln.client.status({ id });
+    assert.equal(final.state, 'succeeded');
+    assert.equal(final.events.length, done.events.length);
+  });
+
+  it('a generation past its deadline is canceled at the provider and fails with a timeout', async () => {
+    const canceledBefore = simulator().stats().predictions.canceled;
+    const { id } = await kiln.client.generate({ prompt: 'never finishes in time [sim:slow=60000]', platforms: ['thumbnail'], deadlineSeconds: 10 });
+    await waitForPrediction(kiln, id);
+    const done = await kiln.client.waitFor(id, { timeoutMs: 30_000 });
+    assert.equal(done.state, 'failed');
+    assert.equal(done.error?.code, 'deadline_exceeded');
+    for (let tries = 0; tries < 100 && simulator().stats().predictions.canceled === canceledBefore; tries += 1) await sleep(50);
+    assert.equal(simulator().stats().predictions.canceled - canceledBefore, 1, 'the prediction was stopped at the provider too');
+  });
+});
+
+describe('a lost webhook', () => {
+  it('is made up for by the backstop poll', async () => {
+    const kiln = await startKiln({ env: { KILN_WEBHOOK_BACKSTOP_SECONDS: '1' } });
+    try {
+      const simulator = kiln.app.simulator;
+      assert.ok(simulator);
+      simulator.faults.set({ dropWebhooks: true });
+      const { id } = await kiln.client.generate({ prompt: 'webhook lost', platforms: ['thumbnail'] });
+      const done = await kiln.client.waitFor(id, { timeoutMs: 30_000 });
+      assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+      assert.ok(simulator.stats().webhooksDropped >= 1);
+      assert.ok(simulator.stats().reads >= 1, 'a poll found the result');
+    } finally {
+      await kiln.stop();
+    }
+  });
+});
