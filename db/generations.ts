@@ -181,7 +181,6 @@ export interface TransitionInput {
     create_sent_attempt?: null;
     create_sent_at?: null;
     create_settles_at?: null;
-    provider_status?: string;
     error_code?: string | null;
     error_message?: string | null;
     finished_at?: Date;

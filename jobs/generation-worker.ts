@@ -57,6 +57,12 @@ export interface GenerationWorker {
   /** Shared with the webhook endpoint: what a prediction's news means for its generation. */
   readonly updates: PredictionUpdates;
   start(): Promise<void>;
+  /**
+   * Stops fetching and lets the jobs in hand finish, for at most `graceMs`; what is still running
+   * then is abandoned to pg-boss, which hands it to another worker. Waits on the provider hold no
+   * job, so they are simply picked up later.
+   */
+  stop(graceMs: number): Promise<void>;
 }
 
 export function createGenerationWorker(options: GenerationWorkerOptions): GenerationWorker {
@@ -99,8 +105,15 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
     }
   }
 
+  const queues = [QUEUES.generation, QUEUES.poll, QUEUES.finish, QUEUES.cancelPrediction, QUEUES.generationDead];
+
   return {
     updates,
+    async stop(graceMs) {
+      const drained = Promise.all(queues.map((name) => queue.boss.offWork(name, { wait: true })));
+      const timer = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
+      await Promise.race([drained, timer]);
+    },
     async start() {
       // Each phase is one fetch loop (two for the create phase, so one slow batch does not hold
       // up pickup) taking up to `slots / loops` jobs at a time and running them side by side;

@@ -78,6 +78,10 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
     useListenNotify: true,
     // Workers read the queue's backlog from this cache to decide whether to keep fetching.
     queueCacheIntervalSeconds: 2,
+    // How often jobs whose worker stopped sending heartbeats (a crash) are failed and retried:
+    // pg-boss does it in its per-queue monitor pass, run by one process at a time.
+    superviseIntervalSeconds: 5,
+    monitorIntervalSeconds: 5,
   });
   boss.on('error', options.onError);
   boss.on('warning', options.onWarning);

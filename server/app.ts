@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import type { DatabaseHandle } from '../db/database.ts';
-import { createGenerationWorker } from '../jobs/generation-worker.ts';
+import { createGenerationWorker, type GenerationWorker } from '../jobs/generation-worker.ts';
 import type { Logger } from '../jobs/logger.ts';
 import { createJobQueue, type JobQueue } from '../jobs/queue.ts';
 import type { Simulator } from '../jobs/simulator/index.ts';
@@ -85,8 +85,9 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
   //    KILN_PUBLIC_URL, or at this process's own API when the provider is its built-in simulator.
   let apiUrl: string | undefined;
   const webhookBaseUrl = () => config.publicUrl ?? (simulator && config.role === 'all' ? apiUrl : undefined);
+  let worker: GenerationWorker | undefined;
   if (runsWorker) {
-    const worker = createGenerationWorker({
+    worker = createGenerationWorker({
       db: database.db,
       queue,
       provider,
@@ -125,6 +126,12 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
     apiUrl = api.url;
     undo.push(() => api.stop());
   }
+
+  // Shutdown runs these steps in reverse: first the worker stops fetching and finishes what it
+  // holds (within the grace period), then the API closes its sockets, then the queue, the
+  // provider and the database.
+  const running = worker;
+  if (running) undo.push(() => running.stop(config.shutdownGraceMs));
 
   return { url, providerUrl: providerBaseUrl, simulator, database, databaseUrl, databaseDescription: connected.description, stop: stopAll };
 }

@@ -88,7 +88,7 @@ describe('webhooks', () => {
     const afterFirst = (await kiln.client.status({ id })).events.length;
     const replay = await sendWebhook(kiln, id, processing, { secret, id: deliveryId });
     assert.equal(replay.status, 200);
-    assert.equal((await replay.json()).duplicate, true);
+    assert.equal(((await replay.json()) as { duplicate?: boolean }).duplicate, true);
     assert.equal((await kiln.client.status({ id })).events.length, afterFirst, 'the replay wrote nothing');
 
     const done = await kiln.client.waitFor(id, { timeoutMs: 30_000 });

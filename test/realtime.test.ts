@@ -1,14 +1,11 @@
 // Realtime: every stage pushed over WebSocket, in order, exactly once — across reconnects,
 // API restarts and processes.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { TRPCClientError, createKilnClient, type GenerationEvent, type KilnClient } from '../client-sdk/index.ts';
 import { freePort } from './support/ports.ts';
 import { createTestDatabase, startKiln, type TestKiln } from './support/kiln.ts';
+import { startWorkerProcess } from './support/worker-process.ts';
 
 const WORK_STAGES = ['queued', 'started', 'provider.created', 'downloading', 'rendering', 'stored', 'succeeded'];
 
@@ -168,20 +165,12 @@ describe('realtime across processes', () => {
     const databaseUrl = await createTestDatabase();
     const port = await freePort();
     const env = { KILN_SIMULATOR_LATENCY_MS: '1500-2000' };
-    const workerDataDir = await mkdtemp(path.join(tmpdir(), 'kiln-worker-'));
     // The worker runs in its own process, with its own simulator.
-    const worker = spawn(process.execPath, [path.join(import.meta.dirname, '..', 'server', 'cli.ts'), 'serve'], {
-      env: { ...process.env, ...env, DATABASE_URL: databaseUrl, KILN_ROLE: 'worker', KILN_DATA_DIR: workerDataDir, KILN_LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const workerReady = new Promise<void>((resolve, reject) => {
-      worker.stdout?.on('data', (chunk: Buffer) => chunk.toString().includes('Kiln is running') && resolve());
-      worker.once('exit', (code) => reject(new Error(`worker exited (${code})`)));
-    });
+    const worker = await startWorkerProcess({ ...env, DATABASE_URL: databaseUrl });
     let api = await startKiln({ databaseUrl, env: { ...env, KILN_ROLE: 'api', PORT: String(port) } });
     const client = createKilnClient({ url: api.url, apiKey: api.apiKey });
     try {
-      await workerReady;
+      await worker.ready;
       const { id } = await client.generate({ prompt: 'crosses processes', platforms: ['thumbnail'] });
       const events: GenerationEvent[] = [];
       let restarted = false;
@@ -200,9 +189,7 @@ describe('realtime across processes', () => {
     } finally {
       client.close();
       await api.stop();
-      worker.kill('SIGTERM');
-      await new Promise((resolve) => worker.once('exit', resolve));
-      await rm(workerDataDir, { recursive: true, force: true });
+      await worker.stop();
     }
   });
 });

@@ -62,7 +62,9 @@ export function createCreatePhase(options: CreatePhaseOptions) {
         id: generation.id,
         attempt: generation.attempt,
         fromStates: ['running'],
-        set: { prediction_id: prediction.id, create_sent_attempt: null, create_sent_at: null, create_settles_at: null, provider_status: prediction.status },
+        // provider_status stays unset: the prediction's news (even if it has finished already, as
+        // a recovered one may have) is for the wait phase to act on.
+        set: { prediction_id: prediction.id, create_sent_attempt: null, create_sent_at: null, create_settles_at: null },
         stage: 'provider.created',
         data: { predictionId: prediction.id, model: generation.model, status: prediction.status, ...(recovered ? { recovered: true } : {}) },
       });
