@@ -2,12 +2,14 @@
 // and undoes everything it started — at the end, on error, on SIGINT/SIGTERM, on the hard stop.
 // A new benchmark is one more entry in BENCHMARKS.
 import { enqueueBenchmark } from './enqueue.ts';
+import { providerBenchmark } from './provider.ts';
 import { realtimeBenchmark } from './realtime.ts';
 import { UsageError, createScope, type Benchmark, type BenchmarkReport } from './harness.ts';
 
 const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
   enqueue: enqueueBenchmark,
   realtime: realtimeBenchmark,
+  provider: providerBenchmark,
 };
 
 /** Time allowed for cleanup after an interruption before the process exits regardless. */
