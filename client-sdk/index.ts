@@ -130,6 +130,8 @@ export function createKilnClient(options: KilnClientOptions) {
     cancel: (input: KilnInputs['cancel']) => trpc.cancel.mutate(input),
     /** A short-lived, read-only token for one generation or batch, to hand to a browser. */
     createToken: (input: KilnInputs['createToken']) => trpc.createToken.mutate(input),
+    /** Your generations per state, and the provider's rate-limit budgets and circuit breaker. */
+    stats: () => trpc.ops.stats.query(),
 
     /**
      * The events of a generation, a batch, or all of the caller's generations, as they happen

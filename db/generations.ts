@@ -127,10 +127,19 @@ export async function findBatch(db: Db, tenantId: string, batchId: string) {
 }
 
 export async function countBatchStates(db: Db, batchId: string): Promise<Record<GenerationState, number>> {
+  return countStates(db, 'batch_id', batchId);
+}
+
+/** A tenant's generations per state (the ops stats). */
+export async function countTenantStates(db: Db, tenantId: string): Promise<Record<GenerationState, number>> {
+  return countStates(db, 'tenant_id', tenantId);
+}
+
+async function countStates(db: Db, column: 'batch_id' | 'tenant_id', value: string): Promise<Record<GenerationState, number>> {
   const rows = await db
     .selectFrom('generations')
     .select(['state', (eb) => eb.fn.countAll<string>().as('count')])
-    .where('batch_id', '=', batchId)
+    .where(column, '=', value)
     .groupBy('state')
     .execute();
   const counts: Record<GenerationState, number> = { queued: 0, running: 0, succeeded: 0, failed: 0, canceled: 0 };

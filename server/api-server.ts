@@ -23,6 +23,8 @@ import { createRealtimeEncoder } from './realtime/ws-encoder.ts';
 import { createAppRouter } from './router.ts';
 import { createTokenSigner } from './scoped-tokens.ts';
 import { createTokenService } from './token-service.ts';
+import { createOpsService } from './ops-service.ts';
+import type { ProviderRateLimiter } from '../jobs/provider/rate-limiter.ts';
 import { createWebhookRoute } from './webhook-route.ts';
 import { createPredictionUpdates } from '../jobs/phases/prediction-updates.ts';
 import type { Context } from './trpc.ts';
@@ -38,6 +40,8 @@ export interface ApiServerOptions {
   storage: AssetStorage;
   /** The provider's breaker, when this process also runs the worker. */
   policies: ProviderPolicies | undefined;
+  /** The shared provider budgets (for the stats). */
+  limiter: ProviderRateLimiter;
   /** The secret that signs the provider's webhooks. */
   webhookSecret: () => Promise<string>;
   logger: Logger;
@@ -48,7 +52,7 @@ export interface ApiServer {
   stop(): Promise<void>;
 }
 
-export async function startApiServer({ config, db, databaseUrl, queue, storage, policies, webhookSecret, logger }: ApiServerOptions): Promise<ApiServer> {
+export async function startApiServer({ config, db, databaseUrl, queue, storage, policies, limiter, webhookSecret, logger }: ApiServerOptions): Promise<ApiServer> {
   let publicUrl = config.publicUrl ?? '';
   const assetsBase = () => publicUrl;
   const sockets = new Set<Duplex>(); // the WebSocket connections' network sockets
@@ -61,6 +65,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
       maxSocketBufferBytes: config.realtime.maxSocketBufferBytes,
       queueUpdateMs: config.realtime.queueUpdateMs }),
     tokens: createTokenService({ db, signer }),
+    ops: createOpsService({ db, limiter, policies }),
   };
   const authenticator = createAuthenticator(db, signer, { cacheMs: config.authCacheMs });
   const router = createAppRouter({ isDev: config.isDev });

@@ -8,6 +8,7 @@ import type { AuthResult } from './auth.ts';
 import { forbidden } from './errors.ts';
 import type { GenerationService } from './generation-service.ts';
 import type { TokenService } from './token-service.ts';
+import type { OpsService } from './ops-service.ts';
 import type { RealtimeService } from './realtime/realtime-service.ts';
 
 export interface Context {
@@ -15,7 +16,7 @@ export interface Context {
   authenticate(): Promise<AuthResult>;
   /** Whether any credential was presented, to tell "missing" from "wrong". */
   hasCredentials: boolean;
-  services: { generations: GenerationService; realtime: RealtimeService; tokens: TokenService };
+  services: { generations: GenerationService; realtime: RealtimeService; tokens: TokenService; ops: OpsService };
   /** The WebSocket, for calls that arrive over one: lets a subscription cut off a slow consumer. */
   connection?: { readonly bufferedAmount: number; close(code: number, reason: string): void };
 }

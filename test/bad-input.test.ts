@@ -63,6 +63,15 @@ describe('bad input', () => {
     await rejects(kiln.client.generate({ prompt: 'ok', seed: -1 }), 'BAD_REQUEST');
   });
 
+  it('rejects deadlines too short or too long, with the field named', async () => {
+    const before = await countGenerations();
+    const short = await rejects(kiln.client.generate({ prompt: 'ok', deadlineSeconds: 5 }), 'BAD_REQUEST', /deadlineSeconds must be at least 10/);
+    assert.ok(fieldsOf(short).deadlineSeconds);
+    await rejects(kiln.client.generate({ prompt: 'ok', deadlineSeconds: 90_000 }), 'BAD_REQUEST', /at most 86400/);
+    await rejects(kiln.client.batch({ items: [{ prompt: 'ok', deadlineSeconds: 1.5 }] }), 'BAD_REQUEST');
+    assert.equal(await countGenerations(), before);
+  });
+
   it('rejects wrong types and unknown fields', async () => {
     await rejects(kiln.client.generate({ prompt: 42 as never }), 'BAD_REQUEST', /prompt must be a string/);
     const unknown = await rejects(kiln.client.generate({ prompt: 'ok', colour: 'red' } as never), 'BAD_REQUEST');
