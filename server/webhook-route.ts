@@ -64,6 +64,9 @@ export function createWebhookRoute(options: WebhookRouteOptions): http.RequestLi
       return reply(res, 400, { error: 'the body is not a prediction' });
     }
     const outcome = await options.updates.apply({ generationId, prediction });
+    // Faster than our create call's answer: not handled, so ask for it again (Replicate retries
+    // the final webhook; a poll covers the rest).
+    if (outcome === 'early') return reply(res, 503, { error: 'the prediction is not known here yet; retry' });
     // Recorded once handled: a delivery that failed halfway is retried by the provider and redone.
     await recordWebhookDelivery(db, webhookId);
     if (Date.now() - prunedAt > PRUNE_EVERY_MS) {

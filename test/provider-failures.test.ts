@@ -68,3 +68,26 @@ describe('a provider that keeps failing', () => {
     kiln.app.simulator?.faults.clear();
   });
 });
+
+describe('a create that hangs', () => {
+  it('times out, and the next attempt finds the prediction it made instead of creating another', async () => {
+    // The provider takes the create but answers only after our timeout: a prediction exists
+    // that Kiln never heard of.
+    const kiln = await startKiln({ env: { KILN_PROVIDER_TIMEOUT_MS: '1000' } });
+    try {
+      const simulator = kiln.app.simulator;
+      assert.ok(simulator);
+      simulator.faults.set({ hang: { count: 1, ms: 3000 } });
+      const { id } = await kiln.client.generate({ prompt: 'hung create', platforms: ['thumbnail'] });
+      const done = await kiln.client.waitFor(id, { timeoutMs: 60_000 });
+      assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+      assert.equal(simulator.stats().createsByWebhookTag[id], 1, 'one prediction, created once');
+      const created = done.events.filter((event) => event.stage === 'provider.created');
+      assert.equal(created.length, 1);
+      assert.equal(created[0]?.data.recovered, true, 'it was found among the recent predictions');
+      assert.ok(done.events.some((event) => event.stage === 'retrying'), 'the timeout was retried');
+    } finally {
+      await kiln.stop();
+    }
+  });
+});

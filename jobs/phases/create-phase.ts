@@ -74,7 +74,7 @@ export function createCreatePhase(options: CreatePhaseOptions) {
         await queue.enqueueCancelPrediction(trx, { generationId: generation.id, predictionId: prediction.id });
         return;
       }
-      await options.wait.schedule(trx, stored, { predictionId: prediction.id, polls: 0, createdAt: Date.now() });
+      await options.wait.schedule(trx, stored, { predictionId: prediction.id, polls: 0, createdAt: Date.now(), soon: recovered });
     });
   }
 
@@ -82,7 +82,7 @@ export function createCreatePhase(options: CreatePhaseOptions) {
     const { id, attempt } = generation;
     if (generation.prediction_id) {
       // An earlier attempt created it: wait for it, never create again.
-      await options.wait.schedule(db, generation, { predictionId: generation.prediction_id, polls: 1, createdAt: Date.now() });
+      await options.wait.schedule(db, generation, { predictionId: generation.prediction_id, polls: 1, createdAt: Date.now(), soon: true });
       return;
     }
     const remainingMs = deadlineOf(generation, options.defaultDeadlineSeconds).getTime() - Date.now();

@@ -9,8 +9,12 @@ import { FINAL_PREDICTION_STATUSES, type Prediction } from '../provider/provider
 import type { JobQueue } from '../queue.ts';
 import { deadlineOf, failGeneration } from './outcomes.ts';
 
-/** stale: not ours (any more); waiting: the provider is still at it; done: nothing left to wait for. */
-export type UpdateOutcome = 'stale' | 'waiting' | 'done';
+/**
+ * stale: not ours (any more); early: the prediction's id is not stored yet (its create has not
+ * returned), so the news cannot be placed — worth hearing again; waiting: the provider is
+ * still at it; done: nothing left to wait for.
+ */
+export type UpdateOutcome = 'stale' | 'early' | 'waiting' | 'done';
 
 export interface PredictionUpdates {
   /** `attempt`: only for that attempt (a poll); undefined: whichever attempt holds the prediction (a webhook). */
@@ -23,6 +27,7 @@ export function createPredictionUpdates(options: { db: Kysely<Database>; queue: 
   return {
     async apply({ generationId, attempt, prediction }) {
       const generation = await findGenerationForWork(db, generationId);
+      if (generation?.state === 'running' && generation.prediction_id === null) return 'early';
       if (!generation || generation.state !== 'running' || generation.prediction_id !== prediction.id) return 'stale';
       if (attempt !== undefined && generation.attempt !== attempt) return 'stale';
       const final = FINAL_PREDICTION_STATUSES.includes(prediction.status);

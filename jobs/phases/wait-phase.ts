@@ -30,9 +30,20 @@ export interface WaitPhaseOptions {
 const POLL_SHARE_OF_READS = 0.8;
 const AWAITING_COUNT_TTL_MS = 5_000;
 
+export interface PollPlan {
+  predictionId: string;
+  polls: number;
+  createdAt: number;
+  soon?: boolean;
+}
+
 export interface WaitPhase {
-  /** Schedules the next poll of a generation's prediction. */
-  schedule(trx: Kysely<Database> | Transaction<Database>, generation: Generation, poll: { predictionId: string; polls: number; createdAt: number }): Promise<void>;
+  /**
+   * Schedules the next poll of a generation's prediction. `soon`: look shortly, webhooks or not —
+   * for a prediction found again after a crash or a lost answer, whose webhooks may have come and
+   * gone while it was not ours.
+   */
+  schedule(trx: Kysely<Database> | Transaction<Database>, generation: Generation, poll: PollPlan): Promise<void>;
   run(job: PollJob, signal: AbortSignal): Promise<void>;
 }
 
@@ -52,11 +63,13 @@ export function createWaitPhase(options: WaitPhaseOptions): WaitPhase {
     typicalMs.set(model, before === undefined ? tookMs : before * 0.8 + tookMs * 0.2);
   }
 
-  async function delayFor(generation: Generation, polls: number, createdAt: number): Promise<number> {
+  async function delayFor(generation: Generation, { polls, createdAt, soon }: PollPlan): Promise<number> {
     const typical = typicalMs.get(generation.model);
     let delay: number;
     const backstopMs = options.webhookBackstopMs();
-    if (backstopMs !== undefined) {
+    if (soon) {
+      delay = options.pollInitialMs;
+    } else if (backstopMs !== undefined) {
       delay = Math.max(0, createdAt + (typical ?? 0) - Date.now()) + backstopMs;
     } else if (polls === 0) {
       delay = Math.max(options.pollInitialMs, (typical ?? 0) * 0.8);
@@ -70,9 +83,10 @@ export function createWaitPhase(options: WaitPhaseOptions): WaitPhase {
     return Math.max(0, Math.min(delay, untilDeadline));
   }
 
-  async function schedule(trx: Kysely<Database> | Transaction<Database>, generation: Generation, poll: { predictionId: string; polls: number; createdAt: number }) {
-    const delayMs = await delayFor(generation, poll.polls, poll.createdAt);
-    await queue.enqueuePoll(trx, { generationId: generation.id, attempt: generation.attempt, ...poll }, delayMs);
+  async function schedule(trx: Kysely<Database> | Transaction<Database>, generation: Generation, poll: PollPlan) {
+    const delayMs = await delayFor(generation, poll);
+    const { predictionId, polls, createdAt } = poll;
+    await queue.enqueuePoll(trx, { generationId: generation.id, attempt: generation.attempt, predictionId, polls, createdAt }, delayMs);
   }
 
   async function get(job: PollJob, generation: Generation, signal: AbortSignal): Promise<Prediction | undefined> {
