@@ -79,6 +79,25 @@ export async function recordProviderStatus(
   return row !== undefined;
 }
 
+/**
+ * A new attempt takes over a stored prediction: what earlier attempts heard of it is forgotten,
+ * so that its status — even a final one already seen — is news to this attempt.
+ */
+export async function forgetProviderStatus(db: Db, id: string, attempt: number): Promise<void> {
+  await db.updateTable('generations').set({ provider_status: null, provider_progress: null }).where('id', '=', id).where('attempt', '=', attempt).execute();
+}
+
+/**
+ * Makes poll number `next` the one that should run next: unconditionally for the first poll of
+ * an attempt (`after` undefined), otherwise only if poll `after` was still the current one — so of
+ * two runs of the same poll job, only one schedules a successor.
+ */
+export async function advancePollSeq(db: Db, input: { id: string; attempt: number; after: number | undefined; next: number }): Promise<boolean> {
+  let update = db.updateTable('generations').set({ poll_seq: input.next }).where('id', '=', input.id).where('attempt', '=', input.attempt);
+  if (input.after !== undefined) update = update.where('poll_seq', '=', input.after);
+  return (await update.returning('id').executeTakeFirst()) !== undefined;
+}
+
 /** Predictions the provider is working on for us (to space polls within the read budget). */
 export async function countAwaitingProvider(db: Db): Promise<number> {
   const row = await db

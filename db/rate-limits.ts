@@ -64,14 +64,19 @@ export async function reserveCall(db: Kysely<Database>, budget: Budget, maxWaitM
   return { granted: false, retryInMs: Math.max(0, result.busy_ms - maxWaitMs) };
 }
 
-/** After a 429: nobody calls on this budget for `ms`, and no burst builds up meanwhile. */
-export async function pauseBudget(db: Kysely<Database>, name: string, ms: number): Promise<void> {
+/**
+ * After a 429: nobody calls on this budget for `ms`, and when the pause ends calls resume at the
+ * steady rate — no burst is saved up meanwhile (tat is set a full burst beyond the pause).
+ */
+export async function pauseBudget(db: Kysely<Database>, budget: Budget, ms: number): Promise<void> {
+  const until = sql`statement_timestamp() + make_interval(secs => ${ms / 1000})`;
+  const tolerance = (Math.max(1, budget.burst) - 1) * (60 / budget.perMinute);
   await sql`
     UPDATE provider_rate_limits
-    SET paused_until = greatest(paused_until, statement_timestamp() + make_interval(secs => ${ms / 1000})),
-        tat = greatest(tat, statement_timestamp() + make_interval(secs => ${ms / 1000})),
+    SET paused_until = greatest(paused_until, ${until}),
+        tat = greatest(tat, ${until} + make_interval(secs => ${tolerance})),
         throttled = throttled + 1
-    WHERE name = ${name}
+    WHERE name = ${budget.name}
   `.execute(db);
 }
 

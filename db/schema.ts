@@ -57,6 +57,8 @@ export interface GenerationsTable {
   /** The provider's last known status of the prediction and its progress (0..1). */
   provider_status: string | null;
   provider_progress: number | null;
+  /** The number of the poll that should run next (see wait-phase.ts). */
+  poll_seq: number | null;
   error_code: string | null;
   error_message: string | null;
   created_at: Generated<Date>;

@@ -90,8 +90,8 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
     createSettleMs: options.createSettleMs,
     webhookUrl: (generation: Generation) => {
       const base = options.webhooks.baseUrl();
-      // The generation and attempt ride in the URL: they tag the prediction as ours.
-      return base ? `${base}/webhooks/replicate?${new URLSearchParams({ tag: generation.id, attempt: String(generation.attempt) })}` : undefined;
+      // The generation's id rides in the URL: it tells the webhook which generation the news is for.
+      return base ? `${base}/webhooks/replicate?${new URLSearchParams({ tag: generation.id })}` : undefined;
     },
   });
   const finish = createFinishPhase({ db, provider, storage: options.storage, download: options.download, render: options.render });
@@ -116,11 +116,13 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
     },
     async start() {
       // Each phase is one fetch loop (two for the create phase, so one slow batch does not hold
-      // up pickup) taking up to `slots / loops` jobs at a time and running them side by side;
-      // each job settles on its own (perJobResults). A NOTIFY wakes an idle loop at once; a full
-      // batch means more may wait, so the loop fetches again at once (burstWhenBatchFull). Delayed
-      // jobs (polls, retries, deferrals) send no NOTIFY when they come due: the backstop poll
-      // (`backstopSeconds`) finds them.
+      // up pickup) taking up to `slots / loops` jobs at a time (at least 2) and running them side
+      // by side; when the batch is done each job is settled by its own result (perJobResults), so
+      // one failure does not fail the others. A NOTIFY wakes an idle loop at once; a full batch
+      // means more may wait, so the loop fetches again at once (burstWhenBatchFull — pg-boss's
+      // cached backlog count lags fresh jobs, so batch size 1 with many loops leaves gaps).
+      // Delayed jobs (polls, retries, deferrals) send no NOTIFY when they come due: the backstop
+      // poll (`backstopSeconds`) finds them.
       const phase = <T>(name: string, slots: number, loops: number, backstopSeconds: number, run: (job: JobWithMetadata<T>) => Promise<void>) => {
         const options = {
           localConcurrency: loops,

@@ -11,7 +11,7 @@ export const QUEUES = {
   poll: 'kiln-poll',
   /** The finish phase: download, render variants, store (CPU-bound, sized to the cores). */
   finish: 'kiln-finish',
-  /** Generations whose job failed for good land here, to be marked failed. */
+  /** Jobs of any phase that failed for good land here, and their generation is marked failed. */
   generationDead: 'kiln-generation-dead',
   /** Cancels a prediction at the provider after a client cancel. */
   cancelPrediction: 'kiln-cancel-prediction',
@@ -27,7 +27,7 @@ export interface PollJob {
   predictionId: string;
   /** Polls of this prediction so far (spaces the next one). */
   polls: number;
-  /** When the prediction was created (ms since the epoch): how long models take is learnt from it. */
+  /** When the prediction was created (ms since the epoch; 0 when unknown): how long models take is learnt from it. */
   createdAt: number;
 }
 

@@ -82,9 +82,11 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
   undo.push(() => queue.stop({ graceful: true, timeoutMs: config.shutdownGraceMs }));
 
   // 4. The worker. Predictions report back by webhook when the provider can reach us: at
-  //    KILN_PUBLIC_URL, or at this process's own API when the provider is its built-in simulator.
+  //    KILN_PUBLIC_URL, or at this process's own API when the provider is its built-in simulator
+  //    (KILN_WEBHOOKS=off: polls only).
   let apiUrl: string | undefined;
-  const webhookBaseUrl = () => config.publicUrl ?? (simulator && config.role === 'all' ? apiUrl : undefined);
+  const webhookBaseUrl = () =>
+    config.provider.webhooks === 'off' ? undefined : (config.publicUrl ?? (simulator && config.role === 'all' ? apiUrl : undefined));
   let worker: GenerationWorker | undefined;
   if (runsWorker) {
     worker = createGenerationWorker({

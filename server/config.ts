@@ -35,6 +35,7 @@ const environmentSchema = z.object({
   KILN_RENDER_CONCURRENCY: intFromEnv(os.availableParallelism(), 1, 256),
   REPLICATE_WEBHOOK_SECRET: optionalString.pipe(z.string().startsWith('whsec_', 'REPLICATE_WEBHOOK_SECRET must look like whsec_<base64>').optional()),
   KILN_WEBHOOK_BACKSTOP_SECONDS: intFromEnv(60, 1, 3600),
+  KILN_WEBHOOKS: z.enum(['auto', 'off'], { error: 'KILN_WEBHOOKS must be auto or off' }).default('auto'),
   KILN_DEADLINE_SECONDS: intFromEnv(600, 10, 24 * 3600),
   KILN_RETRY_LIMIT: intFromEnv(5, 0, 50),
   KILN_RETRY_DELAY_SECONDS: intFromEnv(2, 1, 3600),
@@ -105,6 +106,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       webhookSecret: e.REPLICATE_WEBHOOK_SECRET,
       /** With webhooks, a poll still looks this long after a prediction's expected finish. */
       webhookBackstopMs: e.KILN_WEBHOOK_BACKSTOP_SECONDS * 1000,
+      /** auto: webhooks whenever the provider can reach us (KILN_PUBLIC_URL, or the built-in simulator); off: polls only. */
+      webhooks: e.KILN_WEBHOOKS,
     },
     simulator: {
       port: e.KILN_SIMULATOR_PORT,

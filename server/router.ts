@@ -22,14 +22,14 @@ export function createAppRouter(options: RouterOptions) {
     list: keyProcedure.input(listInput).query(({ ctx, input }) => ctx.services.generations.list(ctx.caller, input)),
     /** Cancel queued or running work, at the provider too. */
     cancel: keyProcedure.input(idInput).mutation(({ ctx, input }) => ctx.services.generations.cancel(ctx.caller, input.id)),
-    /**
-     * A short-lived token for a browser: read and subscribe only, to one generation or batch.
-     * Mint it in your backend (with the API key) and give it to the frontend.
-     */
     /** Operations: the caller's generations per state, the provider budgets and breaker. */
     ops: router({
       stats: keyProcedure.query(({ ctx }) => ctx.services.ops.stats(ctx.caller)),
     }),
+    /**
+     * A short-lived token for a browser: read and subscribe only, to one generation or batch.
+     * Mint it in your backend (with the API key) and give it to the frontend.
+     */
     createToken: keyProcedure.input(createTokenInput).mutation(({ ctx, input }) => ctx.services.tokens.mint(ctx.caller, input)),
     /**
      * Every stage of the caller's generations as it happens (WebSocket): one generation, one

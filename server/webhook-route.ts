@@ -24,32 +24,45 @@ const MAX_BODY_BYTES = 1024 * 1024;
 /** Replicate retries for about a minute: ids older than this are not needed to spot repeats. */
 const KEEP_DELIVERIES_SECONDS = 3600;
 const PRUNE_EVERY_MS = 10 * 60_000;
+const SECRET_RETRY_MS = 30_000;
 const GENERATION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export function createWebhookRoute(options: WebhookRouteOptions): http.RequestListener {
   const { db, logger } = options;
-  let verifier: Webhook | undefined;
   let prunedAt = 0;
-
-  async function verify(body: string, headers: http.IncomingHttpHeaders): Promise<unknown> {
-    verifier ??= new Webhook(await options.secret());
-    const pick = (name: string) => (typeof headers[name] === 'string' ? headers[name] : '');
-    return verifier.verify(body, { 'webhook-id': pick('webhook-id'), 'webhook-timestamp': pick('webhook-timestamp'), 'webhook-signature': pick('webhook-signature') });
-  }
+  // The secret may come from the provider: asked once at a time, and not again for a while after
+  // a failure, so requests (signed or not) cannot turn into a stream of provider calls.
+  let verifier: Promise<Webhook> | undefined;
+  let verifierFailedAt = -Infinity;
+  const getVerifier = (): Promise<Webhook> => {
+    if (!verifier && performance.now() - verifierFailedAt < SECRET_RETRY_MS) return Promise.reject(new Error('the webhook secret is not available yet'));
+    verifier ??= options.secret().then(
+      (secret) => new Webhook(secret),
+      (error: unknown) => {
+        verifier = undefined;
+        verifierFailedAt = performance.now();
+        throw error;
+      },
+    );
+    return verifier;
+  };
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     if (req.method !== 'POST') return reply(res, 405, { error: 'method not allowed' });
+    const headers = { 'webhook-id': header(req, 'webhook-id'), 'webhook-timestamp': header(req, 'webhook-timestamp'), 'webhook-signature': header(req, 'webhook-signature') };
+    if (!headers['webhook-id'] || !headers['webhook-timestamp'] || !headers['webhook-signature']) return reply(res, 401, { error: 'missing webhook signature headers' });
+    if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) return reply(res, 413, { error: `body over ${MAX_BODY_BYTES} bytes` }, true);
     const body = await readBody(req);
-    if (body === undefined) return reply(res, 413, { error: `body over ${MAX_BODY_BYTES} bytes` });
+    if (body === undefined) return reply(res, 413, { error: `body over ${MAX_BODY_BYTES} bytes` }, true);
     let payload: unknown;
     try {
-      payload = await verify(body, req.headers);
+      payload = (await getVerifier()).verify(body, headers);
     } catch (error) {
-      if (!(error instanceof WebhookVerificationError)) throw error;
+      if (!(error instanceof WebhookVerificationError)) throw error; // no secret yet: 500, the provider retries
       logger.warn('webhook rejected', { reason: error.message });
       return reply(res, 401, { error: 'invalid webhook signature' });
     }
-    const webhookId = String(req.headers['webhook-id']);
+    const webhookId = headers['webhook-id'];
     if (await seenWebhookDelivery(db, webhookId)) return reply(res, 200, { ok: true, duplicate: true });
 
     const generationId = new URL(req.url ?? '/', 'http://kiln').searchParams.get('tag') ?? '';
@@ -85,18 +98,28 @@ export function createWebhookRoute(options: WebhookRouteOptions): http.RequestLi
   };
 }
 
-async function readBody(req: http.IncomingMessage): Promise<string | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) return undefined;
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+/** The body as text, or undefined past the limit (the rest is read and dropped, so a reply still goes out). */
+function readBody(req: http.IncomingMessage): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) resolve(undefined);
+      else chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
 }
 
-function reply(res: http.ServerResponse, status: number, body: unknown): void {
+function header(req: http.IncomingMessage, name: string): string {
+  const value = req.headers[name];
+  return typeof value === 'string' ? value : '';
+}
+
+/** `close`: the request body was not read to its end, so the connection cannot be reused. */
+function reply(res: http.ServerResponse, status: number, body: unknown, close = false): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) }).end(text);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...(close ? { Connection: 'close' } : {}) }).end(text);
 }

@@ -69,6 +69,8 @@ describe('webhooks', () => {
     assert.equal(stale.status, 401, 'a delivery older than 5 minutes is refused');
     const unsigned = await fetch(`${kiln.url}/webhooks/replicate?tag=${id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(failed) });
     assert.equal(unsigned.status, 401);
+    const huge = await sendWebhook(kiln, id, { ...failed, logs: 'x'.repeat(2 * 1024 * 1024) }, { secret: simulator().webhookSecret });
+    assert.equal(huge.status, 413, 'a body over 1 MiB is refused before anything reads it');
 
     const status = await kiln.client.status({ id });
     assert.equal(status.state, 'running');

@@ -12,7 +12,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       last_slot timestamptz NOT NULL DEFAULT '1970-01-01 00:00:00+00',
       -- Set after the provider answers 429: nobody calls before then.
       paused_until timestamptz NOT NULL DEFAULT '1970-01-01 00:00:00+00',
-      -- Counters for the stats: calls let through and 429s seen since the row was created.
+      -- Counters for the stats: slots handed out and 429s seen since the row was created.
       granted bigint NOT NULL DEFAULT 0,
       throttled bigint NOT NULL DEFAULT 0
     );

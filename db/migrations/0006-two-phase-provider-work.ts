@@ -13,7 +13,12 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       ADD COLUMN create_settles_at timestamptz,
       -- The provider's last known status of the prediction (starting, processing, a final one).
       ADD COLUMN provider_status text,
-      ADD COLUMN provider_progress real;
+      ADD COLUMN provider_progress real,
+      -- The number of the one poll that should run next: a poll job that runs twice (its worker
+      -- died after it had scheduled the next) finds it has been superseded.
+      ADD COLUMN poll_seq integer;
+    -- A prediction belongs to one generation, even when several look for a lost one at once.
+    CREATE UNIQUE INDEX generations_prediction_id ON generations (prediction_id) WHERE prediction_id IS NOT NULL;
     -- Predictions the provider is working on: counted to space the polls within the read budget.
     CREATE INDEX generations_awaiting_provider ON generations (model) WHERE state = 'running' AND prediction_id IS NOT NULL;
 
@@ -30,12 +35,14 @@ export async function down(db: Kysely<unknown>): Promise<void> {
   await sql`
     DROP TABLE webhook_deliveries;
     DROP INDEX generations_awaiting_provider;
+    DROP INDEX generations_prediction_id;
     ALTER TABLE generations
       DROP COLUMN deadline_at,
       DROP COLUMN create_sent_attempt,
       DROP COLUMN create_sent_at,
       DROP COLUMN create_settles_at,
       DROP COLUMN provider_status,
-      DROP COLUMN provider_progress;
+      DROP COLUMN provider_progress,
+      DROP COLUMN poll_seq;
   `.execute(db);
 }

@@ -5,7 +5,7 @@
 import type { Kysely } from 'kysely';
 import type { JobWithMetadata } from 'pg-boss';
 import { startAttempt, transition } from '../../db/generations.ts';
-import { clearCreateIntent, markCreateSettled, recordCreateIntent } from '../../db/provider-work.ts';
+import { clearCreateIntent, findGenerationForWork, forgetProviderStatus, markCreateSettled, recordCreateIntent } from '../../db/provider-work.ts';
 import type { Database, Generation } from '../../db/schema.ts';
 import type { Logger } from '../logger.ts';
 import { PermanentProviderError, ProviderUnavailableError, RateLimitedError, TransientProviderError } from '../provider/errors.ts';
@@ -69,7 +69,14 @@ export function createCreatePhase(options: CreatePhaseOptions) {
         data: { predictionId: prediction.id, model: generation.model, status: prediction.status, ...(recovered ? { recovered: true } : {}) },
       });
       if (!stored) {
-        // Canceled (or superseded) while we were creating it: do not leave it running and billing.
+        const now = await findGenerationForWork(trx, generation.id);
+        if (now?.state === 'running' || now?.state === 'queued') {
+          // A newer attempt took over while this create was out: it waits for this create to
+          // settle and then finds the prediction among the recent ones, so leave it be.
+          logger.info('a newer attempt took over while the prediction was created; leaving it to that attempt', { generationId: generation.id, predictionId: prediction.id });
+          return;
+        }
+        // Canceled (or ended) while we were creating it: do not leave it running and billing.
         logger.info('generation stopped while its prediction was created; canceling it', { generationId: generation.id, predictionId: prediction.id });
         await queue.enqueueCancelPrediction(trx, { generationId: generation.id, predictionId: prediction.id });
         return;
@@ -81,8 +88,13 @@ export function createCreatePhase(options: CreatePhaseOptions) {
   async function createOrResume(generation: Generation, signal: AbortSignal): Promise<void> {
     const { id, attempt } = generation;
     if (generation.prediction_id) {
-      // An earlier attempt created it: wait for it, never create again.
-      await options.wait.schedule(db, generation, { predictionId: generation.prediction_id, polls: 1, createdAt: Date.now(), soon: true });
+      // An earlier attempt created it: wait for it, never create again. What that attempt heard
+      // is forgotten so that this one acts on the prediction's news (even a final status).
+      const predictionId = generation.prediction_id;
+      await db.transaction().execute(async (trx) => {
+        await forgetProviderStatus(trx, id, attempt);
+        await options.wait.schedule(trx, generation, { predictionId, polls: 0, createdAt: 0, soon: true });
+      });
       return;
     }
     const remainingMs = deadlineOf(generation, options.defaultDeadlineSeconds).getTime() - Date.now();
@@ -96,7 +108,7 @@ export function createCreatePhase(options: CreatePhaseOptions) {
       // An earlier attempt sent a create and did not store what came of it.
       const settledInMs = (generation.create_settles_at?.getTime() ?? 0) - Date.now();
       if (settledInMs > 0) return defer(generation, { publicReason: 'an earlier create may still be under way', retryInMs: settledInMs });
-      const earlier = await findEarlierPrediction({ db, provider }, { sentAt: generation.create_sent_at, input }, signal);
+      const earlier = await findEarlierPrediction({ db, provider }, { sentAt: generation.create_sent_at, route: model.route, input }, signal);
       if (earlier) {
         logger.info('found the prediction an earlier attempt created; resuming it', { generationId: id, predictionId: earlier.id });
         return store(generation, earlier, true);

@@ -4,7 +4,7 @@
 // came. Either way polls are spaced so that all of them together fit in the share of the read
 // budget left to them, and the last one falls on the deadline, which it enforces.
 import type { Kysely, Transaction } from 'kysely';
-import { countAwaitingProvider, findGenerationForWork } from '../../db/provider-work.ts';
+import { advancePollSeq, countAwaitingProvider, findGenerationForWork } from '../../db/provider-work.ts';
 import type { Database, Generation } from '../../db/schema.ts';
 import { PermanentProviderError, ProviderUnavailableError, RateLimitedError, TransientProviderError } from '../provider/errors.ts';
 import type { ImageProvider, Prediction } from '../provider/provider.ts';
@@ -32,7 +32,9 @@ const AWAITING_COUNT_TTL_MS = 5_000;
 
 export interface PollPlan {
   predictionId: string;
+  /** This poll's number within the attempt. */
   polls: number;
+  /** When the prediction was created (ms since the epoch), or 0 when unknown. */
   createdAt: number;
   soon?: boolean;
 }
@@ -43,7 +45,7 @@ export interface WaitPhase {
    * for a prediction found again after a crash or a lost answer, whose webhooks may have come and
    * gone while it was not ours.
    */
-  schedule(trx: Kysely<Database> | Transaction<Database>, generation: Generation, poll: PollPlan): Promise<void>;
+  schedule(trx: Kysely<Database> | Transaction<Database>, generation: Generation, poll: PollPlan, after?: number): Promise<void>;
   run(job: PollJob, signal: AbortSignal): Promise<void>;
 }
 
@@ -70,7 +72,7 @@ export function createWaitPhase(options: WaitPhaseOptions): WaitPhase {
     if (soon) {
       delay = options.pollInitialMs;
     } else if (backstopMs !== undefined) {
-      delay = Math.max(0, createdAt + (typical ?? 0) - Date.now()) + backstopMs;
+      delay = Math.max(0, (createdAt || Date.now()) + (typical ?? 0) - Date.now()) + backstopMs;
     } else if (polls === 0) {
       delay = Math.max(options.pollInitialMs, (typical ?? 0) * 0.8);
     } else {
@@ -83,9 +85,11 @@ export function createWaitPhase(options: WaitPhaseOptions): WaitPhase {
     return Math.max(0, Math.min(delay, untilDeadline));
   }
 
-  async function schedule(trx: Kysely<Database> | Transaction<Database>, generation: Generation, poll: PollPlan) {
+  /** `after`: the poll that schedules this one (undefined for an attempt's first). */
+  async function schedule(trx: Kysely<Database> | Transaction<Database>, generation: Generation, poll: PollPlan, after?: number) {
     const delayMs = await delayFor(generation, poll);
     const { predictionId, polls, createdAt } = poll;
+    if (!(await advancePollSeq(trx, { id: generation.id, attempt: generation.attempt, after, next: polls }))) return; // a twin run got there first
     await queue.enqueuePoll(trx, { generationId: generation.id, attempt: generation.attempt, predictionId, polls, createdAt }, delayMs);
   }
 
@@ -114,6 +118,7 @@ export function createWaitPhase(options: WaitPhaseOptions): WaitPhase {
     async run(job, signal) {
       const generation = await findGenerationForWork(db, job.generationId);
       if (!generation || generation.state !== 'running' || generation.attempt !== job.attempt || generation.prediction_id !== job.predictionId) return;
+      if (generation.poll_seq !== null && generation.poll_seq !== job.polls) return; // superseded: a twin of this job ran already
       if (Date.now() >= deadlineOf(generation, options.defaultDeadlineSeconds).getTime()) {
         await db.transaction().execute(async (trx) => {
           await queue.enqueueCancelPrediction(trx, { generationId: generation.id, predictionId: job.predictionId });
@@ -124,8 +129,12 @@ export function createWaitPhase(options: WaitPhaseOptions): WaitPhase {
       const prediction = await get(job, generation, signal);
       if (!prediction) return;
       const outcome = await options.updates.apply({ generationId: job.generationId, attempt: job.attempt, prediction });
-      if (outcome === 'done') learn(generation.model, Date.now() - job.createdAt);
-      if (outcome === 'waiting') await schedule(db, generation, { predictionId: job.predictionId, polls: job.polls + 1, createdAt: job.createdAt });
+      // createdAt is 0 for a prediction taken over from an earlier attempt: its age is unknown.
+      if (outcome === 'done' && job.createdAt > 0) learn(generation.model, Date.now() - job.createdAt);
+      if (outcome === 'waiting') {
+        const next = { predictionId: job.predictionId, polls: job.polls + 1, createdAt: job.createdAt };
+        await db.transaction().execute((trx) => schedule(trx, generation, next, job.polls));
+      }
     },
   };
 }

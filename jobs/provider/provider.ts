@@ -18,6 +18,9 @@ export interface Prediction {
 export interface ListedPrediction extends Prediction {
   createdAt: Date | null;
   input: Record<string, unknown>;
+  /** "owner/name" of the model, and the version id, as the provider reports them. */
+  model: string | null;
+  version: string | null;
 }
 
 export interface PredictionPage {

@@ -48,7 +48,7 @@ export function createProviderRateLimiter(options: RateLimitOptions): ProviderRa
     },
     async throttled(kind, retryAfterMs) {
       const pauseMs = retryAfterMs ?? options.defaultPauseMs ?? 5_000;
-      await pauseBudget(options.db, budgets[kind].name, pauseMs);
+      await pauseBudget(options.db, budgets[kind], pauseMs);
       return pauseMs;
     },
     state: () => budgetStates(options.db, [budgets.create, budgets.read]),

@@ -66,7 +66,7 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Imag
     },
     listPredictions(page: string | undefined, signal?: AbortSignal) {
       // The next page's URL comes from the provider's answer; follow it only to the provider itself.
-      if (page !== undefined && new URL(page).origin !== new URL(options.baseUrl).origin) {
+      if (page !== undefined && URL.parse(page)?.origin !== new URL(options.baseUrl).origin) {
         return Promise.reject(new PermanentProviderError('the provider pointed the next page somewhere else', { publicReason: 'unexpected answer from the provider' }));
       }
       return call('read', async (attemptSignal) => {
@@ -139,7 +139,13 @@ function toListedPrediction(raw: unknown): ListedPrediction {
   const value = (raw ?? {}) as Record<string, unknown>;
   const created = typeof value.created_at === 'string' ? new Date(value.created_at) : null;
   const input = value.input !== null && typeof value.input === 'object' && !Array.isArray(value.input) ? (value.input as Record<string, unknown>) : {};
-  return { ...toPrediction(raw), createdAt: created && !Number.isNaN(created.getTime()) ? created : null, input };
+  return {
+    ...toPrediction(raw),
+    createdAt: created && !Number.isNaN(created.getTime()) ? created : null,
+    input,
+    model: typeof value.model === 'string' ? value.model : null,
+    version: typeof value.version === 'string' ? value.version : null,
+  };
 }
 
 /** Diffusion models log tqdm bars ("  40%|████      | 2/5 [...]"); the last one tells progress. */
