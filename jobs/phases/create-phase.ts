@@ -81,7 +81,8 @@ export function createCreatePhase(options: CreatePhaseOptions) {
         await queue.enqueueCancelPrediction(trx, { generationId: generation.id, predictionId: prediction.id });
         return;
       }
-      await options.wait.schedule(trx, stored, { predictionId: prediction.id, polls: 0, createdAt: Date.now(), soon: recovered });
+      // A recovered prediction's age is unknown here (0): it is polled soon and not learnt from.
+      await options.wait.schedule(trx, stored, { predictionId: prediction.id, polls: 0, createdAt: recovered ? 0 : Date.now(), soon: recovered });
     });
   }
 
