@@ -94,7 +94,8 @@ export async function forgetProviderStatus(db: Db, id: string, attempt: number):
  */
 export async function advancePollSeq(db: Db, input: { id: string; attempt: number; after: number | undefined; next: number }): Promise<boolean> {
   let update = db.updateTable('generations').set({ poll_seq: input.next }).where('id', '=', input.id).where('attempt', '=', input.attempt);
-  if (input.after !== undefined) update = update.where('poll_seq', '=', input.after);
+  // A row from before poll numbers were kept has none: its poll may go on.
+  if (input.after !== undefined) update = update.where((eb) => eb.or([eb('poll_seq', '=', input.after!), eb('poll_seq', 'is', null)]));
   return (await update.returning('id').executeTakeFirst()) !== undefined;
 }
 

@@ -21,6 +21,8 @@ export interface WebhookRouteOptions {
 
 /** A prediction's JSON is a few KB; anything near this is not one. */
 const MAX_BODY_BYTES = 1024 * 1024;
+/** Up to this much is read (and dropped) so the client gets its 413 rather than a reset. */
+const MAX_DRAIN_BYTES = 8 * MAX_BODY_BYTES;
 /** Replicate retries for about a minute: ids older than this are not needed to spot repeats. */
 const KEEP_DELIVERIES_SECONDS = 3600;
 const PRUNE_EVERY_MS = 10 * 60_000;
@@ -51,9 +53,10 @@ export function createWebhookRoute(options: WebhookRouteOptions): http.RequestLi
     if (req.method !== 'POST') return reply(res, 405, { error: 'method not allowed' });
     const headers = { 'webhook-id': header(req, 'webhook-id'), 'webhook-timestamp': header(req, 'webhook-timestamp'), 'webhook-signature': header(req, 'webhook-signature') };
     if (!headers['webhook-id'] || !headers['webhook-timestamp'] || !headers['webhook-signature']) return reply(res, 401, { error: 'missing webhook signature headers' });
-    if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) return reply(res, 413, { error: `body over ${MAX_BODY_BYTES} bytes` }, true);
+    // Far too large by its own account: refuse without reading (the connection is closed).
+    if (Number(req.headers['content-length'] ?? 0) > MAX_DRAIN_BYTES) return reply(res, 413, { error: `body over ${MAX_BODY_BYTES} bytes` }, true);
     const body = await readBody(req);
-    if (body === undefined) return reply(res, 413, { error: `body over ${MAX_BODY_BYTES} bytes` }, true);
+    if (body === undefined) return reply(res, 413, { error: `body over ${MAX_BODY_BYTES} bytes` });
     let payload: unknown;
     try {
       payload = (await getVerifier()).verify(body, headers);
@@ -98,18 +101,22 @@ export function createWebhookRoute(options: WebhookRouteOptions): http.RequestLi
   };
 }
 
-/** The body as text, or undefined past the limit (the rest is read and dropped, so a reply still goes out). */
+/**
+ * The body as text, or undefined when it is over the limit: the rest is then read to its end
+ * and dropped, so the reply reaches the client (the route already refused declared sizes past
+ * MAX_DRAIN_BYTES; the server's request timeout bounds the rest).
+ */
 function readBody(req: http.IncomingMessage): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > MAX_BODY_BYTES) resolve(undefined);
-      else chunks.push(chunk);
+      if (size <= MAX_BODY_BYTES) chunks.push(chunk);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(size > MAX_BODY_BYTES ? undefined : Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
+    req.on('close', () => resolve(undefined)); // aborted by the client: nothing to answer
   });
 }
 

@@ -2,7 +2,7 @@
 // prediction — or resumes the one an earlier attempt stored, or recovers the one an earlier
 // attempt sent but never stored — stores its id at once and hands over to the wait phase. The
 // job ends there: no worker slot is held while the provider works.
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { JobWithMetadata } from 'pg-boss';
 import { startAttempt, transition } from '../../db/generations.ts';
 import { clearCreateIntent, findGenerationForWork, forgetProviderStatus, markCreateSettled, recordCreateIntent } from '../../db/provider-work.ts';
@@ -58,7 +58,32 @@ export function createCreatePhase(options: CreatePhaseOptions) {
   /** Stores the prediction's id (fenced) and schedules the first poll, in one transaction. */
   async function store(generation: Generation, prediction: Prediction, recovered: boolean): Promise<void> {
     await db.transaction().execute(async (trx) => {
-      const stored = await transition(trx, {
+      const stored = await storePrediction(trx, generation, prediction, recovered);
+      if (!stored) {
+        const now = await findGenerationForWork(trx, generation.id);
+        const active = now?.state === 'running' || now?.state === 'queued';
+        const stillLookedFor = active && (now.prediction_id === prediction.id || (now.prediction_id === null && now.create_sent_attempt === generation.attempt));
+        if (stillLookedFor) {
+          // A newer attempt took over while this create was out: it waits for this create to
+          // settle and then finds the prediction among the recent ones (or has already), so
+          // leave it be. Any other prediction of a superseded attempt is canceled below.
+          logger.info('a newer attempt took over while the prediction was created; leaving it to that attempt', { generationId: generation.id, predictionId: prediction.id });
+          return;
+        }
+        // Canceled, ended, or another prediction is used: do not leave this one running and billing.
+        logger.info('the generation no longer needs this prediction; canceling it', { generationId: generation.id, predictionId: prediction.id });
+        await queue.enqueueCancelPrediction(trx, { generationId: generation.id, predictionId: prediction.id });
+        return;
+      }
+      // A recovered prediction's age is unknown here (0): it is polled soon and not learnt from.
+      await options.wait.schedule(trx, stored, { predictionId: prediction.id, polls: 0, createdAt: recovered ? 0 : Date.now(), soon: recovered });
+    });
+  }
+
+  /** The fenced write of the prediction's id; undefined when this attempt no longer owns the generation. */
+  async function storePrediction(trx: Transaction<Database>, generation: Generation, prediction: Prediction, recovered: boolean): Promise<Generation | undefined> {
+    try {
+      return await transition(trx, {
         id: generation.id,
         attempt: generation.attempt,
         fromStates: ['running'],
@@ -68,22 +93,13 @@ export function createCreatePhase(options: CreatePhaseOptions) {
         stage: 'provider.created',
         data: { predictionId: prediction.id, model: generation.model, status: prediction.status, ...(recovered ? { recovered: true } : {}) },
       });
-      if (!stored) {
-        const now = await findGenerationForWork(trx, generation.id);
-        if (now?.state === 'running' || now?.state === 'queued') {
-          // A newer attempt took over while this create was out: it waits for this create to
-          // settle and then finds the prediction among the recent ones, so leave it be.
-          logger.info('a newer attempt took over while the prediction was created; leaving it to that attempt', { generationId: generation.id, predictionId: prediction.id });
-          return;
-        }
-        // Canceled (or ended) while we were creating it: do not leave it running and billing.
-        logger.info('generation stopped while its prediction was created; canceling it', { generationId: generation.id, predictionId: prediction.id });
-        await queue.enqueueCancelPrediction(trx, { generationId: generation.id, predictionId: prediction.id });
-        return;
+    } catch (error) {
+      // Another generation adopted the same recovered prediction first (prediction ids are unique).
+      if (recovered && isUniqueViolation(error)) {
+        throw new TransientProviderError('another generation holds the recovered prediction', { publicReason: 'retrying', ambiguous: false, cause: error });
       }
-      // A recovered prediction's age is unknown here (0): it is polled soon and not learnt from.
-      await options.wait.schedule(trx, stored, { predictionId: prediction.id, polls: 0, createdAt: recovered ? 0 : Date.now(), soon: recovered });
-    });
+      throw error;
+    }
   }
 
   async function createOrResume(generation: Generation, signal: AbortSignal): Promise<void> {
@@ -162,6 +178,10 @@ export function createCreatePhase(options: CreatePhaseOptions) {
       }
     },
   };
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && 'code' in error && error.code === '23505';
 }
 
 /** Errors that prove the create never reached the provider, so no prediction can exist. */
