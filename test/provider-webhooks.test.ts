@@ -16,6 +16,14 @@ async function waitForPrediction(kiln: TestKiln, id: string): Promise<string> {
   throw new Error('no prediction was created');
 }
 
+async function startedProcessing(kiln: TestKiln, id: string): Promise<void> {
+  for (let tries = 0; tries < 400; tries += 1) {
+    if ((await kiln.client.status({ id })).events.some((event) => event.stage === 'provider.processing')) return;
+    await sleep(25);
+  }
+  throw new Error('the provider never reported processing');
+}
+
 function sendWebhook(kiln: TestKiln, generationId: string, body: unknown, options: { secret: string; id?: string; at?: Date }) {
   const payload = JSON.stringify(body);
   const id = options.id ?? `msg_${randomUUID()}`;
@@ -47,7 +55,8 @@ describe('webhooks', () => {
 
   it('bring a prediction\'s completion: no poll is needed', async () => {
     const before = simulator().stats();
-    const { id } = await kiln.client.generate({ prompt: 'reported by webhook', platforms: ['thumbnail'] });
+    // Long enough at the provider that the start webhook surely lands before the completion.
+    const { id } = await kiln.client.generate({ prompt: 'reported by webhook [sim:slow=1000]', platforms: ['thumbnail'] });
     const done = await kiln.client.waitFor(id, { timeoutMs: 30_000 });
     assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
     const stats = simulator().stats();
@@ -61,6 +70,7 @@ describe('webhooks', () => {
     const { id } = await kiln.client.generate({ prompt: 'slow one [sim:slow=3000]', platforms: ['thumbnail'] });
     const predictionId = await waitForPrediction(kiln, id);
     const failed = { ...prediction(predictionId), status: 'failed', error: 'forged failure' };
+    await startedProcessing(kiln, id); // the real 'start' webhook first: from then on nothing is due for 3 seconds
     const eventsBefore = (await kiln.client.status({ id })).events.length;
 
     const forged = await sendWebhook(kiln, id, failed, { secret: `whsec_${Buffer.from('not the secret, not at all').toString('base64')}` });
@@ -82,6 +92,7 @@ describe('webhooks', () => {
   it('a replayed delivery is handled once, and a late one never moves a final state', async () => {
     const { id } = await kiln.client.generate({ prompt: 'replayed [sim:slow=1500]', platforms: ['thumbnail'] });
     const predictionId = await waitForPrediction(kiln, id);
+    await startedProcessing(kiln, id); // the real 'start' webhook first, so the counts below are ours alone
     const processing = { ...prediction(predictionId), status: 'processing', logs: '  40%|████      | 2/5 [00:01<00:01]' };
     const secret = simulator().webhookSecret;
     const deliveryId = `msg_${randomUUID()}`;
