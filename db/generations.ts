@@ -261,10 +261,6 @@ export async function startAttempt(db: Db, id: string, data: Record<string, unkn
   });
 }
 
-export async function currentState(db: Db, id: string): Promise<{ state: GenerationState; attempt: number } | undefined> {
-  return db.selectFrom('generations').select(['state', 'attempt']).where('id', '=', id).executeTakeFirst();
-}
-
 /** Writes the assets and the success in one transaction, fenced by attempt. */
 export async function completeGeneration(
   db: Kysely<Database>,

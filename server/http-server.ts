@@ -36,7 +36,7 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
       options.logger.error('health check failed', { error: error instanceof Error ? error.message : String(error) });
       return { status: 'degraded' as const, checks: { health: { ok: false, detail: 'check failed' } } };
     });
-    sendJson(res, report.status === 'ok' ? 200 : 503, report, req.method === 'HEAD');
+    sendJson(res, report.status === 'ok' ? 200 : 503, report, { headOnly: req.method === 'HEAD' });
   }
 
   async function serveAsset(req: http.IncomingMessage, res: http.ServerResponse, key: string) {
@@ -75,8 +75,9 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
   return server;
 }
 
-function sendJson(res: http.ServerResponse, status: number, body: unknown, headOnly = false) {
+/** `close`: the request body was not read to its end, so the connection cannot be reused. */
+export function sendJson(res: http.ServerResponse, status: number, body: unknown, options: { headOnly?: boolean; close?: boolean } = {}) {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
-  res.end(headOnly ? undefined : text);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...(options.close ? { Connection: 'close' } : {}) });
+  res.end(options.headOnly ? undefined : text);
 }

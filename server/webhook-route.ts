@@ -11,6 +11,7 @@ import type { Database } from '../db/schema.ts';
 import type { Logger } from '../jobs/logger.ts';
 import type { PredictionUpdates } from '../jobs/phases/prediction-updates.ts';
 import { toPrediction } from '../jobs/provider/replicate-provider.ts';
+import { sendJson } from './http-server.ts';
 
 export interface WebhookRouteOptions {
   db: Kysely<Database>;
@@ -50,53 +51,53 @@ export function createWebhookRoute(options: WebhookRouteOptions): http.RequestLi
   };
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    if (req.method !== 'POST') return reply(res, 405, { error: 'method not allowed' });
+    if (req.method !== 'POST') return sendJson(res, 405, { error: 'method not allowed' });
     const headers = { 'webhook-id': header(req, 'webhook-id'), 'webhook-timestamp': header(req, 'webhook-timestamp'), 'webhook-signature': header(req, 'webhook-signature') };
-    if (!headers['webhook-id'] || !headers['webhook-timestamp'] || !headers['webhook-signature']) return reply(res, 401, { error: 'missing webhook signature headers' });
+    if (!headers['webhook-id'] || !headers['webhook-timestamp'] || !headers['webhook-signature']) return sendJson(res, 401, { error: 'missing webhook signature headers' });
     // Far too large by its own account: refuse without reading (the connection is closed).
-    if (Number(req.headers['content-length'] ?? 0) > MAX_DRAIN_BYTES) return reply(res, 413, { error: `body over ${MAX_BODY_BYTES} bytes` }, true);
+    if (Number(req.headers['content-length'] ?? 0) > MAX_DRAIN_BYTES) return sendJson(res, 413, { error: `body over ${MAX_BODY_BYTES} bytes` }, { close: true });
     const body = await readBody(req);
-    if (body === undefined) return reply(res, 413, { error: `body over ${MAX_BODY_BYTES} bytes` });
+    if (body === undefined) return sendJson(res, 413, { error: `body over ${MAX_BODY_BYTES} bytes` });
     let payload: unknown;
     try {
       payload = (await getVerifier()).verify(body, headers);
     } catch (error) {
       if (!(error instanceof WebhookVerificationError)) throw error; // no secret yet: 500, the provider retries
       logger.warn('webhook rejected', { reason: error.message });
-      return reply(res, 401, { error: 'invalid webhook signature' });
+      return sendJson(res, 401, { error: 'invalid webhook signature' });
     }
     const webhookId = headers['webhook-id'];
-    if (await seenWebhookDelivery(db, webhookId)) return reply(res, 200, { ok: true, duplicate: true });
+    if (await seenWebhookDelivery(db, webhookId)) return sendJson(res, 200, { ok: true, duplicate: true });
 
     const generationId = new URL(req.url ?? '/', 'http://kiln').searchParams.get('tag') ?? '';
     if (!GENERATION_ID.test(generationId)) {
       // Signed by the provider but not tagged by us: nothing to do, and nothing to retry.
-      return reply(res, 200, { ok: true, ignored: 'no generation tag' });
+      return sendJson(res, 200, { ok: true, ignored: 'no generation tag' });
     }
     let prediction;
     try {
       prediction = toPrediction(payload);
     } catch {
-      return reply(res, 400, { error: 'the body is not a prediction' });
+      return sendJson(res, 400, { error: 'the body is not a prediction' });
     }
     const outcome = await options.updates.apply({ generationId, prediction });
     // Faster than our create call's answer: not handled, so ask for it again (Replicate retries
     // the final webhook; a poll covers the rest).
-    if (outcome === 'early') return reply(res, 503, { error: 'the prediction is not known here yet; retry' });
+    if (outcome === 'early') return sendJson(res, 503, { error: 'the prediction is not known here yet; retry' });
     // Recorded once handled: a delivery that failed halfway is retried by the provider and redone.
     await recordWebhookDelivery(db, webhookId);
     if (Date.now() - prunedAt > PRUNE_EVERY_MS) {
       prunedAt = Date.now();
       await pruneWebhookDeliveries(db, KEEP_DELIVERIES_SECONDS);
     }
-    reply(res, 200, { ok: true, outcome });
+    sendJson(res, 200, { ok: true, outcome });
   }
 
   return (req, res) => {
     handle(req, res).catch((error: unknown) => {
       logger.error('webhook handling failed', { error: error instanceof Error ? error.message : String(error) });
       // 5xx: the provider retries the final webhook; polls are the backstop for the rest.
-      if (!res.headersSent) reply(res, 500, { error: 'internal error' });
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
     });
   };
 }
@@ -125,8 +126,3 @@ function header(req: http.IncomingMessage, name: string): string {
   return typeof value === 'string' ? value : '';
 }
 
-/** `close`: the request body was not read to its end, so the connection cannot be reused. */
-function reply(res: http.ServerResponse, status: number, body: unknown, close = false): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...(close ? { Connection: 'close' } : {}) }).end(text);
-}

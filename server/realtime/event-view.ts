@@ -1,7 +1,7 @@
 // What subscribers receive for an event: its stage and the state it implies, plus the assets
 // when it is a success and the batch's counts when it belongs to a batch.
 import type { Kysely } from 'kysely';
-import { encodePosition } from '../../db/events.ts';
+import { decodePosition, encodePosition, type FeedPosition } from '../../db/events.ts';
 import { countBatchStates, listAssets } from '../../db/generations.ts';
 import type { Asset, Database, GenerationEvent, GenerationState } from '../../db/schema.ts';
 
@@ -42,9 +42,12 @@ export interface AssetView {
 export class EncodedEvent {
   readonly event: RealtimeEvent;
   readonly json: string;
+  /** The event's feed position, decoded once for every subscriber that compares it. */
+  readonly position: FeedPosition | undefined;
   constructor(event: RealtimeEvent) {
     this.event = event;
     this.json = JSON.stringify(event);
+    this.position = decodePosition(event.id);
   }
   toJSON(): RealtimeEvent {
     return this.event;

@@ -50,6 +50,9 @@ export interface SubscriptionOptions {
 
 const BACKFILL_PAGE = 200;
 
+/** What tRPC sends: the event, tracked by its id so a reconnecting client resumes after it. */
+const trackedEvent = (view: RealtimeEvent) => tracked(view.id, new EncodedEvent(view));
+
 /**
  * Opens a subscription: registers with the feed and fixes the starting position *before* it
  * returns — so before tRPC tells the client the subscription is live, and nothing that
@@ -98,7 +101,7 @@ export async function openSubscription(request: SubscriptionRequest, options: Su
         const page = await readFeed(options.db, last, BACKFILL_PAGE, filter);
         const views = await toRealtimeEvents(options.db, page.events, options.publicUrl());
         for (const [index, view] of views.entries()) {
-          yield tracked(view.id, new EncodedEvent(view));
+          yield trackedEvent(view);
           const raw = page.events[index]!;
           last = { xid: raw.xid, id: raw.id };
           lastEvent = view;
@@ -116,7 +119,7 @@ export async function openSubscription(request: SubscriptionRequest, options: Su
         return { ...lastEvent, stage: 'queue.position', at: new Date().toISOString(), data: { ...estimate }, assets: undefined, batch: undefined };
       };
       const initial = await queueUpdate();
-      if (initial) yield tracked(initial.id, new EncodedEvent(initial));
+      if (initial) yield trackedEvent(initial);
 
       while (!options.signal?.aborted) {
         // A reader that does not keep up is cut off rather than buffered without bound:
@@ -138,12 +141,11 @@ export async function openSubscription(request: SubscriptionRequest, options: Su
           wake = undefined;
           if (timedOut) {
             const update = await queueUpdate();
-            if (update) yield tracked(update.id, new EncodedEvent(update));
+            if (update) yield trackedEvent(update);
           }
           continue;
         }
-        const event = encoded.event;
-        const position = decodePosition(event.id);
+        const { event, position } = encoded;
         if (!position || comparePositions(position, last) <= 0) continue; // the backfill sent it
         yield tracked(event.id, encoded);
         last = position;
