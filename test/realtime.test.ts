@@ -37,9 +37,11 @@ describe('realtime updates', () => {
   });
   after(() => kiln.stop());
 
-  it('pushes every stage of a generation in order, ending with its assets', async () => {
+  it('pushes every stage of a generation in order, ending with its assets, and nothing of its neighbours', async () => {
     const { id } = await kiln.client.generate({ prompt: 'watched closely', platforms: ['thumbnail', 'x-post'] });
+    const neighbour = await kiln.client.generate({ prompt: 'running alongside', platforms: ['thumbnail'] });
     const events = await collect(kiln.client, id);
+    await kiln.client.waitFor(neighbour.id);
     assertCompleteAndOrdered(events);
     const last = events.at(-1)!;
     assert.equal(last.state, 'succeeded');

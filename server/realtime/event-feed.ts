@@ -1,17 +1,25 @@
 // One per API process: follows the event log (woken by NOTIFY, read in feed order) and hands
-// each event to this process's subscribers. Subscribers are indexed by tenant, so a tenant
-// never receives another tenant's events, and each event is read and enriched once per
-// process, not once per subscriber.
+// each event to this process's subscribers. Subscribers are indexed by what they watch (a
+// tenant's generations, one generation, one batch — always within one tenant), so a tenant
+// never receives another tenant's events, an event costs nothing for the subscribers that
+// do not watch it, and each event is read and enriched once per process, not per subscriber.
 import type { Kysely } from 'kysely';
 import { currentFeedPosition, readFeed, type FeedPosition } from '../../db/events.ts';
 import { createListener } from '../../db/listener.ts';
 import type { Database } from '../../db/schema.ts';
 import type { Logger } from '../../jobs/logger.ts';
-import { EncodedEvent, toRealtimeEvents, type RealtimeEvent } from './event-view.ts';
+import { EncodedEvent, toRealtimeEvents } from './event-view.ts';
+import type { GenerationEvent } from '../../db/schema.ts';
+
+/** What a subscriber watches: all of a tenant's generations, or one generation or batch of it. */
+export interface Watch {
+  tenantId: string;
+  generationId?: string | undefined;
+  batchId?: string | undefined;
+}
 
 export interface FeedSubscriber {
-  tenantId: string;
-  matches(event: RealtimeEvent): boolean;
+  watch: Watch;
   deliver(event: EncodedEvent): void;
 }
 
@@ -43,7 +51,7 @@ export interface EventFeedOptions {
 
 export function createEventFeed(options: EventFeedOptions): EventFeed {
   const { db, logger } = options;
-  const byTenant = new Map<string, Set<FeedSubscriber>>();
+  const byWatch = new Map<string, Set<FeedSubscriber>>();
   let subscribers = 0;
   let position: FeedPosition | undefined; // undefined while nobody listens: nothing to follow
   let positioning: Promise<void> | undefined; // the first subscriber's lookup, shared by all
@@ -72,13 +80,18 @@ export function createEventFeed(options: EventFeedOptions): EventFeed {
         if (!position || stopped) break;
         const page = await readFeed(db, position, PAGE_SIZE);
         if (page.events.length > 0) {
-          // Only events some subscriber here may receive are worth enriching.
-          const wanted = page.events.filter((event) => byTenant.has(event.tenant_id));
+          // Only events some subscriber here watches are worth enriching.
+          const wanted = page.events.filter((event) => watchersOf(event).length > 0);
           const views = await toRealtimeEvents(db, wanted, options.publicUrl());
           // Encoded once here, the same text goes to every subscriber of this process.
           const encoded = views.map((view) => new EncodedEvent(view));
           const batchWrites = options.batchWrites ?? ((run) => run());
-          batchWrites(() => encoded.forEach((event, index) => dispatch(wanted[index]!.tenant_id, event)));
+          batchWrites(() =>
+            encoded.forEach((event, index) => {
+              // Looked up again: a subscriber may have left while the page was enriched.
+              for (const watchers of watchersOf(wanted[index]!)) for (const subscriber of watchers) subscriber.deliver(event);
+            }),
+          );
           const last = page.events.at(-1)!;
           position = { xid: last.xid, id: last.id };
         }
@@ -101,10 +114,11 @@ export function createEventFeed(options: EventFeedOptions): EventFeed {
     }, ms);
   }
 
-  function dispatch(tenantId: string, event: EncodedEvent): void {
-    for (const subscriber of byTenant.get(tenantId) ?? []) {
-      if (subscriber.matches(event.event)) subscriber.deliver(event);
-    }
+  /** The subscriber sets an event goes to: its tenant's, its generation's, its batch's. */
+  function watchersOf(event: GenerationEvent): Set<FeedSubscriber>[] {
+    const keys = [watchKey({ tenantId: event.tenant_id }), watchKey({ tenantId: event.tenant_id, generationId: event.generation_id })];
+    if (event.batch_id) keys.push(watchKey({ tenantId: event.tenant_id, batchId: event.batch_id }));
+    return keys.flatMap((key) => byWatch.get(key) ?? []);
   }
 
   return {
@@ -127,18 +141,26 @@ export function createEventFeed(options: EventFeedOptions): EventFeed {
           });
         await positioning;
       }
-      let set = byTenant.get(subscriber.tenantId);
-      if (!set) byTenant.set(subscriber.tenantId, (set = new Set()));
+      const key = watchKey(subscriber.watch);
+      let set = byWatch.get(key);
+      if (!set) byWatch.set(key, (set = new Set()));
       set.add(subscriber);
       subscribers += 1;
       const own = set;
       return () => {
         if (!own.delete(subscriber)) return;
         subscribers -= 1;
-        if (own.size === 0) byTenant.delete(subscriber.tenantId);
+        if (own.size === 0) byWatch.delete(key);
         if (subscribers === 0) position = undefined;
       };
     },
     subscriberCount: () => subscribers,
   };
+}
+
+/** One key per thing watched; a generation's or batch's key includes its tenant. */
+function watchKey(watch: Watch): string {
+  if (watch.generationId) return `generation:${watch.tenantId}:${watch.generationId}`;
+  if (watch.batchId) return `batch:${watch.tenantId}:${watch.batchId}`;
+  return `tenant:${watch.tenantId}`;
 }

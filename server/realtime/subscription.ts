@@ -64,15 +64,11 @@ export async function openSubscription(request: SubscriptionRequest, options: Su
     ...(request.generationId ? { generationId: request.generationId } : {}),
     ...(request.batchId ? { batchId: request.batchId } : {}),
   };
-  const matches = (event: RealtimeEvent) =>
-    (!request.generationId || event.generationId === request.generationId) && (!request.batchId || event.batchId === request.batchId);
-
   const buffer: EncodedEvent[] = [];
   let overflowed = false;
   let wake: (() => void) | undefined;
   const unsubscribe = await options.feed.subscribe({
-    tenantId: request.tenantId,
-    matches,
+    watch: { tenantId: request.tenantId, generationId: request.generationId, batchId: request.batchId },
     deliver(event) {
       if (buffer.length >= options.maxBuffered) overflowed = true;
       else buffer.push(event);

@@ -19,25 +19,29 @@ export interface RealtimeResults {
   clockCheck: ClockCheck;
   memory: MemoryPoint[];
   pickup: PickupRun;
-  delivery: DeliveryRun;
+  /** One per number of receivers, ascending. */
+  delivery: DeliveryRun[];
 }
 
 export function realtimeReport(results: RealtimeResults): BenchmarkReport {
   const { options, server, pickup, delivery, memory, clockCheck } = results;
-  const exact = delivery.missing === 0 && delivery.duplicates === 0 && delivery.outOfOrder === 0;
+  const total = (pick: (run: DeliveryRun) => number) => delivery.reduce((sum, run) => sum + pick(run), 0);
+  const [missing, duplicates, outOfOrder, strays] = [total((run) => run.missing), total((run) => run.duplicates), total((run) => run.outOfOrder), total((run) => run.strayDeliveries)];
+  const exact = missing === 0 && duplicates === 0 && outOfOrder === 0 && strays === 0;
+  const subscribers = delivery[0]?.subscribers ?? options.subscribers;
   const targets = [
     { name: 'pickup p50', target: `<= ${TARGETS.pickupP50Ms} ms`, actual: `${ms(pickup.latencyMs.p50)} ms`, met: pickup.latencyMs.p50 <= TARGETS.pickupP50Ms },
     { name: 'pickup p99', target: `<= ${TARGETS.pickupP99Ms} ms`, actual: `${ms(pickup.latencyMs.p99)} ms`, met: pickup.latencyMs.p99 <= TARGETS.pickupP99Ms },
-    {
-      name: `delivery p99 (${integer(delivery.subscribers)} subscribers)`,
+    ...delivery.map((run) => ({
+      name: `delivery p99 (${integer(run.subscribers)} connected, each event to ${integer(run.receivers)})`,
       target: `<= ${TARGETS.deliveryP99Ms} ms`,
-      actual: `${ms(delivery.latencyMs.p99)} ms`,
-      met: delivery.latencyMs.p99 <= TARGETS.deliveryP99Ms,
-    },
+      actual: `${ms(run.latencyMs.p99)} ms`,
+      met: run.latencyMs.p99 <= TARGETS.deliveryP99Ms,
+    })),
     {
-      name: 'every event to every subscriber once, in order',
-      target: '0 missing / duplicate / out of order',
-      actual: `${delivery.missing} / ${delivery.duplicates} / ${delivery.outOfOrder}`,
+      name: 'every event to every receiver once, in order; none to the others',
+      target: '0 missing / duplicate / out of order / stray',
+      actual: `${missing} / ${duplicates} / ${outOfOrder} / ${strays}`,
       met: exact,
     },
   ];
@@ -60,15 +64,17 @@ export function realtimeReport(results: RealtimeResults): BenchmarkReport {
     pickupMechanism: MECHANISM,
     clocks: CLOCKS,
     clockCheck: { postgresMinusClientMs: round(clockCheck.offsetMs, 3), uncertaintyMs: round(clockCheck.uncertaintyMs, 3) },
-    pickup: { requests: pickup.requests, warmup: pickup.warmup, sequential: true, gapAfterStartMs: pickup.gapMs, request: 'POST /trpc/generate, 1 thumbnail webp variant' },
+    pickup: { requests: pickup.requests, warmup: pickup.warmup, sequential: true, gapMs: pickup.gapMs, after: `the previous generation ${pickup.after}`, request: 'POST /trpc/generate, 1 thumbnail webp variant' },
     delivery: {
-      subscribers: delivery.subscribers,
-      connections: 'one createKilnClient (own WebSocket) per subscriber, onUpdate({}) = all of the tenant\'s generations, received in the tRPC client\'s onData',
-      generationsPerSecond: delivery.rate,
-      durationSeconds: delivery.durationSeconds,
-      generations: delivery.generations,
-      eventsPerGeneration: round(delivery.events / Math.max(1, delivery.generations), 1),
-      readiness: '2 warm-up generations reached every subscriber before the measured trickle',
+      subscribers,
+      receivers: delivery.map((run) => run.receivers),
+      connections:
+        'one createKilnClient (own WebSocket) per subscriber; receivers: onUpdate({}) = all of the tenant\'s generations; the others: onUpdate({ generationId }) of one finished generation; received in the tRPC client\'s onData',
+      generationsPerSecond: options.rate,
+      durationSeconds: options.durationSeconds,
+      generations: delivery[0]?.generations ?? 0,
+      eventsPerGeneration: round((delivery[0]?.events ?? 0) / Math.max(1, delivery[0]?.generations ?? 0), 1),
+      readiness: '2 warm-up generations reached every receiver before each measured trickle',
     },
     memory: { measure: 'VmRSS of the API process, median of 5 samples 1 s apart, 2 s after the connections opened; 50 subscriptions opened and closed first', idleSubscribers: options.idle },
   };
@@ -76,14 +82,13 @@ export function realtimeReport(results: RealtimeResults): BenchmarkReport {
   const latencyRow = (label: string, summary: LatencySummary) => [label, ms(summary.p50), ms(summary.p95), ms(summary.p99), ms(summary.max), ms(summary.mean)];
   const header = ['', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'mean ms'];
   const coreShare = (value: number | undefined) => (value === undefined ? '–' : percent(value / 1000));
-  const stageOrder = Object.keys(delivery.p99ByStageMs).sort((a, b) => (delivery.stages[b] ?? 0) - (delivery.stages[a] ?? 0));
 
   const text = [
     `realtime benchmark — ${machine.heading}; bench client, API, worker and Postgres on one machine`,
     roles,
     `clocks: ${CLOCKS} (PostgreSQL − client ${ms(clockCheck.offsetMs)} ± ${ms(clockCheck.uncertaintyMs)} ms); load average before start ${results.loadAverageBefore.toFixed(2)}`,
     '',
-    `pickup — ${pickup.requests} sequential generate calls after ${pickup.warmup} warm-up, each ${pickup.gapMs} ms after the previous one started`,
+    `pickup — ${pickup.requests} sequential generate calls after ${pickup.warmup} warm-up, each ${pickup.gapMs} ms after the previous generation ${pickup.after}${pickup.after === 'finished' ? ' (an idle worker)' : ''}`,
     `mechanism: ${MECHANISM}`,
     formatTable(header, [
       latencyRow('generate returned → started', pickup.latencyMs),
@@ -93,16 +98,32 @@ export function realtimeReport(results: RealtimeResults): BenchmarkReport {
     ...(pickup.negative > 0 ? [`(${pickup.negative} started before the client had the answer: negative values)`] : []),
     ...(pickup.pacerFallbacks > 0 ? [`(the pacing subscription missed ${pickup.pacerFallbacks} started events; found in the table instead)`] : []),
     '',
-    `event delivery — ${integer(delivery.subscribers)} subscribers (one WebSocket each, all of the tenant's generations), ${delivery.generations} generations at ${delivery.rate}/s over ${delivery.durationSeconds} s, ${delivery.events} events`,
-    formatTable(header, [
-      latencyRow('event at → each delivery', delivery.latencyMs),
-      latencyRow('event at → first subscriber', delivery.firstReceiptMs),
-      latencyRow('event at → last subscriber', delivery.lastReceiptMs),
-    ]),
-    `p99 by stage: ${stageOrder.map((stage) => `${stage} ${ms(delivery.p99ByStageMs[stage] ?? Number.NaN)}`).join(' · ')} ms`,
-    `deliveries ${integer(delivery.deliveries)} of ${integer(delivery.expectedDeliveries)}: missing ${delivery.missing}, duplicates ${delivery.duplicates}, out of order ${delivery.outOfOrder}, resubscribed ${delivery.resubscribed}, subscriber errors ${delivery.subscriberErrors}${delivery.firstError ? ` (${delivery.firstError})` : ''}`,
-    `CPU over the ${delivery.windowSeconds.toFixed(1)} s window (share of one core): API ${coreShare(delivery.cpu.api)} · worker ${coreShare(delivery.cpu.worker)} · Postgres ${coreShare(delivery.cpu.postgres)} · bench client ${coreShare(delivery.cpu.bench)} · machine busy ${delivery.cpu.machineBusy === undefined ? '–' : percent(delivery.cpu.machineBusy)}`,
-    `CPU per delivery: API ${delivery.cpuPerDeliveryUs.api === undefined ? '–' : delivery.cpuPerDeliveryUs.api.toFixed(1)} µs · bench client ${delivery.cpuPerDeliveryUs.bench.toFixed(1)} µs`,
+    `event delivery — ${integer(subscribers)} connected subscribers (one WebSocket each), ${options.rate} generations/s over ${options.durationSeconds} s (${conditions.delivery.eventsPerGeneration} events each); per row, "receivers" of them watch all of the tenant's generations (each event goes to every one), the others each watch one finished generation`,
+    formatTable(
+      ['receivers', 'deliveries', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'last receiver p99 ms', 'missing/dup/order/stray', 'API CPU', 'API µs/delivery', 'bench µs/delivery', 'machine busy'],
+      delivery.map((run) => [
+        integer(run.receivers),
+        `${integer(run.deliveries)}/${integer(run.expectedDeliveries)}`,
+        ms(run.latencyMs.p50),
+        ms(run.latencyMs.p95),
+        ms(run.latencyMs.p99),
+        ms(run.latencyMs.max),
+        ms(run.lastReceiptMs.p99),
+        `${run.missing}/${run.duplicates}/${run.outOfOrder}/${run.strayDeliveries}`,
+        coreShare(run.cpu.api),
+        run.cpuPerDeliveryUs.api === undefined ? '–' : run.cpuPerDeliveryUs.api.toFixed(1),
+        run.cpuPerDeliveryUs.bench.toFixed(1),
+        run.cpu.machineBusy === undefined ? '–' : percent(run.cpu.machineBusy),
+      ]),
+    ),
+    ...delivery.map((run) => {
+      const stageOrder = Object.keys(run.p99ByStageMs).sort((a, b) => (run.stages[b] ?? 0) - (run.stages[a] ?? 0));
+      return `p99 by stage, ${integer(run.receivers)} receivers: ${stageOrder.map((stage) => `${stage} ${ms(run.p99ByStageMs[stage] ?? Number.NaN)}`).join(' · ')} ms`;
+    }),
+    ...delivery.flatMap((run) =>
+      run.resubscribed > 0 || run.subscriberErrors > 0 ? [`${integer(run.receivers)} receivers: resubscribed ${run.resubscribed}, subscriber errors ${run.subscriberErrors}${run.firstError ? ` (${run.firstError})` : ''}`] : [],
+    ),
+    '(CPU: share of one core over each window; µs per delivery: the whole window\'s CPU, feed reads and the worker\'s own events included, divided by the deliveries)',
     '',
     'API memory per idle subscriber (VmRSS of the API process, median of 5 samples 1 s apart)',
     formatTable(
@@ -118,7 +139,7 @@ export function realtimeReport(results: RealtimeResults): BenchmarkReport {
       }),
     ),
     '',
-    `targets: pickup p50 ≤ ${TARGETS.pickupP50Ms} ms, p99 ≤ ${TARGETS.pickupP99Ms} ms; delivery p99 ≤ ${TARGETS.deliveryP99Ms} ms with ${integer(delivery.subscribers)} subscribers; every event exactly once, in order   → ${
+    `targets: pickup p50 ≤ ${TARGETS.pickupP50Ms} ms, p99 ≤ ${TARGETS.pickupP99Ms} ms; delivery p99 ≤ ${TARGETS.deliveryP99Ms} ms with ${integer(subscribers)} subscribers connected; every event exactly once, in order   → ${
       missed.length === 0 ? 'met' : `NOT met: ${missed.map((target) => `${target.name} ${target.actual}`).join(', ')}`
     }`,
   ].join('\n');
@@ -135,31 +156,29 @@ export function realtimeReport(results: RealtimeResults): BenchmarkReport {
       negative: pickup.negative,
       pacerFallbacks: pickup.pacerFallbacks,
     },
-    delivery: {
-      latencyMs: latencyJson(delivery.latencyMs),
-      firstReceiptMs: latencyJson(delivery.firstReceiptMs),
-      lastReceiptMs: latencyJson(delivery.lastReceiptMs),
-      p99ByStageMs: Object.fromEntries(Object.entries(delivery.p99ByStageMs).map(([stage, value]) => [stage, round(value, 2)])),
-      stages: delivery.stages,
-      events: delivery.events,
-      expectedDeliveries: delivery.expectedDeliveries,
-      deliveries: delivery.deliveries,
-      missing: delivery.missing,
-      duplicates: delivery.duplicates,
-      outOfOrder: delivery.outOfOrder,
-      resubscribed: delivery.resubscribed,
-      subscriberErrors: delivery.subscriberErrors,
-      firstError: delivery.firstError ?? null,
-      windowSeconds: round(delivery.windowSeconds, 2),
-      cpuMsPerSecond: {
-        api: optional(delivery.cpu.api),
-        worker: optional(delivery.cpu.worker),
-        postgres: optional(delivery.cpu.postgres),
-        bench: round(delivery.cpu.bench, 1),
-      },
-      machineBusy: delivery.cpu.machineBusy === undefined ? null : round(delivery.cpu.machineBusy, 3),
-      cpuPerDeliveryUs: { api: delivery.cpuPerDeliveryUs.api === undefined ? null : round(delivery.cpuPerDeliveryUs.api, 1), bench: round(delivery.cpuPerDeliveryUs.bench, 1) },
-    },
+    delivery: delivery.map((run) => ({
+      subscribers: run.subscribers,
+      receivers: run.receivers,
+      latencyMs: latencyJson(run.latencyMs),
+      firstReceiptMs: latencyJson(run.firstReceiptMs),
+      lastReceiptMs: latencyJson(run.lastReceiptMs),
+      p99ByStageMs: Object.fromEntries(Object.entries(run.p99ByStageMs).map(([stage, value]) => [stage, round(value, 2)])),
+      stages: run.stages,
+      events: run.events,
+      expectedDeliveries: run.expectedDeliveries,
+      deliveries: run.deliveries,
+      missing: run.missing,
+      duplicates: run.duplicates,
+      outOfOrder: run.outOfOrder,
+      strayDeliveries: run.strayDeliveries,
+      resubscribed: run.resubscribed,
+      subscriberErrors: run.subscriberErrors,
+      firstError: run.firstError ?? null,
+      windowSeconds: round(run.windowSeconds, 2),
+      cpuMsPerSecond: { api: optional(run.cpu.api), worker: optional(run.cpu.worker), postgres: optional(run.cpu.postgres), bench: round(run.cpu.bench, 1) },
+      machineBusy: run.cpu.machineBusy === undefined ? null : round(run.cpu.machineBusy, 3),
+      cpuPerDeliveryUs: { api: run.cpuPerDeliveryUs.api === undefined ? null : round(run.cpuPerDeliveryUs.api, 1), bench: round(run.cpuPerDeliveryUs.bench, 1) },
+    })),
     memory: {
       points: memory.map((point) => ({ subscribers: point.subscribers, rssKb: point.rssKb, samplesKb: point.samplesKb })),
       perSubscriberKb: perSubscriberKb.map((point) => ({ subscribers: point.subscribers, kb: round(point.kbPerSubscriber, 2) })),

@@ -1,7 +1,7 @@
 // Many realtime subscribers in this process: each is its own `createKilnClient` (so its own
 // WebSocket connection, authenticated once by its connection parameters) with one `onUpdate`
-// subscription to all of the tenant's generations. What each receives is recorded with the
-// time it arrived, taken in the tRPC client's onData callback.
+// subscription — to all of the tenant's generations, or to one generation. What each receives
+// is recorded with the time it arrived, taken in the tRPC client's onData callback.
 import { createKilnClient, type KilnClient } from '../../client-sdk/index.ts';
 import { withTimeout } from './harness.ts';
 
@@ -18,8 +18,11 @@ export interface Subscriber {
 
 export interface SubscriberPool {
   readonly subscribers: readonly Subscriber[];
-  /** Opens `count` more connections and subscriptions, `wave` at a time; resolves when the server has started them all. */
-  grow(count: number, options: { wave: number; timeoutMs: number; signal: AbortSignal }): Promise<void>;
+  /**
+   * Opens `count` more connections and subscriptions, `wave` at a time; resolves when the server
+   * has started them all. Each watches `generationId`, or all of the tenant's generations.
+   */
+  grow(count: number, options: { wave: number; timeoutMs: number; signal: AbortSignal; generationId?: string }): Promise<void>;
   /** Closes every connection; safe to call more than once. */
   close(): Promise<void>;
 }
@@ -28,14 +31,14 @@ export function createSubscriberPool(options: { url: string; apiKey: string; rec
   const subscribers: Subscriber[] = [];
   const clients: KilnClient[] = [];
 
-  function open(): Promise<void> {
+  function open(generationId: string | undefined): Promise<void> {
     const client = createKilnClient({ url: options.url, apiKey: options.apiKey });
     clients.push(client);
     const subscriber: Subscriber = { ids: [], generationIds: [], receivedAt: [], starts: 0, errors: [] };
     subscribers.push(subscriber);
     return new Promise<void>((resolve, reject) => {
       client.trpc.onUpdate.subscribe(
-        {},
+        generationId ? { generationId } : {},
         {
           onStarted: () => {
             subscriber.starts += 1;
@@ -58,12 +61,12 @@ export function createSubscriberPool(options: { url: string; apiKey: string; rec
 
   return {
     subscribers,
-    async grow(count, { wave, timeoutMs, signal }) {
+    async grow(count, { wave, timeoutMs, signal, generationId }) {
       for (let opened = 0; opened < count; opened += wave) {
         signal.throwIfAborted();
         const size = Math.min(wave, count - opened);
         await withTimeout(
-          Promise.all(Array.from({ length: size }, open)),
+          Promise.all(Array.from({ length: size }, () => open(generationId))),
           timeoutMs,
           () => `subscriptions were not all started within ${timeoutMs / 1000} s (${subscribers.length} opened so far)`,
           signal,

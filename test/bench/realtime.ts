@@ -1,13 +1,16 @@
 // The realtime benchmark, against real processes on one bench database: a Kiln API
 // (KILN_ROLE=api) and a Kiln worker (KILN_ROLE=worker, with its built-in provider simulator).
 //  1. memory: the API's RSS with no subscribers, then with N idle ones (one connection each);
-//  2. pickup: sequential `generate` calls, from the call returning (client clock) to the
-//     worker's `started` event (its `at` is PostgreSQL's clock_timestamp(): same machine, same clock);
-//  3. delivery: a steady trickle of generations watched by many subscribers (one connection
-//     each), from each event's `at` to its arrival at every subscriber; every subscriber must
-//     get every event exactly once, in feed order.
-// KILN_BENCH_REALTIME_TRACE=<file> writes one JSON line per measured event (written at, first
-// and last receipt), to line up with a profile or a trace of the server.
+//  2. pickup: sequential `generate` calls, each once the previous generation has finished (an
+//     idle worker), from the call returning (client clock) to the worker's `started` event (its
+//     `at` is PostgreSQL's clock_timestamp(): same machine, same clock);
+//  3. delivery: a steady trickle of generations while many subscribers are connected (one
+//     connection each), of which some watch all of the tenant's generations — from each event's
+//     `at` to its arrival at each of those; every one must get every event exactly once, in
+//     feed order — and the rest watch a finished generation and must get none of them. Measured
+//     once per number of receivers, from a few to all of the subscribers.
+// KILN_BENCH_REALTIME_TRACE=<file> writes <file>.<receivers>: one JSON line per measured event
+// (written at, first and last receipt), to line up with a profile or a trace of the server.
 import http from 'node:http';
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -27,9 +30,14 @@ import { integer, ms } from './table.ts';
 export interface RealtimeOptions {
   pickupRequests: number;
   pickupWarmup: number;
-  /** Pause after one generation has started before the next generate. */
+  /** Pause after one generation has finished (or started) before the next generate. */
   pickupGapMs: number;
+  /** What the next pickup call waits for: the previous generation finished (an idle worker) or only started. */
+  pickupAfter: 'finished' | 'started';
+  /** Connected subscribers during the delivery measurement. */
   subscribers: number;
+  /** Of those, how many receive each event (watch all of the tenant's generations); one measurement each, ascending. */
+  receivers: number[];
   /** Generations per second during the delivery measurement. */
   rate: number;
   durationSeconds: number;
@@ -51,8 +59,10 @@ export const realtimeBenchmark: Benchmark = {
   summary: 'pickup latency, event delivery latency to many WebSocket subscribers, API memory per idle subscriber',
   usage: [
     '      --requests N           sequential generate calls for pickup latency (default 200, after 10 warm-up)',
-    '      --gap MS               pause after each pickup before the next call (default 100)',
+    '      --gap MS               pause before the next pickup call (default 100)',
+    '      --after finished|started  the next pickup call waits for the previous generation to finish (default: an idle worker) or only to start',
     '      --subscribers N        connected subscribers for delivery latency (default 1000)',
+    '      --receivers N,N        of those, how many receive every event; the rest watch one finished generation (default 10,100,all)',
     '      --rate N               generations per second while they listen (default 3)',
     '      --duration SECONDS     how long that trickle lasts (default 15)',
     '      --idle N,N             idle subscriber counts for the memory figure (default 1000,5000)',
@@ -60,18 +70,28 @@ export const realtimeBenchmark: Benchmark = {
     '      --worker-concurrency N KILN_WORKER_CONCURRENCY of the worker process (default: Kiln\'s default)',
   ].join('\n'),
   prepare(args) {
-    const text = readFlags(args, ['requests', 'gap', 'subscribers', 'rate', 'duration', 'idle', 'latency', 'worker-concurrency']);
+    const text = readFlags(args, ['requests', 'gap', 'after', 'subscribers', 'receivers', 'rate', 'duration', 'idle', 'latency', 'worker-concurrency']);
     const idleText = text('idle') ?? '1000,5000';
     const idle = idleText.split(',').map((part) => numberFlag('idle', part, 0, { min: 1, max: 10_000, integer: true }));
     if (idle.some((count, index) => index > 0 && count <= (idle[index - 1] ?? 0))) throw new UsageError(`--idle must list ascending counts (got "${idleText}")`);
     const latency = text('latency') ?? '20-40';
     const bounds = /^(\d{1,5})-(\d{1,5})$/.exec(latency);
     if (!bounds || Number(bounds[1]) > Number(bounds[2])) throw new UsageError(`--latency must look like 20-40 (got "${latency}")`);
+    const after = text('after') ?? 'finished';
+    if (after !== 'finished' && after !== 'started') throw new UsageError(`--after must be finished or started (got "${after}")`);
+    const subscribers = numberFlag('subscribers', text('subscribers'), 1000, { min: 1, max: 10_000, integer: true });
+    const receiversText = text('receivers');
+    const receivers = receiversText
+      ? receiversText.split(',').map((part) => numberFlag('receivers', part, 0, { min: 1, max: subscribers, integer: true }))
+      : [...new Set([10, 100, subscribers].filter((count) => count <= subscribers))];
+    if (receivers.some((count, index) => index > 0 && count <= (receivers[index - 1] ?? 0))) throw new UsageError(`--receivers must list ascending counts (got "${receiversText}")`);
     const options: RealtimeOptions = {
       pickupRequests: numberFlag('requests', text('requests'), 200, { min: 10, max: 2000, integer: true }),
       pickupWarmup: 10,
       pickupGapMs: numberFlag('gap', text('gap'), 100, { min: 0, max: 5000, integer: true }),
-      subscribers: numberFlag('subscribers', text('subscribers'), 1000, { min: 1, max: 10_000, integer: true }),
+      pickupAfter: after,
+      subscribers,
+      receivers,
       rate: numberFlag('rate', text('rate'), 3, { min: 0.2, max: 100 }),
       durationSeconds: numberFlag('duration', text('duration'), 15, { min: 1, max: 300 }),
       idle,
@@ -79,9 +99,9 @@ export const realtimeBenchmark: Benchmark = {
       workerConcurrency: text('worker-concurrency') === undefined ? undefined : numberFlag('worker-concurrency', text('worker-concurrency'), 16, { min: 1, max: 1000, integer: true }),
     };
     // Start-up, the three phases and shutdown, generously: the hard stop is for a hang.
-    const pickupMs = (options.pickupRequests + options.pickupWarmup) * (options.pickupGapMs + 200);
+    const pickupMs = (options.pickupRequests + options.pickupWarmup) * (options.pickupGapMs + 500);
     const memoryMs = (idle.length + 2) * 10_000 + (idle.at(-1) ?? 0) * 10;
-    const deliveryMs = options.durationSeconds * 1000 + options.subscribers * 20 + 90_000;
+    const deliveryMs = receivers.length * (options.durationSeconds * 1000 + options.subscribers * 20 + 90_000);
     return { budgetMs: 90_000 + memoryMs + pickupMs + deliveryMs, run: (context) => runRealtime(options, context) };
   },
 };
@@ -90,6 +110,7 @@ export interface PickupRun {
   requests: number;
   warmup: number;
   gapMs: number;
+  after: RealtimeOptions['pickupAfter'];
   /** generate returned (client) → `started` event's `at` (database). */
   latencyMs: LatencySummary;
   /** `queued` event's `at` → `started` event's `at`, both on the database's clock. */
@@ -103,7 +124,12 @@ export interface PickupRun {
 }
 
 export interface DeliveryRun {
+  /** Connected subscribers. */
   subscribers: number;
+  /** Of those, the ones watching all of the tenant's generations: each event goes to all of them. */
+  receivers: number;
+  /** Events of the measured generations that reached a subscriber watching another generation (must be 0). */
+  strayDeliveries: number;
   rate: number;
   durationSeconds: number;
   generations: number;
@@ -169,8 +195,12 @@ async function runRealtime(options: RealtimeOptions, context: BenchmarkContext):
   assertRunning([api.child, worker]);
   const pickup = await measurePickup(api, database, options, context);
   assertRunning([api.child, worker]);
-  const delivery = await measureDelivery(api, worker, database, options, context);
-  assertRunning([api.child, worker]);
+  const delivery: DeliveryRun[] = [];
+  const watched = await watchedGeneration(api, database, signal);
+  for (const receivers of options.receivers) {
+    delivery.push(await measureDelivery(api, worker, database, options, { receivers, watched }, context));
+    assertRunning([api.child, worker]);
+  }
 
   return realtimeReport({ options, server: database.server, loadAverageBefore, clockCheck, memory, pickup, delivery });
 }
@@ -281,10 +311,12 @@ async function measurePickup(api: ServerUnderTest, database: BenchDatabase, opti
   const clock = calibratedWallClock();
   const run = randomBytes(3).toString('hex');
   // The pace is set by the realtime feed (one subscriber): the next call goes out once the
-  // previous generation has started. The figures themselves come from the event table.
+  // previous generation has finished — the worker is idle again — or, with --after started,
+  // once it has started. The figures themselves come from the event table.
   const pacer = createKilnClient({ url: `http://127.0.0.1:${api.port}`, apiKey: api.apiKey });
   scope.defer(() => withTimeout(pacer.close(), 5_000, () => 'closing the pacer timed out').catch(() => {}));
-  const startedIds = new Set<string>();
+  const paced = (stage: string) => (options.pickupAfter === 'started' ? stage === 'started' : FINAL_STATES.includes(stage));
+  const pacedIds = new Set<string>();
   let waiting: { id: string; resolve(): void } | undefined;
   let pacerError: unknown;
   await withTimeout(
@@ -294,8 +326,8 @@ async function measurePickup(api: ServerUnderTest, database: BenchDatabase, opti
         {
           onStarted: () => resolve(),
           onData: ({ data }) => {
-            if (data.stage !== 'started') return;
-            startedIds.add(data.generationId);
+            if (!paced(data.stage)) return;
+            pacedIds.add(data.generationId);
             if (waiting?.id === data.generationId) waiting.resolve();
           },
           onError: (error) => {
@@ -315,7 +347,7 @@ async function measurePickup(api: ServerUnderTest, database: BenchDatabase, opti
   const measured: { id: string; returnedAt: number; roundTripMs: number }[] = [];
   let pacerFallbacks = 0;
   const total = options.pickupWarmup + options.pickupRequests;
-  progress(`pickup: ${options.pickupWarmup} warm-up + ${options.pickupRequests} sequential generate calls, ${options.pickupGapMs} ms apart after each start`);
+  progress(`pickup: ${options.pickupWarmup} warm-up + ${options.pickupRequests} sequential generate calls, each ${options.pickupGapMs} ms after the previous one ${options.pickupAfter}`);
   try {
     for (let sequence = 0; sequence < total; sequence += 1) {
       signal.throwIfAborted();
@@ -325,7 +357,7 @@ async function measurePickup(api: ServerUnderTest, database: BenchDatabase, opti
       if (sequence >= options.pickupWarmup) measured.push({ id, returnedAt, roundTripMs: returnedAt - sentAt });
       const pushed = await withTimeout(
         new Promise<boolean>((resolve) => {
-          if (startedIds.has(id)) resolve(true);
+          if (pacedIds.has(id)) resolve(true);
           else waiting = { id, resolve: () => resolve(true) };
         }),
         PACER_WAIT_MS,
@@ -338,12 +370,13 @@ async function measurePickup(api: ServerUnderTest, database: BenchDatabase, opti
       // Not pushed in time: look in the table instead (the figures come from there anyway).
       if (!pushed) {
         pacerFallbacks += 1;
-        await waitForStage(database.admin, id, 'started', 30_000, signal).catch((error: unknown) => {
+        const found = options.pickupAfter === 'started' ? waitForStage(database.admin, id, 'started', 30_000, signal) : waitUntilFinal(database.admin, [id], 30_000, signal);
+        await found.catch((error: unknown) => {
           throw new Error(`${error instanceof Error ? error.message : String(error)}${pacerError ? ` (pacing subscription failed: ${String(pacerError)})` : ''}`);
         });
       }
       waiting = undefined;
-      startedIds.delete(id);
+      pacedIds.delete(id);
       if (options.pickupGapMs > 0) await sleep(options.pickupGapMs, signal);
     }
   } finally {
@@ -369,6 +402,7 @@ async function measurePickup(api: ServerUnderTest, database: BenchDatabase, opti
     requests: options.pickupRequests,
     warmup: options.pickupWarmup,
     gapMs: options.pickupGapMs,
+    after: options.pickupAfter,
     latencyMs: summarise(pickups),
     fromQueuedEventMs: summarise(fromQueued),
     generateRoundTripMs: summarise(measured.map((sample) => sample.roundTripMs)),
@@ -438,14 +472,44 @@ function comparePositionText(a: string, b: string): number {
   return byId === 0n ? 0 : byId < 0n ? -1 : 1;
 }
 
-async function measureDelivery(api: ServerUnderTest, worker: Child, database: BenchDatabase, options: RealtimeOptions, context: BenchmarkContext): Promise<DeliveryRun> {
+/** A finished generation for the subscribers that are connected but receive nothing to watch. */
+async function watchedGeneration(api: ServerUnderTest, database: BenchDatabase, signal: AbortSignal): Promise<string> {
+  const agent = new http.Agent({ keepAlive: false });
+  try {
+    const id = await generate(agent, api, generateBody(randomBytes(3).toString('hex'), 0));
+    await waitUntilFinal(database.admin, [id], 30_000, signal);
+    return id;
+  } finally {
+    agent.destroy();
+  }
+}
+
+/**
+ * One delivery measurement: `subscribers` connections, of which `receivers` watch all of the
+ * tenant's generations (so get every event) and the rest each watch the finished generation
+ * `watched` (connected, matched against nothing new) — a server holding many subscriptions
+ * while each event concerns some of them.
+ */
+async function measureDelivery(
+  api: ServerUnderTest,
+  worker: Child,
+  database: BenchDatabase,
+  options: RealtimeOptions,
+  { receivers, watched }: { receivers: number; watched: string },
+  context: BenchmarkContext,
+): Promise<DeliveryRun> {
   const { scope, progress, signal } = context;
   const clock = calibratedWallClock();
   const run = randomBytes(3).toString('hex');
-  const pool = createSubscriberPool({ url: `http://127.0.0.1:${api.port}`, apiKey: api.apiKey, record: true, clock });
+  const url = `http://127.0.0.1:${api.port}`;
+  const pool = createSubscriberPool({ url, apiKey: api.apiKey, record: true, clock });
+  const bystanders = createSubscriberPool({ url, apiKey: api.apiKey, record: true, clock });
   scope.defer(() => pool.close());
-  progress(`delivery: opening ${integer(options.subscribers)} subscribers (one WebSocket connection each)`);
-  await pool.grow(options.subscribers, { wave: 100, timeoutMs: 60_000, signal });
+  scope.defer(() => bystanders.close());
+  const idle = options.subscribers - receivers;
+  progress(`delivery: opening ${integer(options.subscribers)} subscribers (one WebSocket connection each): ${integer(receivers)} watch every generation, ${integer(idle)} one finished generation`);
+  await pool.grow(receivers, { wave: 100, timeoutMs: 60_000, signal });
+  await bystanders.grow(idle, { wave: 100, timeoutMs: 60_000, signal, generationId: watched });
   // tRPC acknowledges a subscription ('started') just before Kiln registers it with the feed:
   // give the last ones a moment, so the warm-up below is seen by all.
   await sleep(SUBSCRIBE_SETTLE_MS, signal);
@@ -466,7 +530,7 @@ async function measureDelivery(api: ServerUnderTest, worker: Child, database: Be
     }
 
     const count = Math.max(1, Math.round(options.rate * options.durationSeconds));
-    progress(`delivery: ${count} generations at ${options.rate}/s over ${options.durationSeconds} s to ${integer(options.subscribers)} subscribers`);
+    progress(`delivery: ${count} generations at ${options.rate}/s over ${options.durationSeconds} s, each event to ${integer(receivers)} of ${integer(options.subscribers)} subscribers`);
     const cpuBefore = await cpuSnapshot(database.admin, api.child.pid);
     const workerBefore = worker.pid === undefined ? undefined : processTicks(worker.pid);
     const windowStart = performance.now();
@@ -492,14 +556,24 @@ async function measureDelivery(api: ServerUnderTest, worker: Child, database: Be
     const perSecond = (msUsed: number | undefined) => (msUsed === undefined ? undefined : msUsed / windowSeconds);
 
     const { analysis: result, perEvent } = analyseDeliveries(pool.subscribers, expected);
-    await pool.close();
+    const measuredIds = new Set(ids);
+    const strayDeliveries = bystanders.subscribers.reduce((sum, subscriber) => sum + subscriber.generationIds.filter((id) => measuredIds.has(id)).length, 0);
+    const bystanderErrors = bystanders.subscribers.filter((subscriber) => subscriber.errors.length > 0 || subscriber.starts !== 1);
+    if (bystanderErrors.length > 0) {
+      throw new Error(`${bystanderErrors.length} idle subscriptions failed or reconnected, e.g. ${bystanderErrors[0]?.errors[0] ?? `${bystanderErrors[0]?.starts} starts`}`);
+    }
+    await Promise.all([pool.close(), bystanders.close()]);
+    await sleep(2000, signal); // the server closes the subscriptions before the next measurement
     const tracePath = process.env.KILN_BENCH_REALTIME_TRACE?.trim();
     if (tracePath) {
-      await writeFile(tracePath, `${perEvent.map((row) => JSON.stringify(row)).join('\n')}\n`);
-      progress(`delivery: per-event trace written to ${tracePath}`);
+      const file = `${tracePath}.${receivers}`;
+      await writeFile(file, `${perEvent.map((row) => JSON.stringify(row)).join('\n')}\n`);
+      progress(`delivery: per-event trace written to ${file}`);
     }
     const delivery: DeliveryRun = {
       subscribers: options.subscribers,
+      receivers,
+      strayDeliveries,
       rate: options.rate,
       durationSeconds: options.durationSeconds,
       generations: ids.length,
@@ -526,7 +600,7 @@ async function measureDelivery(api: ServerUnderTest, worker: Child, database: Be
   }
 }
 
-type DeliveryAnalysis = Omit<DeliveryRun, 'subscribers' | 'rate' | 'durationSeconds' | 'generations' | 'windowSeconds' | 'cpu' | 'cpuPerDeliveryUs'>;
+type DeliveryAnalysis = Omit<DeliveryRun, 'subscribers' | 'receivers' | 'strayDeliveries' | 'rate' | 'durationSeconds' | 'generations' | 'windowSeconds' | 'cpu' | 'cpuPerDeliveryUs'>;
 
 /** One line of the optional trace: when an event was written and when it reached its first and last subscriber. */
 interface EventTrace extends EventRow {
