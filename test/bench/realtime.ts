@@ -99,7 +99,8 @@ export const realtimeBenchmark: Benchmark = {
       workerConcurrency: text('worker-concurrency') === undefined ? undefined : numberFlag('worker-concurrency', text('worker-concurrency'), 16, { min: 1, max: 1000, integer: true }),
     };
     // Start-up, the three phases and shutdown, generously: the hard stop is for a hang.
-    const pickupMs = (options.pickupRequests + options.pickupWarmup) * (options.pickupGapMs + 500);
+    // Waiting for each generation to finish takes its polls too (a worker without webhooks).
+    const pickupMs = (options.pickupRequests + options.pickupWarmup) * (options.pickupGapMs + (after === 'finished' ? 5000 : 500));
     const memoryMs = (idle.length + 2) * 10_000 + (idle.at(-1) ?? 0) * 10;
     const deliveryMs = receivers.length * (options.durationSeconds * 1000 + options.subscribers * 20 + 90_000);
     return { budgetMs: 90_000 + memoryMs + pickupMs + deliveryMs, run: (context) => runRealtime(options, context) };
