@@ -77,8 +77,9 @@ export function createEventFeed(options: EventFeedOptions): EventFeed {
     try {
       do {
         again = false;
-        if (!position || stopped) break;
-        const page = await readFeed(db, position, PAGE_SIZE);
+        const from = position;
+        if (!from || stopped) break;
+        const page = await readFeed(db, from, PAGE_SIZE);
         if (page.events.length > 0) {
           // Only events some subscriber here watches are worth enriching.
           const wanted = page.events.filter((event) => watchersOf(event).length > 0);
@@ -92,8 +93,9 @@ export function createEventFeed(options: EventFeedOptions): EventFeed {
               for (const watchers of watchersOf(wanted[index]!)) for (const subscriber of watchers) subscriber.deliver(event);
             }),
           );
+          // Unless everyone left meanwhile (and a newcomer may have set a new start).
           const last = page.events.at(-1)!;
-          position = { xid: last.xid, id: last.id };
+          if (position === from) position = { xid: last.xid, id: last.id };
         }
         if (page.events.length === PAGE_SIZE) again = true;
         else if (page.heldBack) scheduleRetry(HELD_BACK_RETRY_MS);

@@ -96,7 +96,7 @@ export function realtimeReport(results: RealtimeResults): BenchmarkReport {
       latencyRow('generate round trip (client)', pickup.generateRoundTripMs),
     ]),
     ...(pickup.negative > 0 ? [`(${pickup.negative} started before the client had the answer: negative values)`] : []),
-    ...(pickup.pacerFallbacks > 0 ? [`(the pacing subscription missed ${pickup.pacerFallbacks} started events; found in the table instead)`] : []),
+    ...(pickup.pacerFallbacks > 0 ? [`(for ${pickup.pacerFallbacks} calls the pacing subscription did not see the previous generation ${pickup.after} within ${pickup.pacerWaitMs / 1000} s; the table was read instead)`] : []),
     '',
     `event delivery — ${integer(subscribers)} connected subscribers (one WebSocket each), ${options.rate} generations/s over ${options.durationSeconds} s (${conditions.delivery.eventsPerGeneration} events each); per row, "receivers" of them watch all of the tenant's generations (each event goes to every one), the others each watch one finished generation`,
     formatTable(

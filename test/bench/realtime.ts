@@ -120,8 +120,9 @@ export interface PickupRun {
   generateRoundTripMs: LatencySummary;
   /** Returned → started below 0: the worker began before the client had the answer. */
   negative: number;
-  /** Starts the pacing subscription did not push within PACER_WAIT_MS (found in the table instead). */
+  /** Calls whose previous generation the pacing subscription did not see within pacerWaitMs (found in the table instead). */
   pacerFallbacks: number;
+  pacerWaitMs: number;
 }
 
 export interface DeliveryRun {
@@ -409,6 +410,7 @@ async function measurePickup(api: ServerUnderTest, database: BenchDatabase, opti
     generateRoundTripMs: summarise(measured.map((sample) => sample.roundTripMs)),
     negative: pickups.filter((value) => value < 0).length,
     pacerFallbacks,
+    pacerWaitMs: PACER_WAIT_MS,
   };
   progress(`pickup: p50 ${ms(result.latencyMs.p50)} ms, p99 ${ms(result.latencyMs.p99)} ms, max ${ms(result.latencyMs.max)} ms`);
   return result;
@@ -511,6 +513,12 @@ async function measureDelivery(
   progress(`delivery: opening ${integer(options.subscribers)} subscribers (one WebSocket connection each): ${integer(receivers)} watch every generation, ${integer(idle)} one finished generation`);
   await pool.grow(receivers, { wave: 100, timeoutMs: 60_000, signal });
   await bystanders.grow(idle, { wave: 100, timeoutMs: 60_000, signal, generationId: watched });
+  // Each has received the finished generation's history: its subscription is registered, so
+  // receiving nothing of the trickle below shows it is not sent what it does not watch.
+  const history = await readEvents(database.admin, [watched]);
+  if (!(await waitForDeliveries(bystanders.subscribers, new Set([watched]), history.length, 30_000, signal))) {
+    throw new Error(`not every idle subscriber received generation ${watched}'s ${history.length} events within 30 s`);
+  }
   // tRPC acknowledges a subscription ('started') just before Kiln registers it with the feed:
   // give the last ones a moment, so the warm-up below is seen by all.
   await sleep(SUBSCRIBE_SETTLE_MS, signal);
