@@ -54,12 +54,14 @@ export function realtimeReport(results: RealtimeResults): BenchmarkReport {
     kbPerSubscriber: baseline ? (point.rssKb - baseline.rssKb) / point.subscribers : Number.NaN,
   }));
   const concurrency = options.workerConcurrency === undefined ? 'default concurrency' : `KILN_WORKER_CONCURRENCY=${options.workerConcurrency}`;
-  const roles = `API process KILN_ROLE=api, worker process KILN_ROLE=worker (built-in simulator, latency ${options.simulatorLatencyMs} ms, ${concurrency}), one bench database`;
+  const apiProcesses = options.apiProcesses === 1 ? 'API process KILN_ROLE=api' : `${options.apiProcesses} API processes KILN_ROLE=api (delivery subscribers spread over them in turn; the first serves generate, pickup and the memory figure)`;
+  const roles = `${apiProcesses}, worker process KILN_ROLE=worker (built-in simulator, latency ${options.simulatorLatencyMs} ms, ${concurrency}), one bench database`;
 
   const conditions = {
     ...machine.conditions,
     machine: 'bench client (all subscribers), API, worker and PostgreSQL share one machine; traffic over 127.0.0.1',
     roles,
+    apiProcesses: options.apiProcesses,
     workerConcurrency: options.workerConcurrency ?? 'default',
     pickupMechanism: MECHANISM,
     clocks: CLOCKS,

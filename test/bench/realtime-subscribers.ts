@@ -27,12 +27,13 @@ export interface SubscriberPool {
   close(): Promise<void>;
 }
 
-export function createSubscriberPool(options: { url: string; apiKey: string; record: boolean; clock: () => number }): SubscriberPool {
+/** `urls`: the API processes; subscribers connect to them in turn (as a load balancer would spread them). */
+export function createSubscriberPool(options: { urls: readonly string[]; apiKey: string; record: boolean; clock: () => number }): SubscriberPool {
   const subscribers: Subscriber[] = [];
   const clients: KilnClient[] = [];
 
   function open(generationId: string | undefined): Promise<void> {
-    const client = createKilnClient({ url: options.url, apiKey: options.apiKey });
+    const client = createKilnClient({ url: options.urls[subscribers.length % options.urls.length]!, apiKey: options.apiKey });
     clients.push(client);
     const subscriber: Subscriber = { ids: [], generationIds: [], receivedAt: [], starts: 0, errors: [] };
     subscribers.push(subscriber);

@@ -45,6 +45,8 @@ export interface RealtimeOptions {
   idle: number[];
   /** KILN_SIMULATOR_LATENCY_MS of the worker, "min-max". */
   simulatorLatencyMs: string;
+  /** API processes on the one database; delivery subscribers are spread over them in turn. */
+  apiProcesses: number;
   /** KILN_WORKER_CONCURRENCY of the worker; undefined: Kiln's default. */
   workerConcurrency: number | undefined;
 }
@@ -63,6 +65,7 @@ export const realtimeBenchmark: Benchmark = {
     '      --after finished|started  the next pickup call waits for the previous generation to finish (default: an idle worker) or only to start',
     '      --subscribers N        connected subscribers for delivery latency (default 1000)',
     '      --receivers N,N        of those, how many receive every event; the rest watch one finished generation (default 10,100,all)',
+    '      --api-processes N      API processes the delivery subscribers are spread over (default 1)',
     '      --rate N               generations per second while they listen (default 3)',
     '      --duration SECONDS     how long that trickle lasts (default 15)',
     '      --idle N,N             idle subscriber counts for the memory figure (default 1000,5000)',
@@ -70,7 +73,7 @@ export const realtimeBenchmark: Benchmark = {
     '      --worker-concurrency N KILN_WORKER_CONCURRENCY of the worker process (default: Kiln\'s default)',
   ].join('\n'),
   prepare(args) {
-    const text = readFlags(args, ['requests', 'gap', 'after', 'subscribers', 'receivers', 'rate', 'duration', 'idle', 'latency', 'worker-concurrency']);
+    const text = readFlags(args, ['requests', 'gap', 'after', 'subscribers', 'receivers', 'api-processes', 'rate', 'duration', 'idle', 'latency', 'worker-concurrency']);
     const idleText = text('idle') ?? '1000,5000';
     const idle = idleText.split(',').map((part) => numberFlag('idle', part, 0, { min: 1, max: 10_000, integer: true }));
     if (idle.some((count, index) => index > 0 && count <= (idle[index - 1] ?? 0))) throw new UsageError(`--idle must list ascending counts (got "${idleText}")`);
@@ -92,6 +95,7 @@ export const realtimeBenchmark: Benchmark = {
       pickupAfter: after,
       subscribers,
       receivers,
+      apiProcesses: numberFlag('api-processes', text('api-processes'), 1, { min: 1, max: 8, integer: true }),
       rate: numberFlag('rate', text('rate'), 3, { min: 0.2, max: 100 }),
       durationSeconds: numberFlag('duration', text('duration'), 15, { min: 1, max: 300 }),
       idle,
@@ -187,6 +191,12 @@ async function runRealtime(options: RealtimeOptions, context: BenchmarkContext):
       ...(options.workerConcurrency === undefined ? {} : { KILN_WORKER_CONCURRENCY: String(options.workerConcurrency) }),
     },
   });
+  // More API processes share the subscribers; the first also serves generate, pickup and memory.
+  const apis = [api];
+  for (let index = 1; index < options.apiProcesses; index += 1) {
+    progress(`kiln api ${index + 1}: starting (KILN_ROLE=api)`);
+    apis.push(await startKiln(database.url, scope, signal, { keyLabel: 'realtime benchmark (unused)', env: { KILN_ROLE: 'api' } }));
+  }
   const apiPid = api.child.pid;
   if (apiPid === undefined) throw new Error('the API process has no pid');
   const clockCheck = await checkClocks(database.admin);
@@ -194,14 +204,14 @@ async function runRealtime(options: RealtimeOptions, context: BenchmarkContext):
 
   // Memory first, on a fresh API process: later phases would leave garbage in its heap.
   const memory = await measureMemory(api, apiPid, options, context);
-  assertRunning([api.child, worker]);
+  assertRunning([...apis.map((each) => each.child), worker]);
   const pickup = await measurePickup(api, database, options, context);
-  assertRunning([api.child, worker]);
+  assertRunning([...apis.map((each) => each.child), worker]);
   const delivery: DeliveryRun[] = [];
   const watched = await watchedGeneration(api, database, signal);
   for (const receivers of options.receivers) {
-    delivery.push(await measureDelivery(api, worker, database, options, { receivers, watched }, context));
-    assertRunning([api.child, worker]);
+    delivery.push(await measureDelivery(apis, worker, database, options, { receivers, watched }, context));
+    assertRunning([...apis.map((each) => each.child), worker]);
   }
 
   return realtimeReport({ options, server: database.server, loadAverageBefore, clockCheck, memory, pickup, delivery });
@@ -248,7 +258,7 @@ async function measureMemory(api: ServerUnderTest, apiPid: number, options: Real
   const clock = calibratedWallClock();
 
   // A few subscriptions first, so code loaded and compiled on first use is not counted per subscriber.
-  const warm = createSubscriberPool({ url, apiKey: api.apiKey, record: false, clock });
+  const warm = createSubscriberPool({ urls: [url], apiKey: api.apiKey, record: false, clock });
   scope.defer(() => warm.close());
   await warm.grow(50, { wave: 50, timeoutMs: 30_000, signal });
   await warm.close();
@@ -256,7 +266,7 @@ async function measureMemory(api: ServerUnderTest, apiPid: number, options: Real
 
   const points: MemoryPoint[] = [{ subscribers: 0, ...(await medianRss(apiPid, signal)) }];
   progress(`memory: API RSS with no subscribers ${integer(points[0]!.rssKb / 1024)} MB`);
-  const pool = createSubscriberPool({ url, apiKey: api.apiKey, record: false, clock });
+  const pool = createSubscriberPool({ urls: [url], apiKey: api.apiKey, record: false, clock });
   scope.defer(() => pool.close());
   for (const target of options.idle) {
     await pool.grow(target - pool.subscribers.length, { wave: 250, timeoutMs: 60_000, signal });
@@ -475,6 +485,17 @@ function comparePositionText(a: string, b: string): number {
   return byId === 0n ? 0 : byId < 0n ? -1 : 1;
 }
 
+/** CPU ticks used so far by these processes together; undefined if any can't be read. */
+function ticksOf(servers: readonly ServerUnderTest[]): number | undefined {
+  let sum = 0;
+  for (const server of servers) {
+    const ticks = server.child.pid === undefined ? undefined : processTicks(server.child.pid);
+    if (ticks === undefined) return undefined;
+    sum += ticks;
+  }
+  return sum;
+}
+
 /** A finished generation for the subscribers that are connected but receive nothing to watch. */
 async function watchedGeneration(api: ServerUnderTest, database: BenchDatabase, signal: AbortSignal): Promise<string> {
   const agent = new http.Agent({ keepAlive: false });
@@ -494,7 +515,7 @@ async function watchedGeneration(api: ServerUnderTest, database: BenchDatabase, 
  * while each event concerns some of them.
  */
 async function measureDelivery(
-  api: ServerUnderTest,
+  apis: readonly ServerUnderTest[],
   worker: Child,
   database: BenchDatabase,
   options: RealtimeOptions,
@@ -504,9 +525,11 @@ async function measureDelivery(
   const { scope, progress, signal } = context;
   const clock = calibratedWallClock();
   const run = randomBytes(3).toString('hex');
-  const url = `http://127.0.0.1:${api.port}`;
-  const pool = createSubscriberPool({ url, apiKey: api.apiKey, record: true, clock });
-  const bystanders = createSubscriberPool({ url, apiKey: api.apiKey, record: true, clock });
+  const api = apis[0]!;
+  const urls = apis.map((each) => `http://127.0.0.1:${each.port}`);
+  // Every API process takes the first one's key: they share the database, so any of them knows it.
+  const pool = createSubscriberPool({ urls, apiKey: api.apiKey, record: true, clock });
+  const bystanders = createSubscriberPool({ urls, apiKey: api.apiKey, record: true, clock });
   scope.defer(() => pool.close());
   scope.defer(() => bystanders.close());
   const idle = options.subscribers - receivers;
@@ -540,6 +563,7 @@ async function measureDelivery(
 
     const count = Math.max(1, Math.round(options.rate * options.durationSeconds));
     progress(`delivery: ${count} generations at ${options.rate}/s over ${options.durationSeconds} s, each event to ${integer(receivers)} of ${integer(options.subscribers)} subscribers`);
+    const otherApisBefore = ticksOf(apis.slice(1));
     const cpuBefore = await cpuSnapshot(database.admin, api.child.pid);
     const workerBefore = worker.pid === undefined ? undefined : processTicks(worker.pid);
     const windowStart = performance.now();
@@ -560,8 +584,11 @@ async function measureDelivery(
     await sleep(allArrived ? 500 : 0, signal);
     const windowSeconds = (performance.now() - windowStart) / 1000;
     const cpuAfter = await cpuSnapshot(database.admin, api.child.pid);
+    const otherApisAfter = ticksOf(apis.slice(1));
     const workerAfter = worker.pid === undefined ? undefined : processTicks(worker.pid);
-    const cpu = cpuUse(cpuBefore, cpuAfter);
+    const firstApi = cpuUse(cpuBefore, cpuAfter);
+    const otherApisMs = otherApisBefore === undefined || otherApisAfter === undefined ? undefined : (otherApisAfter - otherApisBefore) * TICK_MS;
+    const cpu = { ...firstApi, apiMs: firstApi.apiMs === undefined || otherApisMs === undefined ? undefined : firstApi.apiMs + otherApisMs };
     const perSecond = (msUsed: number | undefined) => (msUsed === undefined ? undefined : msUsed / windowSeconds);
 
     const { analysis: result, perEvent } = analyseDeliveries(pool.subscribers, expected);
