@@ -6,10 +6,9 @@
 import type { Kysely } from 'kysely';
 import { currentFeedPosition, readFeed, type FeedPosition } from '../../db/events.ts';
 import { createListener } from '../../db/listener.ts';
-import type { Database } from '../../db/schema.ts';
+import type { Database, GenerationEvent } from '../../db/schema.ts';
 import type { Logger } from '../../jobs/logger.ts';
 import { EncodedEvent, toRealtimeEvents } from './event-view.ts';
-import type { GenerationEvent } from '../../db/schema.ts';
 
 /** What a subscriber watches: all of a tenant's generations, or one generation or batch of it. */
 export interface Watch {
