@@ -1,9 +1,7 @@
 // Queries on generations and their events. Every state change writes its event row in the
 // same statement or transaction, so the event log never disagrees with the row.
 import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Asset, Database, Generation, GenerationEvent, GenerationRequestJson, GenerationState, NewAsset } from './schema.ts';
-
-type Db = Kysely<Database> | Transaction<Database>;
+import type { Asset, Database, Db, Generation, GenerationEvent, GenerationRequestJson, GenerationState, NewAsset } from './schema.ts';
 
 export interface NewGenerationInput {
   /** Chosen by the caller (see ids.ts), so it knows each row's id without reading RETURNING order. */

@@ -7,6 +7,7 @@ import * as eventFeed from './migrations/0003-event-feed.ts';
 import * as secretsAndQueueLanes from './migrations/0004-secrets-and-queue-lanes.ts';
 import * as providerRateLimits from './migrations/0005-provider-rate-limits.ts';
 import * as twoPhaseProviderWork from './migrations/0006-two-phase-provider-work.ts';
+import * as requiredDeadlinesAndPollNumbers from './migrations/0007-required-deadlines-and-poll-numbers.ts';
 
 /** Migrations live in code (not discovered on disk) so they ship with the build and run in order. */
 const migrations: Record<string, Migration> = {
@@ -16,6 +17,7 @@ const migrations: Record<string, Migration> = {
   '0004-secrets-and-queue-lanes': secretsAndQueueLanes,
   '0005-provider-rate-limits': providerRateLimits,
   '0006-two-phase-provider-work': twoPhaseProviderWork,
+  '0007-required-deadlines-and-poll-numbers': requiredDeadlinesAndPollNumbers,
 };
 
 const inCodeProvider: MigrationProvider = {

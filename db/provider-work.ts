@@ -2,10 +2,8 @@
 // create it is about to send (so a later attempt knows one may exist), the provider's latest
 // status (so a webhook and a poll that bring the same news act on it once), and which
 // webhook deliveries were handled. Writes are fenced by attempt, like those in generations.ts.
-import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Database, Generation } from './schema.ts';
-
-type Db = Kysely<Database> | Transaction<Database>;
+import { sql } from 'kysely';
+import { FINAL_PREDICTION_STATUSES, type Db, type Generation, type PredictionStatus } from './schema.ts';
 
 /** The generation as the worker needs it: no tenant filter, workers serve every tenant. */
 export async function findGenerationForWork(db: Db, id: string): Promise<Generation | undefined> {
@@ -59,7 +57,7 @@ export async function markCreateSettled(db: Db, id: string, attempt: number): Pr
  */
 export async function recordProviderStatus(
   db: Db,
-  input: { id: string; attempt: number; predictionId: string; status: string; progress: number | null; final: boolean },
+  input: { id: string; attempt: number; predictionId: string; status: PredictionStatus; progress: number | null; final: boolean },
 ): Promise<boolean> {
   const row = await db
     .updateTable('generations')
@@ -68,7 +66,7 @@ export async function recordProviderStatus(
     .where('attempt', '=', input.attempt)
     .where('prediction_id', '=', input.predictionId)
     .where('state', '=', 'running')
-    .where((eb) => eb.or([eb('provider_status', 'is', null), eb('provider_status', 'not in', ['succeeded', 'failed', 'canceled', 'aborted'])]))
+    .where((eb) => eb.or([eb('provider_status', 'is', null), eb('provider_status', 'not in', FINAL_PREDICTION_STATUSES)]))
     .where(
       input.final
         ? sql<boolean>`true`
@@ -94,9 +92,15 @@ export async function forgetProviderStatus(db: Db, id: string, attempt: number):
  */
 export async function advancePollSeq(db: Db, input: { id: string; attempt: number; after: number | undefined; next: number }): Promise<boolean> {
   let update = db.updateTable('generations').set({ poll_seq: input.next }).where('id', '=', input.id).where('attempt', '=', input.attempt);
-  // A row from before poll numbers were kept has none: its poll may go on.
-  if (input.after !== undefined) update = update.where((eb) => eb.or([eb('poll_seq', '=', input.after!), eb('poll_seq', 'is', null)]));
+  if (input.after !== undefined) update = update.where('poll_seq', '=', input.after);
   return (await update.returning('id').executeTakeFirst()) !== undefined;
+}
+
+/** Of these prediction ids, those a generation already holds. */
+export async function claimedPredictionIds(db: Db, predictionIds: readonly string[]): Promise<Set<string>> {
+  if (predictionIds.length === 0) return new Set();
+  const rows = await db.selectFrom('generations').select('prediction_id').where('prediction_id', 'in', predictionIds).execute();
+  return new Set(rows.flatMap((row) => (row.prediction_id === null ? [] : [row.prediction_id])));
 }
 
 /** Predictions the provider is working on for us (to space polls within the read budget). */

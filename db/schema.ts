@@ -1,10 +1,16 @@
 // The database as kysely sees it: one interface per table, so every query in db/
 // is checked against the real columns at compile time.
-import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
-
+import type { ColumnType, Generated, Insertable, Kysely, Selectable, Transaction } from 'kysely';
 
 export const GENERATION_STATES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
 export type GenerationState = (typeof GENERATION_STATES)[number];
+
+/** A prediction's life at the provider (Replicate's statuses), as stored in `provider_status`. */
+export const PREDICTION_STATUSES = ['starting', 'processing', 'succeeded', 'failed', 'canceled', 'aborted'] as const;
+export type PredictionStatus = (typeof PREDICTION_STATUSES)[number];
+/** After one of these the provider changes nothing more. */
+export const FINAL_PREDICTION_STATUSES = ['succeeded', 'failed', 'canceled', 'aborted'] as const satisfies readonly PredictionStatus[];
+export const isFinalPredictionStatus = (status: PredictionStatus): boolean => (FINAL_PREDICTION_STATUSES as readonly PredictionStatus[]).includes(status);
 
 export interface TenantsTable {
   id: Generated<string>;
@@ -48,17 +54,17 @@ export interface GenerationsTable {
   /** Incremented by each worker attempt; fences writes of attempts that lost their job. */
   attempt: Generated<number>;
   prediction_id: string | null;
-  /** Past this, the prediction is canceled and the generation fails (null: the worker's default). */
-  deadline_at: Date | null;
+  /** Past this, the prediction is canceled and the generation fails (see jobs/phases/deadlines.ts). */
+  deadline_at: Date;
   /** The attempt that sent a create whose prediction id is not stored yet (see worker). */
   create_sent_attempt: number | null;
   create_sent_at: Date | null;
   create_settles_at: Date | null;
   /** The provider's last known status of the prediction and its progress (0..1). */
-  provider_status: string | null;
+  provider_status: PredictionStatus | null;
   provider_progress: number | null;
-  /** The number of the poll that should run next (see wait-phase.ts). */
-  poll_seq: number | null;
+  /** The number of the poll that should run next (see wait-phase.ts); 0 before the first. */
+  poll_seq: Generated<number>;
   error_code: string | null;
   error_message: string | null;
   created_at: Generated<Date>;
@@ -124,6 +130,9 @@ export interface ProviderRateLimitsTable {
   granted: ColumnType<string, never, never>;
   throttled: ColumnType<string, never, never>;
 }
+
+/** What a query runs on: the database, or a transaction in progress. */
+export type Db = Kysely<Database> | Transaction<Database>;
 
 export interface Database {
   kiln_secrets: SecretsTable;

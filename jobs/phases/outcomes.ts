@@ -1,8 +1,7 @@
 // How a generation ends when it does not succeed, and the stored request as the worker reads it.
-import type { Kysely, Transaction } from 'kysely';
 import { z } from 'zod';
 import { transition } from '../../db/generations.ts';
-import type { Database, Generation } from '../../db/schema.ts';
+import type { Db } from '../../db/schema.ts';
 import { ASPECT_RATIOS } from '../provider/models.ts';
 import { CROP_STRATEGIES, IMAGE_FORMATS, PLATFORMS } from '../render/presets.ts';
 
@@ -16,8 +15,6 @@ export type FailureCode =
   | 'unusable_output'
   | 'internal_error';
 
-type Db = Kysely<Database> | Transaction<Database>;
-
 /** Ends the generation as failed; with `attempt`, only if that attempt still owns it. */
 export async function failGeneration(db: Db, id: string, attempt: number | undefined, code: FailureCode, message: string): Promise<void> {
   await transition(db, {
@@ -28,11 +25,6 @@ export async function failGeneration(db: Db, id: string, attempt: number | undef
     stage: 'failed',
     data: { code, message },
   });
-}
-
-/** When the generation must be finished by. */
-export function deadlineOf(generation: Generation, defaultSeconds: number): Date {
-  return generation.deadline_at ?? new Date(generation.created_at.getTime() + defaultSeconds * 1000);
 }
 
 /** The request as the API stored it; parsed rather than trusted, since it crossed a database. */

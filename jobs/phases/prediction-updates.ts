@@ -5,9 +5,10 @@ import type { Kysely } from 'kysely';
 import { transition } from '../../db/generations.ts';
 import { findGenerationForWork, recordProviderStatus } from '../../db/provider-work.ts';
 import type { Database, Generation } from '../../db/schema.ts';
-import { FINAL_PREDICTION_STATUSES, type Prediction } from '../provider/provider.ts';
+import { isFinalPredictionStatus, type Prediction } from '../provider/provider.ts';
 import type { JobQueue } from '../queue.ts';
-import { deadlineOf, failGeneration } from './outcomes.ts';
+import { DEADLINE_MISSED, isPastDeadline } from './deadlines.ts';
+import { failGeneration } from './outcomes.ts';
 
 /**
  * stale: not ours (any more); early: the prediction's id is not stored yet (its create has not
@@ -21,7 +22,7 @@ export interface PredictionUpdates {
   apply(update: { generationId: string; attempt?: number; prediction: Prediction }): Promise<UpdateOutcome>;
 }
 
-export function createPredictionUpdates(options: { db: Kysely<Database>; queue: JobQueue; defaultDeadlineSeconds: number }): PredictionUpdates {
+export function createPredictionUpdates(options: { db: Kysely<Database>; queue: JobQueue }): PredictionUpdates {
   const { db, queue } = options;
 
   return {
@@ -30,7 +31,7 @@ export function createPredictionUpdates(options: { db: Kysely<Database>; queue: 
       if (generation?.state === 'running' && generation.prediction_id === null) return 'early';
       if (!generation || generation.state !== 'running' || generation.prediction_id !== prediction.id) return 'stale';
       if (attempt !== undefined && generation.attempt !== attempt) return 'stale';
-      const final = FINAL_PREDICTION_STATUSES.includes(prediction.status);
+      const final = isFinalPredictionStatus(prediction.status);
       return db.transaction().execute(async (trx) => {
         const news = await recordProviderStatus(trx, {
           id: generation.id,
@@ -59,7 +60,7 @@ export function createPredictionUpdates(options: { db: Kysely<Database>; queue: 
             await failGeneration(trx, generation.id, generation.attempt, 'provider_failed', prediction.error ?? 'the model failed without giving a reason');
             return 'done';
           case 'aborted':
-            await failGeneration(trx, generation.id, generation.attempt, 'deadline_exceeded', 'the prediction did not start before its deadline');
+            await failGeneration(trx, generation.id, generation.attempt, 'deadline_exceeded', DEADLINE_MISSED.neverStarted);
             return 'done';
           default: // canceled: by its Cancel-After deadline, or at the provider by someone else
             await failGeneration(trx, generation.id, generation.attempt, ...canceledReason(generation));
@@ -70,8 +71,6 @@ export function createPredictionUpdates(options: { db: Kysely<Database>; queue: 
   };
 
   function canceledReason(generation: Generation): ['deadline_exceeded' | 'provider_canceled', string] {
-    return Date.now() >= deadlineOf(generation, options.defaultDeadlineSeconds).getTime()
-      ? ['deadline_exceeded', 'not finished before its deadline; the prediction was canceled']
-      : ['provider_canceled', 'the provider canceled the prediction'];
+    return isPastDeadline(generation) ? ['deadline_exceeded', DEADLINE_MISSED.atProvider] : ['provider_canceled', 'the provider canceled the prediction'];
   }
 }

@@ -25,27 +25,21 @@ import {
   wrap,
 } from 'cockatiel';
 import { ProviderUnavailableError, RateLimitedError, TransientProviderError } from './errors.ts';
+import type { CallKind } from './provider.ts';
 import type { ProviderRateLimiter } from './rate-limiter.ts';
 
 export interface ProviderPolicyOptions {
   /** Per attempt. */
   timeoutMs: number;
-  maxAttempts: number;
-  backoffBaseMs: number;
-  backoffMaxMs: number;
-  breakerConsecutiveFailures: number;
-  breakerHalfOpenAfterMs: number;
-  maxConcurrentCalls: number;
-  maxQueuedCalls: number;
+  retry: { maxAttempts: number; backoffBaseMs: number; backoffMaxMs: number };
+  breaker: { consecutiveFailures: number; halfOpenAfterMs: number };
+  bulkhead: { maxConcurrentCalls: number; maxQueuedCalls: number };
   /** The shared provider budgets; without one, 429s are retried after the provider's hint. */
   limiter?: ProviderRateLimiter;
   random?: () => number;
 }
 
 export type BreakerState = 'closed' | 'open' | 'half-open' | 'isolated';
-
-/** `create` must not be repeated after an ambiguous failure; `read` (get, cancel, list) may. */
-export type CallKind = 'create' | 'read';
 
 export interface ProviderPolicies {
   execute<T>(kind: CallKind, call: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T>;
@@ -54,23 +48,24 @@ export interface ProviderPolicies {
 
 export function createProviderPolicies(options: ProviderPolicyOptions): ProviderPolicies {
   const random = options.random ?? Math.random;
+  const { backoffBaseMs, backoffMaxMs } = options.retry;
   const backoff = new DelegateBackoff<{ attempt: number; result: { error: unknown } | { value: unknown } }>((context) => {
     const error = 'error' in context.result ? context.result.error : undefined;
     if (error instanceof TransientProviderError && error.retryAfterMs !== undefined) {
-      return Math.min(error.retryAfterMs, options.backoffMaxMs) + random() * options.backoffBaseMs;
+      return Math.min(error.retryAfterMs, backoffMaxMs) + random() * backoffBaseMs;
     }
-    const ceiling = Math.min(options.backoffMaxMs, options.backoffBaseMs * 2 ** (context.attempt - 1));
+    const ceiling = Math.min(backoffMaxMs, backoffBaseMs * 2 ** (context.attempt - 1));
     return ceiling / 2 + (random() * ceiling) / 2; // "equal jitter": never zero, never in lockstep
   });
-  const retryOptions = { maxAttempts: options.maxAttempts - 1, backoff };
+  const retryOptions = { maxAttempts: options.retry.maxAttempts - 1, backoff };
   const retryReads = retry(handleWhen((error) => error instanceof TransientProviderError), retryOptions);
   const retryCreates = retry(handleWhen((error) => error instanceof TransientProviderError && !error.ambiguous), retryOptions);
 
   const breaker = circuitBreaker(
     handleWhen((error) => error instanceof TransientProviderError && error.status !== 429),
-    { halfOpenAfter: options.breakerHalfOpenAfterMs, breaker: new ConsecutiveBreaker(options.breakerConsecutiveFailures) },
+    { halfOpenAfter: options.breaker.halfOpenAfterMs, breaker: new ConsecutiveBreaker(options.breaker.consecutiveFailures) },
   );
-  const limit = bulkhead(options.maxConcurrentCalls, options.maxQueuedCalls);
+  const limit = bulkhead(options.bulkhead.maxConcurrentCalls, options.bulkhead.maxQueuedCalls);
   const perAttempt = timeout(options.timeoutMs, TimeoutStrategy.Cooperative);
   const policies = { read: wrap(retryReads, breaker, limit), create: wrap(retryCreates, breaker, limit) };
   const { limiter } = options;
@@ -104,7 +99,7 @@ export function createProviderPolicies(options: ProviderPolicyOptions): Provider
       try {
         return await policies[kind].execute((context) => attempt(kind, call, context.signal, signal), signal);
       } catch (error) {
-        if (error instanceof BrokenCircuitError) throw new ProviderUnavailableError('circuit open: provider calls are paused', { retryInMs: options.breakerHalfOpenAfterMs, cause: error });
+        if (error instanceof BrokenCircuitError) throw new ProviderUnavailableError('circuit open: provider calls are paused', { retryInMs: options.breaker.halfOpenAfterMs, cause: error });
         if (error instanceof BulkheadRejectedError) {
           throw new TransientProviderError('too many concurrent provider calls in this process', {
             publicReason: 'Kiln is busy calling the provider',

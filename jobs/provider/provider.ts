@@ -1,7 +1,13 @@
 // The provider as the worker sees it: create, get and cancel predictions.
-export const PREDICTION_STATUSES = ['starting', 'processing', 'succeeded', 'failed', 'canceled', 'aborted'] as const;
-export type PredictionStatus = (typeof PREDICTION_STATUSES)[number];
-export const FINAL_PREDICTION_STATUSES: readonly PredictionStatus[] = ['succeeded', 'failed', 'canceled', 'aborted'];
+import type { PredictionStatus } from '../../db/schema.ts';
+
+export { FINAL_PREDICTION_STATUSES, PREDICTION_STATUSES, isFinalPredictionStatus, type PredictionStatus } from '../../db/schema.ts';
+
+/**
+ * The two kinds of provider call: Replicate budgets creates apart from everything else, and a
+ * create must not be repeated after an ambiguous failure, while a read (get, cancel, list) may.
+ */
+export type CallKind = 'create' | 'read';
 
 export interface Prediction {
   id: string;

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { budgetStates, ensureBudgets, pauseBudget, reserveCall, type Budget, type BudgetState } from '../../db/rate-limits.ts';
 import type { Database } from '../../db/schema.ts';
 import { RateLimitedError } from './errors.ts';
-import type { CallKind } from './policies.ts';
+import type { CallKind } from './provider.ts';
 
 export interface RateLimitOptions {
   db: Kysely<Database>;
@@ -18,7 +18,7 @@ export interface RateLimitOptions {
   /** Longest a call waits for its slot before it is deferred instead. */
   maxWaitMs: number;
   /** Pause after a 429 that says nothing about when to retry. */
-  defaultPauseMs?: number;
+  throttledPauseMs: number;
 }
 
 export interface ProviderRateLimiter {
@@ -47,7 +47,7 @@ export function createProviderRateLimiter(options: RateLimitOptions): ProviderRa
       if (reservation.waitMs > 0) await sleep(reservation.waitMs, undefined, signal ? { signal } : {});
     },
     async throttled(kind, retryAfterMs) {
-      const pauseMs = retryAfterMs ?? options.defaultPauseMs ?? 5_000;
+      const pauseMs = retryAfterMs ?? options.throttledPauseMs;
       await pauseBudget(options.db, budgets[kind], pauseMs);
       return pauseMs;
     },

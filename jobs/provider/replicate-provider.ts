@@ -3,8 +3,8 @@
 import Replicate from 'replicate';
 import { PermanentProviderError, TransientProviderError } from './errors.ts';
 import { oneShotFetch, type Fetch } from './one-shot-fetch.ts';
-import type { CallKind, ProviderPolicies } from './policies.ts';
-import { PREDICTION_STATUSES, type CreatePredictionRequest, type ImageProvider, type ListedPrediction, type Prediction, type PredictionStatus } from './provider.ts';
+import type { ProviderPolicies } from './policies.ts';
+import { PREDICTION_STATUSES, type CallKind, type CreatePredictionRequest, type ImageProvider, type ListedPrediction, type Prediction, type PredictionStatus } from './provider.ts';
 
 export interface ReplicateProviderOptions {
   apiToken: string;
