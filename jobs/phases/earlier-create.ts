@@ -6,13 +6,17 @@
 // provider only after we looked, or one the list no longer shows.
 import { isDeepStrictEqual } from 'node:util';
 import type { Kysely } from 'kysely';
+import { claimedPredictionIds } from '../../db/provider-work.ts';
 import type { Database } from '../../db/schema.ts';
 import type { ImageProvider, ListedPrediction } from '../provider/provider.ts';
 
-/** Pages are read back to the create's time; this caps it (the provider lists 100 per page). */
-const MAX_PAGES = 50;
-/** Clocks of Kiln and the provider may disagree this much. */
-const CLOCK_SKEW_MS = 60_000;
+/** How far the search goes; the numbers come from Kiln's config. */
+export interface EarlierCreateSearch {
+  /** Pages are read back to the create's time; this caps it (the provider lists 100 per page). */
+  maxPages: number;
+  /** Clocks of Kiln and the provider may disagree this much. */
+  clockSkewMs: number;
+}
 
 export interface EarlierCreate {
   sentAt: Date;
@@ -20,12 +24,17 @@ export interface EarlierCreate {
   input: Record<string, unknown>;
 }
 
-export async function findEarlierPrediction(options: { db: Kysely<Database>; provider: ImageProvider }, search: EarlierCreate, signal: AbortSignal): Promise<ListedPrediction | undefined> {
+export async function findEarlierPrediction(
+  options: { db: Kysely<Database>; provider: ImageProvider; search: EarlierCreateSearch },
+  search: EarlierCreate,
+  signal: AbortSignal,
+): Promise<ListedPrediction | undefined> {
+  const { maxPages, clockSkewMs } = options.search;
   const sentAt = search.sentAt.getTime();
-  const since = sentAt - CLOCK_SKEW_MS;
+  const since = sentAt - clockSkewMs;
   const candidates: ListedPrediction[] = [];
   let page: string | undefined;
-  for (let pages = 0; pages < MAX_PAGES; pages += 1) {
+  for (let pages = 0; pages < maxPages; pages += 1) {
     const listed = await options.provider.listPredictions(page, signal);
     candidates.push(...listed.predictions.filter((prediction) => (prediction.createdAt?.getTime() ?? 0) >= since && sameRequest(prediction, search)));
     const oldest = listed.predictions.at(-1)?.createdAt?.getTime();
@@ -33,20 +42,11 @@ export async function findEarlierPrediction(options: { db: Kysely<Database>; pro
     page = listed.next;
   }
   if (candidates.length === 0) return undefined;
-  const claimed = await options.db
-    .selectFrom('generations')
-    .select('prediction_id')
-    .where(
-      'prediction_id',
-      'in',
-      candidates.map((candidate) => candidate.id),
-    )
-    .execute();
-  const taken = new Set(claimed.map((row) => row.prediction_id));
+  const taken = await claimedPredictionIds(options.db, candidates.map((candidate) => candidate.id));
   // The free one created nearest to when our create was sent, preferring those after it.
   const distance = (prediction: ListedPrediction) => {
     const created = prediction.createdAt?.getTime() ?? 0;
-    return created >= sentAt ? created - sentAt : CLOCK_SKEW_MS + (sentAt - created);
+    return created >= sentAt ? created - sentAt : clockSkewMs + (sentAt - created);
   };
   return candidates.filter((candidate) => !taken.has(candidate.id)).sort((a, b) => distance(a) - distance(b))[0];
 }
