@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { STORAGE_KEY_PATTERN, type AssetStorage } from '../jobs/storage/storage.ts';
 import type { Logger } from '../jobs/logger.ts';
+import { contentTypeOfFile } from '../jobs/render/presets.ts';
 
 export interface HealthReport {
   status: 'ok' | 'degraded';
@@ -18,8 +19,6 @@ export interface HttpServerOptions {
   health: () => Promise<HealthReport>;
   logger: Logger;
 }
-
-const ASSET_CONTENT_TYPES: Record<string, string> = { webp: 'image/webp', avif: 'image/avif', png: 'image/png', jpg: 'image/jpeg' };
 
 export function createHttpServer(options: HttpServerOptions): http.Server {
   const server = http.createServer((req, res) => {
@@ -47,7 +46,7 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
     // Keys are content hashes: the same URL always names the same bytes.
     const etag = `"${key.slice(0, 64)}"`;
     const headers = {
-      'Content-Type': ASSET_CONTENT_TYPES[key.split('.').pop() ?? ''] ?? 'application/octet-stream',
+      'Content-Type': contentTypeOfFile(key) ?? 'application/octet-stream',
       'Cache-Control': 'public, max-age=31536000, immutable',
       ETag: etag,
       'X-Content-Type-Options': 'nosniff',

@@ -15,19 +15,19 @@ export const PLATFORMS = Object.keys(PLATFORM_PRESETS) as [Platform, ...Platform
 export const IMAGE_FORMATS = ['webp', 'avif', 'png', 'jpeg'] as const;
 export type ImageFormat = (typeof IMAGE_FORMATS)[number];
 
-export const CONTENT_TYPES: Record<ImageFormat, string> = {
-  webp: 'image/webp',
-  avif: 'image/avif',
-  png: 'image/png',
-  jpeg: 'image/jpeg',
-};
+/** Each format's file extension and content type: the one table of both. */
+export const IMAGE_FILE_TYPES = {
+  webp: { extension: 'webp', contentType: 'image/webp' },
+  avif: { extension: 'avif', contentType: 'image/avif' },
+  png: { extension: 'png', contentType: 'image/png' },
+  jpeg: { extension: 'jpg', contentType: 'image/jpeg' },
+} as const satisfies Record<ImageFormat, { extension: string; contentType: string }>;
 
-export const FILE_EXTENSIONS: Record<ImageFormat, string> = {
-  webp: 'webp',
-  avif: 'avif',
-  png: 'png',
-  jpeg: 'jpg',
-};
+/** The content type of a stored image by its file name, if it is one of ours. */
+export function contentTypeOfFile(fileName: string): string | undefined {
+  const extension = fileName.slice(fileName.lastIndexOf('.') + 1);
+  return Object.values(IMAGE_FILE_TYPES).find((type) => type.extension === extension)?.contentType;
+}
 
 /** 'centre' crops the middle; 'attention' keeps the most salient region (libvips). */
 export const CROP_STRATEGIES = ['centre', 'attention'] as const;
