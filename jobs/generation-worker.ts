@@ -9,11 +9,12 @@ import type { Database, Generation } from '../db/schema.ts';
 import type { Logger } from './logger.ts';
 import { createCreatePhase } from './phases/create-phase.ts';
 import { createFinishPhase } from './phases/finish-phase.ts';
+import type { EarlierCreateSearch } from './phases/earlier-create.ts';
+import { handleFailure } from './phases/failures.ts';
 import { failGeneration } from './phases/outcomes.ts';
 import { createPredictionUpdates, type PredictionUpdates } from './phases/prediction-updates.ts';
-import { createWaitPhase } from './phases/wait-phase.ts';
+import { createWaitPhase, type WaitPhaseOptions } from './phases/wait-phase.ts';
 import type { DownloadLimits } from './provider/download-output.ts';
-import { PermanentProviderError } from './provider/errors.ts';
 import type { ImageProvider } from './provider/provider.ts';
 import { QUEUES, type CancelPredictionJob, type FinishJob, type GenerationJob, type JobQueue, type PollJob } from './queue.ts';
 import type { RenderLimits } from './render/render-variants.ts';
@@ -35,14 +36,25 @@ export interface GenerationWorkerOptions {
     /** Downloads and renders at once: CPU-bound, about one per core. */
     finish: number;
   };
-  /** A generation that asks for no deadline must be finished this long after it was queued. */
-  deadlineSeconds: number;
-  pollInitialMs: number;
-  pollMaxMs: number;
+  pickup: {
+    /** Fetch loops of the create phase. */
+    createLoops: number;
+    /** Seconds between backstop fetches of each queue (delayed jobs send no NOTIFY when due). */
+    backstopSeconds: { create: number; poll: number; finish: number; cancel: number; dead: number };
+    /** pg-boss's fetch interval where LISTEN/NOTIFY does not apply. */
+    pollingIntervalSeconds: number;
+    cancelConcurrency: number;
+  };
+  create: {
+    /** Longest one create call can take with its retries. */
+    settleMs: number;
+    minCancelAfterSeconds: number;
+    earlierCreate: EarlierCreateSearch;
+  };
+  defer: { minMs: number; jitter: number };
+  polls: WaitPhaseOptions['polls'];
   /** The shared read budget per minute; polls are spaced to fit in it. */
   readsPerMinute: number;
-  /** Longest one create call can take with its retries. */
-  createSettleMs: number;
   webhooks: {
     /** Kiln's public base URL for webhooks, once known; undefined: no webhooks, polls only. */
     baseUrl: () => string | undefined;
@@ -67,15 +79,14 @@ export interface GenerationWorker {
 
 export function createGenerationWorker(options: GenerationWorkerOptions): GenerationWorker {
   const { db, queue, provider, logger } = options;
-  const updates = createPredictionUpdates({ db, queue, defaultDeadlineSeconds: options.deadlineSeconds });
+  const updates = createPredictionUpdates({ db, queue });
   const wait = createWaitPhase({
     db,
     queue,
     provider,
     updates,
-    defaultDeadlineSeconds: options.deadlineSeconds,
-    pollInitialMs: options.pollInitialMs,
-    pollMaxMs: options.pollMaxMs,
+    logger,
+    polls: options.polls,
     readsPerMinute: options.readsPerMinute,
     webhookBackstopMs: () => (options.webhooks.baseUrl() ? options.webhooks.backstopMs : undefined),
   });
@@ -86,22 +97,24 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
     wait,
     logger,
     workerId: options.workerId,
-    defaultDeadlineSeconds: options.deadlineSeconds,
-    createSettleMs: options.createSettleMs,
+    createSettleMs: options.create.settleMs,
+    minCancelAfterSeconds: options.create.minCancelAfterSeconds,
+    earlierCreate: options.create.earlierCreate,
+    defer: options.defer,
     webhookUrl: (generation: Generation) => {
       const base = options.webhooks.baseUrl();
       // The generation's id rides in the URL: it tells the webhook which generation the news is for.
       return base ? `${base}/webhooks/replicate?${new URLSearchParams({ tag: generation.id })}` : undefined;
     },
   });
-  const finish = createFinishPhase({ db, provider, storage: options.storage, download: options.download, render: options.render });
+  const finish = createFinishPhase({ db, provider, storage: options.storage, logger, download: options.download, render: options.render });
 
   async function cancelAtProvider(job: JobWithMetadata<CancelPredictionJob>): Promise<void> {
     try {
       await provider.cancelPrediction(job.data.predictionId, job.signal);
     } catch (error) {
-      if (error instanceof PermanentProviderError) return; // already gone or final: nothing to cancel
-      throw error;
+      // The generation is final already: nothing is written, whatever the table decides.
+      await handleFailure('cancel', error, job, { db, logger });
     }
   }
 
@@ -130,7 +143,7 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
           burstWhenBatchFull: true,
           perJobResults: true,
           includeMetadata: true,
-          pollingIntervalSeconds: 1,
+          pollingIntervalSeconds: pickup.pollingIntervalSeconds,
           notifyPollingIntervalSeconds: backstopSeconds,
         } as const;
         return queue.boss.work<T, unknown, typeof options>(name, options, (jobs) =>
@@ -146,15 +159,16 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
           ),
         );
       };
-      await phase<GenerationJob>(QUEUES.generation, options.concurrency.create, 2, 2, (job) => create.run(job));
-      await phase<PollJob>(QUEUES.poll, options.concurrency.poll, 1, 1, (job) => wait.run(job.data, job.signal));
-      await phase<FinishJob>(QUEUES.finish, options.concurrency.finish, 1, 2, (job) => finish.run(job.data, job.signal));
-      const cancelWork = { localConcurrency: 4, includeMetadata: true, notifyPollingIntervalSeconds: 5 } as const;
+      const { concurrency, pickup } = options;
+      await phase<GenerationJob>(QUEUES.generation, concurrency.create, pickup.createLoops, pickup.backstopSeconds.create, (job) => create.run(job));
+      await phase<PollJob>(QUEUES.poll, concurrency.poll, 1, pickup.backstopSeconds.poll, (job) => wait.run(job.data, job));
+      await phase<FinishJob>(QUEUES.finish, concurrency.finish, 1, pickup.backstopSeconds.finish, (job) => finish.run(job.data, job));
+      const cancelWork = { localConcurrency: pickup.cancelConcurrency, includeMetadata: true, notifyPollingIntervalSeconds: pickup.backstopSeconds.cancel } as const;
       await queue.boss.work<CancelPredictionJob, void, typeof cancelWork>(QUEUES.cancelPrediction, cancelWork, async ([job]) => {
         if (job) await cancelAtProvider(job);
       });
       // Jobs that failed for good (crashes, shutdowns past the retry limit) still end their generation.
-      const deadWork = { includeMetadata: true, notifyPollingIntervalSeconds: 5 } as const;
+      const deadWork = { includeMetadata: true, notifyPollingIntervalSeconds: pickup.backstopSeconds.dead } as const;
       await queue.boss.work<{ generationId: string }, void, typeof deadWork>(QUEUES.generationDead, deadWork, async ([job]) => {
         if (job) await failGeneration(db, job.data.generationId, undefined, 'internal_error', 'processing stopped repeatedly before it could finish');
       });

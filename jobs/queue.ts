@@ -1,8 +1,7 @@
 // pg-boss, in its own schema of Kiln's database. Jobs are inserted through the caller's
 // transaction, so a generation row and its job commit (or roll back) together.
-import type { Kysely, Transaction } from 'kysely';
 import { PgBoss, fromKysely } from 'pg-boss';
-import type { Database } from '../db/schema.ts';
+import type { Db } from '../db/schema.ts';
 
 export const QUEUES = {
   /** The create phase: one job per generation, which creates its prediction (or resumes one). */
@@ -43,15 +42,31 @@ export interface CancelPredictionJob {
   predictionId: string;
 }
 
+/** How jobs are kept and retried; the numbers come from Kiln's config, each with its reason there. */
+export interface QueueSettings {
+  poolSize: number;
+  /** How long one job may run before pg-boss takes it back (each phase is short). */
+  jobExpireSeconds: number;
+  /** A worker that dies is noticed by its missing heartbeats, not at the expiry. */
+  heartbeatSeconds: number;
+  /** How often jobs of dead workers are failed and retried (pg-boss's monitor pass). */
+  superviseIntervalSeconds: number;
+  /** How fresh the cached backlog count is that fetch loops read. */
+  queueCacheIntervalSeconds: number;
+  deadLetterRetryLimit: number;
+}
+
+/** Retries of a failed job: exponential backoff with jitter, from `delaySeconds` up to `delayMaxSeconds`. */
+export interface RetrySettings {
+  limit: number;
+  delaySeconds: number;
+  delayMaxSeconds: number;
+}
+
 export interface JobQueueOptions {
   connectionString: string;
-  /** Transient failures are retried this many times, with exponential backoff and jitter. */
-  generationRetryLimit: number;
-  retryDelaySeconds: number;
-  retryDelayMaxSeconds: number;
-  /** How long one job may run before pg-boss takes it back (each phase is short now). */
-  jobExpireSeconds: number;
-  maxConnections: number;
+  settings: QueueSettings;
+  retry: RetrySettings;
   onError: (error: Error) => void;
   onWarning: (warning: { message: string }) => void;
 }
@@ -60,28 +75,28 @@ export interface JobQueue {
   readonly boss: PgBoss;
   start(): Promise<void>;
   stop(options: { graceful: boolean; timeoutMs: number }): Promise<void>;
-  enqueueGenerations(trx: Transaction<Database> | Kysely<Database>, jobs: readonly { generationId: string; priority: number }[]): Promise<void>;
-  enqueueCancelPrediction(trx: Transaction<Database> | Kysely<Database>, job: CancelPredictionJob): Promise<void>;
+  enqueueGenerations(trx: Db, jobs: readonly { generationId: string; priority: number }[]): Promise<void>;
+  enqueueCancelPrediction(trx: Db, job: CancelPredictionJob): Promise<void>;
   /** A generation job that comes back later (rate limit booked, breaker open): not a retry. */
-  deferGeneration(trx: Transaction<Database> | Kysely<Database>, job: { generationId: string; priority: number }, delayMs: number): Promise<void>;
-  enqueuePoll(trx: Transaction<Database> | Kysely<Database>, job: PollJob, delayMs: number): Promise<void>;
-  enqueueFinish(trx: Transaction<Database> | Kysely<Database>, job: FinishJob): Promise<void>;
+  deferGeneration(trx: Db, job: { generationId: string; priority: number }, delayMs: number): Promise<void>;
+  enqueuePoll(trx: Db, job: PollJob, delayMs: number): Promise<void>;
+  enqueueFinish(trx: Db, job: FinishJob): Promise<void>;
 }
 
 export function createJobQueue(options: JobQueueOptions): JobQueue {
+  const { settings } = options;
   const boss = new PgBoss({
     connectionString: options.connectionString,
     schema: 'pgboss',
-    max: options.maxConnections,
+    max: settings.poolSize,
     application_name: 'kiln-queue',
     // A job sent while a worker is idle wakes it through LISTEN/NOTIFY; polling stays as the backstop.
     useListenNotify: true,
-    // Workers read the queue's backlog from this cache to decide whether to keep fetching.
-    queueCacheIntervalSeconds: 2,
-    // How often jobs whose worker stopped sending heartbeats (a crash) are failed and retried:
-    // pg-boss does it in its per-queue monitor pass, run by one process at a time.
-    superviseIntervalSeconds: 5,
-    monitorIntervalSeconds: 5,
+    queueCacheIntervalSeconds: settings.queueCacheIntervalSeconds,
+    // Jobs whose worker stopped sending heartbeats (a crash) are failed and retried in pg-boss's
+    // per-queue monitor pass, run by one process at a time.
+    superviseIntervalSeconds: settings.superviseIntervalSeconds,
+    monitorIntervalSeconds: settings.superviseIntervalSeconds,
   });
   boss.on('error', options.onError);
   boss.on('warning', options.onWarning);
@@ -91,22 +106,21 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
     async start() {
       await boss.start();
       const retry = {
-        retryLimit: options.generationRetryLimit,
-        retryDelay: options.retryDelaySeconds,
+        retryLimit: options.retry.limit,
+        retryDelay: options.retry.delaySeconds,
         retryBackoff: true,
-        retryDelayMax: options.retryDelayMaxSeconds,
+        retryDelayMax: options.retry.delayMaxSeconds,
       };
       const phase = {
         ...retry,
         notify: true,
         // Work whose generation cannot go on (a job that died for good) ends it as failed.
         deadLetter: QUEUES.generationDead,
-        // A worker that dies is noticed within about this long (pg-boss heartbeats), not at the expiry.
-        heartbeatSeconds: 10,
-        expireInSeconds: options.jobExpireSeconds,
+        heartbeatSeconds: settings.heartbeatSeconds,
+        expireInSeconds: settings.jobExpireSeconds,
       };
       const queues = [
-        { name: QUEUES.generationDead, options: { notify: true, retryLimit: 5, retryBackoff: true } },
+        { name: QUEUES.generationDead, options: { notify: true, retryLimit: settings.deadLetterRetryLimit, retryBackoff: true } },
         { name: QUEUES.generation, options: phase },
         { name: QUEUES.poll, options: phase },
         { name: QUEUES.finish, options: phase },

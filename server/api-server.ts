@@ -108,7 +108,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
   };
   const webhooks = createWebhookRoute({
     db,
-    updates: createPredictionUpdates({ db, queue, defaultDeadlineSeconds: config.worker.deadlineSeconds }),
+    updates: createPredictionUpdates({ db, queue }),
     secret: webhookSecret,
     logger,
   });

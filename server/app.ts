@@ -69,12 +69,8 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
   //    the database, so in-flight jobs can finish during the grace period.
   const queue: JobQueue = createJobQueue({
     connectionString: databaseUrl,
-    generationRetryLimit: config.worker.retryLimit,
-    retryDelaySeconds: config.worker.retryDelaySeconds,
-    retryDelayMaxSeconds: 120,
-    // Each phase is one short step; a worker that dies is found by its missing heartbeats.
-    jobExpireSeconds: 300,
-    maxConnections: 10,
+    settings: config.queue,
+    retry: config.worker.retry,
     onError: (error) => logger.error('queue error', { error: error.message }),
     onWarning: (warning) => logger.warn('queue warning', { message: warning.message }),
   });
@@ -97,14 +93,14 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
       logger,
       workerId: `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
       concurrency: config.worker.concurrency,
-      deadlineSeconds: config.worker.deadlineSeconds,
-      pollInitialMs: config.worker.pollInitialMs,
-      pollMaxMs: config.worker.pollMaxMs,
+      pickup: config.worker.pickup,
+      create: { settleMs: config.provider.createSettleMs, minCancelAfterSeconds: config.provider.minCancelAfterSeconds, earlierCreate: config.provider.earlierCreate },
+      defer: config.worker.defer,
+      polls: config.worker.polls,
       readsPerMinute: config.provider.reads.perMinute,
-      createSettleMs: config.provider.timeoutMs * 2 + 5_000,
       webhooks: { baseUrl: webhookBaseUrl, backstopMs: config.provider.webhookBackstopMs },
-      download: { maxBytes: config.limits.maxDownloadBytes, timeoutMs: 60_000 },
-      render: { maxInputPixels: config.limits.maxInputPixels, timeoutSeconds: 60 },
+      download: { maxBytes: config.limits.maxDownloadBytes, timeoutMs: config.worker.downloadTimeoutMs },
+      render: { maxInputPixels: config.limits.maxInputPixels, timeoutSeconds: config.worker.renderTimeoutSeconds },
     });
     await worker.start();
   }

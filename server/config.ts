@@ -39,7 +39,11 @@ const environmentSchema = z.object({
   KILN_DEADLINE_SECONDS: intFromEnv(600, 10, 24 * 3600),
   KILN_RETRY_LIMIT: intFromEnv(5, 0, 50),
   KILN_RETRY_DELAY_SECONDS: intFromEnv(2, 1, 3600),
+  KILN_RETRY_DELAY_MAX_SECONDS: intFromEnv(120, 1, 24 * 3600),
+  KILN_JOB_HEARTBEAT_SECONDS: intFromEnv(10, 1, 600),
   KILN_PROVIDER_TIMEOUT_MS: intFromEnv(30_000, 100, 120_000),
+  KILN_PROVIDER_MAX_ATTEMPTS: intFromEnv(4, 1, 20),
+  KILN_PROVIDER_MAX_CONCURRENT_CALLS: intFromEnv(64, 1, 10_000),
   KILN_PROVIDER_CREATES_PER_MINUTE: numberFromEnv(600, 0.1, 1_000_000),
   KILN_PROVIDER_READS_PER_MINUTE: numberFromEnv(3000, 0.1, 1_000_000),
   KILN_PROVIDER_CREATE_BURST: intFromEnv(10, 1, 100_000),
@@ -50,6 +54,7 @@ const environmentSchema = z.object({
   KILN_MAX_BODY_BYTES: intFromEnv(4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
   KILN_MAX_DOWNLOAD_BYTES: intFromEnv(32 * 1024 * 1024, 1024, 512 * 1024 * 1024),
   KILN_MAX_INPUT_PIXELS: intFromEnv(16_000_000, 1, 268_402_689),
+  KILN_DOWNLOAD_TIMEOUT_MS: intFromEnv(60_000, 1000, 600_000),
   KILN_AUTH_CACHE_MS: intFromEnv(5000, 0, 600_000),
   KILN_SHUTDOWN_GRACE_MS: intFromEnv(10_000, 0, 600_000),
   KILN_TOKEN_SECRET: optionalString.pipe(z.string().min(32, 'KILN_TOKEN_SECRET must be at least 32 characters').optional()),
@@ -73,6 +78,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const e = parsed.data;
   const [latencyMin = 800, latencyMax = 2500] = e.KILN_SIMULATOR_LATENCY_MS.split('-').map(Number);
+  // One provider call's timeout bounds a create; a create with its retries is cut off at
+  // `createSettleMs` so that a later attempt can tell when an unanswered one has settled.
+  const providerTimeoutMs = e.KILN_PROVIDER_TIMEOUT_MS;
   return {
     role: e.KILN_ROLE,
     /** Development mode shows unexpected errors' messages to clients; it must be asked for. */
@@ -91,7 +99,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       baseUrl: e.REPLICATE_BASE_URL ?? REPLICATE_API_URL,
       /** No token and no other endpoint: start the built-in simulator. */
       useSimulator: !e.REPLICATE_API_TOKEN && !e.REPLICATE_BASE_URL,
-      timeoutMs: e.KILN_PROVIDER_TIMEOUT_MS,
+      /** One HTTP call to the provider; a create answers in well under a second normally. */
+      timeoutMs: providerTimeoutMs,
+      /** Derived: the bound on a create with its retries (two attempts' timeouts and the backoff between). */
+      createSettleMs: providerTimeoutMs * 2 + 5_000,
       /**
        * The provider's rate limits (Replicate: 600 creates and 3,000 other calls per minute),
        * shared by every worker process through the database.
@@ -100,6 +111,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       reads: { perMinute: e.KILN_PROVIDER_READS_PER_MINUTE, burst: e.KILN_PROVIDER_READ_BURST },
       /** A call waits this long at most for its slot; beyond, its job steps aside and comes back. */
       maxRateWaitMs: e.KILN_PROVIDER_MAX_WAIT_MS,
+      /** A 429 that names no reset time pauses its budget this long (Replicate's resets are ~seconds). */
+      throttledPauseMs: 5_000,
+      /** Replicate refuses a Cancel-After below 5 s; a generation closer to its deadline sends 5 s and Kiln ends it itself. */
+      minCancelAfterSeconds: 5,
+      retry: {
+        /** Tries of one call (the first included); transient failures only, creates only when nothing can exist. */
+        maxAttempts: e.KILN_PROVIDER_MAX_ATTEMPTS,
+        /** Exponential backoff with equal jitter from here... */
+        backoffBaseMs: 250,
+        /** ...up to here; a longer wait is better spent back in the queue. */
+        backoffMaxMs: 30_000,
+      },
+      /** Provider calls one process makes at once, and how many more may wait for a turn (then: busy). */
+      bulkhead: { maxConcurrentCalls: e.KILN_PROVIDER_MAX_CONCURRENT_CALLS, maxQueuedCalls: 1024 },
       /** The circuit breaker opens after this many failures in a row and lets a probe through after the pause. */
       breaker: { consecutiveFailures: e.KILN_PROVIDER_BREAKER_FAILURES, halfOpenAfterMs: e.KILN_PROVIDER_BREAKER_HALF_OPEN_MS },
       /** Verifies webhooks; by default read from the provider (GET /v1/webhooks/default/secret). */
@@ -108,19 +133,76 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       webhookBackstopMs: e.KILN_WEBHOOK_BACKSTOP_SECONDS * 1000,
       /** auto: webhooks whenever the provider can reach us (KILN_PUBLIC_URL, or the built-in simulator); off: polls only. */
       webhooks: e.KILN_WEBHOOKS,
+      /** Looking for a create an earlier attempt sent but never stored (see jobs/phases/earlier-create.ts). */
+      earlierCreate: {
+        /** Pages of recent predictions read back at most (100 each): far more than a settle window holds. */
+        maxPages: 50,
+        /** Kiln's and the provider's clocks may disagree this much. */
+        clockSkewMs: 60_000,
+      },
     },
     simulator: {
       port: e.KILN_SIMULATOR_PORT,
       latencyMs: { min: latencyMin, max: Math.max(latencyMin, latencyMax) },
       failureRate: e.KILN_SIMULATOR_FAILURE_RATE,
     },
+    /** pg-boss, in schema `pgboss` of the same database. */
+    queue: {
+      /** Its own connections, beside Kiln's pool: fetches, completions and maintenance. */
+      poolSize: 10,
+      /** Each phase is one short step; a job running longer than this is taken back. */
+      jobExpireSeconds: 300,
+      /** A worker that dies is noticed by its missing heartbeats within about twice this. */
+      heartbeatSeconds: e.KILN_JOB_HEARTBEAT_SECONDS,
+      /** How often jobs of dead workers are found and retried (pg-boss's per-queue monitor). */
+      superviseIntervalSeconds: 5,
+      /** How fresh the backlog count is that fetch loops read (pg-boss caches it). */
+      queueCacheIntervalSeconds: 2,
+      /** Retries of ending a generation whose job died for good (a database write). */
+      deadLetterRetryLimit: 5,
+    },
     worker: {
       concurrency: { create: e.KILN_WORKER_CONCURRENCY, poll: e.KILN_POLL_CONCURRENCY, finish: e.KILN_RENDER_CONCURRENCY },
+      /** Deadline of a generation that asks for none. */
       deadlineSeconds: e.KILN_DEADLINE_SECONDS,
-      retryLimit: e.KILN_RETRY_LIMIT,
-      retryDelaySeconds: e.KILN_RETRY_DELAY_SECONDS,
-      pollInitialMs: 250,
-      pollMaxMs: 2000,
+      /** Job retries of a failed step, with exponential backoff and jitter from `delaySeconds` up to `delayMaxSeconds`. */
+      retry: { limit: e.KILN_RETRY_LIMIT, delaySeconds: e.KILN_RETRY_DELAY_SECONDS, delayMaxSeconds: e.KILN_RETRY_DELAY_MAX_SECONDS },
+      /** How each phase's jobs are fetched (see jobs/generation-worker.ts). */
+      pickup: {
+        /** Fetch loops of the create phase: two, so one slow batch does not hold up the next pickup. */
+        createLoops: 2,
+        /** Seconds between backstop fetches: delayed jobs (polls, retries, deferrals) send no NOTIFY when due. */
+        backstopSeconds: { create: 2, poll: 1, finish: 2, cancel: 5, dead: 5 },
+        /** pg-boss's fetch interval where LISTEN/NOTIFY does not apply (its minimum is 0.5). */
+        pollingIntervalSeconds: 1,
+        /** Cancels at the provider one process sends at once (rare, one read each). */
+        cancelConcurrency: 4,
+      },
+      polls: {
+        /** The soonest poll: about a fast model's run time. */
+        initialMs: 250,
+        /** Polls back off by this factor up to `maxMs`, so a slow model costs few reads. */
+        backoffFactor: 1.5,
+        maxMs: 2000,
+        /** The first poll comes at this share of the model's typical duration (learnt), so most need one poll. */
+        firstAtShareOfTypical: 0.8,
+        /** Weight of each new observation in a model's typical duration (a moving average). */
+        typicalWeight: 0.2,
+        /** Polls may use this share of the read budget; the rest stays free for cancels and lookups. */
+        shareOfReads: 0.8,
+        /** How long a count of predictions in flight (for spacing) is reused. */
+        awaitingCountTtlMs: 5_000,
+      },
+      defer: {
+        /** The shortest wait of a deferred job (a budget or breaker that frees up at once still gets a breath). */
+        minMs: 250,
+        /** A deferred job's wait is stretched by up to this share, so deferred jobs do not return in a herd. */
+        jitter: 0.2,
+      },
+      /** Downloading one provider output. */
+      downloadTimeoutMs: e.KILN_DOWNLOAD_TIMEOUT_MS,
+      /** sharp's own limit on one render. */
+      renderTimeoutSeconds: 60,
     },
     limits: {
       maxBodyBytes: e.KILN_MAX_BODY_BYTES,

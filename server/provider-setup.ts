@@ -46,19 +46,11 @@ export async function setUpProvider(config: KilnConfig, options: { needsSimulato
     creates: config.provider.creates,
     reads: config.provider.reads,
     maxWaitMs: config.provider.maxRateWaitMs,
+    throttledPauseMs: config.provider.throttledPauseMs,
   });
   await limiter.start();
-  const policies = createProviderPolicies({
-    limiter,
-    timeoutMs: config.provider.timeoutMs,
-    maxAttempts: 4,
-    backoffBaseMs: 250,
-    backoffMaxMs: 30_000,
-    breakerConsecutiveFailures: config.provider.breaker.consecutiveFailures,
-    breakerHalfOpenAfterMs: config.provider.breaker.halfOpenAfterMs,
-    maxConcurrentCalls: 64,
-    maxQueuedCalls: 1024,
-  });
+  const { timeoutMs, retry, breaker, bulkhead } = config.provider;
+  const policies = createProviderPolicies({ limiter, timeoutMs, retry, breaker, bulkhead });
   const running = simulator;
   return {
     provider: createReplicateProvider({ apiToken, baseUrl, policies, extraOutputOrigins }),

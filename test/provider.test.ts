@@ -26,13 +26,9 @@ describe('provider calls', () => {
     await fetch(`${simulator.url}/_sim/reset`, { method: 'POST' });
     policies = createProviderPolicies({
       timeoutMs: 300,
-      maxAttempts: 4,
-      backoffBaseMs: 100,
-      backoffMaxMs: 2000,
-      breakerConsecutiveFailures: 5,
-      breakerHalfOpenAfterMs: 60_000,
-      maxConcurrentCalls: 8,
-      maxQueuedCalls: 16,
+      retry: { maxAttempts: 4, backoffBaseMs: 100, backoffMaxMs: 2000 },
+      breaker: { consecutiveFailures: 5, halfOpenAfterMs: 60_000 },
+      bulkhead: { maxConcurrentCalls: 8, maxQueuedCalls: 16 },
     });
     provider = createReplicateProvider({ apiToken: 'secret', baseUrl: `${simulator.url}/v1`, policies, extraOutputOrigins: [simulator.url] });
   });

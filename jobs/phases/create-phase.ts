@@ -12,8 +12,10 @@ import { PermanentProviderError, ProviderUnavailableError, RateLimitedError, Tra
 import { MODELS, isModelId } from '../provider/models.ts';
 import type { ImageProvider, Prediction } from '../provider/provider.ts';
 import type { GenerationJob, JobQueue } from '../queue.ts';
-import { findEarlierPrediction } from './earlier-create.ts';
-import { deadlineOf, failGeneration, storedRequest } from './outcomes.ts';
+import { DEADLINE_MISSED, cancelAfterSeconds, isPastDeadline } from './deadlines.ts';
+import { findEarlierPrediction, type EarlierCreateSearch } from './earlier-create.ts';
+import { handleFailure } from './failures.ts';
+import { failGeneration, storedRequest } from './outcomes.ts';
 import type { WaitPhase } from './wait-phase.ts';
 
 export interface CreatePhaseOptions {
@@ -24,24 +26,23 @@ export interface CreatePhaseOptions {
   logger: Logger;
   /** Names this worker in the events it writes. */
   workerId: string;
-  defaultDeadlineSeconds: number;
   /** Longest a create call may take, retries included (it is cut off then): an older unstored create has settled. */
   createSettleMs: number;
+  /** The shortest Cancel-After the provider accepts. */
+  minCancelAfterSeconds: number;
+  /** A deferred job's wait: at least `minMs`, stretched by up to `jitter` so deferred jobs do not return together. */
+  defer: { minMs: number; jitter: number };
+  earlierCreate: EarlierCreateSearch;
   /** Where the provider should report back for this attempt, if Kiln can be reached. */
   webhookUrl: (generation: Generation) => string | undefined;
-}
-
-/** Why a generation waits in the queue again; it is not a failure and not a retry. */
-interface Deferral {
-  publicReason: string;
-  retryInMs: number;
 }
 
 export function createCreatePhase(options: CreatePhaseOptions) {
   const { db, queue, provider, logger } = options;
 
-  async function defer(generation: Generation, reason: Deferral): Promise<void> {
-    const delayMs = Math.max(250, reason.retryInMs) * (1 + Math.random() * 0.2); // spread the returns
+  /** Back to the queue for a while: not a failure, and not a retry. */
+  async function defer(generation: Generation, retryInMs: number, reason: string): Promise<void> {
+    const delayMs = Math.max(options.defer.minMs, retryInMs) * (1 + Math.random() * options.defer.jitter);
     await db.transaction().execute(async (trx) => {
       const requeued = await transition(trx, {
         id: generation.id,
@@ -49,7 +50,7 @@ export function createCreatePhase(options: CreatePhaseOptions) {
         fromStates: ['running'],
         set: { state: 'queued' },
         stage: 'deferred',
-        data: { reason: reason.publicReason, retryInMs: Math.round(delayMs) },
+        data: { reason, retryInMs: Math.round(delayMs) },
       });
       if (requeued) await queue.deferGeneration(trx, { generationId: generation.id, priority: generation.priority }, delayMs);
     });
@@ -114,8 +115,7 @@ export function createCreatePhase(options: CreatePhaseOptions) {
       });
       return;
     }
-    const remainingMs = deadlineOf(generation, options.defaultDeadlineSeconds).getTime() - Date.now();
-    if (remainingMs <= 0) return failGeneration(db, id, attempt, 'deadline_exceeded', 'not started before its deadline');
+    if (isPastDeadline(generation)) return failGeneration(db, id, attempt, 'deadline_exceeded', DEADLINE_MISSED.beforeCreate);
     if (!isModelId(generation.model)) throw new PermanentProviderError(`unknown model ${generation.model}`);
     const model = MODELS[generation.model];
     const request = storedRequest.parse(generation.request);
@@ -124,8 +124,8 @@ export function createCreatePhase(options: CreatePhaseOptions) {
     if (generation.create_sent_attempt !== null && generation.create_sent_at !== null) {
       // An earlier attempt sent a create and did not store what came of it.
       const settledInMs = (generation.create_settles_at?.getTime() ?? 0) - Date.now();
-      if (settledInMs > 0) return defer(generation, { publicReason: 'an earlier create may still be under way', retryInMs: settledInMs });
-      const earlier = await findEarlierPrediction({ db, provider }, { sentAt: generation.create_sent_at, route: model.route, input }, signal);
+      if (settledInMs > 0) return defer(generation, settledInMs, 'an earlier create may still be under way');
+      const earlier = await findEarlierPrediction({ db, provider, search: options.earlierCreate }, { sentAt: generation.create_sent_at, route: model.route, input }, signal);
       if (earlier) {
         logger.info('found the prediction an earlier attempt created; resuming it', { generationId: id, predictionId: earlier.id });
         return store(generation, earlier, true);
@@ -140,7 +140,7 @@ export function createCreatePhase(options: CreatePhaseOptions) {
       const webhook = options.webhookUrl(generation);
       prediction = await provider.createPrediction(
         // The provider ends the prediction at our deadline too (`aborted` if it never started: not billed).
-        { route: model.route, input, cancelAfterSeconds: Math.max(1, remainingMs / 1000), ...(webhook ? { webhook } : {}) },
+        { route: model.route, input, cancelAfterSeconds: cancelAfterSeconds(generation, options.minCancelAfterSeconds), ...(webhook ? { webhook } : {}) },
         AbortSignal.any([signal, settled]),
       );
     } catch (error) {
@@ -158,23 +158,15 @@ export function createCreatePhase(options: CreatePhaseOptions) {
     async run(job: JobWithMetadata<GenerationJob>): Promise<void> {
       const generation = await startAttempt(db, job.data.generationId, { retry: job.retryCount, worker: options.workerId });
       if (!generation) return; // canceled while queued, or already finished
-      const { id, attempt } = generation;
       try {
         await createOrResume(generation, job.signal);
       } catch (error) {
-        if (job.signal.aborted) throw error; // shutting down: the job goes back to the queue
-        if (error instanceof RateLimitedError || error instanceof ProviderUnavailableError) return defer(generation, error);
-        if (error instanceof PermanentProviderError) return failGeneration(db, id, attempt, 'provider_rejected', error.publicReason);
-        const transient = error instanceof TransientProviderError;
-        const detail = error instanceof Error ? error.message : String(error);
-        const reason = transient ? error.publicReason : 'internal error';
-        if (transient) logger.warn('create attempt failed', { generationId: id, error: detail });
-        else logger.error('create attempt failed unexpectedly', { generationId: id, error: detail, stack: error instanceof Error ? error.stack : undefined });
-        if (job.retryCount >= job.retryLimit) {
-          return failGeneration(db, id, attempt, transient ? 'provider_unavailable' : 'internal_error', transient ? `the provider kept failing: ${reason}` : 'processing failed repeatedly');
-        }
-        await transition(db, { id, attempt, fromStates: ['running'], stage: 'retrying', data: { reason, retry: job.retryCount + 1 } });
-        throw error; // pg-boss retries with exponential backoff and jitter
+        await handleFailure('create', error, job, {
+          db,
+          generation,
+          logger,
+          defer: (inMs, reason) => defer(generation, inMs, reason),
+        });
       }
     },
   };

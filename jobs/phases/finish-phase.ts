@@ -5,19 +5,21 @@ import type { Kysely } from 'kysely';
 import { completeGeneration, transition } from '../../db/generations.ts';
 import { findGenerationForWork } from '../../db/provider-work.ts';
 import type { Database } from '../../db/schema.ts';
+import type { Logger } from '../logger.ts';
 import { downloadOutput, type DownloadLimits } from '../provider/download-output.ts';
-import { PermanentProviderError } from '../provider/errors.ts';
 import type { ImageProvider } from '../provider/provider.ts';
 import type { FinishJob } from '../queue.ts';
-import { CONTENT_TYPES, FILE_EXTENSIONS, variantSpecs } from '../render/presets.ts';
-import { UnusableImageError, renderVariants, type RenderLimits } from '../render/render-variants.ts';
+import { IMAGE_FILE_TYPES, variantSpecs } from '../render/presets.ts';
+import { renderVariants, type RenderLimits } from '../render/render-variants.ts';
 import type { AssetStorage } from '../storage/storage.ts';
-import { failGeneration, storedRequest } from './outcomes.ts';
+import { handleFailure, type JobContext } from './failures.ts';
+import { storedRequest } from './outcomes.ts';
 
 export interface FinishPhaseOptions {
   db: Kysely<Database>;
   provider: ImageProvider;
   storage: AssetStorage;
+  logger: Logger;
   download: DownloadLimits;
   render: RenderLimits;
 }
@@ -25,7 +27,8 @@ export interface FinishPhaseOptions {
 export function createFinishPhase(options: FinishPhaseOptions) {
   const { db } = options;
   return {
-    async run(job: FinishJob, signal: AbortSignal): Promise<void> {
+    async run(job: FinishJob, context: JobContext): Promise<void> {
+      const { signal } = context;
       const generation = await findGenerationForWork(db, job.generationId);
       if (!generation || generation.state !== 'running' || generation.attempt !== job.attempt) return;
       const { id, attempt } = generation;
@@ -48,16 +51,15 @@ export function createFinishPhase(options: FinishPhaseOptions) {
           height: image.height,
           bytes: image.bytes.length,
           content_hash: image.contentHash,
-          storage_key: `${image.contentHash}.${FILE_EXTENSIONS[image.format]}`,
-          content_type: CONTENT_TYPES[image.format],
+          storage_key: `${image.contentHash}.${IMAGE_FILE_TYPES[image.format].extension}`,
+          content_type: IMAGE_FILE_TYPES[image.format].contentType,
         }));
         await Promise.all(images.map((image, index) => options.storage.put(assets[index]!.storage_key, image.bytes)));
         if (!(await fenced('stored', { assets: assets.length }))) return;
         await completeGeneration(db, { id, attempt, assets, data: { assets: assets.length, predictionId: job.predictionId } });
       } catch (error) {
-        if (error instanceof UnusableImageError) return failGeneration(db, id, attempt, 'unusable_output', error.message);
-        if (error instanceof PermanentProviderError) return failGeneration(db, id, attempt, 'unusable_output', error.publicReason);
-        throw error; // pg-boss retries the finish (the prediction's output stays for an hour)
+        // A retry downloads again: the provider keeps the output for an hour.
+        await handleFailure('finish', error, context, { db, generation, logger: options.logger });
       }
     },
   };

@@ -1,0 +1,133 @@
+// What the worker does when a step fails: one table for every phase, read top to bottom.
+// Each phase catches its errors, asks `decideOnFailure`, and carries the decision out.
+//
+//                     shutting down  provider busy       transient           permanent             unusable image        anything else
+//   create            abandon        defer               retry               fail provider_rejected  —                   retry
+//   poll              abandon        poll again          poll again          fail provider_failed    —                   retry
+//   finish            abandon        retry               retry               fail unusable_output    fail unusable_output  retry
+//   cancel            abandon        retry               retry               drop                    —                   retry
+//
+// - abandon: the process is stopping; the job goes back to the queue as it is.
+// - defer: the generation waits in the queue (`deferred`) until the budget or breaker frees
+//   up — not a failure, and not counted as a retry.
+// - poll again: ask the provider later (the deadline still bounds the wait: see deadlines.ts).
+// - retry: pg-boss runs the job again with exponential backoff and jitter; at the retry limit
+//   the generation fails instead (`provider_unavailable` if the provider kept failing,
+//   `internal_error` otherwise), and a cancel is given up (the prediction's own Cancel-After
+//   still ends it).
+// - drop: nothing is left to do (a cancel of a prediction that is gone or already final).
+// "Provider busy" is our shared rate limit or the open circuit breaker; "transient" a network
+// failure, timeout, 5xx or 429 (jobs/provider/errors.ts).
+import { PermanentProviderError, ProviderUnavailableError, RateLimitedError, TransientProviderError } from '../provider/errors.ts';
+import { UnusableImageError } from '../render/render-variants.ts';
+import type { FailureCode } from './outcomes.ts';
+
+export type Phase = 'create' | 'poll' | 'finish' | 'cancel';
+
+type ErrorKind = 'shutting-down' | 'provider-busy' | 'transient' | 'permanent' | 'unusable-image' | 'unexpected';
+
+/** `fail`: with the error's public reason, after `saying` if given. */
+type Action = 'abandon' | 'defer' | 'poll-again' | 'retry' | 'drop' | { fail: FailureCode; saying?: string };
+
+const TABLE: Record<Phase, Record<ErrorKind, Action>> = {
+  create: {
+    'shutting-down': 'abandon',
+    'provider-busy': 'defer',
+    transient: 'retry',
+    permanent: { fail: 'provider_rejected' },
+    'unusable-image': 'retry',
+    unexpected: 'retry',
+  },
+  poll: {
+    'shutting-down': 'abandon',
+    'provider-busy': 'poll-again',
+    transient: 'poll-again',
+    permanent: { fail: 'provider_failed', saying: 'the provider no longer knows the prediction' },
+    'unusable-image': 'retry',
+    unexpected: 'retry',
+  },
+  finish: {
+    'shutting-down': 'abandon',
+    'provider-busy': 'retry',
+    transient: 'retry',
+    permanent: { fail: 'unusable_output' },
+    'unusable-image': { fail: 'unusable_output' },
+    unexpected: 'retry',
+  },
+  cancel: {
+    'shutting-down': 'abandon',
+    'provider-busy': 'retry',
+    transient: 'retry',
+    permanent: 'drop',
+    'unusable-image': 'retry',
+    unexpected: 'retry',
+  },
+};
+
+export type FailureDecision =
+  | { kind: 'abandon' }
+  | { kind: 'drop' }
+  | { kind: 'defer'; inMs: number; reason: string }
+  | { kind: 'poll-again'; inMs: number }
+  /** `reason` is safe to show a client. */
+  | { kind: 'retry'; reason: string }
+  | { kind: 'fail'; code: FailureCode; message: string };
+
+export interface FailedJob {
+  /** Retries so far, and how many are allowed (pg-boss's counts). */
+  retryCount: number;
+  retryLimit: number;
+  /** The process is stopping (the job's signal aborted). */
+  shuttingDown: boolean;
+}
+
+export interface PollTiming {
+  /** The soonest a poll comes back. */
+  initialMs: number;
+  /** How long a poll waits after a transient failure. */
+  maxMs: number;
+}
+
+function kindOf(error: unknown, job: FailedJob): ErrorKind {
+  if (job.shuttingDown) return 'shutting-down';
+  if (error instanceof RateLimitedError || error instanceof ProviderUnavailableError) return 'provider-busy';
+  if (error instanceof TransientProviderError) return 'transient';
+  if (error instanceof PermanentProviderError) return 'permanent';
+  if (error instanceof UnusableImageError) return 'unusable-image';
+  return 'unexpected';
+}
+
+/** What a client may read about the error (never addresses, bodies or stack traces). */
+function publicReason(error: unknown, kind: ErrorKind): string {
+  if (error instanceof PermanentProviderError || error instanceof TransientProviderError) return error.publicReason;
+  if (error instanceof RateLimitedError || error instanceof ProviderUnavailableError) return error.publicReason;
+  if (kind === 'unusable-image' && error instanceof Error) return error.message;
+  return 'internal error';
+}
+
+/** `polls`: how the wait phase times a poll that comes again (only the poll phase needs it). */
+export function decideOnFailure(phase: Phase, error: unknown, job: FailedJob, polls?: PollTiming): FailureDecision {
+  const kind = kindOf(error, job);
+  const action = TABLE[phase][kind];
+  const reason = publicReason(error, kind);
+  const busyForMs = error instanceof RateLimitedError || error instanceof ProviderUnavailableError ? error.retryInMs : 0;
+  switch (action) {
+    case 'abandon':
+    case 'drop':
+      return { kind: action };
+    case 'defer':
+      return { kind: 'defer', inMs: busyForMs, reason };
+    case 'poll-again':
+      if (!polls) throw new Error(`the ${phase} phase cannot poll again`);
+      return { kind: 'poll-again', inMs: Math.max(polls.initialMs, kind === 'transient' ? polls.maxMs : busyForMs) };
+    case 'retry':
+      if (job.retryCount < job.retryLimit) return { kind: 'retry', reason };
+      // A cancel that kept failing is given up: the prediction still ends at its Cancel-After.
+      if (phase === 'cancel') return { kind: 'drop' };
+      return kind === 'transient' || kind === 'provider-busy'
+        ? { kind: 'fail', code: 'provider_unavailable', message: `the provider kept failing: ${reason}` }
+        : { kind: 'fail', code: 'internal_error', message: 'processing failed repeatedly' };
+    default:
+      return { kind: 'fail', code: action.fail, message: action.saying ? `${action.saying}: ${reason}` : reason };
+  }
+}
