@@ -1,24 +1,18 @@
 // Provider call budgets shared by every worker process, kept in one row per budget.
-// The algorithm is GCRA (a token bucket kept as one timestamp): calls are spaced by
-// 60 s / perMinute, and up to `burst` may go back to back after a quiet spell. A caller
-// reserves a slot — possibly a little in the future — in one atomic UPDATE, then sleeps until
-// it; so processes never race for tokens or poll the table, and together they never exceed
-// the budget. A 429 from the provider pauses the budget for everyone.
+// The algorithm is GCRA (see gcra.ts for its arithmetic): calls are spaced by 60 s / perMinute,
+// and up to `burst` may go back to back after a quiet spell. A caller reserves a slot —
+// possibly a little in the future — in one atomic UPDATE, then sleeps until it; so processes
+// never race for tokens or poll the table, and together they never exceed the budget. A 429
+// from the provider pauses the budget for everyone.
 import { sql, type Kysely } from 'kysely';
+import { intervalMs, nextSlot, toleranceMs, type BudgetRate, type Reservation } from './gcra.ts';
 import type { Database } from './schema.ts';
 
-export interface Budget {
-  name: string;
-  perMinute: number;
-  /** Calls that may go back to back after a quiet spell. */
-  burst: number;
-}
+export type { Reservation } from './gcra.ts';
 
-export type Reservation =
-  /** Go after `waitMs` (0: now). */
-  | { granted: true; waitMs: number }
-  /** The budget is booked (or paused) further ahead than the caller would wait. */
-  | { granted: false; retryInMs: number };
+export interface Budget extends BudgetRate {
+  name: string;
+}
 
 export interface BudgetState {
   name: string;
@@ -40,8 +34,9 @@ export async function ensureBudgets(db: Kysely<Database>, names: readonly string
 
 /** Reserves the next call slot of a budget, unless it is more than `maxWaitMs` away. */
 export async function reserveCall(db: Kysely<Database>, budget: Budget, maxWaitMs: number): Promise<Reservation> {
-  const interval = 60 / budget.perMinute; // seconds between calls at the steady rate
-  const tolerance = (Math.max(1, budget.burst) - 1) * interval;
+  // The rule of gcra.ts's reserve(), in seconds, in one statement.
+  const interval = intervalMs(budget) / 1000;
+  const tolerance = toleranceMs(budget) / 1000;
   // SET expressions read the row as it was, and an UPDATE waits for (and re-reads) a row a
   // concurrent reservation holds: each slot is handed out once.
   const slot = sql`greatest(tat - make_interval(secs => ${tolerance}), paused_until, statement_timestamp())`;
@@ -69,8 +64,9 @@ export async function reserveCall(db: Kysely<Database>, budget: Budget, maxWaitM
  * steady rate — no burst is saved up meanwhile (tat is set a full burst beyond the pause).
  */
 export async function pauseBudget(db: Kysely<Database>, budget: Budget, ms: number): Promise<void> {
+  // The rule of gcra.ts's pause(), in seconds.
   const until = sql`statement_timestamp() + make_interval(secs => ${ms / 1000})`;
-  const tolerance = (Math.max(1, budget.burst) - 1) * (60 / budget.perMinute);
+  const tolerance = toleranceMs(budget) / 1000;
   await sql`
     UPDATE provider_rate_limits
     SET paused_until = greatest(paused_until, ${until}),
@@ -85,9 +81,8 @@ export async function budgetStates(db: Kysely<Database>, budgets: readonly Budge
   return budgets.flatMap((budget) => {
     const row = rows.find((candidate) => candidate.name === budget.name);
     if (!row) return [];
-    const interval = 60_000 / budget.perMinute;
     const now = row.now.getTime();
-    const slot = Math.max(row.tat.getTime() - (Math.max(1, budget.burst) - 1) * interval, row.paused_until.getTime(), now);
+    const slot = nextSlot({ tat: row.tat.getTime(), pausedUntil: row.paused_until.getTime() }, budget, now);
     return [{ name: budget.name, waitMs: slot - now, pausedForMs: Math.max(0, row.paused_until.getTime() - now), granted: Number(row.granted), throttled: Number(row.throttled) }];
   });
 }

@@ -1,0 +1,52 @@
+// The arithmetic of a GCRA budget (a token bucket kept as one timestamp), in milliseconds.
+// `tat` is the theoretical arrival time: when the next call would go if calls were evenly
+// spaced. A call may go `tolerance` before it, so after a quiet spell up to `burst` calls go
+// back to back; each call moves `tat` one interval on. rate-limits.ts runs the same rule in one
+// SQL UPDATE so that every process shares the budget; this module states it plainly, and the
+// stats read it back.
+
+export interface BudgetRate {
+  perMinute: number;
+  /** Calls that may go back to back after a quiet spell. */
+  burst: number;
+}
+
+export interface BudgetClock {
+  tat: number;
+  /** After a 429: nobody calls before this. */
+  pausedUntil: number;
+}
+
+/** Time between calls at the steady rate. */
+export const intervalMs = (rate: BudgetRate): number => 60_000 / rate.perMinute;
+
+/** How far ahead of `tat` a call may go: burst − 1 intervals. */
+export const toleranceMs = (rate: BudgetRate): number => (Math.max(1, rate.burst) - 1) * intervalMs(rate);
+
+/** The earliest a call asked for at `now` may go. */
+export function nextSlot(clock: BudgetClock, rate: BudgetRate, now: number): number {
+  return Math.max(clock.tat - toleranceMs(rate), clock.pausedUntil, now);
+}
+
+export type Reservation =
+  /** Go after `waitMs` (0: now). */
+  | { granted: true; waitMs: number }
+  /** The budget is booked (or paused) further ahead than the caller would wait. */
+  | { granted: false; retryInMs: number };
+
+/** One call's reservation, and the clock after it (unchanged when refused). */
+export function reserve(clock: BudgetClock, rate: BudgetRate, now: number, maxWaitMs: number): { reservation: Reservation; clock: BudgetClock } {
+  const slot = nextSlot(clock, rate, now);
+  if (slot > now + maxWaitMs) return { reservation: { granted: false, retryInMs: slot - now - maxWaitMs }, clock };
+  const tat = Math.max(clock.tat, clock.pausedUntil, now) + intervalMs(rate);
+  return { reservation: { granted: true, waitMs: slot - now }, clock: { ...clock, tat } };
+}
+
+/**
+ * After a 429: nobody calls for `ms`, and when the pause ends calls resume at the steady rate —
+ * no burst is saved up meanwhile (`tat` is set a full tolerance beyond the pause).
+ */
+export function pause(clock: BudgetClock, rate: BudgetRate, now: number, ms: number): BudgetClock {
+  const until = now + ms;
+  return { pausedUntil: Math.max(clock.pausedUntil, until), tat: Math.max(clock.tat, until + toleranceMs(rate)) };
+}
