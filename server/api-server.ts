@@ -28,6 +28,7 @@ import type { ProviderRateLimiter } from '../jobs/provider/rate-limiter.ts';
 import { createWebhookRoute } from './webhook-route.ts';
 import { createPredictionUpdates } from '../jobs/phases/prediction-updates.ts';
 import type { Context } from './trpc.ts';
+import type { KilnServices } from './services.ts';
 
 /** Calls one HTTP request may carry (the client-sdk batches up to this many). */
 export const MAX_CALLS_PER_HTTP_BATCH = 20;
@@ -59,7 +60,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
   const feed = createEventFeed({ db, connectionString: databaseUrl, publicUrl: assetsBase, logger, batchWrites: (dispatch) => holdWritesThisTurn(sockets, dispatch) });
   await feed.start();
   const signer = createTokenSigner(config.tokenSecret ?? (await getOrCreateSecret(db, 'scoped-tokens')));
-  const services = {
+  const services: KilnServices = {
     generations: createGenerationService({ db, queue, publicUrl: assetsBase, defaultDeadlineSeconds: config.worker.deadlineSeconds }),
     realtime: createRealtimeService({ db, feed, publicUrl: assetsBase, maxBuffered: config.realtime.maxBufferedEvents,
       maxSocketBufferBytes: config.realtime.maxSocketBufferBytes,

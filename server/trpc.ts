@@ -6,17 +6,14 @@ import { ZodError } from 'zod';
 import { DomainError, unauthorized, type DomainErrorCode } from './errors.ts';
 import type { AuthResult } from './auth.ts';
 import { forbidden } from './errors.ts';
-import type { GenerationService } from './generation-service.ts';
-import type { TokenService } from './token-service.ts';
-import type { OpsService } from './ops-service.ts';
-import type { RealtimeService } from './realtime/realtime-service.ts';
+import type { KilnServices } from './services.ts';
 
 export interface Context {
   /** Resolves the caller from the request's credential (checked once per request or connection). */
   authenticate(): Promise<AuthResult>;
   /** Whether any credential was presented, to tell "missing" from "wrong". */
   hasCredentials: boolean;
-  services: { generations: GenerationService; realtime: RealtimeService; tokens: TokenService; ops: OpsService };
+  services: KilnServices;
   /** The WebSocket, for calls that arrive over one: lets a subscription cut off a slow consumer. */
   connection?: { readonly bufferedAmount: number; close(code: number, reason: string): void };
 }
