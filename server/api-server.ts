@@ -13,7 +13,7 @@ import type { ProviderPolicies } from '../jobs/provider/policies.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import type { AssetStorage } from '../jobs/storage/storage.ts';
 import { getOrCreateSecret } from '../db/secrets.ts';
-import { bearerToken, createAuthenticator, type AuthResult } from './auth.ts';
+import { bearerToken, createAuthenticator } from './auth.ts';
 import type { KilnConfig } from './config.ts';
 import { createGenerationService } from './generation-service.ts';
 import { createHttpServer, type HealthReport } from './http-server.ts';
@@ -27,7 +27,8 @@ import { createOpsService } from './ops-service.ts';
 import type { ProviderRateLimiter } from '../jobs/provider/rate-limiter.ts';
 import { createWebhookRoute } from './webhook-route.ts';
 import { createPredictionUpdates } from '../jobs/phases/prediction-updates.ts';
-import type { Context } from './trpc.ts';
+import type { AuthResult, Context } from './context.ts';
+import type { KilnServices } from './services.ts';
 
 /** Calls one HTTP request may carry (the client-sdk batches up to this many). */
 export const MAX_CALLS_PER_HTTP_BATCH = 20;
@@ -59,7 +60,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
   const feed = createEventFeed({ db, connectionString: databaseUrl, publicUrl: assetsBase, logger, batchWrites: (dispatch) => holdWritesThisTurn(sockets, dispatch) });
   await feed.start();
   const signer = createTokenSigner(config.tokenSecret ?? (await getOrCreateSecret(db, 'scoped-tokens')));
-  const services = {
+  const services: KilnServices = {
     generations: createGenerationService({ db, queue, publicUrl: assetsBase, defaultDeadlineSeconds: config.worker.deadlineSeconds }),
     realtime: createRealtimeService({ db, feed, publicUrl: assetsBase, maxBuffered: config.realtime.maxBufferedEvents,
       maxSocketBufferBytes: config.realtime.maxSocketBufferBytes,

@@ -7,9 +7,8 @@ import type { Kysely } from 'kysely';
 import { findActiveApiKey, hashApiKey } from '../db/api-keys.ts';
 import type { Database } from '../db/schema.ts';
 import type { Caller } from './caller.ts';
+import type { AuthResult } from './context.ts';
 import { TOKEN_PREFIX, type TokenSigner } from './scoped-tokens.ts';
-
-export type AuthResult = { ok: true; caller: Caller } | { ok: false; reason: string };
 
 export interface Authenticator {
   authenticate(credential: string): Promise<AuthResult>;

@@ -1,15 +1,10 @@
 // Who is calling: a tenant, with either full access (an API key) or access scoped to one
 // generation or batch (a short-lived token a browser may hold; read and subscribe only).
 import { forbidden } from './errors.ts';
+import type { Caller } from './services.ts';
 
-export type Scope = { kind: 'generation'; id: string } | { kind: 'batch'; id: string };
-
-export interface Caller {
-  tenantId: string;
-  tenantTier: string;
-  /** Null for API keys; set for scoped tokens. */
-  scope: Scope | null;
-}
+// Declared with the service contracts, whose every call takes a caller.
+export type { Caller, Scope } from './services.ts';
 
 /** Whether a scoped caller may read this generation (its own, or one of its batch's). */
 export function assertMayReadGeneration(caller: Caller, generation: { id: string; batch_id: string | null }): void {

@@ -1,4 +1,5 @@
 // The use cases behind the API, free of tRPC: validated input in, plain data or DomainError out.
+// It implements GenerationService (services.ts); its answers are the types of api-types.ts.
 import type { Kysely, Transaction } from 'kysely';
 import {
   cancelGeneration,
@@ -17,12 +18,29 @@ import type { Asset, Database, Generation, GenerationEvent } from '../db/schema.
 import { modelForTier, type ModelTier } from '../jobs/provider/models.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import { createIdFactory } from '../db/ids.ts';
-import { estimateQueue } from '../db/queue-estimates.ts';
+import { estimateQueue, type QueueEstimate as DbQueueEstimate } from '../db/queue-estimates.ts';
+import type {
+  BatchAccepted,
+  BatchInput,
+  BatchItemInput,
+  BatchStatusView,
+  CancelAnswer,
+  GenerateAnswer,
+  GenerateInput,
+  GenerationDeduplicated,
+  GenerationPage,
+  GenerationStatusView,
+  GenerationSummary,
+  ListInput,
+  QueueEstimate,
+  StageEvent,
+} from './api-types.ts';
 import { assertMayReadBatch, assertMayReadGeneration, type Caller } from './caller.ts';
 import { assetView as toAssetView } from './realtime/event-view.ts';
 import { badRequest, conflict, notFound } from './errors.ts';
 import { createGroupCommit } from './group-commit.ts';
-import type { BatchInput, BatchItemInput, GenerateInput, ListInput } from './schemas.ts';
+import type { Equal, Expect } from './same-type.ts';
+import type { GenerationService } from './services.ts';
 
 export interface GenerationServiceOptions {
   db: Kysely<Database>;
@@ -36,9 +54,10 @@ export interface GenerationServiceOptions {
 /** A tenant's tier picks the model when the request names neither model nor tier. */
 const TIER_FOR_TENANT: Record<string, ModelTier> = { free: 'fast', standard: 'fast', pro: 'quality' };
 
-export type GenerationService = ReturnType<typeof createGenerationService>;
+/** The estimate goes out as db/queue-estimates.ts computes it: the API's type must not drift from it. */
+type QueueEstimateMatchesTheQuery = Expect<Equal<DbQueueEstimate, QueueEstimate>>;
 
-export function createGenerationService({ db, queue, publicUrl, defaultDeadlineSeconds }: GenerationServiceOptions) {
+export function createGenerationService({ db, queue, publicUrl, defaultDeadlineSeconds }: GenerationServiceOptions): GenerationService {
   const newId = createIdFactory();
   const toRow = (caller: Caller, item: BatchItemInput, batchId: string | null, idempotencyKey: string | null): NewGenerationInput => ({
     id: newId(),
@@ -62,7 +81,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
 
   const assetView = (asset: Asset) => toAssetView(asset, publicUrl());
 
-  const summaryView = (generation: Generation) => ({
+  const summaryView = (generation: Generation): GenerationSummary => ({
     id: generation.id,
     batchId: generation.batch_id,
     state: generation.state,
@@ -77,7 +96,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
     finishedAt: generation.finished_at,
   });
 
-  const eventView = (event: GenerationEvent) => ({ id: event.id, stage: event.stage, at: event.at, data: event.data });
+  const eventView = (event: GenerationEvent): StageEvent => ({ id: event.id, stage: event.stage, at: event.at, data: event.data });
 
   /** Rows, their 'queued' events and their jobs, in one transaction. */
   async function insertQueued(trx: Transaction<Database>, rows: readonly NewGenerationInput[]): Promise<void> {
@@ -94,7 +113,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
   });
 
   /** A repeated idempotency key answers with the first generation, if the request is the same. */
-  function replay(existing: Generation, repeated: NewGenerationInput) {
+  function replay(existing: Generation, repeated: NewGenerationInput): GenerationDeduplicated {
     const same =
       existing.prompt === repeated.prompt &&
       existing.model === repeated.model &&
@@ -107,19 +126,19 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
   }
 
   return {
-    async generate(caller: Caller, input: GenerateInput) {
+    async generate(caller: Caller, input: GenerateInput): Promise<GenerateAnswer> {
       const key = input.idempotencyKey ?? null;
       const row = toRow(caller, input, null, key);
       const earlier = key ? await findByIdempotencyKey(db, caller.tenantId, key) : undefined;
       if (earlier) return replay(earlier, row);
       if (!key) {
         await generateCommits.submit(row);
-        return { id: row.id, status: 'queued' as const, deduplicated: false };
+        return { id: row.id, status: 'queued', deduplicated: false };
       }
       try {
         // Alone, so that a duplicate key fails this request only.
         await db.transaction().execute((trx) => insertQueued(trx, [row]));
-        return { id: row.id, status: 'queued' as const, deduplicated: false };
+        return { id: row.id, status: 'queued', deduplicated: false };
       } catch (error) {
         // Two requests with one idempotency key raced: the loser answers with the winner.
         const winner = isUniqueViolation(error) ? await findByIdempotencyKey(db, caller.tenantId, key) : undefined;
@@ -128,7 +147,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       }
     },
 
-    async batch(caller: Caller, input: BatchInput) {
+    async batch(caller: Caller, input: BatchInput): Promise<BatchAccepted> {
       return db.transaction().execute(async (trx) => {
         const batchId = await insertBatch(trx, caller.tenantId, input.items.length);
         const rows = input.items.map((item) => toRow(caller, item, batchId, null));
@@ -137,7 +156,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       });
     },
 
-    async status(caller: Caller, id: string) {
+    async status(caller: Caller, id: string): Promise<GenerationStatusView> {
       const generation = await findGeneration(db, caller.tenantId, id);
       if (!generation) throw notFound('generation', id);
       assertMayReadGeneration(caller, generation);
@@ -149,7 +168,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       return { ...summaryView(generation), queue, assets: assets.map(assetView), events: events.map(eventView) };
     },
 
-    async batchStatus(caller: Caller, batchId: string) {
+    async batchStatus(caller: Caller, batchId: string): Promise<BatchStatusView> {
       const batch = await findBatch(db, caller.tenantId, batchId);
       if (!batch) throw notFound('batch', batchId);
       assertMayReadBatch(caller, batchId);
@@ -158,7 +177,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       return { batchId, total: batch.item_count, counts, done: finished === batch.item_count, createdAt: batch.created_at };
     },
 
-    async list(caller: Caller, input: ListInput) {
+    async list(caller: Caller, input: ListInput): Promise<GenerationPage> {
       if (input.cursor && !(await findGeneration(db, caller.tenantId, input.cursor))) {
         throw badRequest('cursor is not valid; pass nextCursor from the previous page', { cursor: ['not a cursor from list()'] });
       }
@@ -183,7 +202,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       };
     },
 
-    async cancel(caller: Caller, id: string) {
+    async cancel(caller: Caller, id: string): Promise<CancelAnswer> {
       return db.transaction().execute(async (trx) => {
         const outcome = await cancelGeneration(trx, caller.tenantId, id);
         if (outcome.kind === 'not_found') throw notFound('generation', id);

@@ -4,24 +4,26 @@
 import type { Kysely } from 'kysely';
 import { countTenantStates } from '../db/generations.ts';
 import type { Database } from '../db/schema.ts';
-import type { ProviderPolicies } from '../jobs/provider/policies.ts';
+import type { BreakerState as PolicyBreakerState, ProviderPolicies } from '../jobs/provider/policies.ts';
 import type { ProviderRateLimiter } from '../jobs/provider/rate-limiter.ts';
+import type { BreakerState, OpsStats } from './api-types.ts';
 import type { Caller } from './caller.ts';
+import type { Equal, Expect } from './same-type.ts';
+import type { OpsService } from './services.ts';
 
-export type OpsService = ReturnType<typeof createOpsService>;
+/** The breaker's state goes out as the policies report it: the API's type must not drift from it. */
+type BreakerStateMatchesThePolicies = Expect<Equal<PolicyBreakerState, BreakerState>>;
 
-export function createOpsService(options: { db: Kysely<Database>; limiter: ProviderRateLimiter; policies: ProviderPolicies | undefined }) {
+export function createOpsService(options: { db: Kysely<Database>; limiter: ProviderRateLimiter; policies: ProviderPolicies | undefined }): OpsService {
   return {
-    async stats(caller: Caller) {
+    async stats(caller: Caller): Promise<OpsStats> {
       const [generations, budgets] = await Promise.all([countTenantStates(options.db, caller.tenantId), options.limiter.state()]);
       return {
         generations,
         provider: {
-          /** null in an API-only process, which makes no provider calls (see the workers' /health). */
           breaker: options.policies?.breakerState() ?? null,
           budgets: budgets.map((budget) => ({
             name: budget.name,
-            /** How long a call asked for now would wait for its slot. */
             waitMs: Math.round(budget.waitMs),
             pausedForMs: Math.round(budget.pausedForMs),
             granted: budget.granted,

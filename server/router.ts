@@ -1,5 +1,7 @@
-// The API. Inputs are the zod schemas in schemas.ts; outputs are inferred from the services.
-// The client-sdk imports `AppRouter` as a type only.
+// The API. Inputs are the zod schemas in schemas.ts; outputs are what the service contracts
+// (services.ts) answer. The client-sdk imports `AppRouter` as a type only, and its declaration
+// files reach only the light contract files the router's type names (context.ts, services.ts,
+// api-types.ts), never an implementation.
 import { batchIdInput, batchInput, createTokenInput, generateInput, idInput, listInput, onUpdateInput } from './schemas.ts';
 import { createTRPC } from './trpc.ts';
 

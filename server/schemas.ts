@@ -1,9 +1,12 @@
 // Every input Kiln accepts, as zod schemas: the single source of truth for validation on the
-// server and for the input types the client-sdk infers.
+// server and for the input types the client-sdk infers. What each schema outputs — what the
+// services receive — is stated in api-types.ts and proven equal here, at the end.
 import { z } from 'zod';
 import { ASPECT_RATIOS, MODEL_IDS, MODEL_TIERS } from '../jobs/provider/models.ts';
 import { CROP_STRATEGIES, CUSTOM_SIZE_LIMITS, IMAGE_FORMATS, PLATFORMS, PLATFORM_PRESETS, type Platform } from '../jobs/render/presets.ts';
 import { GENERATION_STATES } from '../db/schema.ts';
+import type * as api from './api-types.ts';
+import type { Equal, Expect } from './same-type.ts';
 
 export const LIMITS = {
   promptLength: 2000,
@@ -113,11 +116,6 @@ export const listInput = z
   .strict()
   .default({ limit: 20 });
 
-export type GenerateInput = z.infer<typeof generateInput>;
-export type BatchItemInput = z.infer<typeof batchItemInput>;
-export type BatchInput = z.infer<typeof batchInput>;
-export type ListInput = z.infer<typeof listInput>;
-
 export const onUpdateInput = z
   .object({
     /** Events of one generation (its whole history first), … */
@@ -140,3 +138,20 @@ export const createTokenInput = z
   })
   .strict()
   .refine((input) => Boolean(input.generationId) !== Boolean(input.batchId), { message: 'give exactly one of generationId or batchId', path: ['generationId'] });
+
+/**
+ * Each schema outputs exactly the input type its service is declared with (api-types.ts), and
+ * the states there are the database's. A schema change that alters what a service receives
+ * fails to compile here until the contract says the same.
+ */
+type SchemasMatchTheContract = [
+  Expect<Equal<z.output<typeof generateInput>, api.GenerateInput>>,
+  Expect<Equal<z.output<typeof batchItemInput>, api.BatchItemInput>>,
+  Expect<Equal<z.output<typeof batchInput>, api.BatchInput>>,
+  Expect<Equal<z.output<typeof listInput>, api.ListInput>>,
+  Expect<Equal<z.output<typeof onUpdateInput>, api.WatchInput>>,
+  Expect<Equal<z.output<typeof createTokenInput>, api.CreateTokenInput>>,
+  Expect<Equal<z.output<typeof idInput>, { id: string }>>,
+  Expect<Equal<z.output<typeof batchIdInput>, { batchId: string }>>,
+  Expect<Equal<(typeof GENERATION_STATES)[number], api.GenerationState>>,
+];

@@ -3,15 +3,15 @@
 import type { Kysely } from 'kysely';
 import { findBatch, findGeneration } from '../db/generations.ts';
 import type { Database } from '../db/schema.ts';
+import type { CreateTokenInput, ScopedToken } from './api-types.ts';
 import type { Caller } from './caller.ts';
 import { notFound } from './errors.ts';
 import type { TokenSigner } from './scoped-tokens.ts';
+import type { TokenService } from './services.ts';
 
-export type TokenService = ReturnType<typeof createTokenService>;
-
-export function createTokenService(options: { db: Kysely<Database>; signer: TokenSigner }) {
+export function createTokenService(options: { db: Kysely<Database>; signer: TokenSigner }): TokenService {
   return {
-    async mint(caller: Caller, request: { generationId?: string | undefined; batchId?: string | undefined; ttlSeconds: number }) {
+    async mint(caller: Caller, request: CreateTokenInput): Promise<ScopedToken> {
       if (request.generationId) {
         if (!(await findGeneration(options.db, caller.tenantId, request.generationId))) throw notFound('generation', request.generationId);
         return options.signer.issue(caller.tenantId, { kind: 'generation', id: request.generationId }, request.ttlSeconds);

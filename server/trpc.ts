@@ -1,25 +1,12 @@
-// tRPC initialisation: the context type, the error shape clients see, and the procedures
+// tRPC initialisation: the context (context.ts), the error shape clients see, and the procedures
 // every router builds on. Domain errors become tRPC codes here and nowhere else.
 import { TRPCError, initTRPC } from '@trpc/server';
 import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
 import { ZodError } from 'zod';
 import { DomainError, unauthorized, type DomainErrorCode } from './errors.ts';
-import type { AuthResult } from './auth.ts';
 import { forbidden } from './errors.ts';
-import type { GenerationService } from './generation-service.ts';
-import type { TokenService } from './token-service.ts';
-import type { OpsService } from './ops-service.ts';
-import type { RealtimeService } from './realtime/realtime-service.ts';
-
-export interface Context {
-  /** Resolves the caller from the request's credential (checked once per request or connection). */
-  authenticate(): Promise<AuthResult>;
-  /** Whether any credential was presented, to tell "missing" from "wrong". */
-  hasCredentials: boolean;
-  services: { generations: GenerationService; realtime: RealtimeService; tokens: TokenService; ops: OpsService };
-  /** The WebSocket, for calls that arrive over one: lets a subscription cut off a slow consumer. */
-  connection?: { readonly bufferedAmount: number; close(code: number, reason: string): void };
-}
+// Declared apart so that the router's type (which carries it) reaches no implementation.
+import type { Context } from './context.ts';
 
 const DOMAIN_TO_TRPC: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {
   NOT_FOUND: 'NOT_FOUND',

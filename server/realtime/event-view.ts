@@ -1,45 +1,18 @@
-// What subscribers receive for an event: its stage and the state it implies, plus the assets
-// when it is a success and the batch's counts when it belongs to a batch.
+// What subscribers receive for an event (RealtimeEvent, api-types.ts): its stage and the state
+// it implies, plus the assets when it is a success and the batch's counts when it belongs to a batch.
 import type { Kysely } from 'kysely';
 import { decodePosition, encodePosition, type FeedPosition } from '../../db/events.ts';
 import { countBatchStates, listAssets } from '../../db/generations.ts';
 import type { Asset, Database, GenerationEvent, GenerationState } from '../../db/schema.ts';
-
-export interface RealtimeEvent {
-  /** Feed position; hand it back as `lastEventId` to resume after it. */
-  id: string;
-  generationId: string;
-  batchId: string | null;
-  stage: string;
-  /** The generation's state once this event happened. */
-  state: GenerationState;
-  /** When it happened (ISO 8601, the database's clock). */
-  at: string;
-  data: Record<string, unknown>;
-  /** On `succeeded`: the generation's assets. */
-  assets?: AssetView[];
-  /** On events of a batch: the batch's counts per state when the event was sent. */
-  batch?: { counts: Record<GenerationState, number>; total: number; done: boolean };
-}
-
-export interface AssetView {
-  kind: 'original' | 'variant';
-  platform: string | null;
-  format: string;
-  width: number;
-  height: number;
-  bytes: number;
-  contentHash: string;
-  contentType: string;
-  url: string;
-}
+import type { AssetView, RealtimeEvent } from '../api-types.ts';
+import type { EventMessage } from '../services.ts';
 
 /**
  * An event with its JSON text made once. The feed hands the same instance to every subscriber
  * in the process and the WebSocket encoder splices the text into each subscriber's message
  * (see ws-encoder.ts); anything else that serializes it gets the same JSON through toJSON().
  */
-export class EncodedEvent {
+export class EncodedEvent implements EventMessage {
   readonly event: RealtimeEvent;
   readonly json: string;
   /** The event's feed position, decoded once for every subscriber that compares it. */

@@ -5,19 +5,12 @@ import { findBatch, findGeneration } from '../../db/generations.ts';
 import type { Database } from '../../db/schema.ts';
 import { badRequest, forbidden, notFound } from '../errors.ts';
 import { assertMayReadBatch, assertMayReadGeneration, type Caller } from '../caller.ts';
+import type { WatchInput } from '../api-types.ts';
+import type { EventMessage, RealtimeService, SubscriberConnection } from '../services.ts';
 import type { EventFeed } from './event-feed.ts';
-import type { EncodedEvent } from './event-view.ts';
 import { estimateQueue } from '../../db/queue-estimates.ts';
-import { openSubscription, type QueueUpdates, type SubscriberConnection } from './subscription.ts';
+import { openSubscription, type QueueUpdates } from './subscription.ts';
 import type { TrackedEnvelope } from '@trpc/server';
-
-export interface WatchRequest {
-  generationId?: string | undefined;
-  batchId?: string | undefined;
-  lastEventId?: string | null | undefined;
-}
-
-export type RealtimeService = ReturnType<typeof createRealtimeService>;
 
 export interface RealtimeServiceOptions {
   db: Kysely<Database>;
@@ -30,16 +23,16 @@ export interface RealtimeServiceOptions {
   queueUpdateMs: number;
 }
 
-export function createRealtimeService(options: RealtimeServiceOptions) {
+export function createRealtimeService(options: RealtimeServiceOptions): RealtimeService {
   const { db } = options;
   return {
     /** Throws NOT_FOUND / BAD_REQUEST before anything streams, so the error reaches the client typed. */
     async watch(
       caller: Caller,
-      request: WatchRequest,
+      request: WatchInput,
       connection: SubscriberConnection | undefined,
       signal: AbortSignal | undefined,
-    ): Promise<AsyncGenerator<TrackedEnvelope<EncodedEvent>>> {
+    ): Promise<AsyncGenerator<TrackedEnvelope<EventMessage>>> {
       let queueUpdates: QueueUpdates | undefined;
       if (request.generationId) {
         const generation = await findGeneration(db, caller.tenantId, request.generationId);

@@ -6,8 +6,10 @@ import type { Kysely } from 'kysely';
 import { FEED_START, comparePositions, currentFeedPosition, decodePosition, readFeed, type FeedFilter, type FeedPosition } from '../../db/events.ts';
 import type { QueueEstimate } from '../../db/queue-estimates.ts';
 import type { Database, GenerationState } from '../../db/schema.ts';
+import type { RealtimeEvent } from '../api-types.ts';
+import type { SubscriberConnection } from '../services.ts';
 import type { EventFeed } from './event-feed.ts';
-import { EncodedEvent, toRealtimeEvents, type RealtimeEvent } from './event-view.ts';
+import { EncodedEvent, toRealtimeEvents } from './event-view.ts';
 
 export interface SubscriptionRequest {
   tenantId: string;
@@ -15,14 +17,6 @@ export interface SubscriptionRequest {
   batchId?: string;
   /** Resume after this position (tRPC passes the last tracked id on reconnect). */
   lastEventId?: string | null;
-}
-
-/** The subscriber's end of the WebSocket, as far as a subscription needs it. */
-export interface SubscriberConnection {
-  /** Bytes written to the socket that the reader has not taken yet. */
-  bufferedBytes(): number;
-  /** Ends the connection; the client reconnects and resumes after the last event it got. */
-  close(code: number, reason: string): void;
 }
 
 /** WebSocket close code for a reader that fell too far behind (4000–4999: the application's). */

@@ -1,0 +1,242 @@
+// The API's vocabulary as plain types: what the services take once input is validated, and
+// every shape they answer with. The client-sdk's type declarations reach this file (through
+// the router's context and outputs), so it imports only types, and only from the files that
+// hold the request vocabulary as `as const` lists and import nothing themselves.
+//
+// Inputs: the zod schemas in schemas.ts stay the one definition of validation. Each input
+// type here states what its schema outputs, and schemas.ts proves at compile time that the
+// two are the same type (see same-type.ts). Inferring the types from zod instead would put
+// zod into every declaration file a client loads; restating them behind a proof keeps zod
+// out and still lets no schema change what services receive without this file saying so.
+//
+// Outputs: services annotate their answers with these types, so a wrong or missing field
+// is a compile error in the service, not a silent change of the API. Dates are `Date`s here;
+// clients receive them as ISO strings (JSON), which tRPC's inferred output types say.
+import type { AspectRatio, ModelId, ModelTier } from '../jobs/provider/models.ts';
+import type { CropStrategy, ImageFormat, Platform } from '../jobs/render/presets.ts';
+
+/**
+ * A generation's lifecycle. The list lives in db/schema.ts (GENERATION_STATES), a file that
+ * imports kysely; schemas.ts proves this union equal to it.
+ */
+export type GenerationState = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled';
+
+/** How many of a set of generations are in each state. */
+export type StateCounts = Record<GenerationState, number>;
+
+// ── Validated inputs ─────────────────────────────────────────────────────────────────────
+
+export interface CustomSize {
+  width: number;
+  height: number;
+}
+
+/** One prompt of a batch, with the schema's defaults applied. */
+export interface BatchItemInput {
+  prompt: string;
+  negativePrompt?: string | undefined;
+  platforms: Platform[];
+  /** Extra output sizes beside the platform presets. */
+  sizes: CustomSize[];
+  formats: ImageFormat[];
+  crop: CropStrategy;
+  model?: ModelId | undefined;
+  tier?: ModelTier | undefined;
+  aspectRatio: AspectRatio;
+  seed?: number | undefined;
+  priority: number;
+  deadlineSeconds?: number | undefined;
+}
+
+export interface GenerateInput extends BatchItemInput {
+  idempotencyKey?: string | undefined;
+}
+
+export interface BatchInput {
+  items: BatchItemInput[];
+}
+
+export interface ListInput {
+  states?: GenerationState[] | undefined;
+  batchId?: string | undefined;
+  model?: ModelId | undefined;
+  /** ISO 8601 with offset. */
+  createdAfter?: string | undefined;
+  createdBefore?: string | undefined;
+  limit: number;
+  cursor?: string | undefined;
+}
+
+/** What `onUpdate` follows: one generation, one batch, or (neither) all of the caller's. */
+export interface WatchInput {
+  generationId?: string | undefined;
+  batchId?: string | undefined;
+  lastEventId?: string | null | undefined;
+}
+
+/** Exactly one of generationId and batchId (the schema checks it). */
+export interface CreateTokenInput {
+  generationId?: string | undefined;
+  batchId?: string | undefined;
+  ttlSeconds: number;
+}
+
+// ── Answers ──────────────────────────────────────────────────────────────────────────────
+
+/** `generate` queued a new generation. */
+export interface GenerationAccepted {
+  id: string;
+  status: 'queued';
+  deduplicated: false;
+}
+
+/** `generate` met an idempotency key it knew: the first generation, as it stands now. */
+export interface GenerationDeduplicated {
+  id: string;
+  status: GenerationState;
+  deduplicated: true;
+}
+
+export type GenerateAnswer = GenerationAccepted | GenerationDeduplicated;
+
+export interface BatchAccepted {
+  batchId: string;
+  /** The generations' ids, in the order of the items. */
+  ids: string[];
+}
+
+export interface CancelAnswer {
+  id: string;
+  status: GenerationState;
+}
+
+/** A read-and-subscribe token for one generation or batch. */
+export interface ScopedToken {
+  token: string;
+  expiresAt: Date;
+}
+
+export interface AssetView {
+  kind: 'original' | 'variant';
+  platform: string | null;
+  format: string;
+  width: number;
+  height: number;
+  bytes: number;
+  contentHash: string;
+  contentType: string;
+  url: string;
+}
+
+/** A generation without its assets and events, as listed. */
+export interface GenerationSummary {
+  id: string;
+  batchId: string | null;
+  state: GenerationState;
+  /** The latest stage, finer than the state (e.g. 'rendering'). */
+  stage: string;
+  prompt: string;
+  model: string;
+  predictionId: string | null;
+  deadlineAt: Date | null;
+  error: { code: string; message: string } | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+/**
+ * Where a queued generation stands in its lane. The shape comes from db/queue-estimates.ts
+ * (a file that imports kysely); generation-service.ts proves the two equal.
+ */
+export interface QueueEstimate {
+  /** Generations ahead of this one in its lane. */
+  position: number;
+  /** Null while the lane has no recent history to estimate from. */
+  estimatedStartAt: Date | null;
+  estimatedFinishAt: Date | null;
+}
+
+/** One stage of a generation, as `status` lists them. */
+export interface StageEvent {
+  id: string;
+  stage: string;
+  at: Date;
+  data: Record<string, unknown>;
+}
+
+/** `status`: one generation with its assets and stage events. */
+export interface GenerationStatusView extends GenerationSummary {
+  /** While queued: its place in the queue; otherwise null. */
+  queue: QueueEstimate | null;
+  assets: AssetView[];
+  events: StageEvent[];
+}
+
+export interface GenerationListItem extends GenerationSummary {
+  assets: AssetView[];
+}
+
+export interface GenerationPage {
+  items: GenerationListItem[];
+  /** Pass it as `cursor` for the next page; null on the last one. */
+  nextCursor: string | null;
+}
+
+export interface BatchStatusView {
+  batchId: string;
+  total: number;
+  counts: StateCounts;
+  done: boolean;
+  createdAt: Date;
+}
+
+/** What subscribers receive for an event (`onUpdate`). */
+export interface RealtimeEvent {
+  /** Feed position; hand it back as `lastEventId` to resume after it. */
+  id: string;
+  generationId: string;
+  batchId: string | null;
+  stage: string;
+  /** The generation's state once this event happened. */
+  state: GenerationState;
+  /** When it happened (ISO 8601, the database's clock). */
+  at: string;
+  data: Record<string, unknown>;
+  /** On `succeeded`: the generation's assets. */
+  assets?: AssetView[];
+  /** On events of a batch: the batch's counts per state when the event was sent. */
+  batch?: BatchProgress;
+}
+
+export interface BatchProgress {
+  counts: StateCounts;
+  total: number;
+  done: boolean;
+}
+
+/**
+ * The provider's circuit breaker. The union comes from jobs/provider/policies.ts (a file that
+ * imports cockatiel); ops-service.ts proves the two equal.
+ */
+export type BreakerState = 'closed' | 'open' | 'half-open' | 'isolated';
+
+/** One shared provider rate-limit budget. */
+export interface BudgetView {
+  name: string;
+  /** How long a call asked for now would wait for its slot. */
+  waitMs: number;
+  pausedForMs: number;
+  granted: number;
+  throttled: number;
+}
+
+export interface OpsStats {
+  /** The caller's generations per state. */
+  generations: StateCounts;
+  provider: {
+    /** null in an API-only process, which makes no provider calls (see the workers' /health). */
+    breaker: BreakerState | null;
+    budgets: BudgetView[];
+  };
+}

@@ -1,0 +1,97 @@
+// The services behind the router, as named contracts: what each use case takes and answers,
+// free of how it is done (kysely, pg-boss, the event feed). The router's context carries a
+// `KilnServices`; the implementations (generation-service.ts, realtime/realtime-service.ts,
+// token-service.ts, ops-service.ts) declare that they return these interfaces.
+//
+// The client-sdk's type declarations reach this file through the router's context type, so
+// it imports only tRPC and the plain types of api-types.ts. Answers are those types; inputs
+// are the validated types that schemas.ts proves equal to its zod schemas' output.
+import type { TrackedEnvelope } from '@trpc/server';
+import type {
+  BatchAccepted,
+  BatchInput,
+  BatchStatusView,
+  CancelAnswer,
+  CreateTokenInput,
+  GenerateAnswer,
+  GenerateInput,
+  GenerationPage,
+  GenerationStatusView,
+  ListInput,
+  OpsStats,
+  RealtimeEvent,
+  ScopedToken,
+  WatchInput,
+} from './api-types.ts';
+
+/** What a scoped token grants: one generation, or one batch. */
+export type Scope = { kind: 'generation'; id: string } | { kind: 'batch'; id: string };
+
+/** Who is calling: a tenant, with an API key's full access or a scoped token's. */
+export interface Caller {
+  tenantId: string;
+  tenantTier: string;
+  /** Null for API keys; set for scoped tokens. */
+  scope: Scope | null;
+}
+
+export interface GenerationService {
+  /** Queues one prompt; a repeated idempotency key answers with the first generation. */
+  generate(caller: Caller, input: GenerateInput): Promise<GenerateAnswer>;
+  /** Queues every item in one transaction. */
+  batch(caller: Caller, input: BatchInput): Promise<BatchAccepted>;
+  status(caller: Caller, id: string): Promise<GenerationStatusView>;
+  batchStatus(caller: Caller, batchId: string): Promise<BatchStatusView>;
+  /** The caller's generations, newest first. */
+  list(caller: Caller, input: ListInput): Promise<GenerationPage>;
+  /** Cancels queued or running work, at the provider too. */
+  cancel(caller: Caller, id: string): Promise<CancelAnswer>;
+}
+
+/** The subscriber's end of the WebSocket, as far as a subscription needs it. */
+export interface SubscriberConnection {
+  /** Bytes written to the socket that the reader has not taken yet. */
+  bufferedBytes(): number;
+  /** Ends the connection; the client reconnects and resumes after the last event it got. */
+  close(code: number, reason: string): void;
+}
+
+/**
+ * One event as a subscription yields it. Whatever form the service keeps it in (the feed
+ * shares one pre-encoded instance among subscribers), it serializes to the event's view;
+ * tRPC types the subscription's output by this `toJSON`.
+ */
+export interface EventMessage {
+  toJSON(): RealtimeEvent;
+}
+
+export interface RealtimeService {
+  /**
+   * The events the caller asked for, each tracked by its id so a reconnecting client resumes
+   * after the last one it got. Rejects (NOT_FOUND, FORBIDDEN, BAD_REQUEST) before anything
+   * streams, so the error reaches the client typed.
+   */
+  watch(
+    caller: Caller,
+    input: WatchInput,
+    connection: SubscriberConnection | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<AsyncGenerator<TrackedEnvelope<EventMessage>>>;
+}
+
+export interface TokenService {
+  /** A token for one generation or batch the caller owns. */
+  mint(caller: Caller, input: CreateTokenInput): Promise<ScopedToken>;
+}
+
+export interface OpsService {
+  stats(caller: Caller): Promise<OpsStats>;
+}
+
+/** The services one API process runs, as the router's context carries them. */
+export interface KilnServices {
+  generations: GenerationService;
+  realtime: RealtimeService;
+  tokens: TokenService;
+  ops: OpsService;
+}
