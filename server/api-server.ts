@@ -61,7 +61,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
   await feed.start();
   const signer = createTokenSigner(config.tokenSecret ?? (await getOrCreateSecret(db, 'scoped-tokens')));
   const services: KilnServices = {
-    generations: createGenerationService({ db, queue, publicUrl: assetsBase, defaultDeadlineSeconds: config.worker.deadlineSeconds }),
+    generations: createGenerationService({ db, queue, publicUrl: assetsBase, defaultDeadlineSeconds: config.worker.deadlineSeconds, groupCommit: config.api.groupCommit }),
     realtime: createRealtimeService({ db, feed, publicUrl: assetsBase, maxBuffered: config.realtime.maxBufferedEvents,
       maxSocketBufferBytes: config.realtime.maxSocketBufferBytes,
       queueUpdateMs: config.realtime.queueUpdateMs }),

@@ -204,6 +204,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       /** sharp's own limit on one render. */
       renderTimeoutSeconds: 60,
     },
+    api: {
+      groupCommit: {
+        /** Rows in one shared transaction at most: big enough to pay one commit for a burst, small enough to stay a short transaction. */
+        maxItems: 200,
+        /** Shared transactions in flight at once: two overlap round trips; more would make smaller groups. */
+        maxConcurrentFlushes: 2,
+      },
+    },
     limits: {
       maxBodyBytes: e.KILN_MAX_BODY_BYTES,
       maxDownloadBytes: e.KILN_MAX_DOWNLOAD_BYTES,

@@ -49,6 +49,8 @@ export interface GenerationServiceOptions {
   publicUrl: () => string;
   /** Deadline of a generation that does not ask for one. */
   defaultDeadlineSeconds: number;
+  /** How concurrent `generate` calls share transactions (see group-commit.ts). */
+  groupCommit: { maxItems: number; maxConcurrentFlushes: number };
 }
 
 /** A tenant's tier picks the model when the request names neither model nor tier. */
@@ -57,7 +59,7 @@ const TIER_FOR_TENANT: Record<string, ModelTier> = { free: 'fast', standard: 'fa
 /** The estimate goes out as db/queue-estimates.ts computes it: the API's type must not drift from it. */
 type QueueEstimateMatchesTheQuery = Expect<Equal<DbQueueEstimate, QueueEstimate>>;
 
-export function createGenerationService({ db, queue, publicUrl, defaultDeadlineSeconds }: GenerationServiceOptions): GenerationService {
+export function createGenerationService({ db, queue, publicUrl, defaultDeadlineSeconds, groupCommit }: GenerationServiceOptions): GenerationService {
   const newId = createIdFactory();
   const toRow = (caller: Caller, item: BatchItemInput, batchId: string | null, idempotencyKey: string | null): NewGenerationInput => ({
     id: newId(),
@@ -107,8 +109,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
   // Concurrent generate calls share transactions (see group-commit.ts).
   const generateCommits = createGroupCommit<NewGenerationInput>({
     write: (rows) => db.transaction().execute((trx) => insertQueued(trx, rows)),
-    maxItems: 200,
-    maxConcurrentFlushes: 2,
+    ...groupCommit,
     isItemError: isDataError,
   });
 
