@@ -29,7 +29,8 @@ export async function connectDatabase(config: KilnConfig, logger: Logger): Promi
   const handle = openDatabase({
     connectionString: url,
     maxConnections: config.dbPoolSize,
-    onError: (error) => logger.warn('idle database connection failed', { error: error.message }),
+    connectTimeoutMs: config.dbConnectTimeoutMs,
+    onConnectionError: (error) => logger.warn('database connection lost; queries fail as "database unavailable" until it is back', { error: error.message }),
   });
   try {
     const applied = await migrateToLatest(handle.db);
