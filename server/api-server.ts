@@ -28,6 +28,7 @@ import type { ProviderRateLimiter } from '../jobs/provider/rate-limiter.ts';
 import { createWebhookRoute } from './webhook-route.ts';
 import { createPredictionUpdates } from '../jobs/phases/prediction-updates.ts';
 import type { Context } from './trpc.ts';
+import { DATABASE_RETRY_AFTER_SECONDS, DomainError } from './errors.ts';
 
 /** Calls one HTTP request may carry (the client-sdk batches up to this many). */
 export const MAX_CALLS_PER_HTTP_BATCH = 20;
@@ -88,23 +89,38 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
       };
     },
     onError,
+    // "Database unavailable" answers 503 (tRPC's status for SERVICE_UNAVAILABLE); Retry-After says when to try again.
+    responseMeta: ({ errors }) => {
+      const retryAfter = Math.max(0, ...errors.map((error) => (error.cause instanceof DomainError ? (error.cause.retryAfterSeconds ?? 0) : 0)));
+      return retryAfter > 0 ? { headers: { 'Retry-After': String(retryAfter) } } : {};
+    },
   });
 
-  const health = async (): Promise<HealthReport> => {
-    const checks: HealthReport['checks'] = {};
+  const checkDatabase = async (): Promise<HealthReport['checks'][string]> => {
     try {
       await sql`SELECT 1`.execute(db);
-      checks.database = { ok: true };
+      return { ok: true };
     } catch (error) {
-      // The detail goes to the log; /health is public and says only what failed.
+      // The detail goes to the log; /health and /ready are public and say only what failed.
       logger.warn('health check: database unreachable', { error: error instanceof Error ? error.message : String(error) });
-      checks.database = { ok: false, detail: 'unreachable' };
+      return { ok: false, detail: 'unreachable' };
     }
+  };
+  const ready = async (): Promise<HealthReport> => {
+    const database = await checkDatabase();
+    return database.ok ? { status: 'ok', checks: { database } } : { status: 'degraded', checks: { database }, retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS };
+  };
+  const health = async (): Promise<HealthReport> => {
+    const checks: HealthReport['checks'] = { database: await checkDatabase() };
     if (policies) {
       const breaker = policies.breakerState();
       checks.provider = { ok: breaker !== 'open', detail: `circuit ${breaker}` };
     }
-    return { status: Object.values(checks).every((check) => check.ok) ? 'ok' : 'degraded', checks };
+    return {
+      status: Object.values(checks).every((check) => check.ok) ? 'ok' : 'degraded',
+      checks,
+      ...(checks.database?.ok === false ? { retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS } : {}),
+    };
   };
   const webhooks = createWebhookRoute({
     db,
@@ -112,7 +128,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     secret: webhookSecret,
     logger,
   });
-  const server = createHttpServer({ trpc, webhooks, storage, health, logger });
+  const server = createHttpServer({ trpc, webhooks, storage, health, ready, logger });
 
   // WebSocket on the same port. The API key comes in the connection parameters (never the
   // URL) and is checked once per connection.
