@@ -150,9 +150,18 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     createContext: ({ res, info }): Context => {
       const params = info.connectionParams ?? {};
       const credential = [params.apiKey, params.token].find((value): value is string => typeof value === 'string' && value.length > 0);
-      const caller = credential ? authenticator.authenticate(credential) : Promise.resolve<AuthResult>({ ok: false, reason: 'missing credentials' });
-      caller.catch(() => {}); // reported by the procedure that awaits it
-      return { hasCredentials: credential !== undefined, authenticate: () => caller, services, connection: res };
+      // Checked once per connection — unless the check itself failed (the database was down):
+      // then the next call on this connection checks again rather than failing for good.
+      let caller: Promise<AuthResult> | undefined;
+      const authenticate = () =>
+        (caller ??= credential
+          ? authenticator.authenticate(credential).catch((error: unknown) => {
+              caller = undefined;
+              throw error;
+            })
+          : Promise.resolve<AuthResult>({ ok: false, reason: 'missing credentials' }));
+      authenticate().catch(() => {}); // started at once; a failure is reported by the procedure that awaits it
+      return { hasCredentials: credential !== undefined, authenticate, services, connection: res };
     },
     onError,
   });
