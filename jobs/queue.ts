@@ -2,6 +2,7 @@
 // transaction, so a generation row and its job commit (or roll back) together.
 import type { Kysely, Transaction } from 'kysely';
 import { PgBoss, fromKysely } from 'pg-boss';
+import { isDatabaseUnavailable } from '../db/database-unavailable.ts';
 import type { Database } from '../db/schema.ts';
 
 export const QUEUES = {
@@ -68,6 +69,26 @@ export interface JobQueue {
   enqueueFinish(trx: Transaction<Database> | Kysely<Database>, job: FinishJob): Promise<void>;
 }
 
+/** While the database is away, one report of it per this long is enough. */
+const OUTAGE_REPORT_EVERY_MS = 10_000;
+
+/** Passes errors on, except that "database unavailable" ones are passed on once per `everyMs`, with a count of the rest. */
+function reportOutagesOnce(report: (error: Error) => void, everyMs: number): (error: Error) => void {
+  let reportedAt = -Infinity;
+  let unreported = 0;
+  return (error) => {
+    if (!isDatabaseUnavailable(error)) return report(error);
+    if (performance.now() - reportedAt < everyMs) {
+      unreported += 1;
+      return;
+    }
+    reportedAt = performance.now();
+    const more = unreported > 0 ? ` (and ${unreported} more like it since the last report)` : '';
+    unreported = 0;
+    report(new Error(`database unavailable; the queue retries by itself: ${error.message}${more}`, { cause: error }));
+  };
+}
+
 export function createJobQueue(options: JobQueueOptions): JobQueue {
   const boss = new PgBoss({
     connectionString: options.connectionString,
@@ -83,7 +104,9 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
     superviseIntervalSeconds: 5,
     monitorIntervalSeconds: 5,
   });
-  boss.on('error', options.onError);
+  // pg-boss rides out a lost database by itself (its loops retry, its pool reconnects, its
+  // LISTEN comes back); meanwhile every loop and timer reports it, several times a second.
+  boss.on('error', reportOutagesOnce(options.onError, OUTAGE_REPORT_EVERY_MS));
   boss.on('warning', options.onWarning);
 
   return {
