@@ -4,6 +4,7 @@
 // job ends there: no worker slot is held while the provider works.
 import type { Kysely, Transaction } from 'kysely';
 import type { JobWithMetadata } from 'pg-boss';
+import { isDatabaseUnavailable } from '../../db/database-unavailable.ts';
 import { startAttempt, transition } from '../../db/generations.ts';
 import { clearCreateIntent, findGenerationForWork, forgetProviderStatus, markCreateSettled, recordCreateIntent } from '../../db/provider-work.ts';
 import type { Database, Generation } from '../../db/schema.ts';
@@ -163,6 +164,12 @@ export function createCreatePhase(options: CreatePhaseOptions) {
         await createOrResume(generation, job.signal);
       } catch (error) {
         if (job.signal.aborted) throw error; // shutting down: the job goes back to the queue
+        // Nothing can be recorded now; pg-boss retries the job once the database is back, and the
+        // create intent stored before any create tells that attempt whether one may exist.
+        if (isDatabaseUnavailable(error)) {
+          logger.warn('create attempt stopped: database unavailable', { generationId: id, error: error instanceof Error ? error.message : String(error) });
+          throw error;
+        }
         if (error instanceof RateLimitedError || error instanceof ProviderUnavailableError) return defer(generation, error);
         if (error instanceof PermanentProviderError) return failGeneration(db, id, attempt, 'provider_rejected', error.publicReason);
         const transient = error instanceof TransientProviderError;
