@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
-import { TRPCClientError, type GenerationEvent } from '../client-sdk/index.ts';
+import { TRPCClientError, createKilnClient, type GenerationEvent } from '../client-sdk/index.ts';
 import { comparePositions, decodePosition } from '../db/events.ts';
 import { createSimulator } from '../jobs/simulator/index.ts';
 import { startDedicatedPostgres } from './support/dedicated-postgres.ts';
@@ -35,6 +35,8 @@ describe('database restart', () => {
       KILN_PROVIDER_TIMEOUT_MS: '2000',
       KILN_RETRY_DELAY_SECONDS: '1',
       KILN_WEBHOOK_BACKSTOP_SECONDS: '5',
+      // Every call checks its key in the database, as one with a key not seen lately does.
+      KILN_AUTH_CACHE_MS: '0',
     };
     // API and worker in this process, and a second worker in a process of its own.
     const kiln = await startKiln({ databaseUrl: postgres.connectionString, env: { ...shared, PORT: String(port) } });
@@ -47,6 +49,7 @@ describe('database restart', () => {
       });
       // Started before the first outage: they must ride it out, not fail.
       const waited = kiln.client.waitFor(ids.at(-1)!, { timeoutMs: ROUNDS * (OUTAGE_MS + 5_000) + 120_000 });
+      let lateWait: Promise<{ state: string }> | undefined;
       const received: GenerationEvent[] = [];
       let started!: () => void;
       const subscribed = new Promise<void>((resolve) => (started = resolve));
@@ -79,6 +82,12 @@ describe('database restart', () => {
         const ready = await fetch(`${kiln.url}/ready`);
         assert.equal(ready.status, 503, '/ready says the database is down');
         assert.ok(ready.headers.get('retry-after'));
+        // A client that starts waiting during the outage: its subscription is refused as
+        // unavailable at first (its key cannot be checked), and it tries again until it works.
+        if (round === 1) {
+          const late = createKilnClient({ url: kiln.url, apiKey: kiln.apiKey });
+          lateWait = late.waitFor(ids[1]!, { timeoutMs: ROUNDS * (OUTAGE_MS + 5_000) + 120_000 }).finally(() => late.close());
+        }
 
         await sleep(Math.max(0, OUTAGE_MS - (performance.now() - downSince)));
         assert.equal(worker.child.exitCode, null, `round ${round}: the worker process outlived the outage`);
@@ -122,6 +131,7 @@ describe('database restart', () => {
       // The clients that were waiting and watching all along.
       const done = await waited;
       assert.equal(done.state, 'succeeded');
+      assert.equal((await lateWait)?.state, 'succeeded', 'the client that started waiting during the outage');
       for (let tries = 0; tries < 400 && received.filter((event) => event.stage === 'succeeded').length < GENERATIONS; tries += 1) await sleep(25);
       watching.abort();
       await watched;
