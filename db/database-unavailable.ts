@@ -28,8 +28,9 @@ export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {
   if (depth > MAX_DEPTH || typeof error !== 'object' || error === null) return false;
   const code = 'code' in error && typeof error.code === 'string' ? error.code : undefined;
   if (code !== undefined && (NETWORK_CODES.has(code) || SERVER_GONE_CODES.has(code) || /^08[0-9A-Z]{3}$/.test(code))) return true;
-  // pg-boss appends where it happened: "Connection terminated unexpectedly (Queue: …, Worker: …)".
-  const message = error instanceof Error ? error.message.replace(/ \(Queue: .*\)$/, '') : undefined;
+  // pg-boss reports a worker's failure as a plain object copied from the error, with where it
+  // happened appended to the message: "Connection terminated unexpectedly (Queue: …, Worker: …)".
+  const message = 'message' in error && typeof error.message === 'string' ? error.message.replace(/ \(Queue: .*\)$/, '') : undefined;
   if (message !== undefined && CONNECTION_MESSAGES.has(message)) return true;
   // Connecting to a host with several addresses fails with one error per address.
   if (error instanceof AggregateError && error.errors.some((inner) => isDatabaseUnavailable(inner, depth + 1))) return true;

@@ -100,6 +100,10 @@ describe('isDatabaseUnavailable', () => {
     assert.equal(isDatabaseUnavailable(new Error('store failed', { cause: withCode('ECONNRESET') })), true);
     assert.equal(isDatabaseUnavailable(new AggregateError([withCode('ECONNREFUSED'), withCode('ECONNREFUSED')], 'connect failed')), true);
     assert.equal(isDatabaseUnavailable(new Error('Connection terminated unexpectedly (Queue: kiln-poll, Worker: 1f2e)')), true);
+    // What pg-boss emits for a worker's failed fetch: a copy of the error, not an Error.
+    const fromWorker = new Error('Connection terminated unexpectedly (Queue: kiln-poll, Worker: 1f2e)');
+    assert.equal(isDatabaseUnavailable({ ...fromWorker, message: fromWorker.message, stack: fromWorker.stack, queue: 'kiln-poll', worker: '1f2e' }), true);
+    assert.equal(isDatabaseUnavailable({ ...withCode('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:5432 (Queue: kiln-poll, Worker: 1f2e)'), queue: 'kiln-poll' }), true);
     assert.equal(isDatabaseUnavailable(new Error('timeout exceeded when trying to connect')), true);
   });
 
