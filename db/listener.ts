@@ -7,6 +7,7 @@ export interface ListenerOptions {
   connectionString: string;
   channel: string;
   onNotify(payload: string): void;
+  /** The connection failed; called once until it is back, however many attempts that takes. */
   onError(error: Error): void;
   /** Waits between reconnect attempts, growing to `maxDelayMs`. */
   minDelayMs?: number;
@@ -26,6 +27,11 @@ export function createListener(options: ListenerOptions): Listener {
   // Short: while this connection is away, live events wait for it (the reader's retries catch up).
   const maxDelayMs = options.maxDelayMs ?? 2_000;
   let delay = minDelayMs;
+  let failing = false; // reported once per outage, not once per reconnect attempt
+  const reportOnce = (error: Error) => {
+    if (!failing) options.onError(error);
+    failing = true;
+  };
 
   async function connect(): Promise<void> {
     // keepAlive: a connection whose server vanished without a word is noticed, not listened on forever.
@@ -34,7 +40,7 @@ export function createListener(options: ListenerOptions): Listener {
       if (message.channel === options.channel) options.onNotify(message.payload ?? '');
     });
     next.on('error', (error) => {
-      options.onError(error);
+      reportOnce(error);
       scheduleReconnect(next);
     });
     next.on('end', () => scheduleReconnect(next));
@@ -48,6 +54,7 @@ export function createListener(options: ListenerOptions): Listener {
     if (stopped) return void (await next.end().catch(() => {}));
     client = next;
     delay = minDelayMs;
+    failing = false;
     options.onNotify(''); // catch up on whatever happened while not listening
   }
 
@@ -58,7 +65,7 @@ export function createListener(options: ListenerOptions): Listener {
     retryTimer = setTimeout(() => {
       retryTimer = undefined;
       connect().catch((error: unknown) => {
-        options.onError(error instanceof Error ? error : new Error(String(error)));
+        reportOnce(error instanceof Error ? error : new Error(String(error)));
         delay = Math.min(maxDelayMs, delay * 2);
         client = failed; // so the next schedule is not refused as stale
         scheduleReconnect(failed);
