@@ -13,8 +13,8 @@ import { startKiln } from './support/kiln.ts';
 import { freePort } from './support/ports.ts';
 import { startWorkerProcess } from './support/worker-process.ts';
 
-const GENERATIONS = 150;
-/** The outage was crashing a process in about half the rounds: a few rounds per run. */
+const GENERATIONS = Number(process.env.KILN_TEST_DB_RESTART_GENERATIONS ?? 150);
+/** The outage was crashing a process in about half the rounds: a few rounds per run (more on request). */
 const ROUNDS = Number(process.env.KILN_TEST_DB_RESTART_ROUNDS ?? 3);
 const OUTAGE_MS = 10_000;
 const FINAL = new Set(['succeeded', 'failed', 'canceled']);
@@ -95,7 +95,7 @@ describe('database restart', () => {
       }
 
       // After the last outage: everything finishes by itself.
-      const deadline = Date.now() + 150_000;
+      const deadline = Date.now() + 150_000 + GENERATIONS * 100;
       let rows: { id: string; state: string }[] = [];
       while (Date.now() < deadline) {
         rows = await kiln.app.database.db.selectFrom('generations').select(['id', 'state']).where('batch_id', '=', batchId).execute();
