@@ -1,11 +1,13 @@
 // Several Kiln processes on one data folder share its embedded PostgreSQL, and whoever stops
 // last stops it — whichever process started it, and whichever took it over after a crash.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { createUserRegistry } from '../db/embedded-postgres-users.ts';
 import { freePort } from './support/ports.ts';
 import { startKilnProcess, type KilnProcess } from './support/worker-process.ts';
 
@@ -19,6 +21,13 @@ function listening(port: number): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
+}
+
+/** The pid of a process that has exited. */
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', '']);
+  await new Promise((resolve) => child.once('exit', resolve));
+  return child.pid!;
 }
 
 async function ready(api: KilnProcess): Promise<number> {
@@ -71,6 +80,39 @@ describe('embedded PostgreSQL shared by several processes', () => {
         await cleanup.stop();
       }
       await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the registry of an embedded PostgreSQL\'s users', () => {
+  it('prunes users whose process is gone, or whose pid now names another process', async () => {
+    const folder = await mkdtemp(path.join(tmpdir(), 'kiln-users-'));
+    try {
+      const users = createUserRegistry(folder);
+      const [me, alsoMe] = await users.withLock(async () => [await users.register(), await users.register()]);
+      assert.deepEqual((await users.liveUsers()).sort(), [me, alsoMe].sort(), 'two users in one process are two users');
+      // A user that died, and one whose pid was given to a process started at another time.
+      await writeFile(path.join(folder, 'postgres-users', 'gone'), String(await deadPid()));
+      await writeFile(path.join(folder, 'postgres-users', 'reused'), `${process.pid} 1`);
+      assert.deepEqual((await users.liveUsers()).sort(), [me, alsoMe].sort());
+      assert.deepEqual((await readdir(path.join(folder, 'postgres-users'))).sort(), [me, alsoMe].sort(), 'pruned from the folder');
+      await users.withLock(() => users.unregister(me!));
+      assert.deepEqual(await users.liveUsers(), [alsoMe]);
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
+  });
+
+  it('breaks a lock left by a process that died holding it', async () => {
+    const folder = await mkdtemp(path.join(tmpdir(), 'kiln-users-'));
+    try {
+      await mkdir(path.join(folder, 'postgres-users.lock'));
+      await writeFile(path.join(folder, 'postgres-users.lock', 'pid'), String(await deadPid()));
+      const users = createUserRegistry(folder);
+      assert.equal(await users.withLock(async () => 'got it'), 'got it');
+      assert.deepEqual(await readdir(folder), [], 'and released it');
+    } finally {
+      await rm(folder, { recursive: true, force: true });
     }
   });
 });
