@@ -3,6 +3,7 @@
 import { TRPCClientError, createTRPCClient, createWSClient, httpBatchLink, splitLink, wsLink } from '@trpc/client';
 import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
 import type { AppRouter } from '../server/router.ts';
+import { isTransientError, pause, retryDelayMs, retryTransient } from './transient-errors.ts';
 
 export type { AppRouter };
 export type KilnInputs = inferRouterInputs<AppRouter>;
@@ -15,7 +16,7 @@ export type BatchStatus = KilnOutputs['batchStatus'];
 /** One stage of a generation, as pushed by `onUpdate` / `watch`. */
 export type GenerationEvent = KilnOutputs['onUpdate'] extends AsyncIterable<{ data: infer Event }> ? Event : never;
 
-export { TRPCClientError };
+export { TRPCClientError, isTransientError };
 /** Errors from Kiln: `error.data?.code` is the tRPC code, `error.data?.fields` the invalid fields. */
 export type KilnClientError = TRPCClientError<AppRouter>;
 
@@ -76,8 +77,39 @@ export function createKilnClient(options: KilnClientOptions) {
 
   const status = (input: KilnInputs['status']) => trpc.status.query(input);
 
-  /** tRPC's callback subscription as an async iterator, with a queue between the two. */
+  /**
+   * A subscription that outlives transient failures: when it fails with one (Kiln's database is
+   * away, the connection broke) it subscribes again after a pause, resuming after the last event
+   * it received, so the caller sees every event once, in order. Permanent errors end it.
+   */
   async function* subscribe(input: KilnInputs['onUpdate'], signal: AbortSignal | undefined, onStarted?: () => void): AsyncGenerator<GenerationEvent> {
+    let lastEventId: string | undefined;
+    let failures = 0;
+    let started = false;
+    const onSubscribed = () => {
+      failures = 0;
+      if (!started) onStarted?.();
+      started = true;
+    };
+    for (;;) {
+      try {
+        for await (const event of subscribeOnce(lastEventId ? { ...input, lastEventId } : input, signal, onSubscribed)) {
+          // A queue-position update carries the last real event's id, so resuming stays exact.
+          lastEventId = event.id;
+          yield event;
+        }
+        return;
+      } catch (error) {
+        if (signal?.aborted || !isTransientError(error)) throw error;
+        failures += 1;
+        await pause(retryDelayMs(failures), signal);
+        if (signal?.aborted) return;
+      }
+    }
+  }
+
+  /** tRPC's callback subscription as an async iterator, with a queue between the two. */
+  async function* subscribeOnce(input: KilnInputs['onUpdate'], signal: AbortSignal | undefined, onStarted?: () => void): AsyncGenerator<GenerationEvent> {
     const pending: GenerationEvent[] = [];
     let failure: unknown;
     let finished = false;
@@ -136,7 +168,8 @@ export function createKilnClient(options: KilnClientOptions) {
     /**
      * The events of a generation, a batch, or all of the caller's generations, as they happen
      * (history first for a generation or batch). Ends when the signal aborts, or — for one
-     * generation — after its final event.
+     * generation — after its final event. Transient failures are ridden out (it resumes after the
+     * last event received); permanent ones end it with their error.
      */
     watch(
       target: { generationId: string } | { batchId: string } | Record<string, never> = {},
@@ -145,12 +178,20 @@ export function createKilnClient(options: KilnClientOptions) {
       return subscribe(target, watchOptions.signal, watchOptions.onStarted);
     },
 
-    /** Resolves with the generation once it is succeeded, failed or canceled (pushed, not polled). */
+    /**
+     * Resolves with the generation once it is succeeded, failed or canceled (pushed, not polled).
+     * Transient failures (Kiln or its database unavailable, a dropped connection) are waited out
+     * until the timeout; permanent ones (NOT_FOUND, UNAUTHORIZED, …) reject at once.
+     */
     async waitFor(id: string, wait: WaitOptions = {}): Promise<GenerationStatus> {
       const timeout = AbortSignal.timeout(wait.timeoutMs ?? 10 * 60_000);
       const signal = wait.signal ? AbortSignal.any([wait.signal, timeout]) : timeout;
-      for await (const event of subscribe({ generationId: id }, signal)) {
-        if (FINAL_STATES.includes(event.state)) return status({ id });
+      try {
+        for await (const event of subscribe({ generationId: id }, signal)) {
+          if (FINAL_STATES.includes(event.state)) return await retryTransient(() => status({ id }), signal);
+        }
+      } catch (error) {
+        if (!timeout.aborted) throw error;
       }
       if (timeout.aborted) throw new WaitTimeoutError(`generation ${id} did not finish in time`);
       throw signal.reason;

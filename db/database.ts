@@ -6,8 +6,11 @@ export interface DatabaseOptions {
   connectionString: string;
   /** Pool size for this process's queries (pg-boss keeps a pool of its own). */
   maxConnections: number;
+  /** How long a query waits for a new connection before it fails as "database unavailable" (default: forever). */
+  connectTimeoutMs?: number;
   applicationName?: string;
-  onError?: (error: Error) => void;
+  /** A connection was lost (the server went away, the network broke); the pool replaces it on demand. */
+  onConnectionError?: (error: Error) => void;
 }
 
 export interface DatabaseHandle {
@@ -21,9 +24,23 @@ export function openDatabase(options: DatabaseOptions): DatabaseHandle {
     connectionString: options.connectionString,
     max: options.maxConnections,
     application_name: options.applicationName ?? 'kiln',
+    // 0 (pg's default) waits forever for a server that does not answer.
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 0,
+    // Finds a connection whose server vanished without closing it (a network partition).
+    keepAlive: true,
   });
-  // An idle client that loses its connection emits here; without a listener Node would crash.
-  pool.on('error', (error) => options.onError?.(error));
+  const report = (error: Error) => options.onConnectionError?.(error);
+  // An idle client that loses its connection is also reported here; the listener below has
+  // reported it already, but without a listener here the pool's 'error' would end the process.
+  pool.on('error', () => {});
+  // The pool stops listening to a client while it is checked out (kysely holds one for each
+  // query and transaction), and a client that loses its connection then emits 'error' with
+  // nobody listening, which would end the process. Listening for good on every client turns
+  // that into what it should be: the query in flight rejects, and the broken client is
+  // dropped when it is released (pg-pool discards clients that are no longer queryable).
+  pool.on('connect', (client) => {
+    client.on('error', report);
+  });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,

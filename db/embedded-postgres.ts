@@ -9,6 +9,7 @@ import { arch, platform, userInfo } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { createUserRegistry } from './embedded-postgres-users.ts';
 
 const run = promisify(execFile);
 
@@ -23,12 +24,17 @@ export interface EmbeddedPostgresOptions {
 
 export interface EmbeddedPostgres {
   connectionString: string;
-  /**
-   * True when this process owns the server and should stop it: it started it, or adopted one
-   * whose starter is gone (e.g. killed with -9). False when another live process runs it.
-   */
+  /** True when this call started the server; false when it was running already (another Kiln process's, or left over). */
   startedHere: boolean;
+  /**
+   * This process stops using the server. Whoever stops last stops it: the server keeps running
+   * while another live process on the same data folder still uses it. Safe to call twice.
+   */
   stop(): Promise<void>;
+  /** Stops the server now (`pg_ctl stop -m fast`), whoever uses it: for tests and maintenance. */
+  stopServer(): Promise<void>;
+  /** Starts the server again, on the same port, after stopServer(). */
+  startServer(): Promise<void>;
 }
 
 interface Binaries {
@@ -79,78 +85,101 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const log = options.log ?? (() => {});
   const binaries = await loadBinaries();
   const user = await serverUser();
-  const passwordFile = path.resolve(options.dataDir, 'postgres-password');
+  const dataDir = path.resolve(options.dataDir);
+  const passwordFile = path.join(dataDir, 'postgres-password');
   const asServerUser = user ? { uid: user.uid, gid: user.gid } : {};
 
-  await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
-  const clusterDir = await prepareClusterDir(path.resolve(options.dataDir), user, log);
-
-  if (!(await exists(path.join(clusterDir, 'PG_VERSION')))) {
-    log(`initialising PostgreSQL cluster in ${clusterDir}`);
-    const password = randomBytes(24).toString('base64url');
-    await writeFile(passwordFile, password, { mode: 0o600 });
-    // initdb reads the password from a file: readable by the server user alone, removed after.
-    const pwfile = path.join(path.dirname(clusterDir), `.initdb-pw-${randomBytes(6).toString('hex')}`);
-    await writeFile(pwfile, password, { mode: 0o600 });
-    if (user) await chown(pwfile, user.uid, user.gid);
-    try {
-      await run(binaries.initdb, [
-        `--pgdata=${clusterDir}`,
-        '--username=kiln',
-        `--pwfile=${pwfile}`,
-        '--auth=scram-sha-256',
-        '--encoding=UTF8',
-        '--locale=C',
-      ], { ...asServerUser, env: { ...process.env, LC_ALL: 'C' } }).catch((error: unknown) => {
-        throw new Error(`initdb failed: ${stderrOf(error)}`, { cause: error });
-      });
-    } finally {
-      await rm(pwfile, { force: true });
-    }
-  }
-  const password = (await readFile(passwordFile, 'utf8')).trim();
-  const running = await isRunning(binaries, clusterDir, asServerUser);
-  // A server left running (say, after kill -9) keeps the port it was started with.
-  const port = running ? await runningPort(clusterDir, options.port) : options.port;
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const clusterDir = await prepareClusterDir(dataDir, user, log);
+  const users = createUserRegistry(dataDir);
+  // Every Kiln process on this data folder counts as a user of its server, and initdb, start and
+  // stop happen under one lock: two processes starting together do not both initialise or start
+  // it, and one that stops it cannot miss one that is just arriving.
+  const { userId, startedHere, port, password } = await users.withLock(async () => {
+    if (!(await exists(path.join(clusterDir, 'PG_VERSION')))) await initialiseCluster(binaries, clusterDir, passwordFile, user, log);
+    const running = await isRunning(binaries, clusterDir, asServerUser);
+    // A server left running (say, after kill -9) keeps the port it was started with.
+    const port = running ? await runningPort(clusterDir, options.port) : options.port;
+    if (running) log('PostgreSQL is already running for this data folder; reusing it');
+    else await startServerProcess(binaries, clusterDir, asServerUser, port, options.settings ?? [], log);
+    await rm(path.join(dataDir, 'postgres-owner.pid'), { force: true }); // how earlier versions recorded one owner
+    return { userId: await users.register(), startedHere: !running, port, password: (await readFile(passwordFile, 'utf8')).trim() };
+  });
   const serverUrl = `postgres://kiln:${encodeURIComponent(password)}@127.0.0.1:${port}`;
-  if (!running) {
-    log(`starting PostgreSQL on 127.0.0.1:${options.port}`);
-    const serverOptions = [
-      `-p ${options.port}`,
-      '-c listen_addresses=127.0.0.1',
-      "-c unix_socket_directories=''",
-      '-c max_connections=300',
-      ...(options.settings ?? []).map((setting) => `-c ${setting}`),
-    ].join(' ');
-    await run(binaries.pg_ctl, ['start', '-D', clusterDir, '-w', '-t', '60', '-l', path.join(clusterDir, 'server.log'), '-o', serverOptions], {
-      ...asServerUser,
-    }).catch(async (error: unknown) => {
-      const serverLog = await readFile(path.join(clusterDir, 'server.log'), 'utf8').catch(() => '');
-      const lastLines = serverLog.trim().split('\n').slice(-5).join('\n');
-      throw new Error(`PostgreSQL did not start: ${stderrOf(error)}\n${lastLines}`, { cause: error });
-    });
-  } else {
-    log('PostgreSQL is already running for this data folder; reusing it');
-  }
-  // Who owns the server: the process that started it, recorded beside the cluster.
-  const ownerFile = path.join(options.dataDir, 'postgres-owner.pid');
-  const previousOwner = Number.parseInt(await readFile(ownerFile, 'utf8').catch(() => ''), 10);
-  const owned = !running || !isAlive(previousOwner);
-  if (owned) await writeFile(ownerFile, String(process.pid));
+  const stopServer = () => stopServerProcess(binaries, clusterDir, asServerUser);
 
-  await ensureDatabase(`${serverUrl}/postgres`, 'kiln');
+  let released: Promise<void> | undefined;
+  const release = () =>
+    (released ??= users.withLock(async () => {
+      await users.unregister(userId);
+      const others = await users.liveUsers();
+      if (others.length > 0) log(`PostgreSQL keeps running: ${others.length} other Kiln process(es) use it`);
+      else await stopServer();
+    }));
+
+  try {
+    await ensureDatabase(`${serverUrl}/postgres`, 'kiln');
+  } catch (error) {
+    await release();
+    throw error;
+  }
   return {
     connectionString: `${serverUrl}/kiln`,
-    startedHere: owned,
-    async stop() {
-      await rm(ownerFile, { force: true });
-      await run(binaries.pg_ctl, ['stop', '-D', clusterDir, '-m', 'fast', '-w', '-t', '60'], asServerUser).catch(() => {});
-    },
+    startedHere,
+    stop: release,
+    stopServer,
+    startServer: () => startServerProcess(binaries, clusterDir, asServerUser, port, options.settings ?? [], log),
   };
+}
+
+async function initialiseCluster(binaries: Binaries, clusterDir: string, passwordFile: string, user: { uid: number; gid: number } | undefined, log: (line: string) => void): Promise<void> {
+  log(`initialising PostgreSQL cluster in ${clusterDir}`);
+  const password = randomBytes(24).toString('base64url');
+  await writeFile(passwordFile, password, { mode: 0o600 });
+  // initdb reads the password from a file: readable by the server user alone, removed after.
+  const pwfile = path.join(path.dirname(clusterDir), `.initdb-pw-${randomBytes(6).toString('hex')}`);
+  await writeFile(pwfile, password, { mode: 0o600 });
+  if (user) await chown(pwfile, user.uid, user.gid);
+  try {
+    await run(binaries.initdb, [
+      `--pgdata=${clusterDir}`,
+      '--username=kiln',
+      `--pwfile=${pwfile}`,
+      '--auth=scram-sha-256',
+      '--encoding=UTF8',
+      '--locale=C',
+    ], { ...(user ? { uid: user.uid, gid: user.gid } : {}), env: { ...process.env, LC_ALL: 'C' } }).catch((error: unknown) => {
+      throw new Error(`initdb failed: ${stderrOf(error)}`, { cause: error });
+    });
+  } finally {
+    await rm(pwfile, { force: true });
+  }
+}
+
+async function startServerProcess(binaries: Binaries, clusterDir: string, asServerUser: object, port: number, settings: readonly string[], log: (line: string) => void): Promise<void> {
+  log(`starting PostgreSQL on 127.0.0.1:${port}`);
+  const serverOptions = [
+    `-p ${port}`,
+    '-c listen_addresses=127.0.0.1',
+    "-c unix_socket_directories=''",
+    '-c max_connections=300',
+    ...settings.map((setting) => `-c ${setting}`),
+  ].join(' ');
+  await run(binaries.pg_ctl, ['start', '-D', clusterDir, '-w', '-t', '60', '-l', path.join(clusterDir, 'server.log'), '-o', serverOptions], asServerUser).catch(async (error: unknown) => {
+    const serverLog = await readFile(path.join(clusterDir, 'server.log'), 'utf8').catch(() => '');
+    const lastLines = serverLog.trim().split('\n').slice(-5).join('\n');
+    throw new Error(`PostgreSQL did not start: ${stderrOf(error)}\n${lastLines}`, { cause: error });
+  });
+}
+
+/** Fast shutdown: open sessions are ended (their clients see SQLSTATE 57P01), nothing is lost. */
+async function stopServerProcess(binaries: Binaries, clusterDir: string, asServerUser: object): Promise<void> {
+  await run(binaries.pg_ctl, ['stop', '-D', clusterDir, '-m', 'fast', '-w', '-t', '60'], asServerUser).catch(() => {});
 }
 
 async function ensureDatabase(maintenanceUrl: string, name: string): Promise<void> {
   const client = new pg.Client(maintenanceUrl);
+  client.on('error', () => {}); // a lost connection rejects the query below; unheard, it would end the process
   await client.connect();
   try {
     const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
@@ -166,16 +195,6 @@ async function isRunning(binaries: Binaries, clusterDir: string, asServerUser: o
     return true;
   } catch {
     return false; // pg_ctl status exits 3 when no server runs
-  }
-}
-
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -1,11 +1,13 @@
-// A dedicated connection that LISTENs on a channel and reconnects when it drops. After each
-// (re)connect it calls `onNotify` once, since notifications sent while it was away are lost.
+// A dedicated connection that LISTENs on a channel and reconnects when it drops (the server
+// restarted, the network broke), for as long as it takes. After each (re)connect it calls
+// `onNotify` once, since notifications sent while it was away are lost.
 import pg from 'pg';
 
 export interface ListenerOptions {
   connectionString: string;
   channel: string;
   onNotify(payload: string): void;
+  /** The connection failed; called once until it is back, however many attempts that takes. */
   onError(error: Error): void;
   /** Waits between reconnect attempts, growing to `maxDelayMs`. */
   minDelayMs?: number;
@@ -21,22 +23,38 @@ export function createListener(options: ListenerOptions): Listener {
   let client: pg.Client | undefined;
   let stopped = false;
   let retryTimer: NodeJS.Timeout | undefined;
-  let delay = options.minDelayMs ?? 250;
+  const minDelayMs = options.minDelayMs ?? 250;
+  // Short: while this connection is away, live events wait for it (the reader's retries catch up).
+  const maxDelayMs = options.maxDelayMs ?? 2_000;
+  let delay = minDelayMs;
+  let failing = false; // reported once per outage, not once per reconnect attempt
+  const reportOnce = (error: Error) => {
+    if (!failing) options.onError(error);
+    failing = true;
+  };
 
   async function connect(): Promise<void> {
-    const next = new pg.Client({ connectionString: options.connectionString, application_name: 'kiln-events' });
+    // keepAlive: a connection whose server vanished without a word is noticed, not listened on forever.
+    const next = new pg.Client({ connectionString: options.connectionString, application_name: 'kiln-events', keepAlive: true });
     next.on('notification', (message) => {
       if (message.channel === options.channel) options.onNotify(message.payload ?? '');
     });
     next.on('error', (error) => {
-      options.onError(error);
+      reportOnce(error);
       scheduleReconnect(next);
     });
     next.on('end', () => scheduleReconnect(next));
-    await next.connect();
-    await next.query(`LISTEN ${next.escapeIdentifier(options.channel)}`);
+    try {
+      await next.connect();
+      await next.query(`LISTEN ${next.escapeIdentifier(options.channel)}`);
+    } catch (error) {
+      await next.end().catch(() => {}); // connected but LISTEN failed: do not leave it open
+      throw error;
+    }
+    if (stopped) return void (await next.end().catch(() => {}));
     client = next;
-    delay = options.minDelayMs ?? 250;
+    delay = minDelayMs;
+    failing = false;
     options.onNotify(''); // catch up on whatever happened while not listening
   }
 
@@ -47,8 +65,8 @@ export function createListener(options: ListenerOptions): Listener {
     retryTimer = setTimeout(() => {
       retryTimer = undefined;
       connect().catch((error: unknown) => {
-        options.onError(error instanceof Error ? error : new Error(String(error)));
-        delay = Math.min(options.maxDelayMs ?? 10_000, delay * 2);
+        reportOnce(error instanceof Error ? error : new Error(String(error)));
+        delay = Math.min(maxDelayMs, delay * 2);
         client = failed; // so the next schedule is not refused as stale
         scheduleReconnect(failed);
       });

@@ -1,6 +1,7 @@
 // pg-boss, in its own schema of Kiln's database. Jobs are inserted through the caller's
 // transaction, so a generation row and its job commit (or roll back) together.
 import { PgBoss, fromKysely } from 'pg-boss';
+import { isDatabaseUnavailable } from '../db/database-unavailable.ts';
 import type { Db } from '../db/schema.ts';
 
 export const QUEUES = {
@@ -83,6 +84,26 @@ export interface JobQueue {
   enqueueFinish(trx: Db, job: FinishJob): Promise<void>;
 }
 
+/** While the database is away, one report of it per this long is enough. */
+const OUTAGE_REPORT_EVERY_MS = 10_000;
+
+/** Passes errors on, except that "database unavailable" ones are passed on once per `everyMs`, with a count of the rest. */
+function reportOutagesOnce(report: (error: Error) => void, everyMs: number): (error: Error) => void {
+  let reportedAt = -Infinity;
+  let unreported = 0;
+  return (error) => {
+    if (!isDatabaseUnavailable(error)) return report(error);
+    if (performance.now() - reportedAt < everyMs) {
+      unreported += 1;
+      return;
+    }
+    reportedAt = performance.now();
+    const more = unreported > 0 ? ` (and ${unreported} more like it since the last report)` : '';
+    unreported = 0;
+    report(new Error(`database unavailable; the queue retries by itself: ${error.message}${more}`, { cause: error }));
+  };
+}
+
 export function createJobQueue(options: JobQueueOptions): JobQueue {
   const { settings } = options;
   const boss = new PgBoss({
@@ -98,7 +119,9 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
     superviseIntervalSeconds: settings.superviseIntervalSeconds,
     monitorIntervalSeconds: settings.superviseIntervalSeconds,
   });
-  boss.on('error', options.onError);
+  // pg-boss rides out a lost database by itself (its loops retry, its pool reconnects, its
+  // LISTEN comes back); meanwhile every loop and timer reports it, several times a second.
+  boss.on('error', reportOutagesOnce(options.onError, OUTAGE_REPORT_EVERY_MS));
   boss.on('warning', options.onWarning);
 
   return {

@@ -29,6 +29,7 @@ import { createWebhookRoute } from './webhook-route.ts';
 import { createPredictionUpdates } from '../jobs/phases/prediction-updates.ts';
 import type { AuthResult, Context } from './context.ts';
 import type { KilnServices } from './services.ts';
+import { DATABASE_RETRY_AFTER_SECONDS, DomainError } from './errors.ts';
 
 /** Calls one HTTP request may carry (the client-sdk batches up to this many). */
 export const MAX_CALLS_PER_HTTP_BATCH = 20;
@@ -89,23 +90,38 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
       };
     },
     onError,
+    // "Database unavailable" answers 503 (tRPC's status for SERVICE_UNAVAILABLE); Retry-After says when to try again.
+    responseMeta: ({ errors }) => {
+      const retryAfter = Math.max(0, ...errors.map((error) => (error.cause instanceof DomainError ? (error.cause.retryAfterSeconds ?? 0) : 0)));
+      return retryAfter > 0 ? { headers: { 'Retry-After': String(retryAfter) } } : {};
+    },
   });
 
-  const health = async (): Promise<HealthReport> => {
-    const checks: HealthReport['checks'] = {};
+  const checkDatabase = async (): Promise<HealthReport['checks'][string]> => {
     try {
       await sql`SELECT 1`.execute(db);
-      checks.database = { ok: true };
+      return { ok: true };
     } catch (error) {
-      // The detail goes to the log; /health is public and says only what failed.
+      // The detail goes to the log; /health and /ready are public and say only what failed.
       logger.warn('health check: database unreachable', { error: error instanceof Error ? error.message : String(error) });
-      checks.database = { ok: false, detail: 'unreachable' };
+      return { ok: false, detail: 'unreachable' };
     }
+  };
+  const ready = async (): Promise<HealthReport> => {
+    const database = await checkDatabase();
+    return database.ok ? { status: 'ok', checks: { database } } : { status: 'degraded', checks: { database }, retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS };
+  };
+  const health = async (): Promise<HealthReport> => {
+    const checks: HealthReport['checks'] = { database: await checkDatabase() };
     if (policies) {
       const breaker = policies.breakerState();
       checks.provider = { ok: breaker !== 'open', detail: `circuit ${breaker}` };
     }
-    return { status: Object.values(checks).every((check) => check.ok) ? 'ok' : 'degraded', checks };
+    return {
+      status: Object.values(checks).every((check) => check.ok) ? 'ok' : 'degraded',
+      checks,
+      ...(checks.database?.ok === false ? { retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS } : {}),
+    };
   };
   const webhooks = createWebhookRoute({
     db,
@@ -113,7 +129,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     secret: webhookSecret,
     logger,
   });
-  const server = createHttpServer({ trpc, webhooks, storage, health, logger });
+  const server = createHttpServer({ trpc, webhooks, storage, health, ready, logger });
 
   // WebSocket on the same port. The API key comes in the connection parameters (never the
   // URL) and is checked once per connection.
@@ -135,9 +151,18 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     createContext: ({ res, info }): Context => {
       const params = info.connectionParams ?? {};
       const credential = [params.apiKey, params.token].find((value): value is string => typeof value === 'string' && value.length > 0);
-      const caller = credential ? authenticator.authenticate(credential) : Promise.resolve<AuthResult>({ ok: false, reason: 'missing credentials' });
-      caller.catch(() => {}); // reported by the procedure that awaits it
-      return { hasCredentials: credential !== undefined, authenticate: () => caller, services, connection: res };
+      // Checked once per connection — unless the check itself failed (the database was down):
+      // then the next call on this connection checks again rather than failing for good.
+      let caller: Promise<AuthResult> | undefined;
+      const authenticate = () =>
+        (caller ??= credential
+          ? authenticator.authenticate(credential).catch((error: unknown) => {
+              caller = undefined;
+              throw error;
+            })
+          : Promise.resolve<AuthResult>({ ok: false, reason: 'missing credentials' }));
+      authenticate().catch(() => {}); // started at once; a failure is reported by the procedure that awaits it
+      return { hasCredentials: credential !== undefined, authenticate, services, connection: res };
     },
     onError,
   });

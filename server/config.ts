@@ -22,6 +22,7 @@ const environmentSchema = z.object({
   DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/, error: 'DATABASE_URL must be a postgres:// URL' }).optional()),
   KILN_EMBEDDED_PG_PORT: intFromEnv(54329, 1, 65535),
   KILN_DB_POOL_SIZE: intFromEnv(20, 1, 500),
+  KILN_DB_CONNECT_TIMEOUT_MS: intFromEnv(5_000, 100, 120_000),
   REPLICATE_API_TOKEN: optionalString,
   REPLICATE_BASE_URL: optionalUrl,
   KILN_SIMULATOR_PORT: intFromEnv(0, 0, 65535),
@@ -93,6 +94,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     databaseUrl: e.DATABASE_URL,
     embeddedPostgresPort: e.KILN_EMBEDDED_PG_PORT,
     dbPoolSize: e.KILN_DB_POOL_SIZE,
+    /** A query that cannot get a connection this soon fails as "database unavailable" instead of hanging. */
+    dbConnectTimeoutMs: e.KILN_DB_CONNECT_TIMEOUT_MS,
     provider: {
       /** Without a token Kiln starts its Replicate-compatible simulator and talks to that. */
       apiToken: e.REPLICATE_API_TOKEN,

@@ -11,7 +11,7 @@ export interface ConnectedDatabase {
   handle: DatabaseHandle;
   /** Human-readable: where the data lives. */
   description: string;
-  /** Closes the pool, and stops the embedded server if this process started it. */
+  /** Closes the pool, and stops the embedded server if no other Kiln process still uses it. */
   close(): Promise<void>;
 }
 
@@ -23,13 +23,14 @@ export async function connectDatabase(config: KilnConfig, logger: Logger): Promi
     const embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPostgresPort, log: (line) => logger.info(line) });
     url = embedded.connectionString;
     description = `embedded PostgreSQL in ${config.dataDir}`;
-    // Stopped only if this process started it: another Kiln process may be using it.
-    if (embedded.startedHere) stopEmbedded = () => embedded.stop();
+    // Stopped by whoever stops last: other Kiln processes on this data folder may still use it.
+    stopEmbedded = () => embedded.stop();
   }
   const handle = openDatabase({
     connectionString: url,
     maxConnections: config.dbPoolSize,
-    onError: (error) => logger.warn('idle database connection failed', { error: error.message }),
+    connectTimeoutMs: config.dbConnectTimeoutMs,
+    onConnectionError: (error) => logger.warn('database connection lost; queries fail as "database unavailable" until it is back', { error: error.message }),
   });
   try {
     const applied = await migrateToLatest(handle.db);

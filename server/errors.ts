@@ -1,19 +1,27 @@
 // The few ways a request can fail on purpose. Thrown as values by services; mapped to tRPC
-// codes in one place (trpc.ts). Anything else is a bug and reaches clients as a masked 500.
+// codes in one place (trpc.ts). Anything else is a bug and reaches clients as a masked 500 —
+// except a database that cannot be reached, which is no bug: the request may simply be retried.
+import { isDatabaseUnavailable } from '../db/database-unavailable.ts';
 
-export type DomainErrorCode = 'NOT_FOUND' | 'CONFLICT' | 'BAD_REQUEST' | 'UNAUTHORIZED' | 'FORBIDDEN';
+export type DomainErrorCode = 'NOT_FOUND' | 'CONFLICT' | 'BAD_REQUEST' | 'UNAUTHORIZED' | 'FORBIDDEN' | 'SERVICE_UNAVAILABLE';
 
 export class DomainError extends Error {
   override name = 'DomainError';
   readonly code: DomainErrorCode;
   /** Field paths of invalid input, when the error is about specific fields. */
   readonly fields: Record<string, string[]> | undefined;
-  constructor(code: DomainErrorCode, message: string, fields?: Record<string, string[]>) {
-    super(message);
+  /** For SERVICE_UNAVAILABLE: when trying again makes sense (HTTP Retry-After). */
+  readonly retryAfterSeconds: number | undefined;
+  constructor(code: DomainErrorCode, message: string, fields?: Record<string, string[]>, options: { retryAfterSeconds?: number; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.fields = fields;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
+
+/** A restart or failover of PostgreSQL takes seconds: asking again sooner only adds load. */
+export const DATABASE_RETRY_AFTER_SECONDS = 2;
 
 export const notFound = (what: string, id: string) =>
   new DomainError('NOT_FOUND', `${what} ${id} was not found (it does not exist, or belongs to another tenant)`);
@@ -25,3 +33,12 @@ export const badRequest = (message: string, fields?: Record<string, string[]>) =
 export const unauthorized = (message: string) => new DomainError('UNAUTHORIZED', message);
 
 export const forbidden = (message: string) => new DomainError('FORBIDDEN', message);
+
+export const databaseUnavailable = (cause?: unknown) =>
+  new DomainError('SERVICE_UNAVAILABLE', 'database unavailable, retry in a moment', undefined, { retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS, cause });
+
+/** The domain error a failure stands for: itself, "database unavailable" for a lost database, or undefined (a bug). */
+export function asDomainError(error: unknown): DomainError | undefined {
+  if (error instanceof DomainError) return error;
+  return isDatabaseUnavailable(error) ? databaseUnavailable(error) : undefined;
+}

@@ -1,4 +1,4 @@
-// Plain HTTP beside tRPC: /trpc/* (the API), /health, /assets/<key> (immutable images),
+// Plain HTTP beside tRPC: /trpc/* (the API), /health, /ready, /assets/<key> (immutable images),
 // /webhooks/replicate (the provider reporting back).
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -10,6 +10,8 @@ import { contentTypeOfFile } from '../jobs/render/presets.ts';
 export interface HealthReport {
   status: 'ok' | 'degraded';
   checks: Record<string, { ok: boolean; detail?: string }>;
+  /** Sent as Retry-After: what failed comes back by itself (a database that is down). */
+  retryAfterSeconds?: number;
 }
 
 export interface HttpServerOptions {
@@ -17,6 +19,8 @@ export interface HttpServerOptions {
   webhooks: http.RequestListener;
   storage: AssetStorage;
   health: () => Promise<HealthReport>;
+  /** Whether this process can serve requests now (its database is reachable); the process stays up either way. */
+  ready: () => Promise<HealthReport>;
   logger: Logger;
 }
 
@@ -25,17 +29,19 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
     const url = new URL(req.url ?? '/', 'http://kiln');
     if (url.pathname.startsWith('/trpc/')) return options.trpc(req, res);
     if (url.pathname === '/webhooks/replicate') return options.webhooks(req, res);
-    if (url.pathname === '/health' && (req.method === 'GET' || req.method === 'HEAD')) return void serveHealth(req, res);
+    if (url.pathname === '/health' && (req.method === 'GET' || req.method === 'HEAD')) return void serveHealth(req, res, options.health);
+    if (url.pathname === '/ready' && (req.method === 'GET' || req.method === 'HEAD')) return void serveHealth(req, res, options.ready);
     if (url.pathname.startsWith('/assets/')) return void serveAsset(req, res, url.pathname.slice('/assets/'.length));
     sendJson(res, 404, { error: 'not found' });
   });
 
-  async function serveHealth(req: http.IncomingMessage, res: http.ServerResponse) {
-    const report = await options.health().catch((error: unknown) => {
+  async function serveHealth(req: http.IncomingMessage, res: http.ServerResponse, check: () => Promise<HealthReport>) {
+    const report = await check().catch((error: unknown): HealthReport => {
       options.logger.error('health check failed', { error: error instanceof Error ? error.message : String(error) });
-      return { status: 'degraded' as const, checks: { health: { ok: false, detail: 'check failed' } } };
+      return { status: 'degraded', checks: { health: { ok: false, detail: 'check failed' } } };
     });
-    sendJson(res, report.status === 'ok' ? 200 : 503, report, { headOnly: req.method === 'HEAD' });
+    const { retryAfterSeconds, ...body } = report;
+    sendJson(res, report.status === 'ok' ? 200 : 503, body, { headOnly: req.method === 'HEAD', ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}) });
   }
 
   async function serveAsset(req: http.IncomingMessage, res: http.ServerResponse, key: string) {
@@ -75,8 +81,13 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
 }
 
 /** `close`: the request body was not read to its end, so the connection cannot be reused. */
-export function sendJson(res: http.ServerResponse, status: number, body: unknown, options: { headOnly?: boolean; close?: boolean } = {}) {
+export function sendJson(res: http.ServerResponse, status: number, body: unknown, options: { headOnly?: boolean; close?: boolean; retryAfterSeconds?: number } = {}) {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...(options.close ? { Connection: 'close' } : {}) });
+  res.writeHead(status, {
+    'Content-Type': 'application/json',
+    'Content-Length': Buffer.byteLength(text),
+    ...(options.close ? { Connection: 'close' } : {}),
+    ...(options.retryAfterSeconds !== undefined ? { 'Retry-After': String(options.retryAfterSeconds) } : {}),
+  });
   res.end(options.headOnly ? undefined : text);
 }

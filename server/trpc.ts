@@ -3,7 +3,7 @@
 import { TRPCError, initTRPC } from '@trpc/server';
 import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
 import { ZodError } from 'zod';
-import { DomainError, unauthorized, type DomainErrorCode } from './errors.ts';
+import { DomainError, asDomainError, unauthorized, type DomainErrorCode } from './errors.ts';
 import { forbidden } from './errors.ts';
 // Declared apart so that the router's type (which carries it) reaches no implementation.
 import type { Context } from './context.ts';
@@ -14,6 +14,7 @@ const DOMAIN_TO_TRPC: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {
   BAD_REQUEST: 'BAD_REQUEST',
   UNAUTHORIZED: 'UNAUTHORIZED',
   FORBIDDEN: 'FORBIDDEN',
+  SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
 };
 
 /** `{ 'items.0.prompt': ['prompt must not be empty'] }` — paths a form can point at. */
@@ -56,10 +57,10 @@ export function createTRPC(options: { isDev: boolean }) {
 
   const domainErrors = t.middleware(async ({ next }) => {
     const result = await next();
-    if (!result.ok && result.error.cause instanceof DomainError) {
-      const cause = result.error.cause;
-      throw new TRPCError({ code: DOMAIN_TO_TRPC[cause.code], message: cause.message, cause });
-    }
+    // A lost database surfaces as pg's own error wherever a query failed: it becomes "database
+    // unavailable" here, so services need not know of it.
+    const cause = result.ok ? undefined : asDomainError(result.error.cause);
+    if (cause) throw new TRPCError({ code: DOMAIN_TO_TRPC[cause.code], message: cause.message, cause });
     return result;
   });
 

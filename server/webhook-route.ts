@@ -11,6 +11,8 @@ import type { Database } from '../db/schema.ts';
 import type { Logger } from '../jobs/logger.ts';
 import type { PredictionUpdates } from '../jobs/phases/prediction-updates.ts';
 import { toPrediction } from '../jobs/provider/replicate-provider.ts';
+import { isDatabaseUnavailable } from '../db/database-unavailable.ts';
+import { DATABASE_RETRY_AFTER_SECONDS } from './errors.ts';
 import { sendJson } from './http-server.ts';
 
 export interface WebhookRouteOptions {
@@ -95,6 +97,11 @@ export function createWebhookRoute(options: WebhookRouteOptions): http.RequestLi
 
   return (req, res) => {
     handle(req, res).catch((error: unknown) => {
+      // The database is away: the provider keeps the webhook and sends it again (polls cover the rest).
+      if (isDatabaseUnavailable(error)) {
+        if (!res.headersSent) sendJson(res, 503, { error: 'database unavailable, retry in a moment' }, { retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS });
+        return;
+      }
       logger.error('webhook handling failed', { error: error instanceof Error ? error.message : String(error) });
       // 5xx: the provider retries the final webhook; polls are the backstop for the rest.
       if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });

@@ -4,6 +4,7 @@
 // job ends there: no worker slot is held while the provider works.
 import type { Kysely, Transaction } from 'kysely';
 import type { JobWithMetadata } from 'pg-boss';
+import { retryWhileDatabaseUnavailable } from '../../db/database-unavailable.ts';
 import { startAttempt, transition } from '../../db/generations.ts';
 import { clearCreateIntent, findGenerationForWork, forgetProviderStatus, markCreateSettled, recordCreateIntent } from '../../db/provider-work.ts';
 import type { Database, Generation } from '../../db/schema.ts';
@@ -151,7 +152,14 @@ export function createCreatePhase(options: CreatePhaseOptions) {
       }
       throw error;
     }
-    await store(generation, prediction, false);
+    // The prediction exists: its id is stored through a database outage rather than left for the
+    // next attempt to find among the provider's list (until the job is taken from us). A commit
+    // whose answer was lost may have stored it already.
+    let tries = 0;
+    await retryWhileDatabaseUnavailable(async () => {
+      if (tries++ > 0 && (await findGenerationForWork(db, id))?.prediction_id === prediction.id) return;
+      await store(generation, prediction, false);
+    }, signal);
   }
 
   return {

@@ -22,6 +22,13 @@ describe('the failure table', () => {
     }
   });
 
+  it('writes nothing while the database cannot be reached: the job goes back to the queue', () => {
+    const lost = Object.assign(new Error('Connection terminated unexpectedly'), {});
+    for (const phase of ['create', 'poll', 'finish', 'cancel'] as const) {
+      assert.deepEqual(decideOnFailure(phase, lost, lastTry, polls), { kind: 'abandon' }, phase);
+    }
+  });
+
   it('defers a create that meets a booked budget or an open breaker, for as long as they say', () => {
     assert.deepEqual(decideOnFailure('create', rateLimited, firstTry), { kind: 'defer', inMs: 3_000, reason: 'waiting for the provider rate limit' });
     assert.deepEqual(decideOnFailure('create', breakerOpen, lastTry), { kind: 'defer', inMs: 10_000, reason: breakerOpen.publicReason }, 'a deferral is not a retry');

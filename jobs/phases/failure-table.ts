@@ -1,13 +1,15 @@
 // What the worker does when a step fails: one table for every phase, read top to bottom.
 // Each phase catches its errors, asks `decideOnFailure`, and carries the decision out.
 //
-//                     shutting down  provider busy       transient           permanent             unusable image        anything else
-//   create            abandon        defer               retry               fail provider_rejected  —                   retry
-//   poll              abandon        poll again          poll again          fail provider_failed    —                   retry
-//   finish            abandon        retry               retry               fail unusable_output    fail unusable_output  retry
-//   cancel            abandon        retry               retry               drop                    —                   retry
+//            shutting down,      provider busy  transient   permanent                unusable image        anything else
+//            database away
+//   create   abandon             defer          retry       fail provider_rejected   —                     retry
+//   poll     abandon             poll again     poll again  fail provider_failed     —                     retry
+//   finish   abandon             retry          retry       fail unusable_output     fail unusable_output  retry
+//   cancel   abandon             retry          retry       drop                     —                     retry
 //
-// - abandon: the process is stopping; the job goes back to the queue as it is.
+// - abandon: nothing is written (the process is stopping, or the database cannot be reached);
+//   the job goes back to pg-boss as it is, which runs it again once it can.
 // - defer: the generation waits in the queue (`deferred`) until the budget or breaker frees
 //   up — not a failure, and not counted as a retry.
 // - poll again: ask the provider later (the deadline still bounds the wait: see deadlines.ts).
@@ -17,14 +19,16 @@
 //   still ends it).
 // - drop: nothing is left to do (a cancel of a prediction that is gone or already final).
 // "Provider busy" is our shared rate limit or the open circuit breaker; "transient" a network
-// failure, timeout, 5xx or 429 (jobs/provider/errors.ts).
+// failure, timeout, 5xx or 429 (jobs/provider/errors.ts); "database away" what
+// db/database-unavailable.ts recognises.
+import { isDatabaseUnavailable } from '../../db/database-unavailable.ts';
 import { PermanentProviderError, ProviderUnavailableError, RateLimitedError, TransientProviderError } from '../provider/errors.ts';
 import { UnusableImageError } from '../render/render-variants.ts';
 import type { FailureCode } from './outcomes.ts';
 
 export type Phase = 'create' | 'poll' | 'finish' | 'cancel';
 
-type ErrorKind = 'shutting-down' | 'provider-busy' | 'transient' | 'permanent' | 'unusable-image' | 'unexpected';
+type ErrorKind = 'shutting-down' | 'database-unavailable' | 'provider-busy' | 'transient' | 'permanent' | 'unusable-image' | 'unexpected';
 
 /** `fail`: with the error's public reason, after `saying` if given. */
 type Action = 'abandon' | 'defer' | 'poll-again' | 'retry' | 'drop' | { fail: FailureCode; saying?: string };
@@ -32,6 +36,7 @@ type Action = 'abandon' | 'defer' | 'poll-again' | 'retry' | 'drop' | { fail: Fa
 const TABLE: Record<Phase, Record<ErrorKind, Action>> = {
   create: {
     'shutting-down': 'abandon',
+    'database-unavailable': 'abandon',
     'provider-busy': 'defer',
     transient: 'retry',
     permanent: { fail: 'provider_rejected' },
@@ -40,6 +45,7 @@ const TABLE: Record<Phase, Record<ErrorKind, Action>> = {
   },
   poll: {
     'shutting-down': 'abandon',
+    'database-unavailable': 'abandon',
     'provider-busy': 'poll-again',
     transient: 'poll-again',
     permanent: { fail: 'provider_failed', saying: 'the provider no longer knows the prediction' },
@@ -48,6 +54,7 @@ const TABLE: Record<Phase, Record<ErrorKind, Action>> = {
   },
   finish: {
     'shutting-down': 'abandon',
+    'database-unavailable': 'abandon',
     'provider-busy': 'retry',
     transient: 'retry',
     permanent: { fail: 'unusable_output' },
@@ -56,6 +63,7 @@ const TABLE: Record<Phase, Record<ErrorKind, Action>> = {
   },
   cancel: {
     'shutting-down': 'abandon',
+    'database-unavailable': 'abandon',
     'provider-busy': 'retry',
     transient: 'retry',
     permanent: 'drop',
@@ -90,6 +98,7 @@ export interface PollTiming {
 
 function kindOf(error: unknown, job: FailedJob): ErrorKind {
   if (job.shuttingDown) return 'shutting-down';
+  if (isDatabaseUnavailable(error)) return 'database-unavailable';
   if (error instanceof RateLimitedError || error instanceof ProviderUnavailableError) return 'provider-busy';
   if (error instanceof TransientProviderError) return 'transient';
   if (error instanceof PermanentProviderError) return 'permanent';

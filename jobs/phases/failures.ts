@@ -1,5 +1,6 @@
 // Carries out what failure-table.ts decided for a failed step. Phases call `handleFailure`
 // from their catch blocks and decide nothing themselves.
+import { isDatabaseUnavailable } from '../../db/database-unavailable.ts';
 import type { Db, Generation } from '../../db/schema.ts';
 import { transition } from '../../db/generations.ts';
 import type { Logger } from '../logger.ts';
@@ -52,8 +53,9 @@ export async function handleFailure(phase: Phase, error: unknown, job: JobContex
 }
 
 function log(phase: Phase, error: unknown, decision: FailureDecision, how: FailureHandling): void {
-  if (decision.kind !== 'retry' && decision.kind !== 'fail') return;
   const detail = { phase, generationId: how.generation?.id, decision: decision.kind, error: error instanceof Error ? error.message : String(error) };
+  if (decision.kind === 'abandon' && isDatabaseUnavailable(error)) return how.logger.warn('step stopped: database unavailable', detail);
+  if (decision.kind !== 'retry' && decision.kind !== 'fail') return;
   if (decision.kind === 'fail' && decision.code !== 'internal_error') how.logger.info('generation failed', detail);
   else if (decision.kind === 'retry' && decision.reason !== 'internal error') how.logger.warn('step failed; retrying', detail);
   else how.logger.error('step failed unexpectedly', { ...detail, stack: error instanceof Error ? error.stack : undefined });

@@ -58,6 +58,7 @@ export function createEventFeed(options: EventFeedOptions): EventFeed {
   let again = false;
   let stopped = false;
   let retry: NodeJS.Timeout | undefined;
+  let failing = false; // reads are failing (the database is away): said once, not every retry
 
   const listener = createListener({
     connectionString: options.connectionString,
@@ -99,8 +100,11 @@ export function createEventFeed(options: EventFeedOptions): EventFeed {
         if (page.events.length === PAGE_SIZE) again = true;
         else if (page.heldBack) scheduleRetry(HELD_BACK_RETRY_MS);
       } while (again);
+      if (failing) logger.info('reading the event feed again');
+      failing = false;
     } catch (error) {
-      logger.warn('reading the event feed failed; retrying', { error: error instanceof Error ? error.message : String(error) });
+      if (!failing) logger.warn('reading the event feed failed; retrying until it works', { error: error instanceof Error ? error.message : String(error) });
+      failing = true;
       scheduleRetry(500);
     } finally {
       draining = false;

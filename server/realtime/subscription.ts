@@ -1,8 +1,12 @@
 // One client's subscription: register with the feed first, then backfill from the table, then
 // pass live events on — skipping any the backfill already sent. Positions are one total
 // order, so "skip what is not after the last sent" is exact: every event once, in order.
+// A database that goes away while it streams is waited out: its reads are retried until the
+// database is back (the feed catches up by itself), so the subscription neither ends nor misses
+// anything, and the client has nothing to do.
 import { tracked, type TrackedEnvelope } from '@trpc/server';
 import type { Kysely } from 'kysely';
+import { isDatabaseUnavailable, retryWhileDatabaseUnavailable } from '../../db/database-unavailable.ts';
 import { FEED_START, comparePositions, currentFeedPosition, decodePosition, readFeed, type FeedFilter, type FeedPosition } from '../../db/events.ts';
 import type { QueueEstimate } from '../../db/queue-estimates.ts';
 import type { Database, GenerationState } from '../../db/schema.ts';
@@ -88,8 +92,9 @@ export async function openSubscription(request: SubscriptionRequest, options: Su
     let state: GenerationState | undefined;
     try {
       for (;;) {
-        const page = await readFeed(options.db, last, BACKFILL_PAGE, filter);
-        const views = await toRealtimeEvents(options.db, page.events, options.publicUrl());
+        const from = last;
+        const page = await retryWhileDatabaseUnavailable(() => readFeed(options.db, from, BACKFILL_PAGE, filter), options.signal);
+        const views = await retryWhileDatabaseUnavailable(() => toRealtimeEvents(options.db, page.events, options.publicUrl()), options.signal);
         for (const [index, view] of views.entries()) {
           yield trackedEvent(view);
           const raw = page.events[index]!;
@@ -104,7 +109,11 @@ export async function openSubscription(request: SubscriptionRequest, options: Su
       // carries the id of the last real event, so resuming is unaffected.
       const queueUpdate = async (): Promise<RealtimeEvent | undefined> => {
         if (!options.queueUpdates || state !== 'queued' || !lastEvent) return undefined;
-        const estimate = await options.queueUpdates.estimate();
+        // Only a progress hint: with the database away, this one is skipped; the next comes on time.
+        const estimate = await options.queueUpdates.estimate().catch((error: unknown) => {
+          if (isDatabaseUnavailable(error)) return null;
+          throw error;
+        });
         if (!estimate) return undefined;
         return { ...lastEvent, stage: 'queue.position', at: new Date().toISOString(), data: { ...estimate }, assets: undefined, batch: undefined };
       };
@@ -142,6 +151,9 @@ export async function openSubscription(request: SubscriptionRequest, options: Su
         lastEvent = event;
         state = event.state;
       }
+    } catch (error) {
+      if (options.signal?.aborted) return; // the client left while a read was being retried: nobody to tell
+      throw error;
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
       unsubscribe();

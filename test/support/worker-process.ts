@@ -1,4 +1,4 @@
-// A Kiln worker in its own process (`kiln serve` with KILN_ROLE=worker), as deployed.
+// Kiln in its own process (`kiln serve`), as deployed: a worker (KILN_ROLE=worker), or any role.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,32 +6,54 @@ import path from 'node:path';
 
 const cli = path.join(import.meta.dirname, '..', '..', 'server', 'cli.ts');
 
-export interface WorkerProcess {
+export interface KilnProcess {
   readonly child: ChildProcess;
-  /** Resolves once the worker is taking work. */
+  /** Resolves once Kiln is serving (the API listening, the worker taking work). */
   readonly ready: Promise<void>;
+  /** Where the API listens, once ready (undefined for a worker). */
+  url(): string | undefined;
   /** SIGTERM and wait for the exit; resolves with the exit code. */
   stop(): Promise<number | null>;
   /** SIGKILL: no shutdown at all, as in a crash. */
   crash(): Promise<number | null>;
 }
 
-export async function startWorkerProcess(env: Record<string, string>): Promise<WorkerProcess> {
-  const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-worker-'));
+/** A worker is a KilnProcess; the name stays for the tests that start workers. */
+export type WorkerProcess = KilnProcess;
+
+export interface KilnProcessOptions {
+  role: 'api' | 'worker' | 'all';
+  env: Record<string, string>;
+  /** Shared with other processes (the caller removes it); by default a folder of its own, removed on exit. */
+  dataDir?: string;
+}
+
+export async function startKilnProcess(options: KilnProcessOptions): Promise<KilnProcess> {
+  const dataDir = options.dataDir ?? (await mkdtemp(path.join(tmpdir(), 'kiln-process-')));
   const child = spawn(process.execPath, [cli, 'serve'], {
-    env: { ...process.env, KILN_LOG_LEVEL: 'warn', KILN_DATA_DIR: dataDir, ...env, KILN_ROLE: 'worker' },
+    env: { ...process.env, KILN_LOG_LEVEL: 'warn', PORT: '0', KILN_DATA_DIR: dataDir, ...options.env, KILN_ROLE: options.role },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  void exited.then(() => rm(dataDir, { recursive: true, force: true }));
+  if (!options.dataDir) void exited.then(() => rm(dataDir, { recursive: true, force: true }));
+  let output = '';
+  let url: string | undefined;
   const ready = new Promise<void>((resolve, reject) => {
-    child.stdout?.on('data', (chunk: Buffer) => chunk.toString().includes('Kiln is running') && resolve());
-    child.once('exit', (code, signal) => reject(new Error(`worker exited before it was ready (${signal ?? code})`)));
+    child.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      url ??= /API\s+(http:\/\/\S+)\/trpc/.exec(output)?.[1];
+      if (output.includes('Kiln is running')) resolve();
+    });
+    child.once('exit', (code, signal) => reject(new Error(`kiln (${options.role}) exited before it was ready (${signal ?? code})`)));
   });
   ready.catch(() => {}); // reported to whoever awaits it
   const end = async (signal: NodeJS.Signals) => {
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     return exited;
   };
-  return { child, ready, stop: () => end('SIGTERM'), crash: () => end('SIGKILL') };
+  return { child, ready, url: () => url, stop: () => end('SIGTERM'), crash: () => end('SIGKILL') };
+}
+
+export function startWorkerProcess(env: Record<string, string>): Promise<WorkerProcess> {
+  return startKilnProcess({ role: 'worker', env });
 }
