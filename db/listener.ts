@@ -10,8 +10,8 @@ export interface ListenerOptions {
   /** The connection failed; called once until it is back, however many attempts that takes. */
   onError(error: Error): void;
   /** Waits between reconnect attempts, growing to `maxDelayMs`. */
-  minDelayMs?: number;
-  maxDelayMs?: number;
+  minDelayMs: number;
+  maxDelayMs: number;
 }
 
 export interface Listener {
@@ -23,9 +23,8 @@ export function createListener(options: ListenerOptions): Listener {
   let client: pg.Client | undefined;
   let stopped = false;
   let retryTimer: NodeJS.Timeout | undefined;
-  const minDelayMs = options.minDelayMs ?? 250;
-  // Short: while this connection is away, live events wait for it (the reader's retries catch up).
-  const maxDelayMs = options.maxDelayMs ?? 2_000;
+  // maxDelayMs is short: while this connection is away, live events wait for it.
+  const { minDelayMs, maxDelayMs } = options;
   let delay = minDelayMs;
   let failing = false; // reported once per outage, not once per reconnect attempt
   const reportOnce = (error: Error) => {

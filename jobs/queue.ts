@@ -55,6 +55,8 @@ export interface QueueSettings {
   /** How fresh the cached backlog count is that fetch loops read. */
   queueCacheIntervalSeconds: number;
   deadLetterRetryLimit: number;
+  /** How often a lost database is reported while it stays lost. */
+  outageReportEveryMs: number;
 }
 
 /** Retries of a failed job: exponential backoff with jitter, from `delaySeconds` up to `delayMaxSeconds`. */
@@ -83,9 +85,6 @@ export interface JobQueue {
   enqueuePoll(trx: Db, job: PollJob, delayMs: number): Promise<void>;
   enqueueFinish(trx: Db, job: FinishJob): Promise<void>;
 }
-
-/** While the database is away, one report of it per this long is enough. */
-const OUTAGE_REPORT_EVERY_MS = 10_000;
 
 /** Passes errors on, except that "database unavailable" ones are passed on once per `everyMs`, with a count of the rest. */
 function reportOutagesOnce(report: (error: Error) => void, everyMs: number): (error: Error) => void {
@@ -121,7 +120,7 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
   });
   // pg-boss rides out a lost database by itself (its loops retry, its pool reconnects, its
   // LISTEN comes back); meanwhile every loop and timer reports it, several times a second.
-  boss.on('error', reportOutagesOnce(options.onError, OUTAGE_REPORT_EVERY_MS));
+  boss.on('error', reportOutagesOnce(options.onError, settings.outageReportEveryMs));
   boss.on('warning', options.onWarning);
 
   return {

@@ -58,7 +58,8 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
   let publicUrl = config.publicUrl ?? '';
   const assetsBase = () => publicUrl;
   const sockets = new Set<Duplex>(); // the WebSocket connections' network sockets
-  const feed = createEventFeed({ db, connectionString: databaseUrl, publicUrl: assetsBase, logger, batchWrites: (dispatch) => holdWritesThisTurn(sockets, dispatch) });
+  const { feedPageSize: pageSize, feedRetryMs: retryMs, listenerReconnectMs } = config.realtime;
+  const feed = createEventFeed({ db, connectionString: databaseUrl, publicUrl: assetsBase, logger, reads: { pageSize, retryMs, listenerReconnectMs }, batchWrites: (dispatch) => holdWritesThisTurn(sockets, dispatch) });
   await feed.start();
   const signer = createTokenSigner(config.tokenSecret ?? (await getOrCreateSecret(db, 'scoped-tokens')));
   const services: KilnServices = {
@@ -69,7 +70,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     tokens: createTokenService({ db, signer }),
     ops: createOpsService({ db, limiter, policies }),
   };
-  const authenticator = createAuthenticator(db, signer, { cacheMs: config.authCacheMs });
+  const authenticator = createAuthenticator(db, signer, { cacheMs: config.authCacheMs, maxEntries: config.api.authCacheMaxEntries });
   const router = createAppRouter({ isDev: config.isDev });
   const onError = ({ error, path }: { error: { code: string; message: string; cause?: Error | undefined }; path?: string | undefined }) => {
     if (error.code === 'INTERNAL_SERVER_ERROR') logger.error('request failed', { procedure: path, error: error.message, stack: error.cause?.stack });
@@ -128,12 +129,13 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     updates: createPredictionUpdates({ db, queue }),
     secret: webhookSecret,
     logger,
+    settings: config.api.webhooks,
   });
-  const server = createHttpServer({ trpc, webhooks, storage, health, ready, logger });
+  const server = createHttpServer({ trpc, webhooks, storage, health, ready, logger, timeouts: config.api.http });
 
   // WebSocket on the same port. The API key comes in the connection parameters (never the
   // URL) and is checked once per connection.
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: config.realtime.maxMessageBytes });
   server.on('upgrade', (req, socket, head) => {
     if (!new URL(req.url ?? '/', 'http://kiln').pathname.startsWith('/trpc')) return void socket.destroy();
     wss.handleUpgrade(req, socket, head, (ws) => {

@@ -14,8 +14,8 @@ export interface Authenticator {
   authenticate(credential: string): Promise<AuthResult>;
 }
 
-export function createAuthenticator(db: Kysely<Database>, tokens: TokenSigner, options: { cacheMs: number; maxEntries?: number }): Authenticator {
-  const maxEntries = options.maxEntries ?? 10_000;
+export function createAuthenticator(db: Kysely<Database>, tokens: TokenSigner, options: { cacheMs: number; maxEntries: number }): Authenticator {
+  const { maxEntries } = options;
   const cache = new Map<string, { caller: Caller; expiresAt: number }>();
 
   async function byApiKey(apiKey: string): Promise<AuthResult> {

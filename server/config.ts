@@ -163,6 +163,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       queueCacheIntervalSeconds: 2,
       /** Retries of ending a generation whose job died for good (a database write). */
       deadLetterRetryLimit: 5,
+      /** While the database is away pg-boss reports every failed loop; one report per this long is enough. */
+      outageReportEveryMs: 10_000,
     },
     worker: {
       concurrency: { create: e.KILN_WORKER_CONCURRENCY, poll: e.KILN_POLL_CONCURRENCY, finish: e.KILN_RENDER_CONCURRENCY },
@@ -208,6 +210,21 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       renderTimeoutSeconds: 60,
     },
     api: {
+      /** Slow clients: headers must arrive within this, the whole request within the other (slowloris). */
+      http: { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 },
+      /** Verified API keys kept per process at most (the oldest go first). */
+      authCacheMaxEntries: 10_000,
+      webhooks: {
+        /** A prediction's JSON is a few KB; anything near this is not one. */
+        maxBodyBytes: 1024 * 1024,
+        /** Up to this much of an oversized body is read and dropped, so the sender gets its 413 rather than a reset. */
+        maxDrainBytes: 8 * 1024 * 1024,
+        /** Replicate retries a webhook for about a minute: ids older than this are not needed to spot repeats. */
+        keepDeliveriesSeconds: 3600,
+        pruneEveryMs: 10 * 60_000,
+        /** After failing to read the webhook secret from the provider, ask again no sooner than this. */
+        secretRetryMs: 30_000,
+      },
       groupCommit: {
         /** Rows in one shared transaction at most: big enough to pay one commit for a burst, small enough to stay a short transaction. */
         maxItems: 200,
@@ -230,6 +247,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       pongWaitMs: e.KILN_WS_PONG_WAIT_MS,
       /** How often a watched, queued generation's position is sent. */
       queueUpdateMs: 2_000,
+      /** The largest message a client may send over a WebSocket (subscribe calls are small). */
+      maxMessageBytes: 1024 * 1024,
+      /** Events read from the feed per query: enough for a burst, small enough to stay a quick read. */
+      feedPageSize: 500,
+      /** After a failed read of the feed, look again after this. */
+      feedRetryMs: 500,
+      /** The event listener's reconnect waits, doubling from `minMs` to `maxMs` while the database is away. */
+      listenerReconnectMs: { minMs: 250, maxMs: 2_000 },
     },
     /** Signs scoped tokens; by default a random secret kept in the database, shared by all API processes. */
     tokenSecret: e.KILN_TOKEN_SECRET ? Buffer.from(e.KILN_TOKEN_SECRET) : undefined,

@@ -22,6 +22,7 @@ export interface HttpServerOptions {
   /** Whether this process can serve requests now (its database is reachable); the process stays up either way. */
   ready: () => Promise<HealthReport>;
   logger: Logger;
+  timeouts: { headersTimeoutMs: number; requestTimeoutMs: number };
 }
 
 export function createHttpServer(options: HttpServerOptions): http.Server {
@@ -71,8 +72,8 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
   }
 
   // Requests hang on a dead client forever otherwise.
-  server.requestTimeout = 30_000;
-  server.headersTimeout = 10_000;
+  server.requestTimeout = options.timeouts.requestTimeoutMs;
+  server.headersTimeout = options.timeouts.headersTimeoutMs;
   server.keepAliveTimeout = 5_000;
   server.on('clientError', (_error: Error, socket: Duplex) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');

@@ -20,27 +20,21 @@ export interface WebhookRouteOptions {
   updates: PredictionUpdates;
   secret: () => Promise<string>;
   logger: Logger;
+  /** From Kiln's config, each with its reason there. */
+  settings: { maxBodyBytes: number; maxDrainBytes: number; keepDeliveriesSeconds: number; pruneEveryMs: number; secretRetryMs: number };
 }
 
-/** A prediction's JSON is a few KB; anything near this is not one. */
-const MAX_BODY_BYTES = 1024 * 1024;
-/** Up to this much is read (and dropped) so the client gets its 413 rather than a reset. */
-const MAX_DRAIN_BYTES = 8 * MAX_BODY_BYTES;
-/** Replicate retries for about a minute: ids older than this are not needed to spot repeats. */
-const KEEP_DELIVERIES_SECONDS = 3600;
-const PRUNE_EVERY_MS = 10 * 60_000;
-const SECRET_RETRY_MS = 30_000;
 const GENERATION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export function createWebhookRoute(options: WebhookRouteOptions): http.RequestListener {
-  const { db, logger } = options;
+  const { db, logger, settings } = options;
   let prunedAt = 0;
   // The secret may come from the provider: asked once at a time, and not again for a while after
   // a failure, so requests (signed or not) cannot turn into a stream of provider calls.
   let verifier: Promise<Webhook> | undefined;
   let verifierFailedAt = -Infinity;
   const getVerifier = (): Promise<Webhook> => {
-    if (!verifier && performance.now() - verifierFailedAt < SECRET_RETRY_MS) return Promise.reject(new Error('the webhook secret is not available yet'));
+    if (!verifier && performance.now() - verifierFailedAt < settings.secretRetryMs) return Promise.reject(new Error('the webhook secret is not available yet'));
     verifier ??= options.secret().then(
       (secret) => new Webhook(secret),
       (error: unknown) => {
@@ -57,9 +51,9 @@ export function createWebhookRoute(options: WebhookRouteOptions): http.RequestLi
     const headers = { 'webhook-id': header(req, 'webhook-id'), 'webhook-timestamp': header(req, 'webhook-timestamp'), 'webhook-signature': header(req, 'webhook-signature') };
     if (!headers['webhook-id'] || !headers['webhook-timestamp'] || !headers['webhook-signature']) return sendJson(res, 401, { error: 'missing webhook signature headers' });
     // Far too large by its own account: refuse without reading (the connection is closed).
-    if (Number(req.headers['content-length'] ?? 0) > MAX_DRAIN_BYTES) return sendJson(res, 413, { error: `body over ${MAX_BODY_BYTES} bytes` }, { close: true });
-    const body = await readBody(req);
-    if (body === undefined) return sendJson(res, 413, { error: `body over ${MAX_BODY_BYTES} bytes` });
+    if (Number(req.headers['content-length'] ?? 0) > settings.maxDrainBytes) return sendJson(res, 413, { error: `body over ${settings.maxBodyBytes} bytes` }, { close: true });
+    const body = await readBody(req, settings.maxBodyBytes);
+    if (body === undefined) return sendJson(res, 413, { error: `body over ${settings.maxBodyBytes} bytes` });
     let payload: unknown;
     try {
       payload = (await getVerifier()).verify(body, headers);
@@ -88,9 +82,9 @@ export function createWebhookRoute(options: WebhookRouteOptions): http.RequestLi
     if (outcome === 'early') return sendJson(res, 503, { error: 'the prediction is not known here yet; retry' });
     // Recorded once handled: a delivery that failed halfway is retried by the provider and redone.
     await recordWebhookDelivery(db, webhookId);
-    if (Date.now() - prunedAt > PRUNE_EVERY_MS) {
+    if (Date.now() - prunedAt > settings.pruneEveryMs) {
       prunedAt = Date.now();
-      await pruneWebhookDeliveries(db, KEEP_DELIVERIES_SECONDS);
+      await pruneWebhookDeliveries(db, settings.keepDeliveriesSeconds);
     }
     sendJson(res, 200, { ok: true, outcome });
   }
@@ -114,15 +108,15 @@ export function createWebhookRoute(options: WebhookRouteOptions): http.RequestLi
  * and dropped, so the reply reaches the client (the route already refused declared sizes past
  * MAX_DRAIN_BYTES; the server's request timeout bounds the rest).
  */
-function readBody(req: http.IncomingMessage): Promise<string | undefined> {
+function readBody(req: http.IncomingMessage, maxBytes: number): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size <= MAX_BODY_BYTES) chunks.push(chunk);
+      if (size <= maxBytes) chunks.push(chunk);
     });
-    req.on('end', () => resolve(size > MAX_BODY_BYTES ? undefined : Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(size > maxBytes ? undefined : Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
     req.on('close', () => resolve(undefined)); // aborted by the client: nothing to answer
   });

@@ -30,7 +30,6 @@ export interface EventFeed {
   subscriberCount(): number;
 }
 
-const PAGE_SIZE = 500;
 /** How soon to look again when an event waits on a transaction that has not ended yet. */
 const HELD_BACK_RETRY_MS = 5;
 
@@ -39,6 +38,8 @@ export interface EventFeedOptions {
   connectionString: string;
   publicUrl: () => string;
   logger: Logger;
+  /** Events per read, the wait after a failed read, and the listener's reconnect waits. */
+  reads: { pageSize: number; retryMs: number; listenerReconnectMs: { minMs: number; maxMs: number } };
   /**
    * Runs a dispatch so that what it writes to sockets goes out together (the API process
    * corks its sockets until the next turn of the event loop). When the process is busy,
@@ -65,6 +66,8 @@ export function createEventFeed(options: EventFeedOptions): EventFeed {
     channel: 'kiln_events',
     onNotify: () => poke(),
     onError: (error) => logger.warn('event listener connection failed; reconnecting', { error: error.message }),
+    minDelayMs: options.reads.listenerReconnectMs.minMs,
+    maxDelayMs: options.reads.listenerReconnectMs.maxMs,
   });
 
   function poke(): void {
@@ -79,7 +82,7 @@ export function createEventFeed(options: EventFeedOptions): EventFeed {
         again = false;
         const from = position;
         if (!from || stopped) break;
-        const page = await readFeed(db, from, PAGE_SIZE);
+        const page = await readFeed(db, from, options.reads.pageSize);
         if (page.events.length > 0) {
           // Only events some subscriber here watches are worth enriching.
           const wanted = page.events.filter((event) => watchersOf(event).length > 0);
@@ -97,7 +100,7 @@ export function createEventFeed(options: EventFeedOptions): EventFeed {
           const last = page.events.at(-1)!;
           if (position === from) position = { xid: last.xid, id: last.id };
         }
-        if (page.events.length === PAGE_SIZE) again = true;
+        if (page.events.length === options.reads.pageSize) again = true;
         else if (page.heldBack) scheduleRetry(HELD_BACK_RETRY_MS);
       } while (again);
       if (failing) logger.info('reading the event feed again');
@@ -105,7 +108,7 @@ export function createEventFeed(options: EventFeedOptions): EventFeed {
     } catch (error) {
       if (!failing) logger.warn('reading the event feed failed; retrying until it works', { error: error instanceof Error ? error.message : String(error) });
       failing = true;
-      scheduleRetry(500);
+      scheduleRetry(options.reads.retryMs);
     } finally {
       draining = false;
     }
