@@ -11,73 +11,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Replicate, { parseProgressFromLogs, validateWebhook, type Prediction } from 'replicate';
 import sharp from 'sharp';
 import { renderImage } from '../jobs/simulator/images.ts';
-import { createSimulator, type Simulator, type SimulatorOptions, type SimulatorStats } from '../jobs/simulator/index.ts';
+import { createSimulator, type Simulator, type SimulatorStats } from '../jobs/simulator/index.ts';
+import { api, clientFor, createRaw, download, isFinal, outputUrls, startSimulator, stopSimulators, waitForStatus } from './support/simulator.ts';
 
-const TOKEN = 'r8_test_token';
 const SDXL_VERSION = '39ed52f2a78e934b3ba6e2a89f5b1c712de7dfea535525255b1aa35c5565e08b';
 const THROTTLE_BODY = /^\{"detail":"Request was throttled\. Your rate limit resets in ~[1-9]\d*s\."\}$/;
 
-const started: Simulator[] = [];
-
-async function startSimulator(options: SimulatorOptions = {}): Promise<Simulator> {
-  const sim = createSimulator({
-    apiToken: TOKEN,
-    latencyMs: { min: 50, max: 150 },
-    queueDelayMs: 20,
-    imageSize: 256,
-    ...options,
-  });
-  await sim.start();
-  started.push(sim);
-  return sim;
-}
-
-function clientFor(sim: Simulator): Replicate {
-  return new Replicate({ auth: TOKEN, baseUrl: `${sim.url}/v1`, useFileOutput: false });
-}
-
-function api(sim: Simulator, path: string, init: RequestInit & { json?: unknown } = {}): Promise<Response> {
-  const { json, headers, ...rest } = init;
-  return fetch(`${sim.url}${path}`, {
-    ...rest,
-    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', ...headers },
-    ...(json === undefined ? {} : { body: JSON.stringify(json) }),
-  });
-}
-
-async function createRaw(sim: Simulator, input: Record<string, unknown>, headers: Record<string, string> = {}): Promise<Prediction> {
-  const res = await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', { method: 'POST', json: { input }, headers });
-  assert.equal(res.status, 201, await res.clone().text());
-  return (await res.json()) as Prediction;
-}
-
-async function waitForStatus(client: Replicate, id: string, done: (p: Prediction) => boolean, timeoutMs = 5000): Promise<Prediction> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const prediction = await client.predictions.get(id);
-    if (done(prediction)) return prediction;
-    if (Date.now() > deadline) throw new Error(`prediction ${id} still ${prediction.status}`);
-    await sleep(20);
-  }
-}
-
-const isFinal = (p: Prediction): boolean => ['succeeded', 'failed', 'canceled', 'aborted'].includes(p.status);
-
-function outputUrls(prediction: Prediction): string[] {
-  const output: unknown = prediction.output;
-  assert.ok(Array.isArray(output), `expected an array output, got ${JSON.stringify(output)}`);
-  return output.map((u) => String(u));
-}
-
-async function download(url: string): Promise<{ bytes: Buffer; contentType: string | null; contentLength: string | null }> {
-  const res = await fetch(url);
-  assert.equal(res.status, 200, `GET ${url}`);
-  return { bytes: Buffer.from(await res.arrayBuffer()), contentType: res.headers.get('content-type'), contentLength: res.headers.get('content-length') };
-}
-
-after(async () => {
-  await Promise.all(started.map((sim) => sim.stop()));
-});
+after(stopSimulators);
 
 describe('predictions through the official replicate client', () => {
   let sim: Simulator;
@@ -264,11 +204,13 @@ describe('errors with Replicate status codes and bodies', () => {
   });
 
   test('401 without a valid token', async () => {
-    for (const authorization of [undefined, 'Bearer wrong']) {
+    for (const authorization of [undefined, 'Bearer wrong', `Basic ${sim.apiToken}`]) {
       const res = await fetch(`${sim.url}/v1/predictions`, { headers: authorization === undefined ? {} : { authorization } });
       assert.equal(res.status, 401);
       assert.deepEqual(await res.json(), { title: 'Unauthenticated', detail: 'You did not pass a valid authentication token', status: 401 });
     }
+    // Replicate also accepts the older `Token` scheme.
+    assert.equal((await fetch(`${sim.url}/v1/predictions`, { headers: { authorization: `Token ${sim.apiToken}` } })).status, 200);
   });
 
   test('404 for unknown models, predictions and routes; 405 for a wrong method', async () => {
@@ -529,13 +471,27 @@ describe('webhooks', () => {
   });
 });
 
+test('without a token option the simulator makes its own, requires it and exposes it', async () => {
+  const sim = createSimulator();
+  await sim.start();
+  try {
+    assert.match(sim.apiToken, /^r8_[A-Za-z0-9]{37}$/);
+    assert.notEqual(sim.apiToken, createSimulator().apiToken, 'each simulator has its own token');
+    assert.equal((await fetch(`${sim.url}/v1/predictions`)).status, 401);
+    const page = await clientFor(sim).predictions.list();
+    assert.deepEqual(page.results, []);
+  } finally {
+    await sim.stop();
+  }
+});
+
 test('stop() closes the server and clears timers while predictions are in flight', async () => {
   const sim = createSimulator({ latencyMs: { min: 10_000, max: 10_000 } });
   await sim.start();
   const url = sim.url;
   const pending = fetch(`${url}/v1/models/black-forest-labs/flux-schnell/predictions`, {
     method: 'POST',
-    headers: { prefer: 'wait=60', 'content-type': 'application/json' },
+    headers: { prefer: 'wait=60', 'content-type': 'application/json', authorization: `Bearer ${sim.apiToken}` },
     body: JSON.stringify({ input: { prompt: 'never finishes' } }),
   }).catch((error: unknown) => error);
   await sleep(50);

@@ -48,10 +48,8 @@ function tokensMatch(given: string, expected: string): boolean {
 }
 
 function isAuthorized(ctx: SimulatorContext, req: IncomingMessage): boolean {
-  const expected = ctx.options.apiToken;
-  if (expected === null) return true;
   const match = /^(?:Bearer|Token)\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-  return match?.[1] !== undefined && tokensMatch(match[1], expected);
+  return match?.[1] !== undefined && tokensMatch(match[1], ctx.apiToken);
 }
 
 // ---- create ----------------------------------------------------------------------------

@@ -57,10 +57,13 @@ function optionsFromEnv(env: NodeJS.ProcessEnv): SimulatorOptions {
   return options;
 }
 
-const simulator = createSimulator(optionsFromEnv(process.env));
+const options = optionsFromEnv(process.env);
+const tokenSource = options.apiToken === undefined ? 'generated; set SIM_API_TOKEN to choose it' : 'SIM_API_TOKEN';
+const simulator = createSimulator(options);
 await simulator.start();
 console.log(`Replicate simulator listening on ${simulator.url}`);
 console.log(`  replicate client: new Replicate({ auth, baseUrl: '${simulator.url}/v1', useFileOutput: false })`);
+console.log(`  api token:        ${simulator.apiToken} (${tokenSource})`);
 console.log(`  webhook secret:   ${simulator.webhookSecret}`);
 console.log(`  admin:            ${simulator.url}/_sim/stats`);
 

@@ -9,6 +9,8 @@ import type { TimerRegistry } from './timers.ts';
 /** Everything one simulator instance owns; handed to the route handlers. */
 export interface SimulatorContext {
   readonly options: ResolvedOptions;
+  /** The only token /v1 accepts. */
+  readonly apiToken: string;
   readonly webhookSecret: string;
   readonly engine: PredictionEngine;
   readonly faults: FaultState;

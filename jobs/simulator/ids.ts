@@ -22,3 +22,8 @@ export function newPredictionId(): string {
 export function newWebhookMessageId(): string {
   return `msg_${randomString(27, ALPHANUMERIC)}`;
 }
+
+/** Replicate API tokens look like "r8_" followed by 37 letters and digits. */
+export function newApiToken(): string {
+  return `r8_${randomString(37, ALPHANUMERIC)}`;
+}

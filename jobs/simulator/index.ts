@@ -4,6 +4,7 @@ import { handleAdmin, isAdminPath } from './admin-routes.ts';
 import { handleApi } from './api.ts';
 import type { SimulatorContext } from './context.ts';
 import { FaultState, type FaultControls } from './faults.ts';
+import { newApiToken } from './ids.ts';
 import { canWrite, sendJson } from './http.ts';
 import { resolveOptions, type SimulatorOptions } from './options.ts';
 import { PredictionEngine } from './predictions.ts';
@@ -28,6 +29,8 @@ export { KNOWN_MODELS } from './models.ts';
 export interface Simulator {
   /** e.g. http://127.0.0.1:43123 — the base of the /v1 API, files and /_sim admin. Throws before start(). */
   readonly url: string;
+  /** The token /v1 requires (given in options or generated). */
+  readonly apiToken: string;
   /** 'whsec_…' used to sign webhooks (given in options or generated). */
   readonly webhookSecret: string;
   start(): Promise<void>;
@@ -59,6 +62,7 @@ async function dispatch(ctx: SimulatorContext, req: IncomingMessage, res: Server
 
 export function createSimulator(options: SimulatorOptions = {}): Simulator {
   const resolved = resolveOptions(options);
+  const apiToken = resolved.apiToken ?? newApiToken();
   const webhookSecret = resolved.webhookSecret ?? generateWebhookSecret();
   const timers = new TimerRegistry();
   const stats = new StatsCounters();
@@ -99,6 +103,7 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
 
   const ctx: SimulatorContext = {
     options: resolved,
+    apiToken,
     webhookSecret,
     engine,
     faults,
@@ -118,6 +123,7 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
     get url(): string {
       return baseUrl();
     },
+    apiToken,
     webhookSecret,
     faults,
     stats: () => stats.snapshot(engine.liveCounts()),
