@@ -214,14 +214,40 @@ describe('errors with Replicate status codes and bodies', () => {
   });
 
   test('404 for unknown models, predictions and routes; 405 for a wrong method', async () => {
-    const model = await api(sim, '/v1/models/nobody/nothing/predictions', { method: 'POST', json: { input: { prompt: 'x' } } });
-    assert.equal(model.status, 404);
-    assert.deepEqual(await model.json(), { detail: 'Not found.', status: 404 });
-    assert.equal((await api(sim, '/v1/predictions/doesnotexist0000000000000a')).status, 404);
-    assert.equal((await api(sim, '/v1/nothing')).status, 404);
+    const notFound = { title: 'Not found', detail: 'The requested resource could not be found.', status: 404 };
+    for (const res of [
+      await api(sim, '/v1/models/nobody/nothing/predictions', { method: 'POST', json: { input: { prompt: 'x' } } }),
+      await api(sim, '/v1/predictions/doesnotexist0000000000000a'),
+      await api(sim, '/v1/nothing'),
+    ]) {
+      assert.equal(res.status, 404);
+      assert.equal(res.headers.get('content-type'), 'application/problem+json');
+      assert.deepEqual(await res.json(), notFound);
+    }
     const wrong = await api(sim, '/v1/predictions', { method: 'DELETE' });
     assert.equal(wrong.status, 405);
     assert.equal(wrong.headers.get('allow'), 'GET, POST');
+    assert.deepEqual(await wrong.json(), { title: 'Method not allowed', detail: 'Method "DELETE" not allowed.', status: 405 });
+  });
+
+  test('every error answer is a problem document: application/problem+json with title, detail and status', async () => {
+    const answers = [
+      await fetch(`${sim.url}/v1/predictions`),
+      await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', { method: 'POST', json: { input: {} } }),
+      await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', { method: 'POST', body: '[1' }),
+      await api(sim, '/v1/predictions?cursor=bogus'),
+    ];
+    assert.deepEqual(
+      answers.map((res) => res.status),
+      [401, 422, 400, 400],
+    );
+    for (const res of answers) {
+      assert.equal(res.headers.get('content-type'), 'application/problem+json');
+      const body = (await res.json()) as { title: unknown; detail: unknown; status: unknown };
+      assert.equal(typeof body.title, 'string');
+      assert.equal(typeof body.detail, 'string');
+      assert.equal(body.status, res.status);
+    }
   });
 
   test('400 for malformed JSON, 413 for an oversized body', async () => {

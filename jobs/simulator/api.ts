@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SimulatorContext } from './context.ts';
 import { parseGoDuration, parsePreferWait } from './durations.ts';
 import { clientGone, isPlainObject, readJsonBody, sendJson, type BodyResult } from './http.ts';
+import { badRequest, methodNotAllowed, NOT_FOUND, SERVER_ERRORS, sendProblem, sendThrottled, UNAUTHENTICATED } from './problems.ts';
 import { findModel, findModelByVersionRef, findModelForDeployment, type ModelSpec } from './models.ts';
 import { validateInput, type InvalidField } from './validation.ts';
 import { WEBHOOK_EVENTS, type WebhookEvent } from './webhooks.ts';
@@ -21,20 +22,8 @@ interface Route {
   readonly methods: Partial<Record<'GET' | 'POST', { kind: Kind; handler: Handler }>>;
 }
 
-const NOT_FOUND = { detail: 'Not found.', status: 404 };
-const UNAUTHENTICATED = { title: 'Unauthenticated', detail: 'You did not pass a valid authentication token', status: 401 };
-const SERVER_ERRORS: Record<500 | 502 | 503, { title: string; detail: string; status: number }> = {
-  500: { title: 'Internal Server Error', detail: 'An unexpected error occurred. Please try again.', status: 500 },
-  502: { title: 'Bad Gateway', detail: 'The server received an invalid response from an upstream server.', status: 502 },
-  503: { title: 'Service Unavailable', detail: 'The service is temporarily unavailable. Please try again later.', status: 503 },
-};
-
-function throttledBody(seconds: number): { detail: string } {
-  return { detail: `Request was throttled. Your rate limit resets in ~${seconds}s.` };
-}
-
 function sendInvalid(res: ServerResponse, fields: InvalidField[]): void {
-  sendJson(res, 422, {
+  sendProblem(res, {
     title: 'Input validation failed',
     detail: fields.map((f) => `- ${f.field}: ${f.description}`).join('\n'),
     status: 422,
@@ -99,21 +88,21 @@ async function createPrediction(
 ): Promise<void> {
   const body = await readBody();
   if (!body.ok) {
-    sendJson(res, body.status, { detail: body.detail, status: body.status });
+    sendProblem(res, body.problem);
     return;
   }
   if (!isPlainObject(body.value)) {
-    sendJson(res, 400, { detail: 'The request body must be a JSON object.', status: 400 });
+    sendProblem(res, badRequest('Invalid request body', 'The request body must be a JSON object.'));
     return;
   }
   const fields = body.value;
   const model = pickModel(fields);
   if (model === 'not-found') {
-    sendJson(res, 404, NOT_FOUND);
+    sendProblem(res, NOT_FOUND);
     return;
   }
   if (model === 'bad-version') {
-    sendJson(res, 422, {
+    sendProblem(res, {
       title: 'Invalid version or not permitted',
       detail: "The specified version does not exist (or perhaps you don't have permission to use it?)",
       status: 422,
@@ -141,11 +130,7 @@ async function createPrediction(
   if (typeof cancelAfterHeader === 'string') {
     cancelAfterMs = parseGoDuration(cancelAfterHeader);
     if (cancelAfterMs === null) {
-      sendJson(res, 400, {
-        title: 'Invalid Cancel-After header',
-        detail: `Cancel-After must be a positive duration such as "30s", "5m" or "1h30m"; got "${cancelAfterHeader}".`,
-        status: 400,
-      });
+      sendProblem(res, badRequest('Invalid Cancel-After header', `Cancel-After must be a positive duration such as "30s", "5m" or "1h30m"; got "${cancelAfterHeader}".`));
       return;
     }
   }
@@ -162,7 +147,7 @@ async function createPrediction(
 const createByModel: Handler = (ctx, req, res, [owner = '', name = ''], _url, readBody) => {
   const model = findModel(owner, name);
   if (model === undefined) {
-    sendJson(res, 404, NOT_FOUND);
+    sendProblem(res, NOT_FOUND);
     return;
   }
   return createPrediction(ctx, req, res, () => model, readBody);
@@ -171,7 +156,7 @@ const createByModel: Handler = (ctx, req, res, [owner = '', name = ''], _url, re
 const createByDeployment: Handler = (ctx, req, res, [owner = '', name = ''], _url, readBody) => {
   const model = findModelForDeployment(owner, name, ctx.options.deployments);
   if (model === undefined) {
-    sendJson(res, 404, NOT_FOUND);
+    sendProblem(res, NOT_FOUND);
     return;
   }
   return createPrediction(ctx, req, res, () => model, readBody);
@@ -189,14 +174,14 @@ const createByVersion: Handler = (ctx, req, res, _params, _url, readBody) =>
 
 const getPrediction: Handler = (ctx, _req, res, [id = '']) => {
   const record = ctx.engine.get(id);
-  if (record === undefined) sendJson(res, 404, NOT_FOUND);
+  if (record === undefined) sendProblem(res, NOT_FOUND);
   else sendJson(res, 200, ctx.engine.toJson(record));
 };
 
 const cancelPrediction: Handler = (ctx, req, res, [id = '']) => {
   req.resume();
   const record = ctx.engine.cancel(id);
-  if (record === undefined) sendJson(res, 404, NOT_FOUND);
+  if (record === undefined) sendProblem(res, NOT_FOUND);
   else sendJson(res, 200, ctx.engine.toJson(record));
 };
 
@@ -213,7 +198,7 @@ const listPredictions: Handler = (ctx, _req, res, _params, url) => {
   const cursor = url.searchParams.get('cursor');
   const before = cursor === null ? null : decodeCursor(cursor);
   if (cursor !== null && before === null) {
-    sendJson(res, 400, { detail: 'Invalid cursor.', status: 400 });
+    sendProblem(res, badRequest('Invalid cursor', 'The cursor query parameter is not one this API gave out.'));
     return;
   }
   const { page, nextSeq } = ctx.engine.list(before, ctx.options.listPageSize);
@@ -253,12 +238,12 @@ export async function handleApi(ctx: SimulatorContext, req: IncomingMessage, res
   const injected = ctx.faults.take5xx();
   if (injected !== null) {
     ctx.stats.http5xx++;
-    sendJson(res, injected, SERVER_ERRORS[injected]);
+    sendProblem(res, SERVER_ERRORS[injected]);
     return;
   }
 
   if (!isAuthorized(ctx, req)) {
-    sendJson(res, 401, UNAUTHENTICATED, { 'www-authenticate': 'Bearer' });
+    sendProblem(res, UNAUTHENTICATED, { 'www-authenticate': 'Bearer' });
     return;
   }
 
@@ -283,18 +268,18 @@ export async function handleApi(ctx: SimulatorContext, req: IncomingMessage, res
   })();
   if (resetSeconds !== null) {
     ctx.stats.throttled++;
-    sendJson(res, 429, throttledBody(resetSeconds), ctx.options.retryAfterHeader ? { 'retry-after': String(resetSeconds) } : {});
+    sendThrottled(res, resetSeconds, ctx.options.retryAfterHeader ? { 'retry-after': String(resetSeconds) } : {});
     return;
   }
 
   if (route === undefined) {
     ctx.stats.reads++;
-    sendJson(res, 404, NOT_FOUND);
+    sendProblem(res, NOT_FOUND);
     return;
   }
   if (entry === undefined) {
     ctx.stats.reads++;
-    sendJson(res, 405, { detail: `Method "${method}" not allowed.`, status: 405 }, { allow: Object.keys(route.methods).join(', ') });
+    sendProblem(res, methodNotAllowed(method), { allow: Object.keys(route.methods).join(', ') });
     return;
   }
   if (kind === 'read') ctx.stats.reads++;

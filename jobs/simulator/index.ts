@@ -6,6 +6,7 @@ import type { SimulatorContext } from './context.ts';
 import { FaultState, type FaultControls } from './faults.ts';
 import { newApiToken } from './ids.ts';
 import { canWrite, sendJson } from './http.ts';
+import { internalError, NOT_FOUND, sendProblem } from './problems.ts';
 import { resolveOptions, type SimulatorOptions } from './options.ts';
 import { PredictionEngine } from './predictions.ts';
 import { handlePublic, isPublicPath } from './public-routes.ts';
@@ -53,10 +54,10 @@ async function dispatch(ctx: SimulatorContext, req: IncomingMessage, res: Server
     else if (isPublicPath(url.pathname)) await handlePublic(ctx, req, res, url);
     else if (isAdminPath(url.pathname)) await handleAdmin(ctx, req, res, url);
     else if (url.pathname === '/') sendJson(res, 200, { name: 'kiln replicate simulator', api: `${ctx.baseUrl()}/v1` });
-    else sendJson(res, 404, { detail: 'Not found.', status: 404 });
+    else sendProblem(res, NOT_FOUND);
   } catch (error) {
     // A bug in a handler answers 500 instead of taking the process down.
-    if (canWrite(res)) sendJson(res, 500, { detail: `Simulator error: ${error instanceof Error ? error.message : String(error)}`, status: 500 });
+    if (canWrite(res)) sendProblem(res, internalError(`Simulator error: ${error instanceof Error ? error.message : String(error)}`));
   }
 }
 

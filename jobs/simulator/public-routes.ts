@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SimulatorContext } from './context.ts';
-import { canWrite, sendBytes, sendHtml, sendJson } from './http.ts';
+import { canWrite, sendBytes, sendHtml } from './http.ts';
+import { methodNotAllowed, NOT_FOUND, sendProblem } from './problems.ts';
 import { CONTENT_TYPES, renderImage } from './images.ts';
 
 // Routes outside /v1 that Replicate serves from other hosts: output files (replicate.delivery),
@@ -22,7 +23,7 @@ function escapeHtml(text: string): string {
 async function serveFile(ctx: SimulatorContext, req: IncomingMessage, res: ServerResponse, id: string, name: string): Promise<void> {
   const lookup = ctx.engine.outputFile(id, name);
   if (lookup.kind !== 'file') {
-    sendJson(res, 404, { detail: lookup.kind === 'removed' ? 'This file has been deleted.' : 'Not found.', status: 404 });
+    sendProblem(res, lookup.kind === 'removed' ? { ...NOT_FOUND, detail: 'This file has been deleted.' } : NOT_FOUND);
     return;
   }
   // Keyed by content, so repeated prompts (load tests, demos) share one render.
@@ -40,7 +41,7 @@ async function serveFile(ctx: SimulatorContext, req: IncomingMessage, res: Serve
 function serveStream(ctx: SimulatorContext, res: ServerResponse, id: string): void {
   const record = ctx.engine.get(id);
   if (record === undefined) {
-    sendJson(res, 404, { detail: 'Not found.', status: 404 });
+    sendProblem(res, NOT_FOUND);
     return;
   }
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
@@ -81,7 +82,7 @@ function servePage(ctx: SimulatorContext, res: ServerResponse, id: string): void
 export async function handlePublic(ctx: SimulatorContext, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
   const method = req.method ?? 'GET';
   if (method !== 'GET' && method !== 'HEAD') {
-    sendJson(res, 405, { detail: `Method "${method}" not allowed.`, status: 405 }, { allow: 'GET, HEAD' });
+    sendProblem(res, methodNotAllowed(method), { allow: 'GET, HEAD' });
     return;
   }
   const file = FILE_PATH.exec(url.pathname);
@@ -90,5 +91,5 @@ export async function handlePublic(ctx: SimulatorContext, req: IncomingMessage, 
   if (stream !== null) return serveStream(ctx, res, stream[1] ?? '');
   const page = PAGE_PATH.exec(url.pathname);
   if (page !== null) return servePage(ctx, res, page[1] ?? '');
-  sendJson(res, 404, { detail: 'Not found.', status: 404 });
+  sendProblem(res, NOT_FOUND);
 }
