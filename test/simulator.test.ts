@@ -187,13 +187,61 @@ describe('errors with Replicate status codes and bodies', () => {
     assert.deepEqual(
       body.invalid_fields.map((f) => [f.type, f.field]),
       [
-        ['required', 'input.prompt'],
+        // A missing property is reported on the object that lacks it.
+        ['required', 'input'],
         ['invalid_type', 'input.seed'],
         ['number_lte', 'input.num_outputs'],
         ['enum', 'input.aspect_ratio'],
       ],
     );
-    assert.match(body.detail, /^- input\.prompt: prompt is required$/m);
+    assert.match(body.detail, /^- input: prompt is required$/m);
+    assert.deepEqual(body.invalid_fields[3], { type: 'enum', field: 'input.aspect_ratio', description: body.invalid_fields[3]?.description });
+    assert.match(body.invalid_fields[3]?.description ?? '', /^input\.aspect_ratio must be one of the following: "1:1", "16:9"/);
+  });
+
+  test('422 for a create body with a field Replicate does not know (its schema has additionalProperties: false)', async () => {
+    const createsBefore = sim.stats().creates;
+    const res = await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', {
+      method: 'POST',
+      json: { input: { prompt: 'x' }, webhook_url: 'https://example.com/hook', priority: 1 },
+    });
+    assert.equal(res.status, 422);
+    const body = (await res.json()) as { title: string; detail: string; invalid_fields: unknown[] };
+    assert.equal(body.title, 'Input validation failed');
+    assert.deepEqual(body.invalid_fields, [
+      { type: 'additional_property_not_allowed', field: '(root)', description: 'Additional property webhook_url is not allowed' },
+      { type: 'additional_property_not_allowed', field: '(root)', description: 'Additional property priority is not allowed' },
+    ]);
+    assert.match(body.detail, /^- \(root\): Additional property webhook_url is not allowed$/m);
+    // `version` belongs to POST /v1/predictions only.
+    const versionOnModelRoute = await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', { method: 'POST', json: { version: 'x', input: { prompt: 'x' } } });
+    assert.equal(versionOnModelRoute.status, 422);
+    assert.equal(sim.stats().creates, createsBefore, 'nothing was created');
+  });
+
+  test('the fields Replicate does know are accepted, and checked: input, webhook, webhook_events_filter, stream (and version)', async () => {
+    const ok = await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', {
+      method: 'POST',
+      json: { input: { prompt: 'x' }, stream: false, webhook: 'https://example.com/hook', webhook_events_filter: ['completed'] },
+    });
+    assert.equal(ok.status, 201, await ok.clone().text());
+    await ok.body?.cancel();
+    const bad = await api(sim, '/v1/predictions', {
+      method: 'POST',
+      json: { input: 'x', stream: 'yes', webhook: 'not a url', webhook_events_filter: ['finished'] },
+    });
+    assert.equal(bad.status, 422);
+    const body = (await bad.json()) as { invalid_fields: { type: string; field: string }[] };
+    assert.deepEqual(
+      body.invalid_fields.map((f) => [f.type, f.field]),
+      [
+        ['invalid_type', 'input'],
+        ['required', '(root)'], // version
+        ['invalid_type', 'stream'],
+        ['format', 'webhook'],
+        ['enum', 'webhook_events_filter.0'],
+      ],
+    );
   });
 
   test('422 for sdxl sizes that are not multiples of 8', async () => {

@@ -5,8 +5,8 @@ import { parseGoDuration, parsePreferWait } from './durations.ts';
 import { clientGone, isPlainObject, readJsonBody, sendJson, type BodyResult } from './http.ts';
 import { badRequest, methodNotAllowed, NOT_FOUND, SERVER_ERRORS, sendProblem, sendThrottled, UNAUTHENTICATED } from './problems.ts';
 import { findModel, findModelByVersionRef, findModelForDeployment, type ModelSpec } from './models.ts';
+import { readCreateRequest, type CreateRequest, type CreateRoute } from './create-request.ts';
 import { validateInput, type InvalidField } from './validation.ts';
-import { WEBHOOK_EVENTS, type WebhookEvent } from './webhooks.ts';
 
 // The /v1 surface: the subset of Replicate's HTTP API that Kiln uses, with its status codes and
 // error bodies. Order per request: hang fault → 5xx fault → auth → route → 429 (fault or
@@ -43,47 +43,12 @@ function isAuthorized(ctx: SimulatorContext, req: IncomingMessage): boolean {
 
 // ---- create ----------------------------------------------------------------------------
 
-/** Checks the fields around `input`; returns the parsed webhook settings or the field errors. */
-function readWebhookFields(body: Record<string, unknown>): { webhook: string | null; events: Set<WebhookEvent>; errors: InvalidField[] } {
-  const errors: InvalidField[] = [];
-  let webhook: string | null = null;
-  if (body.webhook !== undefined && body.webhook !== null) {
-    const value = body.webhook;
-    let valid = false;
-    if (typeof value === 'string') {
-      try {
-        valid = ['http:', 'https:'].includes(new URL(value).protocol);
-      } catch {
-        valid = false;
-      }
-    }
-    if (valid && typeof value === 'string') webhook = value;
-    else errors.push({ type: 'format', field: 'webhook', description: 'Does not match format \'uri\'' });
-  }
-  let events = new Set<WebhookEvent>(WEBHOOK_EVENTS);
-  const filter = body.webhook_events_filter;
-  if (filter !== undefined && filter !== null) {
-    if (!Array.isArray(filter)) {
-      errors.push({ type: 'invalid_type', field: 'webhook_events_filter', description: 'Invalid type. Expected: array' });
-    } else {
-      events = new Set();
-      filter.forEach((item: unknown, i) => {
-        if (typeof item === 'string' && (WEBHOOK_EVENTS as readonly string[]).includes(item)) events.add(item as WebhookEvent);
-        else {
-          const list = WEBHOOK_EVENTS.map((e) => `"${e}"`).join(', ');
-          errors.push({ type: 'enum', field: `webhook_events_filter.${i}`, description: `webhook_events_filter.${i} must be one of the following: ${list}` });
-        }
-      });
-    }
-  }
-  return { webhook, events, errors };
-}
-
 async function createPrediction(
   ctx: SimulatorContext,
   req: IncomingMessage,
   res: ServerResponse,
-  pickModel: (body: Record<string, unknown>) => ModelSpec | 'not-found' | InvalidField | 'bad-version',
+  route: CreateRoute,
+  pickModel: (request: CreateRequest) => ModelSpec | 'not-found' | 'bad-version',
   readBody: ReadBody,
 ): Promise<void> {
   const body = await readBody();
@@ -95,8 +60,13 @@ async function createPrediction(
     sendProblem(res, badRequest('Invalid request body', 'The request body must be a JSON object.'));
     return;
   }
-  const fields = body.value;
-  const model = pickModel(fields);
+  const parsed = readCreateRequest(body.value, route);
+  if (!parsed.ok) {
+    sendInvalid(res, parsed.invalidFields);
+    return;
+  }
+  const { input, webhook, webhookEvents } = parsed.request;
+  const model = pickModel(parsed.request);
   if (model === 'not-found') {
     sendProblem(res, NOT_FOUND);
     return;
@@ -109,19 +79,9 @@ async function createPrediction(
     });
     return;
   }
-  if (!('version' in model)) {
-    sendInvalid(res, [model]);
-    return;
-  }
-
-  const { webhook, events, errors } = readWebhookFields(fields);
-  const input = fields.input;
-  if (input === undefined || input === null) errors.unshift({ type: 'required', field: 'input', description: 'input is required' });
-  else if (!isPlainObject(input)) errors.unshift({ type: 'invalid_type', field: 'input', description: 'Invalid type. Expected: object' });
-  const validation = isPlainObject(input) ? validateInput(model, input, ctx.options.imageSize) : null;
-  if (validation !== null && !validation.ok) errors.unshift(...validation.invalidFields);
-  if (errors.length > 0 || validation === null || !validation.ok || !isPlainObject(input)) {
-    sendInvalid(res, errors);
+  const validation = validateInput(model, input, ctx.options.imageSize);
+  if (!validation.ok) {
+    sendInvalid(res, validation.invalidFields);
     return;
   }
 
@@ -135,7 +95,7 @@ async function createPrediction(
     }
   }
 
-  const record = ctx.engine.create({ model, input, params: validation.params, webhook, webhookEvents: events, cancelAfterMs });
+  const record = ctx.engine.create({ model, input, params: validation.params, webhook, webhookEvents, cancelAfterMs });
   ctx.stats.countCreate(webhook);
 
   const prefer = req.headers.prefer;
@@ -150,7 +110,7 @@ const createByModel: Handler = (ctx, req, res, [owner = '', name = ''], _url, re
     sendProblem(res, NOT_FOUND);
     return;
   }
-  return createPrediction(ctx, req, res, () => model, readBody);
+  return createPrediction(ctx, req, res, 'model', () => model, readBody);
 };
 
 const createByDeployment: Handler = (ctx, req, res, [owner = '', name = ''], _url, readBody) => {
@@ -159,16 +119,11 @@ const createByDeployment: Handler = (ctx, req, res, [owner = '', name = ''], _ur
     sendProblem(res, NOT_FOUND);
     return;
   }
-  return createPrediction(ctx, req, res, () => model, readBody);
+  return createPrediction(ctx, req, res, 'model', () => model, readBody);
 };
 
 const createByVersion: Handler = (ctx, req, res, _params, _url, readBody) =>
-  createPrediction(ctx, req, res, (body) => {
-    const version = body.version;
-    if (version === undefined || version === null) return { type: 'required', field: 'version', description: 'version is required' };
-    if (typeof version !== 'string') return { type: 'invalid_type', field: 'version', description: 'Invalid type. Expected: string' };
-    return findModelByVersionRef(version) ?? 'bad-version';
-  }, readBody);
+  createPrediction(ctx, req, res, 'version', (request) => findModelByVersionRef(request.version ?? '') ?? 'bad-version', readBody);
 
 // ---- reads -----------------------------------------------------------------------------
 

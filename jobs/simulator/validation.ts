@@ -55,7 +55,10 @@ class InputReader {
   string(key: string, options: { required?: boolean; minLength?: number } = {}): string | undefined {
     const value = this.#input[key];
     if (value === undefined) {
-      return options.required === true ? this.#fail('required', key, `${key} is required`) : undefined;
+      // A missing property is reported on the object that lacks it, as JSON-schema validators do.
+      if (options.required !== true) return undefined;
+      this.errors.push({ type: 'required', field: 'input', description: `${key} is required` });
+      return undefined;
     }
     if (typeof value !== 'string') return this.#typeError(key, 'string', value);
     if (options.minLength !== undefined && value.trim().length < options.minLength) {
@@ -90,7 +93,7 @@ class InputReader {
     if (value === undefined) return undefined;
     if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T;
     const list = allowed.map((a) => `"${a}"`).join(', ');
-    return this.#fail('enum', key, `${key} must be one of the following: ${list}`);
+    return this.#fail('enum', key, `input.${key} must be one of the following: ${list}`);
   }
 
   #checkRange(key: string, value: number, range: { min?: number; max?: number; multipleOf?: number }): number | undefined {
