@@ -118,11 +118,6 @@ describe('predictions through the official replicate client', () => {
     assert.equal((await client.predictions.get(p.id)).status, 'canceled');
   });
 
-  test('Cancel-After on a running prediction cancels it', async () => {
-    const p = await createRaw(sim, { prompt: 'deadline [sim:slow=5000]' }, { 'cancel-after': '300ms' });
-    const done = await waitForStatus(client, p.id, isFinal);
-    assert.equal(done.status, 'canceled');
-  });
 
   test('[sim:fail] fails with an error; [sim:nsfw] fails with the NSFW message', async () => {
     const failing = await client.predictions.create({ model: 'black-forest-labs/flux-schnell', input: { prompt: 'boom [sim:fail]' } });
@@ -309,25 +304,64 @@ describe('errors with Replicate status codes and bodies', () => {
     assert.equal(big.status, 413);
   });
 
-  test('400 for a malformed Cancel-After header', async () => {
-    const res = await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', {
-      method: 'POST',
-      headers: { 'cancel-after': 'soon' },
-      json: { input: { prompt: 'x' } },
-    });
-    assert.equal(res.status, 400);
+});
+
+describe('Cancel-After', () => {
+  let sim: Simulator;
+  before(async () => {
+    sim = await startSimulator();
+  });
+  const create = (cancelAfter: string) =>
+    api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', { method: 'POST', headers: { 'cancel-after': cancelAfter }, json: { input: { prompt: 'x' } } });
+
+  test('a bare number means seconds; the prediction shows its deadline, created_at plus the duration', async () => {
+    for (const [header, ms] of [['30', 30_000], ['7.5', 7500], ['5m', 300_000], ['1h30m', 5_400_000]] as const) {
+      const res = await create(header);
+      assert.equal(res.status, 201, await res.clone().text());
+      const p = (await res.json()) as Prediction & { deadline?: string };
+      assert.equal(typeof p.deadline, 'string', header);
+      assert.equal(Date.parse(p.deadline ?? '') - Date.parse(p.created_at), ms, header);
+      const read = (await clientFor(sim).predictions.get(p.id)) as Prediction & { deadline?: string };
+      assert.equal(read.deadline, p.deadline);
+    }
+    const without = await createRaw(sim, { prompt: 'no deadline' });
+    assert.equal('deadline' in without, false);
+  });
+
+  test('below Replicate\'s 5 s minimum it is refused with 400, and so is a malformed one; nothing is created', async () => {
+    const createsBefore = sim.stats().creates;
+    for (const header of ['4', '4999ms', '300ms', 'soon', '0', '-5s']) {
+      const res = await create(header);
+      assert.equal(res.status, 400, header);
+      assert.equal(res.headers.get('content-type'), 'application/problem+json');
+      const body = (await res.json()) as { title: string; detail: string };
+      assert.equal(body.title, 'Invalid Cancel-After header');
+    }
+    assert.match(((await (await create('2s')).json()) as { detail: string }).detail, /at least 5s/);
+    assert.equal((await create('5')).status, 201);
+    assert.equal(sim.stats().creates, createsBefore + 1);
   });
 });
 
-test('Cancel-After before processing starts aborts the prediction', async () => {
-  const sim = await startSimulator({ queueDelayMs: 5000 });
-  const p = await createRaw(sim, { prompt: 'queued forever' }, { 'cancel-after': '150ms' });
-  const done = await waitForStatus(clientFor(sim), p.id, isFinal);
-  assert.equal(done.status, 'aborted');
-  assert.equal(done.output, null);
-  assert.equal(done.error, null);
-  assert.equal(done.started_at, null);
-  assert.equal(sim.stats().predictions.aborted, 1);
+describe('Cancel-After with the minCancelAfterMs leniency (short deadlines for tests)', () => {
+  test('a deadline reached while running cancels the prediction', async () => {
+    const sim = await startSimulator({ minCancelAfterMs: 0 });
+    const p = await createRaw(sim, { prompt: 'deadline [sim:slow=5000]' }, { 'cancel-after': '300ms' });
+    const done = await waitForStatus(clientFor(sim), p.id, isFinal);
+    assert.equal(done.status, 'canceled');
+    assert.ok(done.started_at !== null);
+  });
+
+  test('a deadline reached before processing starts aborts the prediction', async () => {
+    const sim = await startSimulator({ minCancelAfterMs: 0, queueDelayMs: 5000 });
+    const p = await createRaw(sim, { prompt: 'queued forever' }, { 'cancel-after': '150ms' });
+    const done = await waitForStatus(clientFor(sim), p.id, isFinal);
+    assert.equal(done.status, 'aborted');
+    assert.equal(done.output, null);
+    assert.equal(done.error, null);
+    assert.equal(done.started_at, null);
+    assert.equal(sim.stats().predictions.aborted, 1);
+  });
 });
 
 test('429 past the create limit, with the exact body and no Retry-After', async () => {

@@ -1,9 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SimulatorContext } from './context.ts';
-import { parseGoDuration, parsePreferWait } from './durations.ts';
-import { clientGone, isPlainObject, readJsonBody, sendJson, type BodyResult } from './http.ts';
-import { badRequest, methodNotAllowed, NOT_FOUND, SERVER_ERRORS, sendProblem, sendThrottled, UNAUTHENTICATED } from './problems.ts';
+import { parseCancelAfter, parsePreferWait } from './durations.ts';
+import { clientGone, headerValue, isPlainObject, readJsonBody, sendJson, type BodyResult } from './http.ts';
+import { badRequest, methodNotAllowed, NOT_FOUND, SERVER_ERRORS, sendProblem, sendThrottled, UNAUTHENTICATED, type Problem } from './problems.ts';
 import { findModel, findModelByVersionRef, findModelForDeployment, type ModelSpec } from './models.ts';
 import { readCreateRequest, type CreateRequest, type CreateRoute } from './create-request.ts';
 import { validateInput, type InvalidField } from './validation.ts';
@@ -42,6 +42,19 @@ function isAuthorized(ctx: SimulatorContext, req: IncomingMessage): boolean {
 }
 
 // ---- create ----------------------------------------------------------------------------
+
+/** The Cancel-After header: absent (null), a deadline in ms, or a 400. */
+function readCancelAfter(header: string | undefined, minMs: number): { ok: true; ms: number | null } | { ok: false; problem: Problem } {
+  if (header === undefined) return { ok: true, ms: null };
+  const ms = parseCancelAfter(header);
+  if (ms === null) {
+    return { ok: false, problem: badRequest('Invalid Cancel-After header', `Cancel-After must be a duration such as "30s", "5m", "1h30m" or a number of seconds; got "${header}".`) };
+  }
+  if (ms < minMs) {
+    return { ok: false, problem: badRequest('Invalid Cancel-After header', `Cancel-After must be at least ${minMs / 1000}s; got "${header}".`) };
+  }
+  return { ok: true, ms };
+}
 
 async function createPrediction(
   ctx: SimulatorContext,
@@ -85,21 +98,17 @@ async function createPrediction(
     return;
   }
 
-  const cancelAfterHeader = req.headers['cancel-after'];
-  let cancelAfterMs: number | null = null;
-  if (typeof cancelAfterHeader === 'string') {
-    cancelAfterMs = parseGoDuration(cancelAfterHeader);
-    if (cancelAfterMs === null) {
-      sendProblem(res, badRequest('Invalid Cancel-After header', `Cancel-After must be a positive duration such as "30s", "5m" or "1h30m"; got "${cancelAfterHeader}".`));
-      return;
-    }
+  const cancelAfter = readCancelAfter(headerValue(req, 'cancel-after'), ctx.options.minCancelAfterMs);
+  if (!cancelAfter.ok) {
+    sendProblem(res, cancelAfter.problem);
+    return;
   }
+  const cancelAfterMs = cancelAfter.ms;
 
   const record = ctx.engine.create({ model, input, params: validation.params, webhook, webhookEvents, cancelAfterMs });
   ctx.stats.countCreate(webhook);
 
-  const prefer = req.headers.prefer;
-  const waitSeconds = parsePreferWait(Array.isArray(prefer) ? prefer.join(', ') : prefer);
+  const waitSeconds = parsePreferWait(headerValue(req, 'prefer'));
   if (waitSeconds !== null) await ctx.engine.waitUntilFinal(record, waitSeconds * 1000, clientGone(res));
   sendJson(res, 201, ctx.engine.toJson(record));
 }

@@ -15,8 +15,7 @@ const SEGMENT_SOURCE = String.raw`(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)`
 
 /**
  * Parses a Go-style duration ("30s", "5m", "1h30m", "1.5s", "250ms") into milliseconds.
- * Returns null for anything malformed or not positive. Replicate enforces a 5 s minimum for
- * `Cancel-After`; the simulator accepts any positive value so tests can use short deadlines.
+ * Returns null for anything malformed or not positive.
  */
 export function parseGoDuration(text: string): number | null {
   const trimmed = text.trim();
@@ -33,6 +32,20 @@ export function parseGoDuration(text: string): number | null {
   }
   if (consumed !== trimmed.length || !Number.isFinite(total) || total <= 0) return null;
   return total;
+}
+
+/**
+ * `Cancel-After` as Replicate reads it: a Go-style duration, or a bare number of seconds
+ * ("30" is "30s"). Returns milliseconds, or null for anything malformed or not positive.
+ * The 5 s minimum is the caller's to enforce (it is an option: see minCancelAfterMs).
+ */
+export function parseCancelAfter(text: string): number | null {
+  const trimmed = text.trim();
+  if (/^(\d+(\.\d*)?|\.\d+)$/.test(trimmed)) {
+    const seconds = Number(trimmed);
+    return seconds > 0 ? seconds * 1000 : null;
+  }
+  return parseGoDuration(trimmed);
 }
 
 export const MAX_PREFER_WAIT_SECONDS = 60;

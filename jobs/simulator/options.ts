@@ -47,6 +47,11 @@ export interface SimulatorOptions {
   listPageSize?: number;
   /** Deployment "owner/name" → model ("owner/name" or "owner/name:version"). Unlisted deployments named like a known model run it. */
   deployments?: Record<string, string>;
+  /**
+   * Shortest `Cancel-After` accepted; shorter ones are refused with 400. Default 5000, Replicate's
+   * minimum. Lower it only as an explicit leniency, e.g. for tests of sub-second deadlines.
+   */
+  minCancelAfterMs?: number;
   /** Request body limit; larger bodies get 413. Default 1 MiB. */
   maxBodyBytes?: number;
   /** Randomness for latency, failure and seed draws. Default Math.random. */
@@ -75,11 +80,14 @@ export interface ResolvedOptions {
   readonly imageSize: number;
   readonly listPageSize: number;
   readonly deployments: Readonly<Record<string, string>>;
+  readonly minCancelAfterMs: number;
   readonly maxBodyBytes: number;
   readonly random: () => number;
 }
 
 const HOUR_MS = 3_600_000;
+/** Replicate refuses a Cancel-After below five seconds. */
+export const REPLICATE_MIN_CANCEL_AFTER_MS = 5000;
 
 const optionsSchema = z.object({
   host: z.string().min(1).default('127.0.0.1'),
@@ -104,6 +112,7 @@ const optionsSchema = z.object({
   imageSize: z.number().int().min(64).max(4096).default(1024),
   listPageSize: z.number().int().min(1).max(1000).default(100),
   deployments: z.record(z.string(), z.string()).default({}),
+  minCancelAfterMs: z.number().min(0).default(REPLICATE_MIN_CANCEL_AFTER_MS),
   maxBodyBytes: z.number().int().positive().default(1024 * 1024),
 });
 
@@ -133,6 +142,7 @@ export function resolveOptions(options: SimulatorOptions = {}): ResolvedOptions 
     imageSize: o.imageSize,
     listPageSize: o.listPageSize,
     deployments: o.deployments,
+    minCancelAfterMs: o.minCancelAfterMs,
     maxBodyBytes: o.maxBodyBytes,
     random: random ?? Math.random,
   };

@@ -26,6 +26,8 @@ export interface PredictionJson {
   created_at: string;
   started_at: string | null;
   completed_at: string | null;
+  /** When Cancel-After ends it if it has not completed: created_at plus the header's duration. */
+  deadline?: string;
   urls: { get: string; cancel: string; stream: string; web: string };
   metrics: { predict_time?: number; total_time?: number; image_count?: number };
 }
@@ -231,7 +233,8 @@ export class PredictionEngine {
 
   toJson(record: PredictionRecord): PredictionJson {
     const base = this.#options.baseUrl();
-    const { model, params } = record.request;
+    const { request } = record;
+    const { model, params } = request;
     const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
     const metrics: PredictionJson['metrics'] = {};
     if (record.completedAt !== null) {
@@ -258,6 +261,7 @@ export class PredictionEngine {
       created_at: new Date(record.createdAt).toISOString(),
       started_at: iso(record.startedAt),
       completed_at: iso(record.completedAt),
+      ...(request.cancelAfterMs === null ? {} : { deadline: new Date(record.createdAt + request.cancelAfterMs).toISOString() }),
       urls: {
         get: `${base}/v1/predictions/${record.id}`,
         cancel: `${base}/v1/predictions/${record.id}/cancel`,
