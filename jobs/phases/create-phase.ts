@@ -31,6 +31,9 @@ export interface CreatePhaseOptions {
   webhookUrl: (generation: Generation) => string | undefined;
 }
 
+/** Replicate's shortest accepted Cancel-After. */
+const PROVIDER_MIN_CANCEL_AFTER_SECONDS = 5;
+
 /** Why a generation waits in the queue again; it is not a failure and not a retry. */
 interface Deferral {
   publicReason: string;
@@ -139,8 +142,10 @@ export function createCreatePhase(options: CreatePhaseOptions) {
     try {
       const webhook = options.webhookUrl(generation);
       prediction = await provider.createPrediction(
-        // The provider ends the prediction at our deadline too (`aborted` if it never started: not billed).
-        { route: model.route, input, cancelAfterSeconds: Math.max(1, remainingMs / 1000), ...(webhook ? { webhook } : {}) },
+        // The provider ends the prediction at our deadline too (`aborted` if it never started: not
+        // billed). Replicate refuses a Cancel-After under 5 s; when less is left we ask for 5 s and
+        // our own deadline check still ends the generation on time.
+        { route: model.route, input, cancelAfterSeconds: Math.max(PROVIDER_MIN_CANCEL_AFTER_SECONDS, remainingMs / 1000), ...(webhook ? { webhook } : {}) },
         AbortSignal.any([signal, settled]),
       );
     } catch (error) {
