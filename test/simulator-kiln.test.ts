@@ -3,10 +3,25 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Prediction } from 'replicate';
+import { MODEL_IDS } from '../jobs/provider/models.ts';
 import { startKiln } from './support/kiln.ts';
 import { clientFor } from './support/simulator.ts';
 
 describe('Kiln against the strict simulator', () => {
+  it('every model Kiln routes to runs on the simulator, addressed as Kiln addresses it', async () => {
+    const kiln = await startKiln();
+    try {
+      const ids = await Promise.all(MODEL_IDS.map(async (model) => (await kiln.client.generate({ prompt: `routed to ${model}`, model, platforms: ['thumbnail'] })).id));
+      const done = await Promise.all(ids.map((id) => kiln.client.waitFor(id, { timeoutMs: 60_000 })));
+      assert.deepEqual(
+        done.map((generation) => [generation.model, generation.state]),
+        MODEL_IDS.map((model) => [model, 'succeeded']),
+      );
+    } finally {
+      await kiln.stop();
+    }
+  });
+
   it('a generation with under 5 s left still gets its prediction, with Replicate\'s minimum Cancel-After (5 s)', async () => {
     // An API-only app takes the request; no worker picks it up until a second app starts.
     const api = await startKiln({ env: { KILN_ROLE: 'api' } });

@@ -15,6 +15,7 @@ import { createSimulator, type Simulator, type SimulatorStats } from '../jobs/si
 import { api, clientFor, createRaw, download, isFinal, outputUrls, startSimulator, stopSimulators, waitForStatus } from './support/simulator.ts';
 
 const SDXL_VERSION = '39ed52f2a78e934b3ba6e2a89f5b1c712de7dfea535525255b1aa35c5565e08b';
+const SDXL_LATEST_VERSION = '7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc';
 const THROTTLE_BODY = /^\{"detail":"Request was throttled\. Your rate limit resets in ~[1-9]\d*s\."\}$/;
 
 after(stopSimulators);
@@ -35,6 +36,7 @@ describe('predictions through the official replicate client', () => {
     assert.equal(created.status, 'starting');
     assert.match(created.id, /^[a-z0-9]{26}$/);
     assert.equal(created.model, 'black-forest-labs/flux-schnell');
+    assert.equal(created.version, 'hidden', 'official models report no version, as on Replicate');
     assert.equal(created.output, null);
     assert.equal(created.urls.get, `${sim.url}/v1/predictions/${created.id}`);
 
@@ -147,18 +149,32 @@ describe('predictions through the official replicate client', () => {
     const meta = await sharp((await download(outputUrls(byId)[0] ?? '')).bytes).metadata();
     assert.deepEqual([meta.format, meta.width, meta.height], ['png', 512, 768]);
 
+    assert.equal(byId.version, SDXL_VERSION, 'a community model reports the version that ran');
     const byRef = await api(sim, '/v1/predictions', { method: 'POST', json: { version: `stability-ai/sdxl:${SDXL_VERSION}`, input: { prompt: 'ref' } } });
     assert.equal(byRef.status, 201);
+    // The newest public SDXL version, the one Kiln pins.
+    const newest = await client.predictions.create({ version: SDXL_LATEST_VERSION, input: { prompt: 'newest' } });
+    assert.equal(newest.version, SDXL_LATEST_VERSION);
+    const official = await client.predictions.create({ version: 'black-forest-labs/flux-dev', input: { prompt: 'by name' } });
+    assert.deepEqual([official.model, official.version], ['black-forest-labs/flux-dev', 'hidden']);
 
-    const unknown = await api(sim, '/v1/predictions', { method: 'POST', json: { version: 'f'.repeat(64), input: { prompt: 'x' } } });
-    assert.equal(unknown.status, 422);
-    assert.equal(((await unknown.json()) as { title: string }).title, 'Invalid version or not permitted');
+    for (const version of ['f'.repeat(64), 'stability-ai/sdxl']) {
+      // A community model needs a version; only official models run by bare name.
+      const refused = await api(sim, '/v1/predictions', { method: 'POST', json: { version, input: { prompt: 'x' } } });
+      assert.equal(refused.status, 422, version);
+      assert.equal(((await refused.json()) as { title: string }).title, 'Invalid version or not permitted');
+    }
   });
 
-  test('deployments named like a known model run it', async () => {
+  test('deployments named like a known model run it, and their predictions name the deployment', async () => {
     const res = await api(sim, '/v1/deployments/acme/flux-schnell/predictions', { method: 'POST', json: { input: { prompt: 'deployed' } } });
     assert.equal(res.status, 201);
-    assert.equal(((await res.json()) as Prediction).model, 'black-forest-labs/flux-schnell');
+    const created = (await res.json()) as Prediction & { deployment?: string };
+    assert.equal(created.model, 'black-forest-labs/flux-schnell');
+    assert.equal(created.deployment, 'acme/flux-schnell');
+    assert.equal(((await client.predictions.get(created.id)) as Prediction & { deployment?: string }).deployment, 'acme/flux-schnell');
+    const direct = await client.predictions.create({ model: 'black-forest-labs/flux-schnell', input: { prompt: 'not deployed' } });
+    assert.equal('deployment' in direct, false);
     const missing = await api(sim, '/v1/deployments/acme/nothing-here/predictions', { method: 'POST', json: { input: { prompt: 'x' } } });
     assert.equal(missing.status, 404);
   });

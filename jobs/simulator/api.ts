@@ -4,7 +4,7 @@ import type { SimulatorContext } from './context.ts';
 import { parseCancelAfter, parsePreferWait } from './durations.ts';
 import { clientGone, headerValue, isPlainObject, readJsonBody, sendJson, type BodyResult } from './http.ts';
 import { badRequest, methodNotAllowed, NOT_FOUND, SERVER_ERRORS, sendProblem, sendThrottled, UNAUTHENTICATED, type Problem } from './problems.ts';
-import { findModel, findModelByVersionRef, findModelForDeployment, type ModelSpec } from './models.ts';
+import { findModel, findModelByVersionRef, findModelForDeployment, latest, type ModelVersion } from './models.ts';
 import { readCreateRequest, type CreateRequest, type CreateRoute } from './create-request.ts';
 import { validateInput, type InvalidField } from './validation.ts';
 
@@ -61,8 +61,9 @@ async function createPrediction(
   req: IncomingMessage,
   res: ServerResponse,
   route: CreateRoute,
-  pickModel: (request: CreateRequest) => ModelSpec | 'not-found' | 'bad-version',
+  pickModel: (request: CreateRequest) => ModelVersion | 'bad-version',
   readBody: ReadBody,
+  deployment: string | null = null,
 ): Promise<void> {
   const body = await readBody();
   if (!body.ok) {
@@ -80,10 +81,6 @@ async function createPrediction(
   }
   const { input, webhook, webhookEvents } = parsed.request;
   const model = pickModel(parsed.request);
-  if (model === 'not-found') {
-    sendProblem(res, NOT_FOUND);
-    return;
-  }
   if (model === 'bad-version') {
     sendProblem(res, {
       title: 'Invalid version or not permitted',
@@ -92,7 +89,7 @@ async function createPrediction(
     });
     return;
   }
-  const validation = validateInput(model, input, ctx.options.imageSize);
+  const validation = validateInput(model.model, input, ctx.options.imageSize);
   if (!validation.ok) {
     sendInvalid(res, validation.invalidFields);
     return;
@@ -105,7 +102,7 @@ async function createPrediction(
   }
   const cancelAfterMs = cancelAfter.ms;
 
-  const record = ctx.engine.create({ model, input, params: validation.params, webhook, webhookEvents, cancelAfterMs });
+  const record = ctx.engine.create({ model, deployment, input, params: validation.params, webhook, webhookEvents, cancelAfterMs });
   ctx.stats.countCreate(webhook);
 
   const waitSeconds = parsePreferWait(headerValue(req, 'prefer'));
@@ -119,7 +116,7 @@ const createByModel: Handler = (ctx, req, res, [owner = '', name = ''], _url, re
     sendProblem(res, NOT_FOUND);
     return;
   }
-  return createPrediction(ctx, req, res, 'model', () => model, readBody);
+  return createPrediction(ctx, req, res, 'model', () => latest(model), readBody);
 };
 
 const createByDeployment: Handler = (ctx, req, res, [owner = '', name = ''], _url, readBody) => {
@@ -128,7 +125,7 @@ const createByDeployment: Handler = (ctx, req, res, [owner = '', name = ''], _ur
     sendProblem(res, NOT_FOUND);
     return;
   }
-  return createPrediction(ctx, req, res, 'model', () => model, readBody);
+  return createPrediction(ctx, req, res, 'model', () => model, readBody, `${owner}/${name}`);
 };
 
 const createByVersion: Handler = (ctx, req, res, _params, _url, readBody) =>

@@ -2,7 +2,7 @@ import { parseDirectives, DIRECTIVE_FAILURE_ERROR, NSFW_ERROR, RANDOM_FAILURE_ER
 import type { FaultState } from './faults.ts';
 import { newPredictionId } from './ids.ts';
 import type { ImageSpec } from './images.ts';
-import { modelRef, type ModelSpec } from './models.ts';
+import { modelRef, reportedVersion, type ModelVersion } from './models.ts';
 import { progressLine } from './progress.ts';
 import { isFinal, type PredictionStatus, type StatsCounters } from './stats.ts';
 import type { TimerHandle, TimerRegistry } from './timers.ts';
@@ -28,12 +28,17 @@ export interface PredictionJson {
   completed_at: string | null;
   /** When Cancel-After ends it if it has not completed: created_at plus the header's duration. */
   deadline?: string;
+  /** "owner/name" of the deployment that created it, if one did. */
+  deployment?: string;
   urls: { get: string; cancel: string; stream: string; web: string };
   metrics: { predict_time?: number; total_time?: number; image_count?: number };
 }
 
 export interface CreatePredictionRequest {
-  readonly model: ModelSpec;
+  /** The model and the version of it that runs. */
+  readonly model: ModelVersion;
+  /** "owner/name" when created through a deployment. */
+  readonly deployment: string | null;
   readonly input: Record<string, unknown>;
   readonly params: GenerationParams;
   readonly webhook: string | null;
@@ -245,12 +250,12 @@ export class PredictionEngine {
     let output: PredictionJson['output'] = null;
     if (record.status === 'succeeded') {
       const urls = Array.from({ length: params.numOutputs }, (_, i) => `${base}/files/${record.id}/out-${i}.${params.outputFormat}`);
-      output = model.singleOutput ? (urls[0] ?? null) : urls;
+      output = model.model.singleOutput ? (urls[0] ?? null) : urls;
     }
     return {
       id: record.id,
-      model: modelRef(model),
-      version: model.version,
+      model: modelRef(model.model),
+      version: reportedVersion(model),
       input: record.request.input,
       logs: record.logs,
       output,
@@ -262,6 +267,7 @@ export class PredictionEngine {
       started_at: iso(record.startedAt),
       completed_at: iso(record.completedAt),
       ...(request.cancelAfterMs === null ? {} : { deadline: new Date(record.createdAt + request.cancelAfterMs).toISOString() }),
+      ...(request.deployment === null ? {} : { deployment: request.deployment }),
       urls: {
         get: `${base}/v1/predictions/${record.id}`,
         cancel: `${base}/v1/predictions/${record.id}/cancel`,
