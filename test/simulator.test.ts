@@ -95,9 +95,33 @@ describe('predictions through the official replicate client', () => {
       json: { input: { prompt: 'sync please', seed: 1 } },
     });
     assert.equal(res.status, 201);
+    assert.equal(res.headers.get('preference-applied'), 'wait=10');
     const p = (await res.json()) as Prediction;
     assert.equal(p.status, 'succeeded');
     assert.equal(outputUrls(p).length, 1);
+  });
+
+  test('Prefer: wait without a number holds up to 60 s and says Preference-Applied: wait; an async create says nothing', async () => {
+    const sync = await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', { method: 'POST', headers: { prefer: 'wait' }, json: { input: { prompt: 'sync' } } });
+    assert.equal(sync.status, 201);
+    assert.equal(sync.headers.get('preference-applied'), 'wait');
+    assert.equal(((await sync.json()) as Prediction).status, 'succeeded');
+    const async = await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', { method: 'POST', json: { input: { prompt: 'async' } } });
+    assert.equal(async.status, 201);
+    assert.equal(async.headers.get('preference-applied'), null);
+    await async.body?.cancel();
+  });
+
+  test('Prefer: wait=n outside 1..60 (or not a number) is refused with 400 before anything is created', async () => {
+    const createsBefore = sim.stats().creates;
+    for (const prefer of ['wait=0', 'wait=61', 'wait=100', 'wait=soon', 'wait=']) {
+      const res = await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', { method: 'POST', headers: { prefer }, json: { input: { prompt: 'x' } } });
+      assert.equal(res.status, 400, prefer);
+      assert.equal(((await res.json()) as { title: string }).title, 'Invalid Prefer header');
+    }
+    assert.equal(sim.stats().creates, createsBefore);
+    // The replicate client turns `wait: 100` into `Prefer: wait=100`, which Replicate refuses too.
+    await assert.rejects(client.predictions.create({ model: 'black-forest-labs/flux-schnell', input: { prompt: 'x' }, wait: 100 }), /status 400/);
   });
 
   test('Prefer: wait=n gives up after n seconds and returns the unfinished prediction', async () => {

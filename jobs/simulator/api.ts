@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SimulatorContext } from './context.ts';
-import { parseCancelAfter, parsePreferWait } from './durations.ts';
+import { MAX_PREFER_WAIT_SECONDS, parseCancelAfter, parsePreferWait } from './durations.ts';
 import { clientGone, headerValue, isPlainObject, readJsonBody, sendJson, type BodyResult } from './http.ts';
 import { badRequest, methodNotAllowed, NOT_FOUND, SERVER_ERRORS, sendProblem, sendThrottled, UNAUTHENTICATED, type Problem } from './problems.ts';
 import { findModel, findModelByVersionRef, findModelForDeployment, latest, type ModelVersion } from './models.ts';
@@ -101,13 +101,22 @@ async function createPrediction(
     return;
   }
   const cancelAfterMs = cancelAfter.ms;
+  const wait = parsePreferWait(headerValue(req, 'prefer'));
+  if (wait.kind === 'invalid') {
+    sendProblem(res, badRequest('Invalid Prefer header', `Prefer: wait=n needs n between 1 and ${MAX_PREFER_WAIT_SECONDS} seconds; got "${wait.preference}".`));
+    return;
+  }
 
   const record = ctx.engine.create({ model, deployment, input, params: validation.params, webhook, webhookEvents, cancelAfterMs });
   ctx.stats.countCreate(webhook);
 
-  const waitSeconds = parsePreferWait(headerValue(req, 'prefer'));
-  if (waitSeconds !== null) await ctx.engine.waitUntilFinal(record, waitSeconds * 1000, clientGone(res));
-  sendJson(res, 201, ctx.engine.toJson(record));
+  if (wait.kind === 'none') {
+    sendJson(res, 201, ctx.engine.toJson(record));
+    return;
+  }
+  await ctx.engine.waitUntilFinal(record, wait.seconds * 1000, clientGone(res));
+  // Finished or not, a sync answer is a 201 that says which preference it honoured.
+  sendJson(res, 201, ctx.engine.toJson(record), { 'preference-applied': wait.applied });
 }
 
 const createByModel: Handler = (ctx, req, res, [owner = '', name = ''], _url, readBody) => {

@@ -50,17 +50,26 @@ export function parseCancelAfter(text: string): number | null {
 
 export const MAX_PREFER_WAIT_SECONDS = 60;
 
+export type PreferWait =
+  | { kind: 'none' }
+  /** `applied` is what the answer's Preference-Applied header echoes: `wait` or `wait=n`. */
+  | { kind: 'wait'; seconds: number; applied: string }
+  | { kind: 'invalid'; preference: string };
+
 /**
- * Reads `Prefer: wait` (60 s) or `Prefer: wait=n` from a Prefer header that may list several
- * preferences. Returns the number of seconds to hold the response (clamped to 1..60), or null.
+ * Reads `Prefer: wait` (60 s) or `Prefer: wait=n` (n from 1 to 60, as Replicate's schema says)
+ * from a Prefer header that may list several preferences. Any other wait value is invalid.
  */
-export function parsePreferWait(header: string | undefined): number | null {
-  if (header === undefined) return null;
-  for (const part of header.split(/[,;]/)) {
-    const match = /^\s*wait(?:\s*=\s*"?(\d+)"?)?\s*$/i.exec(part);
+export function parsePreferWait(header: string | undefined): PreferWait {
+  for (const part of header?.split(',') ?? []) {
+    const preference = part.split(';')[0]?.trim() ?? '';
+    const match = /^wait(?:\s*=\s*(.*))?$/i.exec(preference);
     if (match === null) continue;
-    const seconds = match[1] === undefined ? MAX_PREFER_WAIT_SECONDS : Number(match[1]);
-    return Math.min(MAX_PREFER_WAIT_SECONDS, Math.max(1, seconds));
+    if (match[1] === undefined) return { kind: 'wait', seconds: MAX_PREFER_WAIT_SECONDS, applied: 'wait' };
+    const value = match[1].trim().replace(/^"(.*)"$/, '$1');
+    const seconds = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+    if (!(seconds >= 1 && seconds <= MAX_PREFER_WAIT_SECONDS)) return { kind: 'invalid', preference };
+    return { kind: 'wait', seconds, applied: `wait=${seconds}` };
   }
-  return null;
+  return { kind: 'none' };
 }
