@@ -423,6 +423,23 @@ test('429 past the create limit, with the exact body and no Retry-After', async 
   assert.equal(sim.stats().throttled, 1);
 });
 
+test('answers carry Replicate\'s RateLimit-Remaining and RateLimit-Reset headers, per budget; a 429 has 0 remaining', async () => {
+  const sim = await startSimulator({ createsPerMinute: 60, readsPerMinute: 600, burst: 3 });
+  const remaining = (res: Response) => res.headers.get('ratelimit-remaining');
+  const creates: Response[] = [];
+  for (let i = 0; i < 4; i++) creates.push(await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', { method: 'POST', json: { input: { prompt: `n${i}` } } }));
+  assert.deepEqual(creates.map((res) => res.status), [201, 201, 201, 429]);
+  assert.deepEqual(creates.map(remaining), ['2', '1', '0', '0']);
+  for (const res of creates) assert.ok(Number(res.headers.get('ratelimit-reset')) >= 1);
+  // Reads draw on their own budget, and errors past auth carry the headers too.
+  const read = await api(sim, '/v1/predictions/doesnotexist0000000000000a');
+  assert.equal(read.status, 404);
+  assert.equal(remaining(read), '2');
+  assert.equal(read.headers.get('ratelimit-reset'), '1');
+  // Without a valid token nothing is counted, and Replicate sends no RateLimit headers.
+  assert.equal(remaining(await fetch(`${sim.url}/v1/predictions`)), null);
+});
+
 test('retryAfterHeader adds Retry-After to 429s', async () => {
   const sim = await startSimulator({ readsPerMinute: 60, burst: 1, retryAfterHeader: true });
   assert.equal((await api(sim, '/v1/predictions')).status, 200);

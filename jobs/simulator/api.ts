@@ -236,6 +236,9 @@ export async function handleApi(ctx: SimulatorContext, req: IncomingMessage, res
     const taken = bucket.tryTake();
     return taken.ok ? null : taken.resetSeconds;
   })();
+  // Replicate's answers carry the draft-standard RateLimit headers of the budget the call drew on.
+  res.setHeader('ratelimit-remaining', String(resetSeconds === null ? bucket.remaining() : 0));
+  res.setHeader('ratelimit-reset', String(resetSeconds ?? bucket.secondsUntilFull()));
   if (resetSeconds !== null) {
     ctx.stats.throttled++;
     sendThrottled(res, resetSeconds, ctx.options.retryAfterHeader ? { 'retry-after': String(resetSeconds) } : {});
