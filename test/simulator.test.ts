@@ -8,7 +8,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import Replicate, { parseProgressFromLogs, validateWebhook, type Prediction } from 'replicate';
+import Replicate, { parseProgressFromLogs, validateWebhook, type Page, type Prediction } from 'replicate';
 import sharp from 'sharp';
 import { renderImage } from '../jobs/simulator/images.ts';
 import { createSimulator, type Simulator, type SimulatorStats } from '../jobs/simulator/index.ts';
@@ -518,6 +518,35 @@ test('list is newest first and paginated with a cursor', async () => {
   const pages: string[][] = [];
   for await (const page of client.paginate(() => client.predictions.list())) pages.push(page.map((p) => p.id));
   assert.deepEqual(pages, [[ids[2], ids[1]], [ids[0]]]);
+});
+
+test('list honours created_after (inclusive) and created_before (exclusive), ISO 8601, and keeps them on the next page', async () => {
+  const sim = await startSimulator({ listPageSize: 1 });
+  const first = await createRaw(sim, { prompt: 'first' });
+  await sleep(20);
+  const second = await createRaw(sim, { prompt: 'second' });
+  await sleep(20);
+  const third = await createRaw(sim, { prompt: 'third' });
+  const client = clientFor(sim);
+  const ids = async (query: string): Promise<string[]> => {
+    const found: string[] = [];
+    for await (const page of client.paginate(() => client.request(`/predictions${query}`, { method: 'GET' }).then((r) => r.json() as Promise<Page<Prediction>>))) {
+      found.push(...page.map((p) => p.id));
+    }
+    return found;
+  };
+  const q = (params: Record<string, string>) => `?${new URLSearchParams(params).toString()}`;
+  assert.deepEqual(await ids(q({ created_after: second.created_at })), [third.id, second.id]);
+  assert.deepEqual(await ids(q({ created_before: second.created_at })), [first.id]);
+  assert.deepEqual(await ids(q({ created_after: first.created_at, created_before: third.created_at })), [second.id, first.id]);
+  // An offset is honoured too: the same instant written in another zone.
+  const secondPlus2h = new Date(Date.parse(second.created_at) + 2 * 3_600_000).toISOString().replace('Z', '+02:00');
+  assert.deepEqual(await ids(q({ created_after: secondPlus2h })), [third.id, second.id]);
+  for (const bad of ['yesterday', '2025-13-45', '1700000000']) {
+    const res = await api(sim, `/v1/predictions${q({ created_after: bad })}`);
+    assert.equal(res.status, 400, bad);
+    assert.equal(((await res.json()) as { title: string }).title, 'Invalid query parameter');
+  }
 });
 
 test('output files are deleted after the retention period', async () => {

@@ -164,6 +164,17 @@ function decodeCursor(cursor: string): number | null {
   return match?.[1] === undefined ? null : Number(match[1]);
 }
 
+/** created_after / created_before: ISO 8601 date-times (a date alone means its midnight, UTC). */
+function readTimeParameter(url: URL, name: string): { ok: true; ms: number | null } | { ok: false; problem: Problem } {
+  const value = url.searchParams.get(name);
+  if (value === null) return { ok: true, ms: null };
+  const ms = ISO_8601.test(value) ? Date.parse(value) : Number.NaN;
+  if (Number.isNaN(ms)) return { ok: false, problem: badRequest('Invalid query parameter', `${name} must be an ISO 8601 date-time such as 2025-01-01T00:00:00Z; got "${value}".`) };
+  return { ok: true, ms };
+}
+
+const ISO_8601 = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$/i;
+
 const listPredictions: Handler = (ctx, _req, res, _params, url) => {
   const cursor = url.searchParams.get('cursor');
   const before = cursor === null ? null : decodeCursor(cursor);
@@ -171,9 +182,20 @@ const listPredictions: Handler = (ctx, _req, res, _params, url) => {
     sendProblem(res, badRequest('Invalid cursor', 'The cursor query parameter is not one this API gave out.'));
     return;
   }
-  const { page, nextSeq } = ctx.engine.list(before, ctx.options.listPageSize);
+  const createdAfter = readTimeParameter(url, 'created_after');
+  if (!createdAfter.ok) return sendProblem(res, createdAfter.problem);
+  const createdBefore = readTimeParameter(url, 'created_before');
+  if (!createdBefore.ok) return sendProblem(res, createdBefore.problem);
+  const { page, nextSeq } = ctx.engine.list(before, ctx.options.listPageSize, { createdAfter: createdAfter.ms, createdBefore: createdBefore.ms });
+  // The next page keeps the filters.
+  const next = new URL(`${ctx.baseUrl()}/v1/predictions`);
+  for (const name of ['created_after', 'created_before']) {
+    const value = url.searchParams.get(name);
+    if (value !== null) next.searchParams.set(name, value);
+  }
+  if (nextSeq !== null) next.searchParams.set('cursor', encodeCursor(nextSeq));
   sendJson(res, 200, {
-    next: nextSeq === null ? null : `${ctx.baseUrl()}/v1/predictions?cursor=${encodeCursor(nextSeq)}`,
+    next: nextSeq === null ? null : next.toString(),
     previous: null,
     results: page.map((record) => ctx.engine.toJson(record)),
   });

@@ -153,13 +153,18 @@ export class PredictionEngine {
     return record;
   }
 
-  /** Newest first. `beforeSeq` is the list cursor: only records created before it. */
-  list(beforeSeq: number | null, pageSize: number): { page: PredictionRecord[]; nextSeq: number | null } {
+  /**
+   * Newest first. `beforeSeq` is the list cursor: only records created before it. `createdAfter`
+   * (inclusive) and `createdBefore` (exclusive) bound creation times, in ms since the epoch.
+   */
+  list(beforeSeq: number | null, pageSize: number, range: { createdAfter: number | null; createdBefore: number | null }): { page: PredictionRecord[]; nextSeq: number | null } {
     const all = [...this.#records.values()];
     const page: PredictionRecord[] = [];
+    const inRange = (record: PredictionRecord): boolean =>
+      (range.createdAfter === null || record.createdAt >= range.createdAfter) && (range.createdBefore === null || record.createdAt < range.createdBefore);
     for (let i = all.length - 1; i >= 0 && page.length <= pageSize; i--) {
       const record = all[i];
-      if (record !== undefined && (beforeSeq === null || record.seq < beforeSeq)) page.push(record);
+      if (record !== undefined && (beforeSeq === null || record.seq < beforeSeq) && inRange(record)) page.push(record);
     }
     const hasMore = page.length > pageSize;
     if (hasMore) page.pop();
