@@ -663,6 +663,24 @@ describe('webhooks', () => {
     assert.equal(received.length, 0);
     assert.ok(sim.stats().webhooksDropped >= 1);
   });
+
+  test('without webhook_events_filter only output and completed webhooks go out (Replicate\'s default)', async () => {
+    const sim = await startSimulator();
+    received.length = 0;
+    failNextCompleted = 0;
+    const p = await clientFor(sim).predictions.create({
+      model: 'black-forest-labs/flux-dev',
+      // Long enough for several 500 ms logs windows, had they been asked for.
+      input: { prompt: 'default events [sim:slow=1200]', num_inference_steps: 12 },
+      webhook: receiverUrl,
+    });
+    const deadline = Date.now() + 5000;
+    while (received.length < 2 && Date.now() < deadline) await sleep(20);
+    await sleep(100); // nothing else trails
+    const statuses = received.map((r) => (JSON.parse(r.body) as Prediction).status);
+    assert.deepEqual(statuses, ['succeeded', 'succeeded'], 'one output and one completed webhook, no start and no logs');
+    assert.ok(received.every((r) => (JSON.parse(r.body) as Prediction).id === p.id));
+  });
 });
 
 test('without a token option the simulator makes its own, requires it and exposes it', async () => {

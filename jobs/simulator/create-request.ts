@@ -1,6 +1,6 @@
 import { isPlainObject } from './http.ts';
 import type { InvalidField } from './validation.ts';
-import { WEBHOOK_EVENTS, type WebhookEvent } from './webhooks.ts';
+import { DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENTS, type WebhookEvent } from './webhooks.ts';
 
 // The top level of a create body, checked against Replicate's request schemas
 // (`schemas_prediction_request` for model and deployment routes, `schemas_version_prediction_request`
@@ -74,7 +74,7 @@ export function readCreateRequest(body: Record<string, unknown>, route: CreateRo
     else webhook = body.webhook;
   }
 
-  let webhookEvents: Set<WebhookEvent> = new Set(WEBHOOK_EVENTS);
+  let webhookEvents: Set<WebhookEvent> = new Set(DEFAULT_WEBHOOK_EVENTS);
   const filter = body.webhook_events_filter;
   if (filter !== undefined) {
     if (!Array.isArray(filter)) errors.push(invalidType('webhook_events_filter', 'array', filter));
