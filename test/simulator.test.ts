@@ -549,16 +549,50 @@ test('list honours created_after (inclusive) and created_before (exclusive), ISO
   }
 });
 
-test('output files are deleted after the retention period', async () => {
-  const sim = await startSimulator({ outputRetentionMs: 300 });
+test('after the retention period output, input and logs are removed; the prediction can still be read and listed', async () => {
+  const sim = await startSimulator({ outputRetentionMs: 300, predictionRetentionMs: 60_000 });
   const client = clientFor(sim);
   const p = await client.predictions.create({ model: 'black-forest-labs/flux-schnell', input: { prompt: 'ephemeral' }, wait: 10 });
   const [url] = outputUrls(p);
   assert.equal((await fetch(url ?? '')).status, 200);
   assert.equal(p.data_removed, false);
+  assert.deepEqual(p.input, { prompt: 'ephemeral' });
+  assert.notEqual(p.logs, '');
   await sleep(350);
   assert.equal((await fetch(url ?? '')).status, 404);
+  const removed = await client.predictions.get(p.id);
+  assert.deepEqual(
+    { data_removed: removed.data_removed, output: removed.output, input: removed.input, logs: removed.logs },
+    { data_removed: true, output: null, input: {}, logs: '' },
+  );
+  // What is not data stays: status, times, metrics.
+  assert.equal(removed.status, 'succeeded');
+  assert.equal(removed.completed_at, p.completed_at);
+  assert.deepEqual(removed.metrics, p.metrics);
+  const listed = (await client.predictions.list()).results.find((x) => x.id === p.id);
+  assert.equal(listed?.data_removed, true);
+  assert.equal(listed?.output, null);
+});
+
+test('a prediction is forgotten (404) only after predictionRetentionMs', async () => {
+  const sim = await startSimulator({ outputRetentionMs: 100, predictionRetentionMs: 400 });
+  const client = clientFor(sim);
+  const p = await client.predictions.create({ model: 'black-forest-labs/flux-schnell', input: { prompt: 'forgotten' }, wait: 10 });
+  await sleep(200);
   assert.equal((await client.predictions.get(p.id)).data_removed, true);
+  await sleep(500);
+  assert.equal((await api(sim, `/v1/predictions/${p.id}`)).status, 404);
+});
+
+test('logs follow the run: a canceled run stops short of 100 %', async () => {
+  const sim = await startSimulator();
+  const client = clientFor(sim);
+  const p = await client.predictions.create({ model: 'black-forest-labs/flux-dev', input: { prompt: 'cut short [sim:slow=3000]', num_inference_steps: 10 } });
+  await waitForStatus(client, p.id, (x) => (parseProgressFromLogs(x)?.current ?? 0) >= 2);
+  const canceled = await client.predictions.cancel(p.id);
+  const progress = parseProgressFromLogs(canceled);
+  assert.ok(progress !== null && progress.current >= 2 && progress.current < 10, JSON.stringify(progress));
+  assert.equal((await client.predictions.get(p.id)).logs, canceled.logs, 'the logs of a final prediction no longer change');
 });
 
 describe('webhooks', () => {

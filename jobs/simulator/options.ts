@@ -37,9 +37,15 @@ export interface SimulatorOptions {
   webhookRetryDelaysMs?: number[];
   /** Per-attempt webhook timeout. Default 10 s. */
   webhookTimeoutMs?: number;
-  /** Output files (and data_removed) after completion. Default 1 hour, like Replicate's API predictions. */
+  /**
+   * How long after completion input, logs and output files are kept; then `data_removed` is true,
+   * `output` null, `input` {} and `logs` "". Default 1 hour, like Replicate's API predictions.
+   */
   outputRetentionMs?: number;
-  /** When finished predictions are forgotten entirely (GET → 404). Default 2 × outputRetentionMs. */
+  /**
+   * When finished predictions are forgotten entirely (GET → 404). Replicate keeps them for good;
+   * the simulator bounds its memory (and data folder). Default 24 hours (at least outputRetentionMs).
+   */
   predictionRetentionMs?: number;
   /** Edge of a 1:1 flux image. Default 1024. */
   imageSize?: number;
@@ -86,6 +92,7 @@ export interface ResolvedOptions {
 }
 
 const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
 /** Replicate refuses a Cancel-After below five seconds. */
 export const REPLICATE_MIN_CANCEL_AFTER_MS = 5000;
 
@@ -138,7 +145,7 @@ export function resolveOptions(options: SimulatorOptions = {}): ResolvedOptions 
     webhookRetryDelaysMs: o.webhookRetryDelaysMs,
     webhookTimeoutMs: o.webhookTimeoutMs,
     outputRetentionMs: o.outputRetentionMs,
-    predictionRetentionMs: Math.max(o.predictionRetentionMs ?? 2 * o.outputRetentionMs, o.outputRetentionMs),
+    predictionRetentionMs: Math.max(o.predictionRetentionMs ?? DAY_MS, o.outputRetentionMs),
     imageSize: o.imageSize,
     listPageSize: o.listPageSize,
     deployments: o.deployments,

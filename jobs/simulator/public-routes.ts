@@ -46,7 +46,7 @@ function serveStream(ctx: SimulatorContext, res: ServerResponse, id: string): vo
   }
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
   res.flushHeaders();
-  const unsubscribe = ctx.engine.onFinal(record, () => {
+  const unsubscribe = ctx.engine.subscribe(record, { onFinal: () => {
     if (!canWrite(res)) return;
     const json = ctx.engine.toJson(record);
     const outputs = json.output === null ? [] : Array.isArray(json.output) ? json.output : [json.output];
@@ -54,7 +54,7 @@ function serveStream(ctx: SimulatorContext, res: ServerResponse, id: string): vo
     if (json.status === 'failed') res.write(`event: error\ndata: ${JSON.stringify({ detail: json.error })}\n\n`);
     const reason = json.status === 'succeeded' || json.status === 'failed' ? {} : { reason: json.status };
     res.end(`event: done\ndata: ${JSON.stringify(reason)}\n\n`);
-  });
+  } });
   res.once('close', unsubscribe);
 }
 
