@@ -185,6 +185,16 @@ export class PredictionEngine {
     return unsubscribe;
   }
 
+  /**
+   * The log lines written so far, as log listeners have heard them: a subscriber that starts with
+   * these and then follows onLogs sees every line once.
+   */
+  logLinesSoFar(record: PredictionRecord): string[] {
+    if (this.isDataRemoved(record)) return [];
+    const upTo = isFinal(record.status) ? stepsShown(record, Date.now()) : record.live.stepsTold;
+    return logLines(record, 0, upTo);
+  }
+
   liveCounts(): { starting: number; processing: number } {
     let starting = 0;
     let processing = 0;

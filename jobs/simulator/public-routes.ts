@@ -37,7 +37,12 @@ async function serveFile(ctx: SimulatorContext, req: IncomingMessage, res: Serve
   );
 }
 
-/** Server-sent events: one `output` event per file URL, then `done` (or `error`). */
+/**
+ * Server-sent events, as Replicate's `urls.stream`: `logs` events as lines are written (those
+ * written before the client connected first), an `output` event per output URL, and at the end
+ * `done` with `{}` — or, for a failed run, `error` with `{"detail": …}` then `done` with
+ * `{"reason": "error"}`, and for a canceled or aborted one `done` with `{"reason": "canceled"}`.
+ */
 function serveStream(ctx: SimulatorContext, res: ServerResponse, id: string): void {
   const record = ctx.engine.get(id);
   if (record === undefined) {
@@ -46,16 +51,41 @@ function serveStream(ctx: SimulatorContext, res: ServerResponse, id: string): vo
   }
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
   res.flushHeaders();
-  const unsubscribe = ctx.engine.subscribe(record, { onFinal: () => {
-    if (!canWrite(res)) return;
-    const json = ctx.engine.toJson(record);
-    const outputs = json.output === null ? [] : Array.isArray(json.output) ? json.output : [json.output];
-    for (const output of outputs) res.write(`event: output\nid: ${record.id}\ndata: ${output}\n\n`);
-    if (json.status === 'failed') res.write(`event: error\ndata: ${JSON.stringify({ detail: json.error })}\n\n`);
-    const reason = json.status === 'succeeded' || json.status === 'failed' ? {} : { reason: json.status };
-    res.end(`event: done\ndata: ${JSON.stringify(reason)}\n\n`);
-  } });
+  const events = new EventWriter(res, Math.floor(record.createdAt / 1000));
+  for (const line of ctx.engine.logLinesSoFar(record)) events.send('logs', line);
+  const unsubscribe = ctx.engine.subscribe(record, {
+    onLogs: (lines) => {
+      for (const line of lines) events.send('logs', line);
+    },
+    onFinal: () => {
+      const json = ctx.engine.toJson(record);
+      const outputs = json.output === null ? [] : Array.isArray(json.output) ? json.output : [json.output];
+      for (const output of outputs) events.send('output', output);
+      if (json.status === 'failed') events.send('error', JSON.stringify({ detail: json.error }));
+      const reason = json.status === 'failed' ? { reason: 'error' } : json.status === 'succeeded' ? {} : { reason: 'canceled' };
+      events.send('done', JSON.stringify(reason));
+      res.end();
+    },
+  });
   res.once('close', unsubscribe);
+}
+
+/** Writes SSE events with Replicate-style ids ("<unix seconds>:<n>"); clients such as the Python one need an id on every event. */
+class EventWriter {
+  readonly #res: ServerResponse;
+  readonly #idPrefix: number;
+  #count = 0;
+
+  constructor(res: ServerResponse, idPrefix: number) {
+    this.#res = res;
+    this.#idPrefix = idPrefix;
+  }
+
+  send(event: string, data: string): void {
+    if (!canWrite(this.#res)) return;
+    const dataLines = data.split('\n').map((line) => `data: ${line}`).join('\n');
+    this.#res.write(`event: ${event}\nid: ${this.#idPrefix}:${this.#count++}\n${dataLines}\n\n`);
+  }
 }
 
 function servePage(ctx: SimulatorContext, res: ServerResponse, id: string): void {
