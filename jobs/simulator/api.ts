@@ -1,8 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { getWebhookSecret } from './account-routes.ts';
+import { getAccount, getWebhookSecret } from './account-routes.ts';
 import type { SimulatorContext } from './context.ts';
 import { readRawBody, type RawBody } from './http.ts';
+import { getModel, getModelVersion } from './model-routes.ts';
 import { cancelPrediction, createByDeployment, createByModel, createByVersion, getPrediction, listPredictions } from './prediction-routes.ts';
 import { methodNotAllowed, NOT_FOUND, SERVER_ERRORS, sendProblem, sendThrottled, UNAUTHENTICATED } from './problems.ts';
 import type { Budget, Method, Route } from './routes.ts';
@@ -27,6 +28,9 @@ const ROUTES: readonly Route[] = [
   { pattern: /^\/v1\/predictions\/([a-z0-9]+)\/cancel$/, methods: { POST: { budget: 'read', handler: cancelPrediction } } },
   { pattern: /^\/v1\/models\/([\w.-]+)\/([\w.-]+)\/predictions$/, methods: { POST: { budget: 'create', handler: createByModel } } },
   { pattern: /^\/v1\/deployments\/([\w.-]+)\/([\w.-]+)\/predictions$/, methods: { POST: { budget: 'create', handler: createByDeployment } } },
+  { pattern: /^\/v1\/models\/([\w.-]+)\/([\w.-]+)$/, methods: { GET: { budget: 'read', handler: getModel } } },
+  { pattern: /^\/v1\/models\/([\w.-]+)\/([\w.-]+)\/versions\/([0-9a-f]{64})$/, methods: { GET: { budget: 'read', handler: getModelVersion } } },
+  { pattern: /^\/v1\/account$/, methods: { GET: { budget: 'read', handler: getAccount } } },
   { pattern: /^\/v1\/webhooks\/default\/secret$/, methods: { GET: { budget: 'read', handler: getWebhookSecret } } },
 ];
 

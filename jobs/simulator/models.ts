@@ -26,6 +26,8 @@ export interface ModelSpec {
    * return an array of URIs. Mirrored here so adapters handle both shapes.
    */
   readonly singleOutput: boolean;
+  /** As on the model's Replicate page (GET /v1/models). */
+  readonly description: string;
 }
 
 /** Official models expose no public version hash; the simulator derives a stable fake one (see GET /v1/models). */
@@ -33,14 +35,14 @@ function fakeVersion(model: string): string {
   return createHash('sha256').update(`kiln-simulator:${model}`).digest('hex');
 }
 
-function flux(name: string, options: Pick<ModelSpec, 'defaultSteps' | 'maxSteps' | 'acceptsNumOutputs' | 'singleOutput'>): ModelSpec {
+function flux(name: string, options: Pick<ModelSpec, 'defaultSteps' | 'maxSteps' | 'acceptsNumOutputs' | 'singleOutput' | 'description'>): ModelSpec {
   return { owner: 'black-forest-labs', name, official: true, versions: [fakeVersion(`black-forest-labs/${name}`)], family: 'flux', ...options };
 }
 
 export const KNOWN_MODELS: readonly ModelSpec[] = [
-  flux('flux-schnell', { defaultSteps: 4, maxSteps: 4, acceptsNumOutputs: true, singleOutput: false }),
-  flux('flux-dev', { defaultSteps: 28, maxSteps: 50, acceptsNumOutputs: true, singleOutput: false }),
-  flux('flux-1.1-pro', { defaultSteps: 25, maxSteps: null, acceptsNumOutputs: false, singleOutput: true }),
+  flux('flux-schnell', { defaultSteps: 4, maxSteps: 4, acceptsNumOutputs: true, singleOutput: false, description: 'The fastest image generation model tailored for local development and personal use' }),
+  flux('flux-dev', { defaultSteps: 28, maxSteps: 50, acceptsNumOutputs: true, singleOutput: false, description: 'A 12 billion parameter rectified flow transformer capable of generating images from text descriptions' }),
+  flux('flux-1.1-pro', { defaultSteps: 25, maxSteps: null, acceptsNumOutputs: false, singleOutput: true, description: 'Faster, better FLUX Pro. Text-to-image model with excellent image quality, prompt adherence, and output diversity.' }),
   {
     owner: 'stability-ai',
     name: 'sdxl',
@@ -53,6 +55,7 @@ export const KNOWN_MODELS: readonly ModelSpec[] = [
     maxSteps: 500,
     acceptsNumOutputs: true,
     singleOutput: false,
+    description: 'A text-to-image generative AI model that creates beautiful images',
   },
 ];
 

@@ -58,10 +58,20 @@ export interface SimulatorOptions {
    * minimum. Lower it only as an explicit leniency, e.g. for tests of sub-second deadlines.
    */
   minCancelAfterMs?: number;
+  /** What GET /v1/account answers. Default: a user named "kiln-simulator". */
+  account?: { type?: 'user' | 'organization'; username?: string; name?: string; github_url?: string };
   /** Request body limit; larger bodies get 413. Default 1 MiB. */
   maxBodyBytes?: number;
   /** Randomness for latency, failure and seed draws. Default Math.random. */
   random?: () => number;
+}
+
+/** The account object of GET /v1/account. */
+export interface AccountJson {
+  readonly type: 'user' | 'organization';
+  readonly username: string;
+  readonly name: string;
+  readonly github_url?: string;
 }
 
 export interface ResolvedOptions {
@@ -87,6 +97,7 @@ export interface ResolvedOptions {
   readonly listPageSize: number;
   readonly deployments: Readonly<Record<string, string>>;
   readonly minCancelAfterMs: number;
+  readonly account: AccountJson;
   readonly maxBodyBytes: number;
   readonly random: () => number;
 }
@@ -120,6 +131,14 @@ const optionsSchema = z.object({
   listPageSize: z.number().int().min(1).max(1000).default(100),
   deployments: z.record(z.string(), z.string()).default({}),
   minCancelAfterMs: z.number().min(0).default(REPLICATE_MIN_CANCEL_AFTER_MS),
+  account: z
+    .strictObject({
+      type: z.enum(['user', 'organization']).default('user'),
+      username: z.string().min(1).default('kiln-simulator'),
+      name: z.string().min(1).default('Kiln simulator'),
+      github_url: z.url().optional(),
+    })
+    .default({ type: 'user', username: 'kiln-simulator', name: 'Kiln simulator' }),
   maxBodyBytes: z.number().int().positive().default(1024 * 1024),
 });
 
@@ -150,6 +169,7 @@ export function resolveOptions(options: SimulatorOptions = {}): ResolvedOptions 
     listPageSize: o.listPageSize,
     deployments: o.deployments,
     minCancelAfterMs: o.minCancelAfterMs,
+    account: o.account,
     maxBodyBytes: o.maxBodyBytes,
     random: random ?? Math.random,
   };

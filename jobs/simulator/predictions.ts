@@ -2,7 +2,7 @@ import { parseDirectives, DIRECTIVE_FAILURE_ERROR, NSFW_ERROR, RANDOM_FAILURE_ER
 import type { FaultState } from './faults.ts';
 import { newPredictionId } from './ids.ts';
 import type { ImageSpec } from './images.ts';
-import type { ModelVersion } from './models.ts';
+import type { ModelSpec, ModelVersion } from './models.ts';
 import { outputNames, toPredictionJson, type PredictionJson } from './prediction-json.ts';
 import { logLines, stepsShown } from './prediction-logs.ts';
 import { newLiveState, type Outcome, type PredictionRecord } from './prediction-record.ts';
@@ -193,6 +193,13 @@ export class PredictionEngine {
     if (this.isDataRemoved(record)) return [];
     const upTo = isFinal(record.status) ? stepsShown(record, Date.now()) : record.live.stepsTold;
     return logLines(record, 0, upTo);
+  }
+
+  /** Predictions of the model the simulator still knows of (GET /v1/models' run_count). */
+  runCount(model: ModelSpec): number {
+    let count = 0;
+    for (const record of this.#records.values()) if (record.model.model === model) count++;
+    return count;
   }
 
   liveCounts(): { starting: number; processing: number } {
