@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { getAccount, getWebhookSecret } from './account-routes.ts';
 import type { SimulatorContext } from './context.ts';
 import { readRawBody, type RawBody } from './http.ts';
+import { createFile, deleteFile, downloadFile, getFile, MULTIPART_OVERHEAD_BYTES } from './file-routes.ts';
 import { getModel, getModelVersion } from './model-routes.ts';
 import { cancelPrediction, createByDeployment, createByModel, createByVersion, getPrediction, listPredictions } from './prediction-routes.ts';
 import { methodNotAllowed, NOT_FOUND, SERVER_ERRORS, sendProblem, sendThrottled, UNAUTHENTICATED } from './problems.ts';
@@ -30,6 +31,9 @@ const ROUTES: readonly Route[] = [
   { pattern: /^\/v1\/deployments\/([\w.-]+)\/([\w.-]+)\/predictions$/, methods: { POST: { budget: 'create', handler: createByDeployment } } },
   { pattern: /^\/v1\/models\/([\w.-]+)\/([\w.-]+)$/, methods: { GET: { budget: 'read', handler: getModel } } },
   { pattern: /^\/v1\/models\/([\w.-]+)\/([\w.-]+)\/versions\/([0-9a-f]{64})$/, methods: { GET: { budget: 'read', handler: getModelVersion } } },
+  { pattern: /^\/v1\/files$/, methods: { POST: { budget: 'read', handler: createFile, maxBodyBytes: (ctx) => ctx.options.maxFileBytes + MULTIPART_OVERHEAD_BYTES } } },
+  { pattern: /^\/v1\/files\/([a-z0-9]+)$/, methods: { GET: { budget: 'read', handler: getFile }, DELETE: { budget: 'read', handler: deleteFile } } },
+  { pattern: /^\/v1\/files\/([a-z0-9]+)\/download$/, methods: { GET: { budget: 'read', handler: downloadFile } } },
   { pattern: /^\/v1\/account$/, methods: { GET: { budget: 'read', handler: getAccount } } },
   { pattern: /^\/v1\/webhooks\/default\/secret$/, methods: { GET: { budget: 'read', handler: getWebhookSecret } } },
 ];

@@ -1,4 +1,5 @@
 import type { FaultState } from './faults.ts';
+import type { FileStore } from './file-store.ts';
 import type { ResolvedOptions } from './options.ts';
 import type { PredictionEngine } from './predictions.ts';
 import type { TokenBucket } from './rate-limit.ts';
@@ -13,6 +14,7 @@ export interface SimulatorContext {
   readonly apiToken: string;
   readonly webhookSecret: string;
   readonly engine: PredictionEngine;
+  readonly files: FileStore;
   readonly faults: FaultState;
   readonly stats: StatsCounters;
   readonly timers: TimerRegistry;

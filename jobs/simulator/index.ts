@@ -4,6 +4,7 @@ import { handleAdmin, isAdminPath } from './admin-routes.ts';
 import { handleApi } from './api.ts';
 import type { SimulatorContext } from './context.ts';
 import { FaultState, type FaultControls } from './faults.ts';
+import { FileStore } from './file-store.ts';
 import { newApiToken } from './ids.ts';
 import { canWrite, sendJson } from './http.ts';
 import { internalError, NOT_FOUND, sendProblem } from './problems.ts';
@@ -102,11 +103,14 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
     baseUrl,
   });
 
+  const files = new FileStore({ retentionMs: resolved.fileRetentionMs, bytesDir: null });
+
   const ctx: SimulatorContext = {
     options: resolved,
     apiToken,
     webhookSecret,
     engine,
+    files,
     faults,
     stats,
     timers,
@@ -142,6 +146,7 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
       const { port } = server.address() as AddressInfo;
       listeningUrl = `http://${urlHost(resolved.host)}:${port}`;
       engine.startPruning();
+      timers.setInterval(() => void files.prune(), Math.min(60_000, Math.max(50, resolved.fileRetentionMs / 4)), { unref: true });
     },
 
     async stop(): Promise<void> {

@@ -60,6 +60,10 @@ export interface SimulatorOptions {
   minCancelAfterMs?: number;
   /** What GET /v1/account answers. Default: a user named "kiln-simulator". */
   account?: { type?: 'user' | 'organization'; username?: string; name?: string; github_url?: string };
+  /** Largest file POST /v1/files takes (413 beyond). Default 100 MiB, as on Replicate. */
+  maxFileBytes?: number;
+  /** How long uploaded files are kept. Default 24 hours, as on Replicate. */
+  fileRetentionMs?: number;
   /** Request body limit; larger bodies get 413. Default 1 MiB. */
   maxBodyBytes?: number;
   /** Randomness for latency, failure and seed draws. Default Math.random. */
@@ -98,6 +102,8 @@ export interface ResolvedOptions {
   readonly deployments: Readonly<Record<string, string>>;
   readonly minCancelAfterMs: number;
   readonly account: AccountJson;
+  readonly maxFileBytes: number;
+  readonly fileRetentionMs: number;
   readonly maxBodyBytes: number;
   readonly random: () => number;
 }
@@ -139,6 +145,8 @@ const optionsSchema = z.object({
       github_url: z.url().optional(),
     })
     .default({ type: 'user', username: 'kiln-simulator', name: 'Kiln simulator' }),
+  maxFileBytes: z.number().int().positive().default(100 * 1024 * 1024),
+  fileRetentionMs: z.number().positive().default(DAY_MS),
   maxBodyBytes: z.number().int().positive().default(1024 * 1024),
 });
 
@@ -170,6 +178,8 @@ export function resolveOptions(options: SimulatorOptions = {}): ResolvedOptions 
     deployments: o.deployments,
     minCancelAfterMs: o.minCancelAfterMs,
     account: o.account,
+    maxFileBytes: o.maxFileBytes,
+    fileRetentionMs: o.fileRetentionMs,
     maxBodyBytes: o.maxBodyBytes,
     random: random ?? Math.random,
   };
