@@ -42,6 +42,13 @@ export interface PredictionEngineOptions {
   readonly webhooks: WebhookSender;
   /** Base URL for the absolute URLs in prediction JSON; known only once the server listens. */
   readonly baseUrl: () => string;
+  /** Told of every change worth keeping across a restart (the data folder's journal). */
+  readonly journal?: PredictionJournal;
+}
+
+export interface PredictionJournal {
+  saved(record: PredictionRecord): void;
+  forgotten(id: string): void;
 }
 
 /** Replicate sends `output`/`logs` webhooks at most this often. */
@@ -111,8 +118,38 @@ export class PredictionEngine {
       live: newLiveState(),
     };
     this.#records.set(record.id, record);
+    this.#save(record);
     this.#advance(record);
     return record;
+  }
+
+  /**
+   * Takes back predictions kept from before a restart (oldest first). They go on with resumeAll,
+   * once the server listens: what fell due while the simulator was down happens then, at the
+   * times it was due.
+   */
+  restore(records: Iterable<PredictionRecord>): void {
+    for (const record of records) {
+      this.#records.set(record.id, record);
+      this.#nextSeq = Math.max(this.#nextSeq, record.seq + 1);
+    }
+  }
+
+  resumeAll(): void {
+    for (const record of this.#records.values()) {
+      if (isFinal(record.status)) continue;
+      if (record.status === 'processing') {
+        // Lines written before the restart had no listener to hear them; go on from now.
+        record.live.stepsTold = stepsShown(record, Date.now());
+        this.#startTicks(record);
+      }
+      this.#advance(record);
+    }
+  }
+
+  /** Every prediction, oldest first (for a snapshot of the journal). */
+  all(): IterableIterator<PredictionRecord> {
+    return this.#records.values();
   }
 
   get(id: string): PredictionRecord | undefined {
@@ -288,9 +325,14 @@ export class PredictionEngine {
   #start(record: PredictionRecord, at: number): void {
     record.status = 'processing';
     record.startedAt = at;
+    this.#save(record);
     this.#tellLogs(record, Date.now());
     this.#sendWebhook(record, 'start');
-    // Progress lines for log listeners and `logs` webhooks, as the steps pass.
+    this.#startTicks(record);
+  }
+
+  /** Progress lines for log listeners and `logs` webhooks, as the steps pass. */
+  #startTicks(record: PredictionRecord): void {
     const tickMs = Math.max(MIN_PROGRESS_TICK_MS, record.runMs / record.steps);
     const tick = (): void => {
       if (record.status !== 'processing') return;
@@ -317,6 +359,7 @@ export class PredictionEngine {
     record.status = status;
     record.error = error;
     record.completedAt = at;
+    this.#save(record);
     this.#options.stats.countFinal(status);
     this.#tellLogs(record, at);
     for (const listener of [...record.live.finalListeners]) listener();
@@ -356,8 +399,17 @@ export class PredictionEngine {
     const forgetBefore = now - this.#options.predictionRetentionMs;
     for (const [id, record] of this.#records) {
       if (record.completedAt === null) continue;
-      if (record.completedAt < forgetBefore) this.#records.delete(id);
-      else if (record.data !== null && this.isDataRemoved(record)) record.data = null;
+      if (record.completedAt < forgetBefore) {
+        this.#records.delete(id);
+        this.#options.journal?.forgotten(id);
+      } else if (record.data !== null && this.isDataRemoved(record)) {
+        record.data = null;
+        this.#save(record);
+      }
     }
+  }
+
+  #save(record: PredictionRecord): void {
+    this.#options.journal?.saved(record);
   }
 }

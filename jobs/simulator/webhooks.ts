@@ -4,8 +4,8 @@ import type { TimerRegistry } from './timers.ts';
 
 // Webhook signing (Standard Webhooks scheme, as Replicate uses) and delivery with retries.
 
-export type WebhookEvent = 'start' | 'output' | 'logs' | 'completed';
-export const WEBHOOK_EVENTS: readonly WebhookEvent[] = ['start', 'output', 'logs', 'completed'];
+export const WEBHOOK_EVENTS = ['start', 'output', 'logs', 'completed'] as const;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 /** Without webhook_events_filter Replicate sends "new outputs or the prediction has finished". */
 export const DEFAULT_WEBHOOK_EVENTS: readonly WebhookEvent[] = ['output', 'completed'];
 
