@@ -1,5 +1,6 @@
 // Which provider this process talks to: Replicate with a token, a Replicate-compatible
 // endpoint (e.g. `npm run simulator`) at REPLICATE_BASE_URL, or a built-in simulator.
+import path from 'node:path';
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
 import type { ImageProvider } from '../jobs/provider/provider.ts';
@@ -25,6 +26,8 @@ export async function setUpProvider(config: KilnConfig, options: { needsSimulato
   let apiToken = config.provider.apiToken ?? 'simulator';
   if (config.provider.useSimulator && options.needsSimulator) {
     simulator = createSimulator({
+      // Its predictions outlive a restart of this process, as Replicate's would.
+      dataDir: path.join(config.dataDir, 'simulator'),
       port: config.simulator.port,
       latencyMs: config.simulator.latencyMs,
       // Processes that each run a simulator can then verify each other's webhooks.
