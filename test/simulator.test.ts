@@ -3,11 +3,15 @@
 // behaviour (it retries 429s and GET 5xx internally).
 
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import Replicate, { parseProgressFromLogs, validateWebhook, type Page, type Prediction } from 'replicate';
 import sharp from 'sharp';
 import { renderImage } from '../jobs/simulator/images.ts';
@@ -715,6 +719,22 @@ describe('webhooks', () => {
     assert.deepEqual(statuses, ['succeeded', 'succeeded'], 'one output and one completed webhook, no start and no logs');
     assert.ok(received.every((r) => (JSON.parse(r.body) as Prediction).id === p.id));
   });
+});
+
+test('the README\'s example is real code: it runs unchanged and prints an output URL', async () => {
+  const root = path.join(import.meta.dirname, '..');
+  const readme = await readFile(path.join(root, 'jobs', 'simulator', 'README.md'), 'utf8');
+  const example = /```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+  assert.ok(example);
+  // At the repository root, where its import path resolves.
+  const file = path.join(root, `.simulator-readme-example-${process.pid}.ts`);
+  await writeFile(file, example);
+  try {
+    const run = await promisify(execFile)(process.execPath, [file], { encoding: 'utf8', timeout: 60_000 });
+    assert.match(run.stdout, /http:\/\/127\.0\.0\.1:\d+\/files\/[a-z0-9]{26}\/out-0\.webp/);
+  } finally {
+    await rm(file, { force: true });
+  }
 });
 
 test('without a token option the simulator makes its own, requires it and exposes it', async () => {

@@ -9,9 +9,9 @@ import { cancelPrediction, createByDeployment, createByModel, createByVersion, g
 import { methodNotAllowed, NOT_FOUND, SERVER_ERRORS, sendProblem, sendThrottled, UNAUTHENTICATED } from './problems.ts';
 import type { Budget, Method, Route } from './routes.ts';
 
-// The /v1 surface: the subset of Replicate's HTTP API that Kiln uses, with its status codes and
-// error bodies. Order per request: hang fault → 5xx fault → auth → route → 429 (fault or
-// rate limit) → handler.
+// The /v1 surface: the part of Replicate's HTTP API the simulator models (README.md), with its
+// status codes, error bodies and rate-limit headers. Order per request: hang fault → 5xx fault →
+// auth → route → 429 (fault or rate limit) → handler.
 
 function tokensMatch(given: string, expected: string): boolean {
   const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
