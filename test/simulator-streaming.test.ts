@@ -2,6 +2,7 @@
 // its outputs, and an ending that says how it ended — as Replicate's streams do.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type Replicate from 'replicate';
 import type { Prediction } from 'replicate';
 import type { Simulator } from '../jobs/simulator/index.ts';
@@ -123,6 +124,18 @@ describe('streaming (urls.stream)', () => {
     assert.equal(events.at(-1)?.event, 'done');
     assert.deepEqual(JSON.parse(events.at(-1)?.data ?? ''), { reason: 'canceled' });
     assert.equal(kinds(events).includes('output'), false);
+  });
+
+  test('a stream open when the simulator stops just ends: no done event for a run that did not end', async () => {
+    const stopping = await startSimulator();
+    const p = await clientFor(stopping).predictions.create({ model: 'black-forest-labs/flux-schnell', input: { prompt: 'cut off [sim:slow=5000]' } });
+    await waitForStatus(clientFor(stopping), p.id, (x) => x.status === 'processing');
+    const reading = readEvents(p.urls.stream ?? '');
+    await sleep(50);
+    await stopping.stop();
+    const events = await reading;
+    assert.ok(events.length > 0, 'the lines so far arrived');
+    assert.equal(kinds(events).includes('done'), false);
   });
 
   test('a finished prediction streams everything at once and ends; an unknown one is a 404', async () => {

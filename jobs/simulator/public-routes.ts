@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SimulatorContext } from './context.ts';
 import { canWrite, sendBytes, sendHtml } from './http.ts';
 import { methodNotAllowed, NOT_FOUND, sendProblem } from './problems.ts';
+import { isFinal } from './stats.ts';
 import { CONTENT_TYPES, renderImage } from './images.ts';
 
 // Routes outside /v1 that Replicate serves from other hosts: output files (replicate.delivery),
@@ -58,6 +59,8 @@ function serveStream(ctx: SimulatorContext, res: ServerResponse, id: string): vo
       for (const line of lines) events.send('logs', line);
     },
     onFinal: () => {
+      // Not over, so the simulator is stopping: just hang up, as a dropped connection would.
+      if (!isFinal(record.status)) return void res.end();
       const json = ctx.engine.toJson(record);
       const outputs = json.output === null ? [] : Array.isArray(json.output) ? json.output : [json.output];
       for (const output of outputs) events.send('output', output);
