@@ -1,6 +1,6 @@
 // Which provider this process talks to: Replicate with a token, a Replicate-compatible
 // endpoint (e.g. `npm run simulator`) at REPLICATE_BASE_URL, or a built-in simulator.
-import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
 import type { ImageProvider } from '../jobs/provider/provider.ts';
@@ -25,16 +25,18 @@ export async function setUpProvider(config: KilnConfig, options: { needsSimulato
   let baseUrl = config.provider.baseUrl;
   let apiToken = config.provider.apiToken ?? 'simulator';
   if (config.provider.useSimulator && options.needsSimulator) {
-    apiToken = randomBytes(16).toString('hex');
     simulator = createSimulator({
+      // Its predictions outlive a restart of this process, as Replicate's would.
+      dataDir: path.join(config.dataDir, 'simulator'),
       port: config.simulator.port,
-      apiToken,
       latencyMs: config.simulator.latencyMs,
       // Processes that each run a simulator can then verify each other's webhooks.
       ...(config.provider.webhookSecret ? { webhookSecret: config.provider.webhookSecret } : {}),
       failureRate: config.simulator.failureRate,
     });
     await simulator.start();
+    // The simulator makes its own token, as a Replicate account has one; Kiln uses it.
+    apiToken = simulator.apiToken;
     baseUrl = `${simulator.url}/v1`;
   }
   // Outputs are downloaded only from the provider's file hosts: Replicate's own, or the

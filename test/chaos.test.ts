@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { sql } from 'kysely';
 import { createSimulator } from '../jobs/simulator/index.ts';
 import { startKiln } from './support/kiln.ts';
+import { standaloneProviderEnv } from './support/simulator.ts';
 import { startWorkerProcess, type WorkerProcess } from './support/worker-process.ts';
 
 const GENERATIONS = 200;
@@ -18,7 +19,7 @@ describe('chaos', () => {
     const simulator = createSimulator({ latencyMs: { min: 300, max: 2500 }, createsPerMinute: 6000, readsPerMinute: 60_000 });
     await simulator.start();
     const shared = {
-      REPLICATE_BASE_URL: `${simulator.url}/v1`,
+      ...standaloneProviderEnv(simulator),
       REPLICATE_WEBHOOK_SECRET: simulator.webhookSecret,
       KILN_PROVIDER_CREATES_PER_MINUTE: '6000',
       KILN_PROVIDER_CREATE_BURST: '50',
@@ -85,7 +86,7 @@ describe('chaos', () => {
   it('a worker stopped with SIGTERM exits within its grace period and leaves its waiting work to be resumed', async () => {
     const simulator = createSimulator({ latencyMs: { min: 2500, max: 3000 } });
     await simulator.start();
-    const shared = { REPLICATE_BASE_URL: `${simulator.url}/v1`, REPLICATE_WEBHOOK_SECRET: simulator.webhookSecret, KILN_WEBHOOK_BACKSTOP_SECONDS: '2' };
+    const shared = { ...standaloneProviderEnv(simulator), REPLICATE_WEBHOOK_SECRET: simulator.webhookSecret, KILN_WEBHOOK_BACKSTOP_SECONDS: '2' };
     const api = await startKiln({ env: { ...shared, KILN_ROLE: 'api' } });
     const workerEnv = { ...shared, DATABASE_URL: api.databaseUrl, KILN_PUBLIC_URL: api.url, KILN_SHUTDOWN_GRACE_MS: '3000' };
     let worker = await startWorkerProcess(workerEnv);

@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { budgetStates } from '../db/rate-limits.ts';
 import { createSimulator } from '../jobs/simulator/index.ts';
 import { startKiln } from './support/kiln.ts';
+import { standaloneProviderEnv } from './support/simulator.ts';
 
 const FINAL = ['succeeded', 'failed', 'canceled'];
 
@@ -15,7 +16,7 @@ describe('provider rate limit', () => {
     const simulator = createSimulator({ latencyMs: { min: 20, max: 50 }, createsPerMinute: 60, readsPerMinute: 60_000, burst: 2 });
     await simulator.start();
     const env = {
-      REPLICATE_BASE_URL: `${simulator.url}/v1`,
+      ...standaloneProviderEnv(simulator),
       KILN_PROVIDER_CREATES_PER_MINUTE: '60',
       KILN_PROVIDER_CREATE_BURST: '1',
       KILN_WORKER_CONCURRENCY: '2', // so that neither app takes all the work
@@ -48,7 +49,7 @@ describe('provider rate limit', () => {
   it('a 429 storm pauses the budget for everyone and nothing fails', async () => {
     const simulator = createSimulator({ latencyMs: { min: 20, max: 50 } });
     await simulator.start();
-    const kiln = await startKiln({ env: { REPLICATE_BASE_URL: `${simulator.url}/v1` } });
+    const kiln = await startKiln({ env: standaloneProviderEnv(simulator) });
     try {
       simulator.faults.set({ throttle: { forMs: 1500 } });
       const { ids } = await kiln.client.batch({ items: Array.from({ length: 5 }, (_, index) => ({ prompt: `storm ${index}`, platforms: ['thumbnail'] as const })) });

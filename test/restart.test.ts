@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import { createKilnClient } from '../client-sdk/index.ts';
 import { createSimulator } from '../jobs/simulator/index.ts';
 import { startKiln } from './support/kiln.ts';
+import { standaloneProviderEnv } from './support/simulator.ts';
 
 describe('restart', () => {
   it('a generation in flight when the app stops completes after it starts again', async () => {
@@ -15,7 +16,7 @@ describe('restart', () => {
     const simulator = createSimulator({ latencyMs: { min: 50, max: 100 } });
     await simulator.start();
     const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-restart-'));
-    const env = { REPLICATE_BASE_URL: `${simulator.url}/v1` };
+    const env = standaloneProviderEnv(simulator);
     try {
       const first = await startKiln({ env, dataDir });
       const { id } = await first.client.generate({ prompt: 'survives a restart [sim:slow=4000]', platforms: ['thumbnail'] });

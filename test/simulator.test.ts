@@ -3,81 +3,26 @@
 // behaviour (it retries 429s and GET 5xx internally).
 
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import Replicate, { parseProgressFromLogs, validateWebhook, type Prediction } from 'replicate';
+import { promisify } from 'node:util';
+import Replicate, { parseProgressFromLogs, validateWebhook, type Page, type Prediction } from 'replicate';
 import sharp from 'sharp';
 import { renderImage } from '../jobs/simulator/images.ts';
-import { createSimulator, type Simulator, type SimulatorOptions, type SimulatorStats } from '../jobs/simulator/index.ts';
+import { createSimulator, type Simulator, type SimulatorStats } from '../jobs/simulator/index.ts';
+import { api, clientFor, createRaw, download, isFinal, outputUrls, startSimulator, stopSimulators, waitForStatus } from './support/simulator.ts';
 
-const TOKEN = 'r8_test_token';
 const SDXL_VERSION = '39ed52f2a78e934b3ba6e2a89f5b1c712de7dfea535525255b1aa35c5565e08b';
+const SDXL_LATEST_VERSION = '7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc';
 const THROTTLE_BODY = /^\{"detail":"Request was throttled\. Your rate limit resets in ~[1-9]\d*s\."\}$/;
 
-const started: Simulator[] = [];
-
-async function startSimulator(options: SimulatorOptions = {}): Promise<Simulator> {
-  const sim = createSimulator({
-    apiToken: TOKEN,
-    latencyMs: { min: 50, max: 150 },
-    queueDelayMs: 20,
-    imageSize: 256,
-    ...options,
-  });
-  await sim.start();
-  started.push(sim);
-  return sim;
-}
-
-function clientFor(sim: Simulator): Replicate {
-  return new Replicate({ auth: TOKEN, baseUrl: `${sim.url}/v1`, useFileOutput: false });
-}
-
-function api(sim: Simulator, path: string, init: RequestInit & { json?: unknown } = {}): Promise<Response> {
-  const { json, headers, ...rest } = init;
-  return fetch(`${sim.url}${path}`, {
-    ...rest,
-    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', ...headers },
-    ...(json === undefined ? {} : { body: JSON.stringify(json) }),
-  });
-}
-
-async function createRaw(sim: Simulator, input: Record<string, unknown>, headers: Record<string, string> = {}): Promise<Prediction> {
-  const res = await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', { method: 'POST', json: { input }, headers });
-  assert.equal(res.status, 201, await res.clone().text());
-  return (await res.json()) as Prediction;
-}
-
-async function waitForStatus(client: Replicate, id: string, done: (p: Prediction) => boolean, timeoutMs = 5000): Promise<Prediction> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const prediction = await client.predictions.get(id);
-    if (done(prediction)) return prediction;
-    if (Date.now() > deadline) throw new Error(`prediction ${id} still ${prediction.status}`);
-    await sleep(20);
-  }
-}
-
-const isFinal = (p: Prediction): boolean => ['succeeded', 'failed', 'canceled', 'aborted'].includes(p.status);
-
-function outputUrls(prediction: Prediction): string[] {
-  const output: unknown = prediction.output;
-  assert.ok(Array.isArray(output), `expected an array output, got ${JSON.stringify(output)}`);
-  return output.map((u) => String(u));
-}
-
-async function download(url: string): Promise<{ bytes: Buffer; contentType: string | null; contentLength: string | null }> {
-  const res = await fetch(url);
-  assert.equal(res.status, 200, `GET ${url}`);
-  return { bytes: Buffer.from(await res.arrayBuffer()), contentType: res.headers.get('content-type'), contentLength: res.headers.get('content-length') };
-}
-
-after(async () => {
-  await Promise.all(started.map((sim) => sim.stop()));
-});
+after(stopSimulators);
 
 describe('predictions through the official replicate client', () => {
   let sim: Simulator;
@@ -95,6 +40,7 @@ describe('predictions through the official replicate client', () => {
     assert.equal(created.status, 'starting');
     assert.match(created.id, /^[a-z0-9]{26}$/);
     assert.equal(created.model, 'black-forest-labs/flux-schnell');
+    assert.equal(created.version, 'hidden', 'official models report no version, as on Replicate');
     assert.equal(created.output, null);
     assert.equal(created.urls.get, `${sim.url}/v1/predictions/${created.id}`);
 
@@ -153,9 +99,33 @@ describe('predictions through the official replicate client', () => {
       json: { input: { prompt: 'sync please', seed: 1 } },
     });
     assert.equal(res.status, 201);
+    assert.equal(res.headers.get('preference-applied'), 'wait=10');
     const p = (await res.json()) as Prediction;
     assert.equal(p.status, 'succeeded');
     assert.equal(outputUrls(p).length, 1);
+  });
+
+  test('Prefer: wait without a number holds up to 60 s and says Preference-Applied: wait; an async create says nothing', async () => {
+    const sync = await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', { method: 'POST', headers: { prefer: 'wait' }, json: { input: { prompt: 'sync' } } });
+    assert.equal(sync.status, 201);
+    assert.equal(sync.headers.get('preference-applied'), 'wait');
+    assert.equal(((await sync.json()) as Prediction).status, 'succeeded');
+    const async = await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', { method: 'POST', json: { input: { prompt: 'async' } } });
+    assert.equal(async.status, 201);
+    assert.equal(async.headers.get('preference-applied'), null);
+    await async.body?.cancel();
+  });
+
+  test('Prefer: wait=n outside 1..60 (or not a number) is refused with 400 before anything is created', async () => {
+    const createsBefore = sim.stats().creates;
+    for (const prefer of ['wait=0', 'wait=61', 'wait=100', 'wait=soon', 'wait=']) {
+      const res = await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', { method: 'POST', headers: { prefer }, json: { input: { prompt: 'x' } } });
+      assert.equal(res.status, 400, prefer);
+      assert.equal(((await res.json()) as { title: string }).title, 'Invalid Prefer header');
+    }
+    assert.equal(sim.stats().creates, createsBefore);
+    // The replicate client turns `wait: 100` into `Prefer: wait=100`, which Replicate refuses too.
+    await assert.rejects(client.predictions.create({ model: 'black-forest-labs/flux-schnell', input: { prompt: 'x' }, wait: 100 }), /status 400/);
   });
 
   test('Prefer: wait=n gives up after n seconds and returns the unfinished prediction', async () => {
@@ -178,11 +148,6 @@ describe('predictions through the official replicate client', () => {
     assert.equal((await client.predictions.get(p.id)).status, 'canceled');
   });
 
-  test('Cancel-After on a running prediction cancels it', async () => {
-    const p = await createRaw(sim, { prompt: 'deadline [sim:slow=5000]' }, { 'cancel-after': '300ms' });
-    const done = await waitForStatus(client, p.id, isFinal);
-    assert.equal(done.status, 'canceled');
-  });
 
   test('[sim:fail] fails with an error; [sim:nsfw] fails with the NSFW message', async () => {
     const failing = await client.predictions.create({ model: 'black-forest-labs/flux-schnell', input: { prompt: 'boom [sim:fail]' } });
@@ -212,18 +177,32 @@ describe('predictions through the official replicate client', () => {
     const meta = await sharp((await download(outputUrls(byId)[0] ?? '')).bytes).metadata();
     assert.deepEqual([meta.format, meta.width, meta.height], ['png', 512, 768]);
 
+    assert.equal(byId.version, SDXL_VERSION, 'a community model reports the version that ran');
     const byRef = await api(sim, '/v1/predictions', { method: 'POST', json: { version: `stability-ai/sdxl:${SDXL_VERSION}`, input: { prompt: 'ref' } } });
     assert.equal(byRef.status, 201);
+    // The newest public SDXL version, the one Kiln pins.
+    const newest = await client.predictions.create({ version: SDXL_LATEST_VERSION, input: { prompt: 'newest' } });
+    assert.equal(newest.version, SDXL_LATEST_VERSION);
+    const official = await client.predictions.create({ version: 'black-forest-labs/flux-dev', input: { prompt: 'by name' } });
+    assert.deepEqual([official.model, official.version], ['black-forest-labs/flux-dev', 'hidden']);
 
-    const unknown = await api(sim, '/v1/predictions', { method: 'POST', json: { version: 'f'.repeat(64), input: { prompt: 'x' } } });
-    assert.equal(unknown.status, 422);
-    assert.equal(((await unknown.json()) as { title: string }).title, 'Invalid version or not permitted');
+    for (const version of ['f'.repeat(64), 'stability-ai/sdxl']) {
+      // A community model needs a version; only official models run by bare name.
+      const refused = await api(sim, '/v1/predictions', { method: 'POST', json: { version, input: { prompt: 'x' } } });
+      assert.equal(refused.status, 422, version);
+      assert.equal(((await refused.json()) as { title: string }).title, 'Invalid version or not permitted');
+    }
   });
 
-  test('deployments named like a known model run it', async () => {
+  test('deployments named like a known model run it, and their predictions name the deployment', async () => {
     const res = await api(sim, '/v1/deployments/acme/flux-schnell/predictions', { method: 'POST', json: { input: { prompt: 'deployed' } } });
     assert.equal(res.status, 201);
-    assert.equal(((await res.json()) as Prediction).model, 'black-forest-labs/flux-schnell');
+    const created = (await res.json()) as Prediction & { deployment?: string };
+    assert.equal(created.model, 'black-forest-labs/flux-schnell');
+    assert.equal(created.deployment, 'acme/flux-schnell');
+    assert.equal(((await client.predictions.get(created.id)) as Prediction & { deployment?: string }).deployment, 'acme/flux-schnell');
+    const direct = await client.predictions.create({ model: 'black-forest-labs/flux-schnell', input: { prompt: 'not deployed' } });
+    assert.equal('deployment' in direct, false);
     const missing = await api(sim, '/v1/deployments/acme/nothing-here/predictions', { method: 'POST', json: { input: { prompt: 'x' } } });
     assert.equal(missing.status, 404);
   });
@@ -247,13 +226,61 @@ describe('errors with Replicate status codes and bodies', () => {
     assert.deepEqual(
       body.invalid_fields.map((f) => [f.type, f.field]),
       [
-        ['required', 'input.prompt'],
+        // A missing property is reported on the object that lacks it.
+        ['required', 'input'],
         ['invalid_type', 'input.seed'],
         ['number_lte', 'input.num_outputs'],
         ['enum', 'input.aspect_ratio'],
       ],
     );
-    assert.match(body.detail, /^- input\.prompt: prompt is required$/m);
+    assert.match(body.detail, /^- input: prompt is required$/m);
+    assert.deepEqual(body.invalid_fields[3], { type: 'enum', field: 'input.aspect_ratio', description: body.invalid_fields[3]?.description });
+    assert.match(body.invalid_fields[3]?.description ?? '', /^input\.aspect_ratio must be one of the following: "1:1", "16:9"/);
+  });
+
+  test('422 for a create body with a field Replicate does not know (its schema has additionalProperties: false)', async () => {
+    const createsBefore = sim.stats().creates;
+    const res = await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', {
+      method: 'POST',
+      json: { input: { prompt: 'x' }, webhook_url: 'https://example.com/hook', priority: 1 },
+    });
+    assert.equal(res.status, 422);
+    const body = (await res.json()) as { title: string; detail: string; invalid_fields: unknown[] };
+    assert.equal(body.title, 'Input validation failed');
+    assert.deepEqual(body.invalid_fields, [
+      { type: 'additional_property_not_allowed', field: '(root)', description: 'Additional property webhook_url is not allowed' },
+      { type: 'additional_property_not_allowed', field: '(root)', description: 'Additional property priority is not allowed' },
+    ]);
+    assert.match(body.detail, /^- \(root\): Additional property webhook_url is not allowed$/m);
+    // `version` belongs to POST /v1/predictions only.
+    const versionOnModelRoute = await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', { method: 'POST', json: { version: 'x', input: { prompt: 'x' } } });
+    assert.equal(versionOnModelRoute.status, 422);
+    assert.equal(sim.stats().creates, createsBefore, 'nothing was created');
+  });
+
+  test('the fields Replicate does know are accepted, and checked: input, webhook, webhook_events_filter, stream (and version)', async () => {
+    const ok = await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', {
+      method: 'POST',
+      json: { input: { prompt: 'x' }, stream: false, webhook: 'https://example.com/hook', webhook_events_filter: ['completed'] },
+    });
+    assert.equal(ok.status, 201, await ok.clone().text());
+    await ok.body?.cancel();
+    const bad = await api(sim, '/v1/predictions', {
+      method: 'POST',
+      json: { input: 'x', stream: 'yes', webhook: 'not a url', webhook_events_filter: ['finished'] },
+    });
+    assert.equal(bad.status, 422);
+    const body = (await bad.json()) as { invalid_fields: { type: string; field: string }[] };
+    assert.deepEqual(
+      body.invalid_fields.map((f) => [f.type, f.field]),
+      [
+        ['invalid_type', 'input'],
+        ['required', '(root)'], // version
+        ['invalid_type', 'stream'],
+        ['format', 'webhook'],
+        ['enum', 'webhook_events_filter.0'],
+      ],
+    );
   });
 
   test('422 for sdxl sizes that are not multiples of 8', async () => {
@@ -264,22 +291,50 @@ describe('errors with Replicate status codes and bodies', () => {
   });
 
   test('401 without a valid token', async () => {
-    for (const authorization of [undefined, 'Bearer wrong']) {
+    for (const authorization of [undefined, 'Bearer wrong', `Basic ${sim.apiToken}`]) {
       const res = await fetch(`${sim.url}/v1/predictions`, { headers: authorization === undefined ? {} : { authorization } });
       assert.equal(res.status, 401);
       assert.deepEqual(await res.json(), { title: 'Unauthenticated', detail: 'You did not pass a valid authentication token', status: 401 });
     }
+    // Replicate also accepts the older `Token` scheme.
+    assert.equal((await fetch(`${sim.url}/v1/predictions`, { headers: { authorization: `Token ${sim.apiToken}` } })).status, 200);
   });
 
   test('404 for unknown models, predictions and routes; 405 for a wrong method', async () => {
-    const model = await api(sim, '/v1/models/nobody/nothing/predictions', { method: 'POST', json: { input: { prompt: 'x' } } });
-    assert.equal(model.status, 404);
-    assert.deepEqual(await model.json(), { detail: 'Not found.', status: 404 });
-    assert.equal((await api(sim, '/v1/predictions/doesnotexist0000000000000a')).status, 404);
-    assert.equal((await api(sim, '/v1/nothing')).status, 404);
+    const notFound = { title: 'Not found', detail: 'The requested resource could not be found.', status: 404 };
+    for (const res of [
+      await api(sim, '/v1/models/nobody/nothing/predictions', { method: 'POST', json: { input: { prompt: 'x' } } }),
+      await api(sim, '/v1/predictions/doesnotexist0000000000000a'),
+      await api(sim, '/v1/nothing'),
+    ]) {
+      assert.equal(res.status, 404);
+      assert.equal(res.headers.get('content-type'), 'application/problem+json');
+      assert.deepEqual(await res.json(), notFound);
+    }
     const wrong = await api(sim, '/v1/predictions', { method: 'DELETE' });
     assert.equal(wrong.status, 405);
     assert.equal(wrong.headers.get('allow'), 'GET, POST');
+    assert.deepEqual(await wrong.json(), { title: 'Method not allowed', detail: 'Method "DELETE" not allowed.', status: 405 });
+  });
+
+  test('every error answer is a problem document: application/problem+json with title, detail and status', async () => {
+    const answers = [
+      await fetch(`${sim.url}/v1/predictions`),
+      await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', { method: 'POST', json: { input: {} } }),
+      await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', { method: 'POST', body: '[1' }),
+      await api(sim, '/v1/predictions?cursor=bogus'),
+    ];
+    assert.deepEqual(
+      answers.map((res) => res.status),
+      [401, 422, 400, 400],
+    );
+    for (const res of answers) {
+      assert.equal(res.headers.get('content-type'), 'application/problem+json');
+      const body = (await res.json()) as { title: unknown; detail: unknown; status: unknown };
+      assert.equal(typeof body.title, 'string');
+      assert.equal(typeof body.detail, 'string');
+      assert.equal(body.status, res.status);
+    }
   });
 
   test('400 for malformed JSON, 413 for an oversized body', async () => {
@@ -293,25 +348,64 @@ describe('errors with Replicate status codes and bodies', () => {
     assert.equal(big.status, 413);
   });
 
-  test('400 for a malformed Cancel-After header', async () => {
-    const res = await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', {
-      method: 'POST',
-      headers: { 'cancel-after': 'soon' },
-      json: { input: { prompt: 'x' } },
-    });
-    assert.equal(res.status, 400);
+});
+
+describe('Cancel-After', () => {
+  let sim: Simulator;
+  before(async () => {
+    sim = await startSimulator();
+  });
+  const create = (cancelAfter: string) =>
+    api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', { method: 'POST', headers: { 'cancel-after': cancelAfter }, json: { input: { prompt: 'x' } } });
+
+  test('a bare number means seconds; the prediction shows its deadline, created_at plus the duration', async () => {
+    for (const [header, ms] of [['30', 30_000], ['7.5', 7500], ['5m', 300_000], ['1h30m', 5_400_000]] as const) {
+      const res = await create(header);
+      assert.equal(res.status, 201, await res.clone().text());
+      const p = (await res.json()) as Prediction & { deadline?: string };
+      assert.equal(typeof p.deadline, 'string', header);
+      assert.equal(Date.parse(p.deadline ?? '') - Date.parse(p.created_at), ms, header);
+      const read = (await clientFor(sim).predictions.get(p.id)) as Prediction & { deadline?: string };
+      assert.equal(read.deadline, p.deadline);
+    }
+    const without = await createRaw(sim, { prompt: 'no deadline' });
+    assert.equal('deadline' in without, false);
+  });
+
+  test('below Replicate\'s 5 s minimum it is refused with 400, and so is a malformed one; nothing is created', async () => {
+    const createsBefore = sim.stats().creates;
+    for (const header of ['4', '4999ms', '300ms', 'soon', '0', '-5s']) {
+      const res = await create(header);
+      assert.equal(res.status, 400, header);
+      assert.equal(res.headers.get('content-type'), 'application/problem+json');
+      const body = (await res.json()) as { title: string; detail: string };
+      assert.equal(body.title, 'Invalid Cancel-After header');
+    }
+    assert.match(((await (await create('2s')).json()) as { detail: string }).detail, /at least 5s/);
+    assert.equal((await create('5')).status, 201);
+    assert.equal(sim.stats().creates, createsBefore + 1);
   });
 });
 
-test('Cancel-After before processing starts aborts the prediction', async () => {
-  const sim = await startSimulator({ queueDelayMs: 5000 });
-  const p = await createRaw(sim, { prompt: 'queued forever' }, { 'cancel-after': '150ms' });
-  const done = await waitForStatus(clientFor(sim), p.id, isFinal);
-  assert.equal(done.status, 'aborted');
-  assert.equal(done.output, null);
-  assert.equal(done.error, null);
-  assert.equal(done.started_at, null);
-  assert.equal(sim.stats().predictions.aborted, 1);
+describe('Cancel-After with the minCancelAfterMs leniency (short deadlines for tests)', () => {
+  test('a deadline reached while running cancels the prediction', async () => {
+    const sim = await startSimulator({ minCancelAfterMs: 0 });
+    const p = await createRaw(sim, { prompt: 'deadline [sim:slow=5000]' }, { 'cancel-after': '300ms' });
+    const done = await waitForStatus(clientFor(sim), p.id, isFinal);
+    assert.equal(done.status, 'canceled');
+    assert.ok(done.started_at !== null);
+  });
+
+  test('a deadline reached before processing starts aborts the prediction', async () => {
+    const sim = await startSimulator({ minCancelAfterMs: 0, queueDelayMs: 5000 });
+    const p = await createRaw(sim, { prompt: 'queued forever' }, { 'cancel-after': '150ms' });
+    const done = await waitForStatus(clientFor(sim), p.id, isFinal);
+    assert.equal(done.status, 'aborted');
+    assert.equal(done.output, null);
+    assert.equal(done.error, null);
+    assert.equal(done.started_at, null);
+    assert.equal(sim.stats().predictions.aborted, 1);
+  });
 });
 
 test('429 past the create limit, with the exact body and no Retry-After', async () => {
@@ -331,6 +425,23 @@ test('429 past the create limit, with the exact body and no Retry-After', async 
   // Reads have their own bucket.
   assert.equal((await api(sim, '/v1/predictions')).status, 200);
   assert.equal(sim.stats().throttled, 1);
+});
+
+test('answers carry Replicate\'s RateLimit-Remaining and RateLimit-Reset headers, per budget; a 429 has 0 remaining', async () => {
+  const sim = await startSimulator({ createsPerMinute: 60, readsPerMinute: 600, burst: 3 });
+  const remaining = (res: Response) => res.headers.get('ratelimit-remaining');
+  const creates: Response[] = [];
+  for (let i = 0; i < 4; i++) creates.push(await api(sim, '/v1/models/black-forest-labs/flux-schnell/predictions', { method: 'POST', json: { input: { prompt: `n${i}` } } }));
+  assert.deepEqual(creates.map((res) => res.status), [201, 201, 201, 429]);
+  assert.deepEqual(creates.map(remaining), ['2', '1', '0', '0']);
+  for (const res of creates) assert.ok(Number(res.headers.get('ratelimit-reset')) >= 1);
+  // Reads draw on their own budget, and errors past auth carry the headers too.
+  const read = await api(sim, '/v1/predictions/doesnotexist0000000000000a');
+  assert.equal(read.status, 404);
+  assert.equal(remaining(read), '2');
+  assert.equal(read.headers.get('ratelimit-reset'), '1');
+  // Without a valid token nothing is counted, and Replicate sends no RateLimit headers.
+  assert.equal(remaining(await fetch(`${sim.url}/v1/predictions`)), null);
 });
 
 test('retryAfterHeader adds Retry-After to 429s', async () => {
@@ -413,16 +524,79 @@ test('list is newest first and paginated with a cursor', async () => {
   assert.deepEqual(pages, [[ids[2], ids[1]], [ids[0]]]);
 });
 
-test('output files are deleted after the retention period', async () => {
-  const sim = await startSimulator({ outputRetentionMs: 300 });
+test('list honours created_after (inclusive) and created_before (exclusive), ISO 8601, and keeps them on the next page', async () => {
+  const sim = await startSimulator({ listPageSize: 1 });
+  const first = await createRaw(sim, { prompt: 'first' });
+  await sleep(20);
+  const second = await createRaw(sim, { prompt: 'second' });
+  await sleep(20);
+  const third = await createRaw(sim, { prompt: 'third' });
+  const client = clientFor(sim);
+  const ids = async (query: string): Promise<string[]> => {
+    const found: string[] = [];
+    for await (const page of client.paginate(() => client.request(`/predictions${query}`, { method: 'GET' }).then((r) => r.json() as Promise<Page<Prediction>>))) {
+      found.push(...page.map((p) => p.id));
+    }
+    return found;
+  };
+  const q = (params: Record<string, string>) => `?${new URLSearchParams(params).toString()}`;
+  assert.deepEqual(await ids(q({ created_after: second.created_at })), [third.id, second.id]);
+  assert.deepEqual(await ids(q({ created_before: second.created_at })), [first.id]);
+  assert.deepEqual(await ids(q({ created_after: first.created_at, created_before: third.created_at })), [second.id, first.id]);
+  // An offset is honoured too: the same instant written in another zone.
+  const secondPlus2h = new Date(Date.parse(second.created_at) + 2 * 3_600_000).toISOString().replace('Z', '+02:00');
+  assert.deepEqual(await ids(q({ created_after: secondPlus2h })), [third.id, second.id]);
+  for (const bad of ['yesterday', '2025-13-45', '1700000000']) {
+    const res = await api(sim, `/v1/predictions${q({ created_after: bad })}`);
+    assert.equal(res.status, 400, bad);
+    assert.equal(((await res.json()) as { title: string }).title, 'Invalid query parameter');
+  }
+});
+
+test('after the retention period output, input and logs are removed; the prediction can still be read and listed', async () => {
+  const sim = await startSimulator({ outputRetentionMs: 300, predictionRetentionMs: 60_000 });
   const client = clientFor(sim);
   const p = await client.predictions.create({ model: 'black-forest-labs/flux-schnell', input: { prompt: 'ephemeral' }, wait: 10 });
   const [url] = outputUrls(p);
   assert.equal((await fetch(url ?? '')).status, 200);
   assert.equal(p.data_removed, false);
+  assert.deepEqual(p.input, { prompt: 'ephemeral' });
+  assert.notEqual(p.logs, '');
   await sleep(350);
   assert.equal((await fetch(url ?? '')).status, 404);
+  const removed = await client.predictions.get(p.id);
+  assert.deepEqual(
+    { data_removed: removed.data_removed, output: removed.output, input: removed.input, logs: removed.logs },
+    { data_removed: true, output: null, input: {}, logs: '' },
+  );
+  // What is not data stays: status, times, metrics.
+  assert.equal(removed.status, 'succeeded');
+  assert.equal(removed.completed_at, p.completed_at);
+  assert.deepEqual(removed.metrics, p.metrics);
+  const listed = (await client.predictions.list()).results.find((x) => x.id === p.id);
+  assert.equal(listed?.data_removed, true);
+  assert.equal(listed?.output, null);
+});
+
+test('a prediction is forgotten (404) only after predictionRetentionMs', async () => {
+  const sim = await startSimulator({ outputRetentionMs: 100, predictionRetentionMs: 400 });
+  const client = clientFor(sim);
+  const p = await client.predictions.create({ model: 'black-forest-labs/flux-schnell', input: { prompt: 'forgotten' }, wait: 10 });
+  await sleep(200);
   assert.equal((await client.predictions.get(p.id)).data_removed, true);
+  await sleep(500);
+  assert.equal((await api(sim, `/v1/predictions/${p.id}`)).status, 404);
+});
+
+test('logs follow the run: a canceled run stops short of 100 %', async () => {
+  const sim = await startSimulator();
+  const client = clientFor(sim);
+  const p = await client.predictions.create({ model: 'black-forest-labs/flux-dev', input: { prompt: 'cut short [sim:slow=3000]', num_inference_steps: 10 } });
+  await waitForStatus(client, p.id, (x) => (parseProgressFromLogs(x)?.current ?? 0) >= 2);
+  const canceled = await client.predictions.cancel(p.id);
+  const progress = parseProgressFromLogs(canceled);
+  assert.ok(progress !== null && progress.current >= 2 && progress.current < 10, JSON.stringify(progress));
+  assert.equal((await client.predictions.get(p.id)).logs, canceled.logs, 'the logs of a final prediction no longer change');
 });
 
 describe('webhooks', () => {
@@ -527,6 +701,54 @@ describe('webhooks', () => {
     assert.equal(received.length, 0);
     assert.ok(sim.stats().webhooksDropped >= 1);
   });
+
+  test('without webhook_events_filter only output and completed webhooks go out (Replicate\'s default)', async () => {
+    const sim = await startSimulator();
+    received.length = 0;
+    failNextCompleted = 0;
+    const p = await clientFor(sim).predictions.create({
+      model: 'black-forest-labs/flux-dev',
+      // Long enough for several 500 ms logs windows, had they been asked for.
+      input: { prompt: 'default events [sim:slow=1200]', num_inference_steps: 12 },
+      webhook: receiverUrl,
+    });
+    const deadline = Date.now() + 5000;
+    while (received.length < 2 && Date.now() < deadline) await sleep(20);
+    await sleep(100); // nothing else trails
+    const statuses = received.map((r) => (JSON.parse(r.body) as Prediction).status);
+    assert.deepEqual(statuses, ['succeeded', 'succeeded'], 'one output and one completed webhook, no start and no logs');
+    assert.ok(received.every((r) => (JSON.parse(r.body) as Prediction).id === p.id));
+  });
+});
+
+test('the README\'s example is real code: it runs unchanged and prints an output URL', async () => {
+  const root = path.join(import.meta.dirname, '..');
+  const readme = await readFile(path.join(root, 'jobs', 'simulator', 'README.md'), 'utf8');
+  const example = /```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+  assert.ok(example);
+  // At the repository root, where its import path resolves.
+  const file = path.join(root, `.simulator-readme-example-${process.pid}.ts`);
+  await writeFile(file, example);
+  try {
+    const run = await promisify(execFile)(process.execPath, [file], { encoding: 'utf8', timeout: 60_000 });
+    assert.match(run.stdout, /http:\/\/127\.0\.0\.1:\d+\/files\/[a-z0-9]{26}\/out-0\.webp/);
+  } finally {
+    await rm(file, { force: true });
+  }
+});
+
+test('without a token option the simulator makes its own, requires it and exposes it', async () => {
+  const sim = createSimulator();
+  await sim.start();
+  try {
+    assert.match(sim.apiToken, /^r8_[A-Za-z0-9]{37}$/);
+    assert.notEqual(sim.apiToken, createSimulator().apiToken, 'each simulator has its own token');
+    assert.equal((await fetch(`${sim.url}/v1/predictions`)).status, 401);
+    const page = await clientFor(sim).predictions.list();
+    assert.deepEqual(page.results, []);
+  } finally {
+    await sim.stop();
+  }
 });
 
 test('stop() closes the server and clears timers while predictions are in flight', async () => {
@@ -535,7 +757,7 @@ test('stop() closes the server and clears timers while predictions are in flight
   const url = sim.url;
   const pending = fetch(`${url}/v1/models/black-forest-labs/flux-schnell/predictions`, {
     method: 'POST',
-    headers: { prefer: 'wait=60', 'content-type': 'application/json' },
+    headers: { prefer: 'wait=60', 'content-type': 'application/json', authorization: `Bearer ${sim.apiToken}` },
     body: JSON.stringify({ input: { prompt: 'never finishes' } }),
   }).catch((error: unknown) => error);
   await sleep(50);

@@ -27,7 +27,7 @@ export async function handleAdmin(ctx: SimulatorContext, req: IncomingMessage, r
     case 'POST /_sim/faults': {
       const body = await readJsonBody(req, ctx.options.maxBodyBytes);
       if (!body.ok) {
-        sendJson(res, body.status, { detail: body.detail, status: body.status });
+        sendJson(res, body.problem.status, body.problem);
         return;
       }
       const parsed = faultSettingsSchema.safeParse(body.value ?? {});

@@ -1,46 +1,17 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { getAccount, getWebhookSecret } from './account-routes.ts';
 import type { SimulatorContext } from './context.ts';
-import { parseGoDuration, parsePreferWait } from './durations.ts';
-import { clientGone, isPlainObject, readJsonBody, sendJson, type BodyResult } from './http.ts';
-import { findModel, findModelByVersionRef, findModelForDeployment, type ModelSpec } from './models.ts';
-import { validateInput, type InvalidField } from './validation.ts';
-import { WEBHOOK_EVENTS, type WebhookEvent } from './webhooks.ts';
+import { readRawBody, type RawBody } from './http.ts';
+import { createFile, deleteFile, downloadFile, getFile, MULTIPART_OVERHEAD_BYTES } from './file-routes.ts';
+import { getModel, getModelVersion } from './model-routes.ts';
+import { cancelPrediction, createByDeployment, createByModel, createByVersion, getPrediction, listPredictions } from './prediction-routes.ts';
+import { methodNotAllowed, NOT_FOUND, SERVER_ERRORS, sendProblem, sendThrottled, UNAUTHENTICATED } from './problems.ts';
+import type { Budget, Method, Route } from './routes.ts';
 
-// The /v1 surface: the subset of Replicate's HTTP API that Kiln uses, with its status codes and
-// error bodies. Order per request: hang fault → 5xx fault → auth → route → 429 (fault or
-// rate limit) → handler.
-
-type Kind = 'create' | 'read';
-/** The request body, read at most once (a hang fault reads it before stalling). */
-type ReadBody = () => Promise<BodyResult>;
-type Handler = (ctx: SimulatorContext, req: IncomingMessage, res: ServerResponse, params: string[], url: URL, body: ReadBody) => Promise<void> | void;
-
-interface Route {
-  readonly pattern: RegExp;
-  readonly methods: Partial<Record<'GET' | 'POST', { kind: Kind; handler: Handler }>>;
-}
-
-const NOT_FOUND = { detail: 'Not found.', status: 404 };
-const UNAUTHENTICATED = { title: 'Unauthenticated', detail: 'You did not pass a valid authentication token', status: 401 };
-const SERVER_ERRORS: Record<500 | 502 | 503, { title: string; detail: string; status: number }> = {
-  500: { title: 'Internal Server Error', detail: 'An unexpected error occurred. Please try again.', status: 500 },
-  502: { title: 'Bad Gateway', detail: 'The server received an invalid response from an upstream server.', status: 502 },
-  503: { title: 'Service Unavailable', detail: 'The service is temporarily unavailable. Please try again later.', status: 503 },
-};
-
-function throttledBody(seconds: number): { detail: string } {
-  return { detail: `Request was throttled. Your rate limit resets in ~${seconds}s.` };
-}
-
-function sendInvalid(res: ServerResponse, fields: InvalidField[]): void {
-  sendJson(res, 422, {
-    title: 'Input validation failed',
-    detail: fields.map((f) => `- ${f.field}: ${f.description}`).join('\n'),
-    status: 422,
-    invalid_fields: fields,
-  });
-}
+// The /v1 surface: the part of Replicate's HTTP API the simulator models (README.md), with its
+// status codes, error bodies and rate-limit headers. Order per request: hang fault → 5xx fault →
+// auth → route → 429 (fault or rate limit) → handler.
 
 function tokensMatch(given: string, expected: string): boolean {
   const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
@@ -48,206 +19,49 @@ function tokensMatch(given: string, expected: string): boolean {
 }
 
 function isAuthorized(ctx: SimulatorContext, req: IncomingMessage): boolean {
-  const expected = ctx.options.apiToken;
-  if (expected === null) return true;
   const match = /^(?:Bearer|Token)\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-  return match?.[1] !== undefined && tokensMatch(match[1], expected);
+  return match?.[1] !== undefined && tokensMatch(match[1], ctx.apiToken);
 }
-
-// ---- create ----------------------------------------------------------------------------
-
-/** Checks the fields around `input`; returns the parsed webhook settings or the field errors. */
-function readWebhookFields(body: Record<string, unknown>): { webhook: string | null; events: Set<WebhookEvent>; errors: InvalidField[] } {
-  const errors: InvalidField[] = [];
-  let webhook: string | null = null;
-  if (body.webhook !== undefined && body.webhook !== null) {
-    const value = body.webhook;
-    let valid = false;
-    if (typeof value === 'string') {
-      try {
-        valid = ['http:', 'https:'].includes(new URL(value).protocol);
-      } catch {
-        valid = false;
-      }
-    }
-    if (valid && typeof value === 'string') webhook = value;
-    else errors.push({ type: 'format', field: 'webhook', description: 'Does not match format \'uri\'' });
-  }
-  let events = new Set<WebhookEvent>(WEBHOOK_EVENTS);
-  const filter = body.webhook_events_filter;
-  if (filter !== undefined && filter !== null) {
-    if (!Array.isArray(filter)) {
-      errors.push({ type: 'invalid_type', field: 'webhook_events_filter', description: 'Invalid type. Expected: array' });
-    } else {
-      events = new Set();
-      filter.forEach((item: unknown, i) => {
-        if (typeof item === 'string' && (WEBHOOK_EVENTS as readonly string[]).includes(item)) events.add(item as WebhookEvent);
-        else {
-          const list = WEBHOOK_EVENTS.map((e) => `"${e}"`).join(', ');
-          errors.push({ type: 'enum', field: `webhook_events_filter.${i}`, description: `webhook_events_filter.${i} must be one of the following: ${list}` });
-        }
-      });
-    }
-  }
-  return { webhook, events, errors };
-}
-
-async function createPrediction(
-  ctx: SimulatorContext,
-  req: IncomingMessage,
-  res: ServerResponse,
-  pickModel: (body: Record<string, unknown>) => ModelSpec | 'not-found' | InvalidField | 'bad-version',
-  readBody: ReadBody,
-): Promise<void> {
-  const body = await readBody();
-  if (!body.ok) {
-    sendJson(res, body.status, { detail: body.detail, status: body.status });
-    return;
-  }
-  if (!isPlainObject(body.value)) {
-    sendJson(res, 400, { detail: 'The request body must be a JSON object.', status: 400 });
-    return;
-  }
-  const fields = body.value;
-  const model = pickModel(fields);
-  if (model === 'not-found') {
-    sendJson(res, 404, NOT_FOUND);
-    return;
-  }
-  if (model === 'bad-version') {
-    sendJson(res, 422, {
-      title: 'Invalid version or not permitted',
-      detail: "The specified version does not exist (or perhaps you don't have permission to use it?)",
-      status: 422,
-    });
-    return;
-  }
-  if (!('version' in model)) {
-    sendInvalid(res, [model]);
-    return;
-  }
-
-  const { webhook, events, errors } = readWebhookFields(fields);
-  const input = fields.input;
-  if (input === undefined || input === null) errors.unshift({ type: 'required', field: 'input', description: 'input is required' });
-  else if (!isPlainObject(input)) errors.unshift({ type: 'invalid_type', field: 'input', description: 'Invalid type. Expected: object' });
-  const validation = isPlainObject(input) ? validateInput(model, input, ctx.options.imageSize) : null;
-  if (validation !== null && !validation.ok) errors.unshift(...validation.invalidFields);
-  if (errors.length > 0 || validation === null || !validation.ok || !isPlainObject(input)) {
-    sendInvalid(res, errors);
-    return;
-  }
-
-  const cancelAfterHeader = req.headers['cancel-after'];
-  let cancelAfterMs: number | null = null;
-  if (typeof cancelAfterHeader === 'string') {
-    cancelAfterMs = parseGoDuration(cancelAfterHeader);
-    if (cancelAfterMs === null) {
-      sendJson(res, 400, {
-        title: 'Invalid Cancel-After header',
-        detail: `Cancel-After must be a positive duration such as "30s", "5m" or "1h30m"; got "${cancelAfterHeader}".`,
-        status: 400,
-      });
-      return;
-    }
-  }
-
-  const record = ctx.engine.create({ model, input, params: validation.params, webhook, webhookEvents: events, cancelAfterMs });
-  ctx.stats.countCreate(webhook);
-
-  const prefer = req.headers.prefer;
-  const waitSeconds = parsePreferWait(Array.isArray(prefer) ? prefer.join(', ') : prefer);
-  if (waitSeconds !== null) await ctx.engine.waitUntilFinal(record, waitSeconds * 1000, clientGone(res));
-  sendJson(res, 201, ctx.engine.toJson(record));
-}
-
-const createByModel: Handler = (ctx, req, res, [owner = '', name = ''], _url, readBody) => {
-  const model = findModel(owner, name);
-  if (model === undefined) {
-    sendJson(res, 404, NOT_FOUND);
-    return;
-  }
-  return createPrediction(ctx, req, res, () => model, readBody);
-};
-
-const createByDeployment: Handler = (ctx, req, res, [owner = '', name = ''], _url, readBody) => {
-  const model = findModelForDeployment(owner, name, ctx.options.deployments);
-  if (model === undefined) {
-    sendJson(res, 404, NOT_FOUND);
-    return;
-  }
-  return createPrediction(ctx, req, res, () => model, readBody);
-};
-
-const createByVersion: Handler = (ctx, req, res, _params, _url, readBody) =>
-  createPrediction(ctx, req, res, (body) => {
-    const version = body.version;
-    if (version === undefined || version === null) return { type: 'required', field: 'version', description: 'version is required' };
-    if (typeof version !== 'string') return { type: 'invalid_type', field: 'version', description: 'Invalid type. Expected: string' };
-    return findModelByVersionRef(version) ?? 'bad-version';
-  }, readBody);
-
-// ---- reads -----------------------------------------------------------------------------
-
-const getPrediction: Handler = (ctx, _req, res, [id = '']) => {
-  const record = ctx.engine.get(id);
-  if (record === undefined) sendJson(res, 404, NOT_FOUND);
-  else sendJson(res, 200, ctx.engine.toJson(record));
-};
-
-const cancelPrediction: Handler = (ctx, req, res, [id = '']) => {
-  req.resume();
-  const record = ctx.engine.cancel(id);
-  if (record === undefined) sendJson(res, 404, NOT_FOUND);
-  else sendJson(res, 200, ctx.engine.toJson(record));
-};
-
-function encodeCursor(seq: number): string {
-  return Buffer.from(`seq:${seq}`).toString('base64url');
-}
-
-function decodeCursor(cursor: string): number | null {
-  const match = /^seq:(\d+)$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
-  return match?.[1] === undefined ? null : Number(match[1]);
-}
-
-const listPredictions: Handler = (ctx, _req, res, _params, url) => {
-  const cursor = url.searchParams.get('cursor');
-  const before = cursor === null ? null : decodeCursor(cursor);
-  if (cursor !== null && before === null) {
-    sendJson(res, 400, { detail: 'Invalid cursor.', status: 400 });
-    return;
-  }
-  const { page, nextSeq } = ctx.engine.list(before, ctx.options.listPageSize);
-  sendJson(res, 200, {
-    next: nextSeq === null ? null : `${ctx.baseUrl()}/v1/predictions?cursor=${encodeCursor(nextSeq)}`,
-    previous: null,
-    results: page.map((record) => ctx.engine.toJson(record)),
-  });
-};
-
-const getWebhookSecret: Handler = (ctx, _req, res) => {
-  sendJson(res, 200, { key: ctx.webhookSecret });
-};
 
 const ROUTES: readonly Route[] = [
-  { pattern: /^\/v1\/predictions$/, methods: { GET: { kind: 'read', handler: listPredictions }, POST: { kind: 'create', handler: createByVersion } } },
-  { pattern: /^\/v1\/predictions\/([a-z0-9]+)$/, methods: { GET: { kind: 'read', handler: getPrediction } } },
-  { pattern: /^\/v1\/predictions\/([a-z0-9]+)\/cancel$/, methods: { POST: { kind: 'read', handler: cancelPrediction } } },
-  { pattern: /^\/v1\/models\/([\w.-]+)\/([\w.-]+)\/predictions$/, methods: { POST: { kind: 'create', handler: createByModel } } },
-  { pattern: /^\/v1\/deployments\/([\w.-]+)\/([\w.-]+)\/predictions$/, methods: { POST: { kind: 'create', handler: createByDeployment } } },
-  { pattern: /^\/v1\/webhooks\/default\/secret$/, methods: { GET: { kind: 'read', handler: getWebhookSecret } } },
+  { pattern: /^\/v1\/predictions$/, methods: { GET: { budget: 'read', handler: listPredictions }, POST: { budget: 'create', handler: createByVersion } } },
+  { pattern: /^\/v1\/predictions\/([a-z0-9]+)$/, methods: { GET: { budget: 'read', handler: getPrediction } } },
+  { pattern: /^\/v1\/predictions\/([a-z0-9]+)\/cancel$/, methods: { POST: { budget: 'read', handler: cancelPrediction } } },
+  { pattern: /^\/v1\/models\/([\w.-]+)\/([\w.-]+)\/predictions$/, methods: { POST: { budget: 'create', handler: createByModel } } },
+  { pattern: /^\/v1\/deployments\/([\w.-]+)\/([\w.-]+)\/predictions$/, methods: { POST: { budget: 'create', handler: createByDeployment } } },
+  { pattern: /^\/v1\/models\/([\w.-]+)\/([\w.-]+)$/, methods: { GET: { budget: 'read', handler: getModel } } },
+  { pattern: /^\/v1\/models\/([\w.-]+)\/([\w.-]+)\/versions\/([0-9a-f]{64})$/, methods: { GET: { budget: 'read', handler: getModelVersion } } },
+  { pattern: /^\/v1\/files$/, methods: { POST: { budget: 'read', handler: createFile, maxBodyBytes: (ctx) => ctx.options.maxFileBytes + MULTIPART_OVERHEAD_BYTES } } },
+  { pattern: /^\/v1\/files\/([a-z0-9]+)$/, methods: { GET: { budget: 'read', handler: getFile }, DELETE: { budget: 'read', handler: deleteFile } } },
+  { pattern: /^\/v1\/files\/([a-z0-9]+)\/download$/, methods: { GET: { budget: 'read', handler: downloadFile } } },
+  { pattern: /^\/v1\/account$/, methods: { GET: { budget: 'read', handler: getAccount } } },
+  { pattern: /^\/v1\/webhooks\/default\/secret$/, methods: { GET: { budget: 'read', handler: getWebhookSecret } } },
 ];
 
+function findRoute(pathname: string): { route: Route; params: string[] } | undefined {
+  for (const route of ROUTES) {
+    const match = route.pattern.exec(pathname);
+    if (match !== null) return { route, params: match.slice(1).map((p) => p ?? '') };
+  }
+  return undefined;
+}
+
+function isMethod(method: string): method is Method {
+  return method === 'GET' || method === 'POST' || method === 'DELETE';
+}
+
 export async function handleApi(ctx: SimulatorContext, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-  let bodyRead: Promise<BodyResult> | undefined;
-  const readBody: ReadBody = () => (bodyRead ??= readJsonBody(req, ctx.options.maxBodyBytes));
+  const method = req.method ?? 'GET';
+  const found = findRoute(url.pathname);
+  const endpoint = found !== undefined && isMethod(method) ? found.route.methods[method] : undefined;
+  let bodyRead: Promise<RawBody> | undefined;
+  const body = (): Promise<RawBody> => (bodyRead ??= readRawBody(req, endpoint?.maxBodyBytes?.(ctx) ?? ctx.options.maxBodyBytes));
   const hangMs = ctx.faults.takeHang();
   if (hangMs !== null) {
     // Like a slow gateway: the request (body included) has arrived and is still handled after
     // the delay, even if the client gave up meanwhile — so a timed-out create may still create
     // a prediction, as in production.
-    if (req.method === 'POST') await readBody();
+    if (method === 'POST') await body();
     await ctx.timers.sleep(hangMs);
     if (ctx.timers.stopped) return;
   }
@@ -255,50 +69,40 @@ export async function handleApi(ctx: SimulatorContext, req: IncomingMessage, res
   const injected = ctx.faults.take5xx();
   if (injected !== null) {
     ctx.stats.http5xx++;
-    sendJson(res, injected, SERVER_ERRORS[injected]);
+    sendProblem(res, SERVER_ERRORS[injected]);
     return;
   }
 
   if (!isAuthorized(ctx, req)) {
-    sendJson(res, 401, UNAUTHENTICATED, { 'www-authenticate': 'Bearer' });
+    sendProblem(res, UNAUTHENTICATED, { 'www-authenticate': 'Bearer' });
     return;
   }
 
-  const method = req.method ?? 'GET';
-  let route: Route | undefined;
-  let params: string[] = [];
-  for (const candidate of ROUTES) {
-    const match = candidate.pattern.exec(url.pathname);
-    if (match !== null) {
-      route = candidate;
-      params = match.slice(1).map((p) => p ?? '');
-      break;
-    }
-  }
-  const entry = route === undefined ? undefined : method === 'GET' || method === 'POST' ? route.methods[method] : undefined;
-  const kind: Kind = entry?.kind ?? 'read';
-
-  const bucket = kind === 'create' ? ctx.buckets.creates : ctx.buckets.reads;
+  const budget: Budget = endpoint?.budget ?? 'read';
+  const bucket = budget === 'create' ? ctx.buckets.creates : ctx.buckets.reads;
   const resetSeconds = ctx.faults.takeThrottle(() => bucket.secondsUntilToken()) ?? (() => {
     const taken = bucket.tryTake();
     return taken.ok ? null : taken.resetSeconds;
   })();
+  // Replicate's answers carry the draft-standard RateLimit headers of the budget the call drew on.
+  res.setHeader('ratelimit-remaining', String(resetSeconds === null ? bucket.remaining() : 0));
+  res.setHeader('ratelimit-reset', String(resetSeconds ?? bucket.secondsUntilFull()));
   if (resetSeconds !== null) {
     ctx.stats.throttled++;
-    sendJson(res, 429, throttledBody(resetSeconds), ctx.options.retryAfterHeader ? { 'retry-after': String(resetSeconds) } : {});
+    sendThrottled(res, resetSeconds, ctx.options.retryAfterHeader ? { 'retry-after': String(resetSeconds) } : {});
     return;
   }
 
-  if (route === undefined) {
+  if (found === undefined) {
     ctx.stats.reads++;
-    sendJson(res, 404, NOT_FOUND);
+    sendProblem(res, NOT_FOUND);
     return;
   }
-  if (entry === undefined) {
+  if (endpoint === undefined) {
     ctx.stats.reads++;
-    sendJson(res, 405, { detail: `Method "${method}" not allowed.`, status: 405 }, { allow: Object.keys(route.methods).join(', ') });
+    sendProblem(res, methodNotAllowed(method), { allow: Object.keys(found.route.methods).join(', ') });
     return;
   }
-  if (kind === 'read') ctx.stats.reads++;
-  await entry.handler(ctx, req, res, params, url, readBody);
+  if (budget === 'read') ctx.stats.reads++;
+  await endpoint.handler({ ctx, req, res, params: found.params, url, body });
 }

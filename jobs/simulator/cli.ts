@@ -36,6 +36,8 @@ const envSchema = z.object({
   SIM_CREATES_PER_MINUTE: optionalNumber(z.number().positive().describe('a positive number')),
   SIM_READS_PER_MINUTE: optionalNumber(z.number().positive().describe('a positive number')),
   SIM_API_TOKEN: z.string().trim().min(1).optional(),
+  SIM_DATA_DIR: z.string().trim().min(1).optional(),
+  SIM_MIN_CANCEL_AFTER_MS: optionalNumber(z.number().min(0).describe('a number of milliseconds >= 0')),
   SIM_WEBHOOK_SECRET: z.string().trim().startsWith('whsec_', 'must look like "whsec_<base64>"').optional(),
 });
 
@@ -53,14 +55,19 @@ function optionsFromEnv(env: NodeJS.ProcessEnv): SimulatorOptions {
   if (e.SIM_CREATES_PER_MINUTE !== undefined) options.createsPerMinute = e.SIM_CREATES_PER_MINUTE;
   if (e.SIM_READS_PER_MINUTE !== undefined) options.readsPerMinute = e.SIM_READS_PER_MINUTE;
   if (e.SIM_API_TOKEN !== undefined) options.apiToken = e.SIM_API_TOKEN;
+  if (e.SIM_DATA_DIR !== undefined) options.dataDir = e.SIM_DATA_DIR;
+  if (e.SIM_MIN_CANCEL_AFTER_MS !== undefined) options.minCancelAfterMs = e.SIM_MIN_CANCEL_AFTER_MS;
   if (e.SIM_WEBHOOK_SECRET !== undefined) options.webhookSecret = e.SIM_WEBHOOK_SECRET;
   return options;
 }
 
-const simulator = createSimulator(optionsFromEnv(process.env));
+const options = optionsFromEnv(process.env);
+const tokenSource = options.apiToken !== undefined ? 'SIM_API_TOKEN' : options.dataDir !== undefined ? `kept in ${options.dataDir}` : 'generated; set SIM_API_TOKEN to choose it';
+const simulator = createSimulator(options);
 await simulator.start();
 console.log(`Replicate simulator listening on ${simulator.url}`);
 console.log(`  replicate client: new Replicate({ auth, baseUrl: '${simulator.url}/v1', useFileOutput: false })`);
+console.log(`  api token:        ${simulator.apiToken} (${tokenSource})`);
 console.log(`  webhook secret:   ${simulator.webhookSecret}`);
 console.log(`  admin:            ${simulator.url}/_sim/stats`);
 

@@ -1,4 +1,5 @@
 import type { FaultState } from './faults.ts';
+import type { FileStore } from './file-store.ts';
 import type { ResolvedOptions } from './options.ts';
 import type { PredictionEngine } from './predictions.ts';
 import type { TokenBucket } from './rate-limit.ts';
@@ -9,8 +10,11 @@ import type { TimerRegistry } from './timers.ts';
 /** Everything one simulator instance owns; handed to the route handlers. */
 export interface SimulatorContext {
   readonly options: ResolvedOptions;
+  /** The only token /v1 accepts. */
+  readonly apiToken: string;
   readonly webhookSecret: string;
   readonly engine: PredictionEngine;
+  readonly files: FileStore;
   readonly faults: FaultState;
   readonly stats: StatsCounters;
   readonly timers: TimerRegistry;

@@ -15,8 +15,7 @@ const SEGMENT_SOURCE = String.raw`(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)`
 
 /**
  * Parses a Go-style duration ("30s", "5m", "1h30m", "1.5s", "250ms") into milliseconds.
- * Returns null for anything malformed or not positive. Replicate enforces a 5 s minimum for
- * `Cancel-After`; the simulator accepts any positive value so tests can use short deadlines.
+ * Returns null for anything malformed or not positive.
  */
 export function parseGoDuration(text: string): number | null {
   const trimmed = text.trim();
@@ -35,19 +34,42 @@ export function parseGoDuration(text: string): number | null {
   return total;
 }
 
+/**
+ * `Cancel-After` as Replicate reads it: a Go-style duration, or a bare number of seconds
+ * ("30" is "30s"). Returns milliseconds, or null for anything malformed or not positive.
+ * The 5 s minimum is the caller's to enforce (it is an option: see minCancelAfterMs).
+ */
+export function parseCancelAfter(text: string): number | null {
+  const trimmed = text.trim();
+  if (/^(\d+(\.\d*)?|\.\d+)$/.test(trimmed)) {
+    const seconds = Number(trimmed);
+    return seconds > 0 ? seconds * 1000 : null;
+  }
+  return parseGoDuration(trimmed);
+}
+
 export const MAX_PREFER_WAIT_SECONDS = 60;
 
+export type PreferWait =
+  | { kind: 'none' }
+  /** `applied` is what the answer's Preference-Applied header echoes: `wait` or `wait=n`. */
+  | { kind: 'wait'; seconds: number; applied: string }
+  | { kind: 'invalid'; preference: string };
+
 /**
- * Reads `Prefer: wait` (60 s) or `Prefer: wait=n` from a Prefer header that may list several
- * preferences. Returns the number of seconds to hold the response (clamped to 1..60), or null.
+ * Reads `Prefer: wait` (60 s) or `Prefer: wait=n` (n from 1 to 60, as Replicate's schema says)
+ * from a Prefer header that may list several preferences. Any other wait value is invalid.
  */
-export function parsePreferWait(header: string | undefined): number | null {
-  if (header === undefined) return null;
-  for (const part of header.split(/[,;]/)) {
-    const match = /^\s*wait(?:\s*=\s*"?(\d+)"?)?\s*$/i.exec(part);
+export function parsePreferWait(header: string | undefined): PreferWait {
+  for (const part of header?.split(',') ?? []) {
+    const preference = part.split(';')[0]?.trim() ?? '';
+    const match = /^wait(?:\s*=\s*(.*))?$/i.exec(preference);
     if (match === null) continue;
-    const seconds = match[1] === undefined ? MAX_PREFER_WAIT_SECONDS : Number(match[1]);
-    return Math.min(MAX_PREFER_WAIT_SECONDS, Math.max(1, seconds));
+    if (match[1] === undefined) return { kind: 'wait', seconds: MAX_PREFER_WAIT_SECONDS, applied: 'wait' };
+    const value = match[1].trim().replace(/^"(.*)"$/, '$1');
+    const seconds = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+    if (!(seconds >= 1 && seconds <= MAX_PREFER_WAIT_SECONDS)) return { kind: 'invalid', preference };
+    return { kind: 'wait', seconds, applied: `wait=${seconds}` };
   }
-  return null;
+  return { kind: 'none' };
 }

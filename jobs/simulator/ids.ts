@@ -18,7 +18,17 @@ export function newPredictionId(): string {
   return randomString(26, BASE32);
 }
 
+/** File ids look like prediction ids on Replicate ("cneqzikepnug6xezperrr4z55o"). */
+export function newFileId(): string {
+  return randomString(26, BASE32);
+}
+
 /** Standard Webhooks message id; stays the same across retries of one delivery. */
 export function newWebhookMessageId(): string {
   return `msg_${randomString(27, ALPHANUMERIC)}`;
+}
+
+/** Replicate API tokens look like "r8_" followed by 37 letters and digits. */
+export function newApiToken(): string {
+  return `r8_${randomString(37, ALPHANUMERIC)}`;
 }

@@ -7,8 +7,13 @@ export type ModelFamily = 'flux' | 'sdxl';
 export interface ModelSpec {
   readonly owner: string;
   readonly name: string;
-  /** 64-hex version id; accepted in POST /v1/predictions as `version`. */
-  readonly version: string;
+  /**
+   * Official models (Replicate-maintained, run by name) report `version: "hidden"` on their
+   * predictions; community models report the version id that ran.
+   */
+  readonly official: boolean;
+  /** 64-hex version ids accepted in POST /v1/predictions as `version`, newest first. */
+  readonly versions: readonly [string, ...string[]];
   readonly family: ModelFamily;
   /** Denoising steps shown in the progress logs when the input does not choose them. */
   readonly defaultSteps: number;
@@ -21,36 +26,56 @@ export interface ModelSpec {
    * return an array of URIs. Mirrored here so adapters handle both shapes.
    */
   readonly singleOutput: boolean;
+  /** As on the model's Replicate page (GET /v1/models). */
+  readonly description: string;
 }
 
-/** Official models expose no public version hash; the simulator derives a stable fake one. */
+/** Official models expose no public version hash; the simulator derives a stable fake one (see GET /v1/models). */
 function fakeVersion(model: string): string {
   return createHash('sha256').update(`kiln-simulator:${model}`).digest('hex');
 }
 
-function flux(name: string, options: Pick<ModelSpec, 'defaultSteps' | 'maxSteps' | 'acceptsNumOutputs' | 'singleOutput'>): ModelSpec {
-  return { owner: 'black-forest-labs', name, version: fakeVersion(`black-forest-labs/${name}`), family: 'flux', ...options };
+function flux(name: string, options: Pick<ModelSpec, 'defaultSteps' | 'maxSteps' | 'acceptsNumOutputs' | 'singleOutput' | 'description'>): ModelSpec {
+  return { owner: 'black-forest-labs', name, official: true, versions: [fakeVersion(`black-forest-labs/${name}`)], family: 'flux', ...options };
 }
 
 export const KNOWN_MODELS: readonly ModelSpec[] = [
-  flux('flux-schnell', { defaultSteps: 4, maxSteps: 4, acceptsNumOutputs: true, singleOutput: false }),
-  flux('flux-dev', { defaultSteps: 28, maxSteps: 50, acceptsNumOutputs: true, singleOutput: false }),
-  flux('flux-1.1-pro', { defaultSteps: 25, maxSteps: null, acceptsNumOutputs: false, singleOutput: true }),
+  flux('flux-schnell', { defaultSteps: 4, maxSteps: 4, acceptsNumOutputs: true, singleOutput: false, description: 'The fastest image generation model tailored for local development and personal use' }),
+  flux('flux-dev', { defaultSteps: 28, maxSteps: 50, acceptsNumOutputs: true, singleOutput: false, description: 'A 12 billion parameter rectified flow transformer capable of generating images from text descriptions' }),
+  flux('flux-1.1-pro', { defaultSteps: 25, maxSteps: null, acceptsNumOutputs: false, singleOutput: true, description: 'Faster, better FLUX Pro. Text-to-image model with excellent image quality, prompt adherence, and output diversity.' }),
   {
     owner: 'stability-ai',
     name: 'sdxl',
-    // The public SDXL version on Replicate, so code written against the simulator runs unchanged.
-    version: '39ed52f2a78e934b3ba6e2a89f5b1c712de7dfea535525255b1aa35c5565e08b',
+    official: false,
+    // Public SDXL versions on Replicate (the newest first), so code written against the simulator
+    // runs unchanged; Kiln's balanced tier pins the newest.
+    versions: ['7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc', '39ed52f2a78e934b3ba6e2a89f5b1c712de7dfea535525255b1aa35c5565e08b'],
     family: 'sdxl',
     defaultSteps: 50,
     maxSteps: 500,
     acceptsNumOutputs: true,
     singleOutput: false,
+    description: 'A text-to-image generative AI model that creates beautiful images',
   },
 ];
 
 export function modelRef(model: ModelSpec): string {
   return `${model.owner}/${model.name}`;
+}
+
+/** A model and the version of it that runs. */
+export interface ModelVersion {
+  readonly model: ModelSpec;
+  readonly version: string;
+}
+
+export function latest(model: ModelSpec): ModelVersion {
+  return { model, version: model.versions[0] };
+}
+
+/** What a prediction reports as its `version`. */
+export function reportedVersion({ model, version }: ModelVersion): string {
+  return model.official ? 'hidden' : version;
 }
 
 export function findModel(owner: string, name: string): ModelSpec | undefined {
@@ -61,16 +86,21 @@ export function findModel(owner: string, name: string): ModelSpec | undefined {
  * Resolves the `version` field of POST /v1/predictions: a 64-hex version id,
  * `owner/name:version`, or (official models) plain `owner/name`.
  */
-export function findModelByVersionRef(ref: string): ModelSpec | undefined {
+export function findModelByVersionRef(ref: string): ModelVersion | undefined {
   const withVersion = /^([\w.-]+)\/([\w.-]+):([0-9a-f]{64})$/.exec(ref);
   if (withVersion !== null) {
     const model = findModel(withVersion[1] ?? '', withVersion[2] ?? '');
-    return model !== undefined && model.version === withVersion[3] ? model : undefined;
+    const version = withVersion[3] ?? '';
+    return model !== undefined && model.versions.includes(version) ? { model, version } : undefined;
   }
-  if (/^[0-9a-f]{64}$/.test(ref)) return KNOWN_MODELS.find((m) => m.version === ref);
+  if (/^[0-9a-f]{64}$/.test(ref)) {
+    const model = KNOWN_MODELS.find((m) => m.versions.includes(ref));
+    return model === undefined ? undefined : { model, version: ref };
+  }
   const plain = /^([\w.-]+)\/([\w.-]+)$/.exec(ref);
-  if (plain !== null) return findModel(plain[1] ?? '', plain[2] ?? '');
-  return undefined;
+  // Only official models run by bare name; community models need a version.
+  const model = plain === null ? undefined : findModel(plain[1] ?? '', plain[2] ?? '');
+  return model === undefined || !model.official ? undefined : latest(model);
 }
 
 /**
@@ -81,8 +111,14 @@ export function findModelForDeployment(
   owner: string,
   name: string,
   explicit: Readonly<Record<string, string>>,
-): ModelSpec | undefined {
+): ModelVersion | undefined {
   const mapped = explicit[`${owner}/${name}`];
-  if (mapped !== undefined) return findModelByVersionRef(mapped);
-  return KNOWN_MODELS.find((m) => m.name === name);
+  if (mapped !== undefined) {
+    // A deployment runs one fixed version, so a mapping to a community model by bare name takes its newest.
+    const plain = /^([\w.-]+)\/([\w.-]+)$/.exec(mapped);
+    const model = plain === null ? undefined : findModel(plain[1] ?? '', plain[2] ?? '');
+    return model !== undefined ? latest(model) : findModelByVersionRef(mapped);
+  }
+  const model = KNOWN_MODELS.find((m) => m.name === name);
+  return model === undefined ? undefined : latest(model);
 }

@@ -2,64 +2,33 @@ import { parseDirectives, DIRECTIVE_FAILURE_ERROR, NSFW_ERROR, RANDOM_FAILURE_ER
 import type { FaultState } from './faults.ts';
 import { newPredictionId } from './ids.ts';
 import type { ImageSpec } from './images.ts';
-import { modelRef, type ModelSpec } from './models.ts';
-import { progressLine } from './progress.ts';
+import type { ModelSpec, ModelVersion } from './models.ts';
+import { outputNames, toPredictionJson, type PredictionJson } from './prediction-json.ts';
+import { logLines, stepsShown } from './prediction-logs.ts';
+import { newLiveState, type Outcome, type PredictionRecord } from './prediction-record.ts';
 import { isFinal, type PredictionStatus, type StatsCounters } from './stats.ts';
-import type { TimerHandle, TimerRegistry } from './timers.ts';
+import type { TimerRegistry } from './timers.ts';
 import type { GenerationParams } from './validation.ts';
 import type { WebhookEvent, WebhookSender } from './webhooks.ts';
 
 // Prediction store and lifecycle: starting → processing → succeeded | failed | canceled | aborted.
-// Every timer of a prediction is kept on its record and cleared when it ends.
+// A prediction's course is fixed by the times drawn at creation; #advance applies whatever of it
+// is due and sets one timer for the next step, so a late timer (or a restart) never changes
+// what happened when.
 
-export interface PredictionJson {
-  id: string;
-  model: string;
-  version: string;
-  input: Record<string, unknown>;
-  logs: string;
-  output: string[] | string | null;
-  data_removed: boolean;
-  error: string | null;
-  status: PredictionStatus;
-  source: 'api';
-  created_at: string;
-  started_at: string | null;
-  completed_at: string | null;
-  urls: { get: string; cancel: string; stream: string; web: string };
-  metrics: { predict_time?: number; total_time?: number; image_count?: number };
-}
+export type { PredictionJson } from './prediction-json.ts';
 
 export interface CreatePredictionRequest {
-  readonly model: ModelSpec;
+  /** The model and the version of it that runs. */
+  readonly model: ModelVersion;
+  /** "owner/name" when created through a deployment. */
+  readonly deployment: string | null;
   readonly input: Record<string, unknown>;
   readonly params: GenerationParams;
   readonly webhook: string | null;
   readonly webhookEvents: ReadonlySet<WebhookEvent>;
   /** From the Cancel-After header: not started by then → aborted; running → canceled. */
   readonly cancelAfterMs: number | null;
-}
-
-type Outcome = { kind: 'succeed' } | { kind: 'fail'; error: string };
-
-export interface PredictionRecord {
-  readonly seq: number;
-  readonly id: string;
-  readonly request: CreatePredictionRequest;
-  readonly seed: number;
-  readonly runMs: number;
-  readonly outcome: Outcome;
-  readonly createdAt: number;
-  status: PredictionStatus;
-  logs: string;
-  error: string | null;
-  stepsLogged: number;
-  startedAt: number | null;
-  completedAt: number | null;
-  readonly timers: Set<TimerHandle>;
-  readonly finalListeners: Set<() => void>;
-  lastProgressWebhookAt: number;
-  progressWebhookScheduled: boolean;
 }
 
 export interface PredictionEngineOptions {
@@ -73,6 +42,13 @@ export interface PredictionEngineOptions {
   readonly webhooks: WebhookSender;
   /** Base URL for the absolute URLs in prediction JSON; known only once the server listens. */
   readonly baseUrl: () => string;
+  /** Told of every change worth keeping across a restart (the data folder's journal). */
+  readonly journal?: PredictionJournal;
+}
+
+export interface PredictionJournal {
+  saved(record: PredictionRecord): void;
+  forgotten(id: string): void;
 }
 
 /** Replicate sends `output`/`logs` webhooks at most this often. */
@@ -80,6 +56,13 @@ const PROGRESS_WEBHOOK_INTERVAL_MS = 500;
 const MIN_PROGRESS_TICK_MS = 20;
 
 export type OutputFileLookup = { kind: 'file'; spec: ImageSpec } | { kind: 'removed' } | { kind: 'missing' };
+
+export interface PredictionListener {
+  /** New log lines, as they are written. */
+  onLogs?(lines: readonly string[]): void;
+  /** Once, when the prediction ends (or the simulator stops). */
+  onFinal?(): void;
+}
 
 export class PredictionEngine {
   readonly #options: PredictionEngineOptions;
@@ -90,9 +73,10 @@ export class PredictionEngine {
     this.#options = options;
   }
 
-  /** Drops finished predictions (their files already 404) once past predictionRetentionMs. */
+  /** Removes expired data and forgets predictions past predictionRetentionMs, now and then. */
   startPruning(): void {
-    const every = Math.min(60_000, Math.max(50, this.#options.predictionRetentionMs / 4));
+    const { outputRetentionMs, predictionRetentionMs } = this.#options;
+    const every = Math.min(60_000, Math.max(50, Math.min(outputRetentionMs, predictionRetentionMs) / 4));
     this.#options.timers.setInterval(() => this.#prune(), every, { unref: true });
   }
 
@@ -110,29 +94,62 @@ export class PredictionEngine {
     else if (directives.fail) outcome = { kind: 'fail', error: DIRECTIVE_FAILURE_ERROR };
     else if (randomFailure) outcome = { kind: 'fail', error: RANDOM_FAILURE_ERROR };
 
+    const createdAt = Date.now();
     const record: PredictionRecord = {
       seq: this.#nextSeq++,
       id: newPredictionId(),
-      request,
+      model: request.model,
+      deployment: request.deployment,
+      webhook: request.webhook,
+      webhookEvents: request.webhookEvents,
       seed,
+      imageCount: request.params.numOutputs,
+      steps: request.params.steps,
+      createdAt,
+      startsAt: createdAt + queueDelayMs,
       runMs: Math.round(directives.slowMs ?? drawnRunMs),
       outcome,
-      createdAt: Date.now(),
+      deadlineAt: request.cancelAfterMs === null ? null : createdAt + request.cancelAfterMs,
+      data: { input: request.input, params: { ...request.params, seed } },
       status: 'starting',
-      logs: '',
-      error: null,
-      stepsLogged: 0,
       startedAt: null,
       completedAt: null,
-      timers: new Set(),
-      finalListeners: new Set(),
-      lastProgressWebhookAt: 0,
-      progressWebhookScheduled: false,
+      error: null,
+      live: newLiveState(),
     };
     this.#records.set(record.id, record);
-    this.#schedule(record, queueDelayMs, () => this.#start(record));
-    if (request.cancelAfterMs !== null) this.#schedule(record, request.cancelAfterMs, () => this.#deadline(record));
+    this.#save(record);
+    this.#advance(record);
     return record;
+  }
+
+  /**
+   * Takes back predictions kept from before a restart (oldest first). They go on with resumeAll,
+   * once the server listens: what fell due while the simulator was down happens then, at the
+   * times it was due.
+   */
+  restore(records: Iterable<PredictionRecord>): void {
+    for (const record of records) {
+      this.#records.set(record.id, record);
+      this.#nextSeq = Math.max(this.#nextSeq, record.seq + 1);
+    }
+  }
+
+  resumeAll(): void {
+    for (const record of this.#records.values()) {
+      if (isFinal(record.status)) continue;
+      if (record.status === 'processing') {
+        // Lines written before the restart had no listener to hear them; go on from now.
+        record.live.stepsTold = stepsShown(record, Date.now());
+        this.#startTicks(record);
+      }
+      this.#advance(record);
+    }
+  }
+
+  /** Every prediction, oldest first (for a snapshot of the journal). */
+  all(): IterableIterator<PredictionRecord> {
+    return this.#records.values();
   }
 
   get(id: string): PredictionRecord | undefined {
@@ -142,17 +159,22 @@ export class PredictionEngine {
   /** Cancels a running or queued prediction; final ones are left unchanged. */
   cancel(id: string): PredictionRecord | undefined {
     const record = this.#records.get(id);
-    if (record !== undefined && !isFinal(record.status)) this.#finish(record, 'canceled', null);
+    if (record !== undefined && !isFinal(record.status)) this.#finish(record, 'canceled', null, Date.now());
     return record;
   }
 
-  /** Newest first. `beforeSeq` is the list cursor: only records created before it. */
-  list(beforeSeq: number | null, pageSize: number): { page: PredictionRecord[]; nextSeq: number | null } {
+  /**
+   * Newest first. `beforeSeq` is the list cursor: only records created before it. `createdAfter`
+   * (inclusive) and `createdBefore` (exclusive) bound creation times, in ms since the epoch.
+   */
+  list(beforeSeq: number | null, pageSize: number, range: { createdAfter: number | null; createdBefore: number | null }): { page: PredictionRecord[]; nextSeq: number | null } {
     const all = [...this.#records.values()];
     const page: PredictionRecord[] = [];
+    const inRange = (record: PredictionRecord): boolean =>
+      (range.createdAfter === null || record.createdAt >= range.createdAfter) && (range.createdBefore === null || record.createdAt < range.createdBefore);
     for (let i = all.length - 1; i >= 0 && page.length <= pageSize; i--) {
       const record = all[i];
-      if (record !== undefined && (beforeSeq === null || record.seq < beforeSeq)) page.push(record);
+      if (record !== undefined && (beforeSeq === null || record.seq < beforeSeq) && inRange(record)) page.push(record);
     }
     const hasMore = page.length > pageSize;
     if (hasMore) page.pop();
@@ -168,28 +190,53 @@ export class PredictionEngine {
       }
       const done = (): void => {
         timer.cancel();
-        record.finalListeners.delete(done);
+        unsubscribe();
         signal?.removeEventListener('abort', done);
         resolve();
       };
       const timer = this.#options.timers.setTimeout(done, timeoutMs);
-      record.finalListeners.add(done);
+      const unsubscribe = this.subscribe(record, { onFinal: done });
       signal?.addEventListener('abort', done, { once: true });
     });
   }
 
-  /** Calls back once when the prediction ends (or the simulator stops); returns an unsubscribe. */
-  onFinal(record: PredictionRecord, callback: () => void): () => void {
+  /** Follows a live prediction (a final one calls onFinal at once); returns an unsubscribe. */
+  subscribe(record: PredictionRecord, listener: PredictionListener): () => void {
+    const { onLogs, onFinal } = listener;
     if (isFinal(record.status)) {
-      callback();
+      onFinal?.();
       return () => {};
     }
-    const listener = (): void => {
-      record.finalListeners.delete(listener);
-      callback();
+    const { finalListeners, logListeners } = record.live;
+    const final = (): void => {
+      unsubscribe();
+      onFinal?.();
     };
-    record.finalListeners.add(listener);
-    return () => record.finalListeners.delete(listener);
+    const logs = onLogs === undefined ? undefined : (lines: readonly string[]): void => onLogs(lines);
+    const unsubscribe = (): void => {
+      finalListeners.delete(final);
+      if (logs !== undefined) logListeners.delete(logs);
+    };
+    finalListeners.add(final);
+    if (logs !== undefined) logListeners.add(logs);
+    return unsubscribe;
+  }
+
+  /**
+   * The log lines written so far, as log listeners have heard them: a subscriber that starts with
+   * these and then follows onLogs sees every line once.
+   */
+  logLinesSoFar(record: PredictionRecord): string[] {
+    if (this.isDataRemoved(record)) return [];
+    const upTo = isFinal(record.status) ? stepsShown(record, Date.now()) : record.live.stepsTold;
+    return logLines(record, 0, upTo);
+  }
+
+  /** Predictions of the model the simulator still knows of (GET /v1/models' run_count). */
+  runCount(model: ModelSpec): number {
+    let count = 0;
+    for (const record of this.#records.values()) if (record.model.model === model) count++;
+    return count;
   }
 
   liveCounts(): { starting: number; processing: number } {
@@ -202,155 +249,127 @@ export class PredictionEngine {
     return { starting, processing };
   }
 
+  /** Input, logs and output files are removed outputRetentionMs after completion, as on Replicate. */
   isDataRemoved(record: PredictionRecord): boolean {
-    return record.completedAt !== null && Date.now() - record.completedAt >= this.#options.outputRetentionMs;
+    return record.data === null || (record.completedAt !== null && Date.now() - record.completedAt >= this.#options.outputRetentionMs);
   }
 
   /** Resolves GET /files/{id}/{name}. */
   outputFile(id: string, name: string): OutputFileLookup {
     const record = this.#records.get(id);
-    const match = /^out-(\d+)\.(webp|jpg|png)$/.exec(name);
-    if (record === undefined || match === null || record.status !== 'succeeded') return { kind: 'missing' };
-    const { params } = record.request;
-    const index = Number(match[1]);
-    if (index >= params.numOutputs || match[2] !== params.outputFormat) return { kind: 'missing' };
-    if (this.isDataRemoved(record)) return { kind: 'removed' };
+    if (record === undefined || record.status !== 'succeeded') return { kind: 'missing' };
+    if (this.isDataRemoved(record) || record.data === null) return { kind: 'removed' };
+    const index = outputNames(record).indexOf(name);
+    if (index < 0) return { kind: 'missing' };
+    const { params } = record.data;
     return {
       kind: 'file',
-      spec: {
-        prompt: params.prompt,
-        seed: record.seed,
-        index,
-        width: params.width,
-        height: params.height,
-        format: params.outputFormat,
-        quality: params.outputQuality,
-      },
+      spec: { prompt: params.prompt, seed: record.seed, index, width: params.width, height: params.height, format: params.outputFormat, quality: params.outputQuality },
     };
   }
 
   toJson(record: PredictionRecord): PredictionJson {
-    const base = this.#options.baseUrl();
-    const { model, params } = record.request;
-    const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
-    const metrics: PredictionJson['metrics'] = {};
-    if (record.completedAt !== null) {
-      if (record.startedAt !== null) metrics.predict_time = (record.completedAt - record.startedAt) / 1000;
-      metrics.total_time = (record.completedAt - record.createdAt) / 1000;
-      if (record.status === 'succeeded') metrics.image_count = params.numOutputs;
-    }
-    let output: PredictionJson['output'] = null;
-    if (record.status === 'succeeded') {
-      const urls = Array.from({ length: params.numOutputs }, (_, i) => `${base}/files/${record.id}/out-${i}.${params.outputFormat}`);
-      output = model.singleOutput ? (urls[0] ?? null) : urls;
-    }
-    return {
-      id: record.id,
-      model: modelRef(model),
-      version: model.version,
-      input: record.request.input,
-      logs: record.logs,
-      output,
-      data_removed: this.isDataRemoved(record),
-      error: record.error,
-      status: record.status,
-      source: 'api',
-      created_at: new Date(record.createdAt).toISOString(),
-      started_at: iso(record.startedAt),
-      completed_at: iso(record.completedAt),
-      urls: {
-        get: `${base}/v1/predictions/${record.id}`,
-        cancel: `${base}/v1/predictions/${record.id}/cancel`,
-        stream: `${base}/stream/${record.id}`,
-        web: `${base}/p/${record.id}`,
-      },
-      metrics,
-    };
+    return toPredictionJson(record, { baseUrl: this.#options.baseUrl(), now: Date.now(), dataRemoved: this.isDataRemoved(record) });
   }
 
   /** Ends every waiting request and listener; timers are cleared by the registry. */
   stop(): void {
     for (const record of this.#records.values()) {
-      for (const listener of [...record.finalListeners]) listener();
-      record.timers.clear();
+      for (const listener of [...record.live.finalListeners]) listener();
+      record.live.timers.clear();
     }
   }
 
-  clearAll(): void {
-    this.#records.clear();
+  // ---- lifecycle ---------------------------------------------------------------------------
+
+  /** Applies every step of the prediction's course that is due, then waits for the next. */
+  #advance(record: PredictionRecord): void {
+    if (isFinal(record.status)) return;
+    const now = Date.now();
+    const { deadlineAt } = record;
+    if (record.status === 'starting') {
+      if (deadlineAt !== null && deadlineAt <= record.startsAt) {
+        // The deadline comes before it would start: it never does.
+        if (deadlineAt <= now) this.#finish(record, 'aborted', null, deadlineAt);
+        else this.#wakeAt(record, deadlineAt);
+        return;
+      }
+      if (record.startsAt > now) {
+        this.#wakeAt(record, record.startsAt);
+        return;
+      }
+      this.#start(record, record.startsAt);
+    }
+    const completesAt = (record.startedAt ?? now) + record.runMs;
+    const deadlineFirst = deadlineAt !== null && deadlineAt < completesAt;
+    const endsAt = deadlineFirst ? deadlineAt : completesAt;
+    if (endsAt > now) this.#wakeAt(record, endsAt);
+    else if (deadlineFirst) this.#finish(record, 'canceled', null, endsAt);
+    else if (record.outcome.kind === 'fail') this.#finish(record, 'failed', record.outcome.error, endsAt);
+    else this.#finish(record, 'succeeded', null, endsAt);
+  }
+
+  #wakeAt(record: PredictionRecord, at: number): void {
+    this.#schedule(record, at - Date.now(), () => this.#advance(record));
   }
 
   #schedule(record: PredictionRecord, ms: number, callback: () => void): void {
+    const { timers } = record.live;
     const handle = this.#options.timers.setTimeout(() => {
-      record.timers.delete(handle);
+      timers.delete(handle);
       callback();
     }, ms);
-    record.timers.add(handle);
+    timers.add(handle);
   }
 
-  #start(record: PredictionRecord): void {
-    if (record.status !== 'starting') return;
-    const { params } = record.request;
+  #start(record: PredictionRecord, at: number): void {
     record.status = 'processing';
-    record.startedAt = Date.now();
-    record.logs = `Using seed: ${record.seed}\nUsing dimensions ${params.width}x${params.height}\n${progressLine(0, params.steps, 0)}\n`;
+    record.startedAt = at;
+    this.#save(record);
+    this.#tellLogs(record, Date.now());
     this.#sendWebhook(record, 'start');
-    const tickMs = Math.max(MIN_PROGRESS_TICK_MS, record.runMs / params.steps);
+    this.#startTicks(record);
+  }
+
+  /** Progress lines for log listeners and `logs` webhooks, as the steps pass. */
+  #startTicks(record: PredictionRecord): void {
+    const tickMs = Math.max(MIN_PROGRESS_TICK_MS, record.runMs / record.steps);
     const tick = (): void => {
       if (record.status !== 'processing') return;
-      const elapsed = Date.now() - (record.startedAt ?? Date.now());
-      // The last step is logged by #complete, so a canceled run never shows 100 %.
-      const step = Math.min(params.steps - 1, Math.floor((elapsed / Math.max(1, record.runMs)) * params.steps));
-      if (step > record.stepsLogged) {
-        this.#logStepsUpTo(record, step);
-        this.#progressWebhook(record);
-      }
+      if (this.#tellLogs(record, Date.now())) this.#progressWebhook(record);
       this.#schedule(record, tickMs, tick);
     };
     this.#schedule(record, tickMs, tick);
-    this.#schedule(record, record.runMs, () => this.#complete(record));
   }
 
-  #logStepsUpTo(record: PredictionRecord, step: number): void {
-    const { steps } = record.request.params;
-    const elapsedSeconds = (Date.now() - (record.startedAt ?? Date.now())) / 1000;
-    for (let s = record.stepsLogged + 1; s <= step; s++) {
-      // Spread the elapsed time over the steps so the it/s figure stays plausible.
-      record.logs += `${progressLine(s, steps, (elapsedSeconds * s) / step)}\n`;
-    }
-    record.stepsLogged = Math.max(record.stepsLogged, step);
+  /** Tells log listeners the lines written since they last heard; returns whether there were any. */
+  #tellLogs(record: PredictionRecord, now: number): boolean {
+    const { live } = record;
+    const shown = stepsShown(record, now);
+    if (shown <= live.stepsTold) return false;
+    const lines = logLines(record, live.stepsTold + 1, shown);
+    live.stepsTold = shown;
+    for (const listener of [...live.logListeners]) listener(lines);
+    return true;
   }
 
-  #complete(record: PredictionRecord): void {
-    if (record.status !== 'processing') return;
-    if (record.outcome.kind === 'fail') {
-      this.#finish(record, 'failed', record.outcome.error);
-      return;
-    }
-    this.#logStepsUpTo(record, record.request.params.steps);
-    this.#finish(record, 'succeeded', null);
-  }
-
-  /** Cancel-After deadline reached. */
-  #deadline(record: PredictionRecord): void {
-    if (record.status === 'starting') this.#finish(record, 'aborted', null);
-    else if (record.status === 'processing') this.#finish(record, 'canceled', null);
-  }
-
-  #finish(record: PredictionRecord, status: PredictionStatus, error: string | null): void {
-    for (const handle of record.timers) handle.cancel();
-    record.timers.clear();
+  #finish(record: PredictionRecord, status: PredictionStatus, error: string | null, at: number): void {
+    for (const handle of record.live.timers) handle.cancel();
+    record.live.timers.clear();
     record.status = status;
     record.error = error;
-    record.completedAt = Date.now();
+    record.completedAt = at;
+    this.#save(record);
     this.#options.stats.countFinal(status);
-    for (const listener of [...record.finalListeners]) listener();
+    this.#tellLogs(record, at);
+    for (const listener of [...record.live.finalListeners]) listener();
+    record.live.logListeners.clear();
     if (status === 'succeeded') this.#sendWebhook(record, 'output');
     this.#sendWebhook(record, 'completed');
   }
 
   #sendWebhook(record: PredictionRecord, event: WebhookEvent): void {
-    const { webhook, webhookEvents } = record.request;
+    const { webhook, webhookEvents } = record;
     if (webhook === null || !webhookEvents.has(event)) return;
     // Only the final webhook is retried, like Replicate.
     this.#options.webhooks.send(webhook, JSON.stringify(this.toJson(record)), { retry: event === 'completed' });
@@ -358,28 +377,39 @@ export class PredictionEngine {
 
   /** `logs` webhooks while processing, at most one per 500 ms, the latest state trailing. */
   #progressWebhook(record: PredictionRecord): void {
-    const { webhook, webhookEvents } = record.request;
-    if (webhook === null || !webhookEvents.has('logs') || record.progressWebhookScheduled) return;
-    const wait = record.lastProgressWebhookAt + PROGRESS_WEBHOOK_INTERVAL_MS - Date.now();
+    const { webhook, webhookEvents, live } = record;
+    if (webhook === null || !webhookEvents.has('logs') || live.progressWebhookScheduled) return;
+    const wait = live.lastProgressWebhookAt + PROGRESS_WEBHOOK_INTERVAL_MS - Date.now();
     const send = (): void => {
-      record.progressWebhookScheduled = false;
+      live.progressWebhookScheduled = false;
       if (record.status !== 'processing') return;
-      record.lastProgressWebhookAt = Date.now();
+      live.lastProgressWebhookAt = Date.now();
       this.#sendWebhook(record, 'logs');
     };
     if (wait <= 0) {
       send();
       return;
     }
-    record.progressWebhookScheduled = true;
+    live.progressWebhookScheduled = true;
     this.#schedule(record, wait, send);
   }
 
   #prune(): void {
-    const cutoff = Date.now() - this.#options.predictionRetentionMs;
+    const now = Date.now();
+    const forgetBefore = now - this.#options.predictionRetentionMs;
     for (const [id, record] of this.#records) {
-      if (record.completedAt !== null && record.completedAt < cutoff) this.#records.delete(id);
+      if (record.completedAt === null) continue;
+      if (record.completedAt < forgetBefore) {
+        this.#records.delete(id);
+        this.#options.journal?.forgotten(id);
+      } else if (record.data !== null && this.isDataRemoved(record)) {
+        record.data = null;
+        this.#save(record);
+      }
     }
   }
-}
 
+  #save(record: PredictionRecord): void {
+    this.#options.journal?.saved(record);
+  }
+}

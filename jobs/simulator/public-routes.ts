@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SimulatorContext } from './context.ts';
-import { canWrite, sendBytes, sendHtml, sendJson } from './http.ts';
+import { canWrite, sendBytes, sendHtml } from './http.ts';
+import { methodNotAllowed, NOT_FOUND, sendProblem } from './problems.ts';
+import { isFinal } from './stats.ts';
 import { CONTENT_TYPES, renderImage } from './images.ts';
 
 // Routes outside /v1 that Replicate serves from other hosts: output files (replicate.delivery),
@@ -22,7 +24,7 @@ function escapeHtml(text: string): string {
 async function serveFile(ctx: SimulatorContext, req: IncomingMessage, res: ServerResponse, id: string, name: string): Promise<void> {
   const lookup = ctx.engine.outputFile(id, name);
   if (lookup.kind !== 'file') {
-    sendJson(res, 404, { detail: lookup.kind === 'removed' ? 'This file has been deleted.' : 'Not found.', status: 404 });
+    sendProblem(res, lookup.kind === 'removed' ? { ...NOT_FOUND, detail: 'This file has been deleted.' } : NOT_FOUND);
     return;
   }
   // Keyed by content, so repeated prompts (load tests, demos) share one render.
@@ -36,25 +38,57 @@ async function serveFile(ctx: SimulatorContext, req: IncomingMessage, res: Serve
   );
 }
 
-/** Server-sent events: one `output` event per file URL, then `done` (or `error`). */
+/**
+ * Server-sent events, as Replicate's `urls.stream`: `logs` events as lines are written (those
+ * written before the client connected first), an `output` event per output URL, and at the end
+ * `done` with `{}` — or, for a failed run, `error` with `{"detail": …}` then `done` with
+ * `{"reason": "error"}`, and for a canceled or aborted one `done` with `{"reason": "canceled"}`.
+ */
 function serveStream(ctx: SimulatorContext, res: ServerResponse, id: string): void {
   const record = ctx.engine.get(id);
   if (record === undefined) {
-    sendJson(res, 404, { detail: 'Not found.', status: 404 });
+    sendProblem(res, NOT_FOUND);
     return;
   }
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
   res.flushHeaders();
-  const unsubscribe = ctx.engine.onFinal(record, () => {
-    if (!canWrite(res)) return;
-    const json = ctx.engine.toJson(record);
-    const outputs = json.output === null ? [] : Array.isArray(json.output) ? json.output : [json.output];
-    for (const output of outputs) res.write(`event: output\nid: ${record.id}\ndata: ${output}\n\n`);
-    if (json.status === 'failed') res.write(`event: error\ndata: ${JSON.stringify({ detail: json.error })}\n\n`);
-    const reason = json.status === 'succeeded' || json.status === 'failed' ? {} : { reason: json.status };
-    res.end(`event: done\ndata: ${JSON.stringify(reason)}\n\n`);
+  const events = new EventWriter(res, Math.floor(record.createdAt / 1000));
+  for (const line of ctx.engine.logLinesSoFar(record)) events.send('logs', line);
+  const unsubscribe = ctx.engine.subscribe(record, {
+    onLogs: (lines) => {
+      for (const line of lines) events.send('logs', line);
+    },
+    onFinal: () => {
+      // Not over, so the simulator is stopping: just hang up, as a dropped connection would.
+      if (!isFinal(record.status)) return void res.end();
+      const json = ctx.engine.toJson(record);
+      const outputs = json.output === null ? [] : Array.isArray(json.output) ? json.output : [json.output];
+      for (const output of outputs) events.send('output', output);
+      if (json.status === 'failed') events.send('error', JSON.stringify({ detail: json.error }));
+      const reason = json.status === 'failed' ? { reason: 'error' } : json.status === 'succeeded' ? {} : { reason: 'canceled' };
+      events.send('done', JSON.stringify(reason));
+      res.end();
+    },
   });
   res.once('close', unsubscribe);
+}
+
+/** Writes SSE events with Replicate-style ids ("<unix seconds>:<n>"); clients such as the Python one need an id on every event. */
+class EventWriter {
+  readonly #res: ServerResponse;
+  readonly #idPrefix: number;
+  #count = 0;
+
+  constructor(res: ServerResponse, idPrefix: number) {
+    this.#res = res;
+    this.#idPrefix = idPrefix;
+  }
+
+  send(event: string, data: string): void {
+    if (!canWrite(this.#res)) return;
+    const dataLines = data.split('\n').map((line) => `data: ${line}`).join('\n');
+    this.#res.write(`event: ${event}\nid: ${this.#idPrefix}:${this.#count++}\n${dataLines}\n\n`);
+  }
 }
 
 function servePage(ctx: SimulatorContext, res: ServerResponse, id: string): void {
@@ -81,7 +115,7 @@ function servePage(ctx: SimulatorContext, res: ServerResponse, id: string): void
 export async function handlePublic(ctx: SimulatorContext, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
   const method = req.method ?? 'GET';
   if (method !== 'GET' && method !== 'HEAD') {
-    sendJson(res, 405, { detail: `Method "${method}" not allowed.`, status: 405 }, { allow: 'GET, HEAD' });
+    sendProblem(res, methodNotAllowed(method), { allow: 'GET, HEAD' });
     return;
   }
   const file = FILE_PATH.exec(url.pathname);
@@ -90,5 +124,5 @@ export async function handlePublic(ctx: SimulatorContext, req: IncomingMessage, 
   if (stream !== null) return serveStream(ctx, res, stream[1] ?? '');
   const page = PAGE_PATH.exec(url.pathname);
   if (page !== null) return servePage(ctx, res, page[1] ?? '');
-  sendJson(res, 404, { detail: 'Not found.', status: 404 });
+  sendProblem(res, NOT_FOUND);
 }

@@ -36,6 +36,18 @@ export class TokenBucket {
     return Math.max(1, Math.ceil(missing / this.#refillPerMs / 1000));
   }
 
+  /** Whole requests that would pass right now. */
+  remaining(): number {
+    this.#refill();
+    return Math.floor(this.#tokens);
+  }
+
+  /** Whole seconds until the bucket is full again (at least 1). */
+  secondsUntilFull(): number {
+    this.#refill();
+    return Math.max(1, Math.ceil((this.#capacity - this.#tokens) / this.#refillPerMs / 1000));
+  }
+
   reset(): void {
     this.#tokens = this.#capacity;
     this.#updatedAt = this.#now();

@@ -1,6 +1,7 @@
 // Counters for load tests and demos. Reset by POST /_sim/reset.
 
-export type PredictionStatus = 'starting' | 'processing' | 'succeeded' | 'failed' | 'canceled' | 'aborted';
+export const PREDICTION_STATUSES = ['starting', 'processing', 'succeeded', 'failed', 'canceled', 'aborted'] as const;
+export type PredictionStatus = (typeof PREDICTION_STATUSES)[number];
 export const FINAL_STATUSES: readonly PredictionStatus[] = ['succeeded', 'failed', 'canceled', 'aborted'];
 
 export function isFinal(status: PredictionStatus): boolean {

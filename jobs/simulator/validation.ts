@@ -1,11 +1,12 @@
+import { inputFields, OUTPUT_FORMATS, type InputField, type OutputFormat } from './input-schema.ts';
 import type { ModelSpec } from './models.ts';
-import { ASPECT_RATIOS, fluxDimensions, isAspectRatio } from './sizes.ts';
+import { fluxDimensions, isAspectRatio } from './sizes.ts';
 
-// Input validation with Replicate's error shape (JSON-schema style messages, one entry per field).
-// Unknown input fields are ignored, as on Replicate.
+// Input validation against the model's input fields (input-schema.ts), with Replicate's error
+// shape: JSON-schema style messages, one entry per field. Unknown input fields are ignored, as
+// on Replicate.
 
-export const OUTPUT_FORMATS = ['webp', 'jpg', 'png'] as const;
-export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+export { OUTPUT_FORMATS, type OutputFormat } from './input-schema.ts';
 
 export interface GenerationParams {
   readonly prompt: string;
@@ -27,6 +28,8 @@ export interface InvalidField {
 
 export type ValidationResult = { ok: true; params: GenerationParams } | { ok: false; invalidFields: InvalidField[] };
 
+type Value = string | number | boolean;
+
 function jsonTypeOf(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'array';
@@ -34,128 +37,72 @@ function jsonTypeOf(value: unknown): string {
   return typeof value;
 }
 
-/** Collects field errors while reading typed values with defaults. */
-class InputReader {
-  readonly errors: InvalidField[] = [];
-  readonly #input: Readonly<Record<string, unknown>>;
-
-  constructor(input: Readonly<Record<string, unknown>>) {
-    this.#input = input;
+/** Checks one field; returns its value (the default when absent, if any) or the error. */
+function readField(field: InputField, value: unknown): { value: Value | undefined } | { error: InvalidField } {
+  const at = `input.${field.name}`;
+  const fail = (type: string, description: string) => ({ error: { type, field: at, description } });
+  const typeError = (expected: string) => fail('invalid_type', `Invalid type. Expected: ${expected}, given: ${jsonTypeOf(value)}`);
+  if (value === undefined) {
+    // A missing property is reported on the object that lacks it, as JSON-schema validators do.
+    if (field.kind === 'string' && field.required === true) return { error: { type: 'required', field: 'input', description: `${field.name} is required` } };
+    return { value: 'default' in field ? field.default : undefined };
   }
-
-  #fail(type: string, key: string, description: string): undefined {
-    this.errors.push({ type, field: `input.${key}`, description });
-    return undefined;
-  }
-
-  #typeError(key: string, expected: string, value: unknown): undefined {
-    return this.#fail('invalid_type', key, `Invalid type. Expected: ${expected}, given: ${jsonTypeOf(value)}`);
-  }
-
-  string(key: string, options: { required?: boolean; minLength?: number } = {}): string | undefined {
-    const value = this.#input[key];
-    if (value === undefined) {
-      return options.required === true ? this.#fail('required', key, `${key} is required`) : undefined;
+  switch (field.kind) {
+    case 'string':
+      if (typeof value !== 'string') return typeError('string');
+      if (field.minLength !== undefined && value.trim().length < field.minLength) {
+        return fail('string_gte', `String length must be greater than or equal to ${field.minLength}`);
+      }
+      return { value };
+    case 'integer':
+    case 'number': {
+      const isInteger = field.kind === 'integer';
+      if (typeof value !== 'number' || (isInteger ? !Number.isInteger(value) : !Number.isFinite(value))) return typeError(field.kind);
+      if (field.min !== undefined && value < field.min) return fail('number_gte', `Must be greater than or equal to ${field.min}`);
+      if (field.max !== undefined && value > field.max) return fail('number_lte', `Must be less than or equal to ${field.max}`);
+      if ('multipleOf' in field && field.multipleOf !== undefined && value % field.multipleOf !== 0) return fail('multiple_of', `Must be a multiple of ${field.multipleOf}`);
+      return { value };
     }
-    if (typeof value !== 'string') return this.#typeError(key, 'string', value);
-    if (options.minLength !== undefined && value.trim().length < options.minLength) {
-      return this.#fail('string_gte', key, `String length must be greater than or equal to ${options.minLength}`);
-    }
-    return value;
-  }
-
-  integer(key: string, range: { min?: number; max?: number; multipleOf?: number } = {}): number | undefined {
-    const value = this.#input[key];
-    if (value === undefined) return undefined;
-    if (typeof value !== 'number' || !Number.isInteger(value)) return this.#typeError(key, 'integer', value);
-    return this.#checkRange(key, value, range);
-  }
-
-  number(key: string, range: { min?: number; max?: number } = {}): number | undefined {
-    const value = this.#input[key];
-    if (value === undefined) return undefined;
-    if (typeof value !== 'number' || !Number.isFinite(value)) return this.#typeError(key, 'number', value);
-    return this.#checkRange(key, value, range);
-  }
-
-  boolean(key: string): boolean | undefined {
-    const value = this.#input[key];
-    if (value === undefined) return undefined;
-    if (typeof value !== 'boolean') return this.#typeError(key, 'boolean', value);
-    return value;
-  }
-
-  oneOf<T extends string>(key: string, allowed: readonly T[]): T | undefined {
-    const value = this.#input[key];
-    if (value === undefined) return undefined;
-    if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T;
-    const list = allowed.map((a) => `"${a}"`).join(', ');
-    return this.#fail('enum', key, `${key} must be one of the following: ${list}`);
-  }
-
-  #checkRange(key: string, value: number, range: { min?: number; max?: number; multipleOf?: number }): number | undefined {
-    if (range.min !== undefined && value < range.min) {
-      return this.#fail('number_gte', key, `Must be greater than or equal to ${range.min}`);
-    }
-    if (range.max !== undefined && value > range.max) {
-      return this.#fail('number_lte', key, `Must be less than or equal to ${range.max}`);
-    }
-    if (range.multipleOf !== undefined && value % range.multipleOf !== 0) {
-      return this.#fail('multiple_of', key, `Must be a multiple of ${range.multipleOf}`);
-    }
-    return value;
+    case 'boolean':
+      return typeof value === 'boolean' ? { value } : typeError('boolean');
+    case 'enum':
+      if (typeof value === 'string' && field.values.includes(value)) return { value };
+      return fail('enum', `${at} must be one of the following: ${field.values.map((v) => `"${v}"`).join(', ')}`);
   }
 }
 
-const MAX_SEED = 2 ** 53 - 1;
-
 export function validateInput(model: ModelSpec, input: Readonly<Record<string, unknown>>, imageSize: number): ValidationResult {
-  const read = new InputReader(input);
-  const prompt = read.string('prompt', { required: true, minLength: 1 });
-  const seed = read.integer('seed', { min: model.family === 'sdxl' ? 0 : -MAX_SEED, max: MAX_SEED });
-  const numOutputs = model.acceptsNumOutputs ? read.integer('num_outputs', { min: 1, max: 4 }) : 1;
-  const steps = model.maxSteps === null ? undefined : read.integer('num_inference_steps', { min: 1, max: model.maxSteps });
-
-  let width: number | undefined;
-  let height: number | undefined;
-  let outputFormat: OutputFormat | undefined;
-  let outputQuality: number | undefined;
-  if (model.family === 'sdxl') {
-    width = read.integer('width', { min: 256, max: 1536, multipleOf: 8 }) ?? 1024;
-    height = read.integer('height', { min: 256, max: 1536, multipleOf: 8 }) ?? 1024;
-    read.string('negative_prompt');
-    read.number('guidance_scale', { min: 1, max: 50 });
-    outputFormat = 'png'; // SDXL always writes PNG.
-    outputQuality = 100;
-  } else {
-    const ratio = read.oneOf('aspect_ratio', ASPECT_RATIOS) ?? '1:1';
-    const megapixels = model.acceptsNumOutputs ? read.oneOf('megapixels', ['1', '0.25'] as const) : undefined;
-    outputFormat = read.oneOf('output_format', OUTPUT_FORMATS) ?? 'webp';
-    outputQuality = read.integer('output_quality', { min: 0, max: 100 }) ?? 80;
-    read.boolean('go_fast');
-    read.boolean('disable_safety_checker');
-    if (model.name === 'flux-dev') read.number('guidance', { min: 0, max: 10 });
-    if (model.name === 'flux-1.1-pro') {
-      read.integer('safety_tolerance', { min: 1, max: 6 });
-      read.boolean('prompt_upsampling');
-    }
-    if (isAspectRatio(ratio)) ({ width, height } = fluxDimensions(ratio, imageSize, megapixels ?? '1'));
+  const errors: InvalidField[] = [];
+  const values = new Map<string, Value>();
+  for (const field of inputFields(model)) {
+    const read = readField(field, input[field.name]);
+    if ('error' in read) errors.push(read.error);
+    else if (read.value !== undefined) values.set(field.name, read.value);
   }
+  if (errors.length > 0) return { ok: false, invalidFields: errors };
 
-  if (read.errors.length > 0 || prompt === undefined || width === undefined || height === undefined) {
-    return { ok: false, invalidFields: read.errors };
-  }
-  return {
-    ok: true,
-    params: {
-      prompt,
-      seed: seed ?? null,
-      width,
-      height,
-      outputFormat,
-      outputQuality,
-      numOutputs: numOutputs ?? 1,
-      steps: steps ?? model.defaultSteps,
-    },
+  const number = (name: string, fallback: number): number => {
+    const value = values.get(name);
+    return typeof value === 'number' ? value : fallback;
   };
+  const text = (name: string): string | undefined => {
+    const value = values.get(name);
+    return typeof value === 'string' ? value : undefined;
+  };
+  const seed = values.get('seed');
+  const common = {
+    prompt: text('prompt') ?? '',
+    seed: typeof seed === 'number' ? seed : null,
+    numOutputs: number('num_outputs', 1),
+    steps: number('num_inference_steps', model.defaultSteps),
+  };
+  if (model.family === 'sdxl') {
+    // SDXL always writes PNG.
+    return { ok: true, params: { ...common, width: number('width', 1024), height: number('height', 1024), outputFormat: 'png', outputQuality: 100 } };
+  }
+  const ratio = text('aspect_ratio');
+  const megapixels = text('megapixels') === '0.25' ? '0.25' : '1';
+  const { width, height } = fluxDimensions(isAspectRatio(ratio) ? ratio : '1:1', imageSize, megapixels);
+  const format = OUTPUT_FORMATS.find((f) => f === text('output_format')) ?? 'webp';
+  return { ok: true, params: { ...common, width, height, outputFormat: format, outputQuality: number('output_quality', 80) } };
 }

@@ -4,8 +4,10 @@ import type { TimerRegistry } from './timers.ts';
 
 // Webhook signing (Standard Webhooks scheme, as Replicate uses) and delivery with retries.
 
-export type WebhookEvent = 'start' | 'output' | 'logs' | 'completed';
-export const WEBHOOK_EVENTS: readonly WebhookEvent[] = ['start', 'output', 'logs', 'completed'];
+export const WEBHOOK_EVENTS = ['start', 'output', 'logs', 'completed'] as const;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+/** Without webhook_events_filter Replicate sends "new outputs or the prediction has finished". */
+export const DEFAULT_WEBHOOK_EVENTS: readonly WebhookEvent[] = ['output', 'completed'];
 
 /** Replicate retries the final webhook with backoff, the last try about a minute after completion. */
 export const DEFAULT_WEBHOOK_RETRY_DELAYS_MS: readonly number[] = [1_000, 2_000, 4_000, 8_000, 15_000, 30_000];

@@ -75,6 +75,7 @@ async function runProvider(options: ProviderOptions, context: BenchmarkContext):
   scope.defer(() => simulator.stop());
   const provider = {
     REPLICATE_BASE_URL: `${simulator.url}/v1`,
+    REPLICATE_API_TOKEN: simulator.apiToken,
     REPLICATE_WEBHOOK_SECRET: simulator.webhookSecret,
     KILN_PROVIDER_CREATES_PER_MINUTE: String(options.createsPerMinute),
     KILN_PROVIDER_READS_PER_MINUTE: String(options.readsPerMinute),
