@@ -64,6 +64,9 @@ const environmentSchema = z.object({
   KILN_WS_PING_MS: intFromEnv(30_000, 100, 600_000),
   KILN_WS_PONG_WAIT_MS: intFromEnv(10_000, 100, 600_000),
   KILN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+}).refine((env) => !env.REPLICATE_BASE_URL || env.REPLICATE_API_TOKEN, {
+  path: ['REPLICATE_API_TOKEN'],
+  message: 'REPLICATE_API_TOKEN is required with REPLICATE_BASE_URL (for `npm run simulator`, the token it prints)',
 });
 
 /** The variables Kiln reads, all optional strings as in process.env. */

@@ -23,7 +23,8 @@ export interface ProviderSetup {
 export async function setUpProvider(config: KilnConfig, options: { needsSimulator: boolean; db: Kysely<Database> }): Promise<ProviderSetup> {
   let simulator: Simulator | undefined;
   let baseUrl = config.provider.baseUrl;
-  let apiToken = config.provider.apiToken ?? 'simulator';
+  // Without a token only the built-in simulator is used (the config refuses another endpoint without one).
+  let apiToken = config.provider.apiToken ?? '';
   if (config.provider.useSimulator && options.needsSimulator) {
     simulator = createSimulator({
       // Its predictions outlive a restart of this process, as Replicate's would.

@@ -11,6 +11,7 @@ import { comparePositions, decodePosition } from '../db/events.ts';
 import { createSimulator } from '../jobs/simulator/index.ts';
 import { startKiln } from './support/kiln.ts';
 import { freePort } from './support/ports.ts';
+import { standaloneProviderEnv } from './support/simulator.ts';
 
 const codeOf = (error: unknown) => (error instanceof TRPCClientError ? (error.data as { code?: string } | undefined)?.code : undefined);
 
@@ -21,7 +22,7 @@ describe('client-sdk and passing failures', () => {
     await simulator.start();
     const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-client-restart-'));
     const port = await freePort();
-    const env = { REPLICATE_BASE_URL: `${simulator.url}/v1`, PORT: String(port) };
+    const env = { ...standaloneProviderEnv(simulator), PORT: String(port) };
     const first = await startKiln({ env, dataDir });
     // A client of its own: the test helper closes the ones it made when its app stops.
     const client = createKilnClient({ url: first.url, apiKey: first.apiKey });

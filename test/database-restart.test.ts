@@ -10,6 +10,7 @@ import { comparePositions, decodePosition } from '../db/events.ts';
 import { createSimulator } from '../jobs/simulator/index.ts';
 import { startDedicatedPostgres } from './support/dedicated-postgres.ts';
 import { startKiln } from './support/kiln.ts';
+import { standaloneProviderEnv } from './support/simulator.ts';
 import { freePort } from './support/ports.ts';
 import { startWorkerProcess } from './support/worker-process.ts';
 
@@ -27,7 +28,7 @@ describe('database restart', () => {
     await simulator.start();
     const port = await freePort();
     const shared = {
-      REPLICATE_BASE_URL: `${simulator.url}/v1`,
+      ...standaloneProviderEnv(simulator),
       REPLICATE_WEBHOOK_SECRET: simulator.webhookSecret,
       KILN_PUBLIC_URL: `http://127.0.0.1:${port}`,
       // Creates at 10/s: 150 take 15 s, so the outages fall while work is being created and run.

@@ -17,12 +17,6 @@ export interface ImageSpec {
   readonly quality: number;
 }
 
-export const CONTENT_TYPES: Record<OutputFormat, string> = {
-  webp: 'image/webp',
-  jpg: 'image/jpeg',
-  png: 'image/png',
-};
-
 /** Reads successive bytes of a digest as numbers in [0, 1). */
 class DigestStream {
   readonly #bytes: Buffer;

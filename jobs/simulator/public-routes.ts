@@ -3,7 +3,8 @@ import type { SimulatorContext } from './context.ts';
 import { canWrite, sendBytes, sendHtml } from './http.ts';
 import { methodNotAllowed, NOT_FOUND, sendProblem } from './problems.ts';
 import { isFinal } from './stats.ts';
-import { CONTENT_TYPES, renderImage } from './images.ts';
+import { contentTypeOfFile } from '../render/presets.ts';
+import { renderImage } from './images.ts';
 
 // Routes outside /v1 that Replicate serves from other hosts: output files (replicate.delivery),
 // the SSE stream (stream.replicate.com) and the web page (replicate.com/p/…). No auth and no
@@ -33,7 +34,7 @@ async function serveFile(ctx: SimulatorContext, req: IncomingMessage, res: Serve
     res,
     200,
     bytes,
-    { 'content-type': CONTENT_TYPES[lookup.spec.format], 'cache-control': 'public, max-age=3600, immutable' },
+    { 'content-type': contentTypeOfFile(`out.${lookup.spec.format}`) ?? 'application/octet-stream', 'cache-control': 'public, max-age=3600, immutable' },
     req.method === 'HEAD',
   );
 }
