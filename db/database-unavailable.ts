@@ -1,6 +1,7 @@
 // The one place that tells "the database is not reachable right now" from every other failure.
 // Such an error says nothing about the request: the same call can succeed once PostgreSQL is back,
 // so callers retry it (or tell their client to) instead of treating it as a bug.
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Socket-level failures: nothing reached the server, or the connection to it broke. */
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
@@ -54,20 +55,9 @@ export async function retryWhileDatabaseUnavailable<T>(operation: () => Promise<
       return await operation();
     } catch (error) {
       if (!isDatabaseUnavailable(error) || signal?.aborted) throw error;
-      await waitFor(unavailableBackoffMs(attempt), signal);
+      // An abort ends the wait early; the check below then gives up.
+      await sleep(unavailableBackoffMs(attempt), undefined, signal ? { signal } : {}).catch(() => {});
       if (signal?.aborted) throw error;
     }
   }
-}
-
-function waitFor(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }

@@ -61,7 +61,7 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
 
   // 2. The provider: Replicate when a token is set, otherwise the built-in simulator.
   const runsWorker = config.role !== 'api';
-  const { provider, policies, limiter, simulator, baseUrl: providerBaseUrl, stop: stopProvider } = await setUpProvider(config, { needsSimulator: runsWorker, db: database.db });
+  const { provider, policies, limiter, simulator, baseUrl: providerBaseUrl, stop: stopProvider } = await setUpProvider(config, { needsSimulator: runsWorker, db: database.db, logger });
   undo.push(stopProvider);
   const storage = createLocalStorage(path.join(config.dataDir, 'assets'));
 

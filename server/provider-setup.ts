@@ -7,7 +7,8 @@ import type { ImageProvider } from '../jobs/provider/provider.ts';
 import { createProviderRateLimiter, type ProviderRateLimiter } from '../jobs/provider/rate-limiter.ts';
 import { createProviderPolicies, type ProviderPolicies } from '../jobs/provider/policies.ts';
 import { createReplicateProvider } from '../jobs/provider/replicate-provider.ts';
-import { createSimulator, type Simulator } from '../jobs/simulator/index.ts';
+import type { Logger } from '../jobs/logger.ts';
+import { DataFolderInUseError, createSimulator, type Simulator } from '../jobs/simulator/index.ts';
 import { REPLICATE_API_URL, type KilnConfig } from './config.ts';
 
 export interface ProviderSetup {
@@ -20,22 +21,39 @@ export interface ProviderSetup {
   stop(): Promise<void>;
 }
 
-export async function setUpProvider(config: KilnConfig, options: { needsSimulator: boolean; db: Kysely<Database> }): Promise<ProviderSetup> {
+/**
+ * The built-in simulator keeps its predictions in the data folder, so they outlive a restart of
+ * this process as Replicate's would. One folder holds one simulator's: a second process on the
+ * same data folder (say, a second worker) runs its simulator in memory.
+ */
+async function startBuiltInSimulator(config: KilnConfig, logger: Logger): Promise<Simulator> {
+  const settings = {
+    port: config.simulator.port,
+    latencyMs: config.simulator.latencyMs,
+    // Processes that each run a simulator can then verify each other's webhooks.
+    ...(config.provider.webhookSecret ? { webhookSecret: config.provider.webhookSecret } : {}),
+    failureRate: config.simulator.failureRate,
+  };
+  const kept = createSimulator({ ...settings, dataDir: path.join(config.dataDir, 'simulator') });
+  try {
+    await kept.start();
+    return kept;
+  } catch (error) {
+    if (!(error instanceof DataFolderInUseError)) throw error;
+    logger.warn('the simulator data folder is in use by another process; this one keeps its predictions in memory', { pid: error.holderPid });
+    const inMemory = createSimulator(settings);
+    await inMemory.start();
+    return inMemory;
+  }
+}
+
+export async function setUpProvider(config: KilnConfig, options: { needsSimulator: boolean; db: Kysely<Database>; logger: Logger }): Promise<ProviderSetup> {
   let simulator: Simulator | undefined;
   let baseUrl = config.provider.baseUrl;
   // Without a token only the built-in simulator is used (the config refuses another endpoint without one).
   let apiToken = config.provider.apiToken ?? '';
   if (config.provider.useSimulator && options.needsSimulator) {
-    simulator = createSimulator({
-      // Its predictions outlive a restart of this process, as Replicate's would.
-      dataDir: path.join(config.dataDir, 'simulator'),
-      port: config.simulator.port,
-      latencyMs: config.simulator.latencyMs,
-      // Processes that each run a simulator can then verify each other's webhooks.
-      ...(config.provider.webhookSecret ? { webhookSecret: config.provider.webhookSecret } : {}),
-      failureRate: config.simulator.failureRate,
-    });
-    await simulator.start();
+    simulator = await startBuiltInSimulator(config, options.logger);
     // The simulator makes its own token, as a Replicate account has one; Kiln uses it.
     apiToken = simulator.apiToken;
     baseUrl = `${simulator.url}/v1`;

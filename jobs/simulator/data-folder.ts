@@ -41,7 +41,17 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** Takes the folder for this process, creating it if needed; throws if another live simulator holds it. */
+/** Another live simulator holds the data folder: one folder keeps one simulator's predictions. */
+export class DataFolderInUseError extends Error {
+  override name = 'DataFolderInUseError';
+  readonly holderPid: number;
+  constructor(dir: string, holderPid: number, lockPath: string) {
+    super(`Simulator data folder ${dir} is in use by process ${holderPid} (remove ${lockPath} if that is not a simulator)`);
+    this.holderPid = holderPid;
+  }
+}
+
+/** Takes the folder for this process, creating it if needed; throws DataFolderInUseError if another live simulator holds it. */
 export function openDataFolder(dir: string, generated: AccountSecrets): DataFolder {
   mkdirSync(dir, { recursive: true });
   const lockPath = path.join(dir, 'LOCK');
@@ -51,7 +61,7 @@ export function openDataFolder(dir: string, generated: AccountSecrets): DataFold
     if (!(error instanceof Error && 'code' in error && error.code === 'EEXIST')) throw error;
     const holder = Number(readFileSync(lockPath, 'utf8').trim());
     if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) {
-      throw new Error(`Simulator data folder ${dir} is in use by process ${holder} (remove ${lockPath} if that is not a simulator)`);
+      throw new DataFolderInUseError(dir, holder, lockPath);
     }
     // Left behind by a simulator that was killed: take it over.
     writeFileSync(lockPath, String(process.pid));

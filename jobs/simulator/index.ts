@@ -29,6 +29,7 @@ export type { SimulatorStats, PredictionStatus } from './stats.ts';
 export type { PredictionJson } from './predictions.ts';
 export { signWebhook, decodeWebhookSecret } from './webhooks.ts';
 export { KNOWN_MODELS } from './models.ts';
+export { DataFolderInUseError } from './data-folder.ts';
 
 export interface Simulator {
   /** e.g. http://127.0.0.1:43123 — the base of the /v1 API, files and /_sim admin. Throws before start(). */
