@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database } from './schema.ts';
-import { Migrator, type Migration, type MigrationProvider } from 'kysely/migration';
+import { Migrator, type Migration, type MigrationProvider, type MigrationResultSet } from 'kysely/migration';
 import * as initial from './migrations/0001-initial.ts';
 import * as uniqueTenantNames from './migrations/0002-unique-tenant-names.ts';
 import * as eventFeed from './migrations/0003-event-feed.ts';
@@ -10,7 +10,7 @@ import * as twoPhaseProviderWork from './migrations/0006-two-phase-provider-work
 import * as requiredDeadlinesAndPollNumbers from './migrations/0007-required-deadlines-and-poll-numbers.ts';
 
 /** Migrations live in code (not discovered on disk) so they ship with the build and run in order. */
-const migrations: Record<string, Migration> = {
+const migrations = {
   '0001-initial': initial,
   '0002-unique-tenant-names': uniqueTenantNames,
   '0003-event-feed': eventFeed,
@@ -18,7 +18,7 @@ const migrations: Record<string, Migration> = {
   '0005-provider-rate-limits': providerRateLimits,
   '0006-two-phase-provider-work': twoPhaseProviderWork,
   '0007-required-deadlines-and-poll-numbers': requiredDeadlinesAndPollNumbers,
-};
+} satisfies Record<string, Migration>;
 
 const inCodeProvider: MigrationProvider = {
   getMigrations: async () => migrations,
@@ -32,9 +32,18 @@ export class MigrationError extends Error {
  * Brings the schema up to date. Safe to call from several processes at once:
  * kysely's migrator takes a lock for the duration.
  */
-export async function migrateToLatest(db: Kysely<Database>): Promise<string[]> {
+export function migrateToLatest(db: Kysely<Database>): Promise<string[]> {
+  return migrate(db, (migrator) => migrator.migrateToLatest());
+}
+
+/** Brings the schema to exactly `name` (up or down): for tests of a migration against the rows before it. */
+export function migrateTo(db: Kysely<Database>, name: keyof typeof migrations & string): Promise<string[]> {
+  return migrate(db, (migrator) => migrator.migrateTo(name));
+}
+
+async function migrate(db: Kysely<Database>, step: (migrator: Migrator) => Promise<MigrationResultSet>): Promise<string[]> {
   const migrator = new Migrator({ db, provider: inCodeProvider, migrationTableName: 'kiln_migrations', migrationLockTableName: 'kiln_migrations_lock' });
-  const { error, results = [] } = await migrator.migrateToLatest();
+  const { error, results = [] } = await step(migrator);
   const failed = results.find((result) => result.status === 'Error');
   if (error !== undefined || failed !== undefined) {
     const cause = error instanceof Error ? error.message : String(error ?? '');
