@@ -1,4 +1,4 @@
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.ts';
 
@@ -48,4 +48,9 @@ export function openDatabase(options: DatabaseOptions): DatabaseHandle {
     // kysely's destroy() ends the pool it was given.
     close: () => db.destroy(),
   };
+}
+
+/** One round trip to the server: whether it answers now (throws if not). */
+export async function pingDatabase(db: Kysely<Database>): Promise<void> {
+  await sql`SELECT 1`.execute(db);
 }

@@ -5,7 +5,8 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { applyWSSHandler } from '@trpc/server/adapters/ws';
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
+import { pingDatabase } from '../db/database.ts';
 import { WebSocketServer } from 'ws';
 import type { Database } from '../db/schema.ts';
 import type { Logger } from '../jobs/logger.ts';
@@ -100,7 +101,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
 
   const checkDatabase = async (): Promise<HealthReport['checks'][string]> => {
     try {
-      await sql`SELECT 1`.execute(db);
+      await pingDatabase(db);
       return { ok: true };
     } catch (error) {
       // The detail goes to the log; /health and /ready are public and say only what failed.

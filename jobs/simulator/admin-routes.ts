@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { SimulatorContext } from './context.ts';
 import { faultSettingsSchema } from './faults.ts';
-import { readJsonBody, sendJson } from './http.ts';
+import { sendJson } from './http.ts';
+import { readJsonBody } from './request-body.ts';
 
 // /_sim: drive a simulator running in another process (load tests, demos).
 //   GET  /_sim/stats   counters (SimulatorStats)

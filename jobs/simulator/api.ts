@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { getAccount, getWebhookSecret } from './account-routes.ts';
 import type { SimulatorContext } from './context.ts';
-import { readRawBody, type RawBody } from './http.ts';
+import { readRawBody, type RawBody } from './request-body.ts';
 import { createFile, deleteFile, downloadFile, getFile, MULTIPART_OVERHEAD_BYTES } from './file-routes.ts';
 import { getModel, getModelVersion } from './model-routes.ts';
 import { cancelPrediction, createByDeployment, createByModel, createByVersion, getPrediction, listPredictions } from './prediction-routes.ts';

@@ -1,7 +1,8 @@
 import type { ServerResponse } from 'node:http';
 import { readCreateRequest, type CreateRequest, type CreateRoute } from './create-request.ts';
 import { MAX_PREFER_WAIT_SECONDS, parseCancelAfter, parsePreferWait } from './durations.ts';
-import { clientGone, headerValue, isPlainObject, parseJsonBody, sendJson } from './http.ts';
+import { clientGone, headerValue, isPlainObject, sendJson } from './http.ts';
+import { parseJsonBody } from './request-body.ts';
 import { findModel, findModelByVersionRef, findModelForDeployment, latest, type ModelVersion } from './models.ts';
 import { badRequest, NOT_FOUND, sendProblem, type Problem } from './problems.ts';
 import { param, type ApiRequest, type Handler } from './routes.ts';

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SimulatorContext } from './context.ts';
-import type { RawBody } from './http.ts';
+import type { RawBody } from './request-body.ts';
 
 // The shape of a /v1 route: which budget it draws on, how large a body it takes, its handler.
 
