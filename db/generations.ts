@@ -13,8 +13,8 @@ export interface NewGenerationInput {
   request: GenerationRequestJson;
   priority: number;
   idempotencyKey: string | null;
-  /** Seconds from now until the generation must be finished. */
-  deadlineSeconds: number;
+  /** Seconds from now until the generation must be final; null: no deadline. */
+  deadlineSeconds: number | null;
 }
 
 /** Inserts generations and their 'queued' events in one statement (one round trip). */
@@ -34,7 +34,7 @@ export async function insertGenerations(db: Db, inputs: readonly NewGenerationIn
             request: JSON.stringify(input.request),
             priority: input.priority,
             idempotency_key: input.idempotencyKey,
-            deadline_at: sql<Date>`now() + make_interval(secs => ${input.deadlineSeconds})`,
+            deadline_at: input.deadlineSeconds === null ? null : sql<Date>`now() + make_interval(secs => ${input.deadlineSeconds})`,
           })),
         )
         .returning(['id', 'tenant_id', 'batch_id', 'model', 'priority']),
@@ -185,6 +185,7 @@ export interface TransitionInput {
   set?: {
     state?: GenerationState;
     prediction_id?: string;
+    prediction_deadline_at?: Date;
     create_sent_attempt?: null;
     create_sent_at?: null;
     create_settles_at?: null;

@@ -25,18 +25,43 @@ describe('migration 0007', () => {
     `.execute(db);
     const id = rows[0]!.id;
 
-    assert.deepEqual(await migrateToLatest(db), ['0007-required-deadlines-and-poll-numbers']);
+    assert.deepEqual(await migrateTo(db, '0007-required-deadlines-and-poll-numbers'), ['0007-required-deadlines-and-poll-numbers']);
     const row = await db.selectFrom('generations').select(['deadline_at', 'poll_seq']).where('id', '=', id).executeTakeFirstOrThrow();
-    assert.equal(row.deadline_at.toISOString(), '2026-01-01T00:10:00.000Z', 'its deadline: creation plus the default of the day');
+    assert.equal(row.deadline_at?.toISOString(), '2026-01-01T00:10:00.000Z', 'its deadline: creation plus the default of the day');
     assert.equal(row.poll_seq, 0);
 
-    await assert.rejects(
-      sql`UPDATE generations SET deadline_at = NULL WHERE id = ${id}`.execute(db),
-      /null value in column "deadline_at"/,
-    );
+    await assert.rejects(sql`UPDATE generations SET deadline_at = NULL WHERE id = ${id}`.execute(db), /null value in column "deadline_at"/);
     await assert.rejects(
       sql`UPDATE generations SET provider_status = 'thinking' WHERE id = ${id}`.execute(db),
       /generations_provider_status_known/,
+    );
+  });
+});
+
+describe('migration 0008', () => {
+  let database: DatabaseHandle;
+  before(async () => {
+    database = openDatabase({ connectionString: await createTestDatabase(), maxConnections: 2 });
+  });
+  after(() => database.close());
+
+  it('bounds a prediction made before it by its generation\'s deadline, and lets new generations have none', async () => {
+    const { db } = database;
+    await migrateTo(db, '0007-required-deadlines-and-poll-numbers');
+    const { rows } = await sql<{ id: string }>`
+      WITH tenant AS (INSERT INTO tenants (name) VALUES ('old') RETURNING id)
+      INSERT INTO generations (tenant_id, prompt, model, request, state, prediction_id, deadline_at)
+      SELECT id, 'running', 'black-forest-labs/flux-schnell', '{}'::jsonb, 'running', 'p_old', '2026-01-01T00:10:00Z' FROM tenant
+      RETURNING id
+    `.execute(db);
+    const id = rows[0]!.id;
+    assert.deepEqual(await migrateToLatest(db), ['0008-queue-wait-apart-from-run-time']);
+    const row = await db.selectFrom('generations').select(['deadline_at', 'prediction_deadline_at']).where('id', '=', id).executeTakeFirstOrThrow();
+    assert.equal(row.prediction_deadline_at?.toISOString(), '2026-01-01T00:10:00.000Z');
+    await sql`UPDATE generations SET deadline_at = NULL WHERE id = ${id}`.execute(db); // no deadline is allowed now
+    await assert.rejects(
+      sql`UPDATE generations SET prediction_id = NULL WHERE id = ${id}`.execute(db),
+      /generations_prediction_deadline_with_prediction/,
     );
   });
 });

@@ -54,8 +54,10 @@ export interface GenerationsTable {
   /** Incremented by each worker attempt; fences writes of attempts that lost their job. */
   attempt: Generated<number>;
   prediction_id: string | null;
-  /** Past this, the prediction is canceled and the generation fails (see jobs/phases/deadlines.ts). */
-  deadline_at: Date;
+  /** The caller's deadline: final by then, queue wait included (null: none asked for; see jobs/phases/deadlines.ts). */
+  deadline_at: Date | null;
+  /** When the provider must have finished the prediction: its run limit, or the deadline if sooner. */
+  prediction_deadline_at: Date | null;
   /** The attempt that sent a create whose prediction id is not stored yet (see worker). */
   create_sent_attempt: number | null;
   create_sent_at: Date | null;

@@ -49,6 +49,8 @@ export interface GenerationWorkerOptions {
     /** Longest one create call can take with its retries. */
     settleMs: number;
     minCancelAfterSeconds: number;
+    /** How long a prediction may run at the provider. */
+    predictionTimeoutSeconds: number;
     earlierCreate: EarlierCreateSearch;
   };
   defer: { minMs: number; jitter: number };
@@ -99,6 +101,7 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
     workerId: options.workerId,
     createSettleMs: options.create.settleMs,
     minCancelAfterSeconds: options.create.minCancelAfterSeconds,
+    predictionTimeoutSeconds: options.create.predictionTimeoutSeconds,
     earlierCreate: options.create.earlierCreate,
     defer: options.defer,
     webhookUrl: (generation: Generation) => {

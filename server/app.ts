@@ -94,7 +94,12 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
       workerId: `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
       concurrency: config.worker.concurrency,
       pickup: config.worker.pickup,
-      create: { settleMs: config.provider.createSettleMs, minCancelAfterSeconds: config.provider.minCancelAfterSeconds, earlierCreate: config.provider.earlierCreate },
+      create: {
+        settleMs: config.provider.createSettleMs,
+        minCancelAfterSeconds: config.provider.minCancelAfterSeconds,
+        predictionTimeoutSeconds: config.provider.predictionTimeoutSeconds,
+        earlierCreate: config.provider.earlierCreate,
+      },
       defer: config.worker.defer,
       polls: config.worker.polls,
       readsPerMinute: config.provider.reads.perMinute,

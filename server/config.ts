@@ -37,7 +37,8 @@ const environmentSchema = z.object({
   REPLICATE_WEBHOOK_SECRET: optionalString.pipe(z.string().startsWith('whsec_', 'REPLICATE_WEBHOOK_SECRET must look like whsec_<base64>').optional()),
   KILN_WEBHOOK_BACKSTOP_SECONDS: intFromEnv(60, 1, 3600),
   KILN_WEBHOOKS: z.enum(['auto', 'off'], { error: 'KILN_WEBHOOKS must be auto or off' }).default('auto'),
-  KILN_DEADLINE_SECONDS: intFromEnv(600, 10, 24 * 3600),
+  KILN_DEADLINE_SECONDS: z.coerce.number().int().min(10).max(24 * 3600).optional(),
+  KILN_PREDICTION_TIMEOUT_SECONDS: intFromEnv(600, 5, 24 * 3600),
   KILN_RETRY_LIMIT: intFromEnv(5, 0, 50),
   KILN_RETRY_DELAY_SECONDS: intFromEnv(2, 1, 3600),
   KILN_RETRY_DELAY_MAX_SECONDS: intFromEnv(120, 1, 24 * 3600),
@@ -121,6 +122,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       throttledPauseMs: 5_000,
       /** Replicate refuses a Cancel-After below 5 s; a generation closer to its deadline sends 5 s and Kiln ends it itself. */
       minCancelAfterSeconds: 5,
+      /**
+       * How long one prediction may run (sent as Cancel-After): ten minutes is ample for an image
+       * model, warm (seconds) or cold-booting (minutes); time in Kiln's queue does not count.
+       */
+      predictionTimeoutSeconds: e.KILN_PREDICTION_TIMEOUT_SECONDS,
       retry: {
         /** Tries of one call (the first included); transient failures only, creates only when nothing can exist. */
         maxAttempts: e.KILN_PROVIDER_MAX_ATTEMPTS,
@@ -171,7 +177,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     worker: {
       concurrency: { create: e.KILN_WORKER_CONCURRENCY, poll: e.KILN_POLL_CONCURRENCY, finish: e.KILN_RENDER_CONCURRENCY },
-      /** Deadline of a generation that asks for none. */
+      /** Deadline of a generation that asks for none; unset: none, so waiting in the queue never fails a generation. */
       deadlineSeconds: e.KILN_DEADLINE_SECONDS,
       /** Job retries of a failed step, with exponential backoff and jitter from `delaySeconds` up to `delayMaxSeconds`. */
       retry: { limit: e.KILN_RETRY_LIMIT, delaySeconds: e.KILN_RETRY_DELAY_SECONDS, delayMaxSeconds: e.KILN_RETRY_DELAY_MAX_SECONDS },

@@ -48,7 +48,7 @@ export interface GenerationServiceOptions {
   /** Base URL under which /assets/<key> is served (known once the server listens). */
   publicUrl: () => string;
   /** Deadline of a generation that does not ask for one. */
-  defaultDeadlineSeconds: number;
+  defaultDeadlineSeconds: number | undefined;
   /** How concurrent `generate` calls share transactions (see group-commit.ts). */
   groupCommit: { maxItems: number; maxConcurrentFlushes: number };
 }
@@ -78,7 +78,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
     },
     priority: item.priority,
     idempotencyKey,
-    deadlineSeconds: item.deadlineSeconds ?? defaultDeadlineSeconds,
+    deadlineSeconds: item.deadlineSeconds ?? defaultDeadlineSeconds ?? null,
   });
 
   const assetView = (asset: Asset) => toAssetView(asset, publicUrl());

@@ -13,7 +13,7 @@ import { PermanentProviderError, ProviderUnavailableError, RateLimitedError, Tra
 import { MODELS, isModelId } from '../provider/models.ts';
 import type { ImageProvider, Prediction } from '../provider/provider.ts';
 import type { GenerationJob, JobQueue } from '../queue.ts';
-import { DEADLINE_MISSED, cancelAfterSeconds, isPastDeadline } from './deadlines.ts';
+import { NOT_STARTED_BEFORE_DEADLINE, cancelAfterSeconds, isPastDeadline, predictionDeadline } from './deadlines.ts';
 import { findEarlierPrediction, type EarlierCreateSearch } from './earlier-create.ts';
 import { handleFailure } from './failures.ts';
 import { failGeneration, storedRequest } from './outcomes.ts';
@@ -31,6 +31,8 @@ export interface CreatePhaseOptions {
   createSettleMs: number;
   /** The shortest Cancel-After the provider accepts. */
   minCancelAfterSeconds: number;
+  /** How long a prediction may run at the provider (unless the caller's deadline comes sooner). */
+  predictionTimeoutSeconds: number;
   /** A deferred job's wait: at least `minMs`, stretched by up to `jitter` so deferred jobs do not return together. */
   defer: { minMs: number; jitter: number };
   earlierCreate: EarlierCreateSearch;
@@ -58,9 +60,9 @@ export function createCreatePhase(options: CreatePhaseOptions) {
   }
 
   /** Stores the prediction's id (fenced) and schedules the first poll, in one transaction. */
-  async function store(generation: Generation, prediction: Prediction, recovered: boolean): Promise<void> {
+  async function store(generation: Generation, prediction: Prediction, until: Date, recovered: boolean): Promise<void> {
     await db.transaction().execute(async (trx) => {
-      const stored = await storePrediction(trx, generation, prediction, recovered);
+      const stored = await storePrediction(trx, generation, prediction, until, recovered);
       if (!stored) {
         const now = await findGenerationForWork(trx, generation.id);
         const active = now?.state === 'running' || now?.state === 'queued';
@@ -83,7 +85,7 @@ export function createCreatePhase(options: CreatePhaseOptions) {
   }
 
   /** The fenced write of the prediction's id; undefined when this attempt no longer owns the generation. */
-  async function storePrediction(trx: Transaction<Database>, generation: Generation, prediction: Prediction, recovered: boolean): Promise<Generation | undefined> {
+  async function storePrediction(trx: Transaction<Database>, generation: Generation, prediction: Prediction, until: Date, recovered: boolean): Promise<Generation | undefined> {
     try {
       return await transition(trx, {
         id: generation.id,
@@ -91,7 +93,7 @@ export function createCreatePhase(options: CreatePhaseOptions) {
         fromStates: ['running'],
         // provider_status stays unset: the prediction's news (even if it has finished already, as
         // a recovered one may have) is for the wait phase to act on.
-        set: { prediction_id: prediction.id, create_sent_attempt: null, create_sent_at: null, create_settles_at: null },
+        set: { prediction_id: prediction.id, prediction_deadline_at: until, create_sent_attempt: null, create_sent_at: null, create_settles_at: null },
         stage: 'provider.created',
         data: { predictionId: prediction.id, model: generation.model, status: prediction.status, ...(recovered ? { recovered: true } : {}) },
       });
@@ -116,7 +118,7 @@ export function createCreatePhase(options: CreatePhaseOptions) {
       });
       return;
     }
-    if (isPastDeadline(generation)) return failGeneration(db, id, attempt, 'deadline_exceeded', DEADLINE_MISSED.beforeCreate);
+    if (isPastDeadline(generation)) return failGeneration(db, id, attempt, NOT_STARTED_BEFORE_DEADLINE.code, NOT_STARTED_BEFORE_DEADLINE.message);
     if (!isModelId(generation.model)) throw new PermanentProviderError(`unknown model ${generation.model}`);
     const model = MODELS[generation.model];
     const request = storedRequest.parse(generation.request);
@@ -129,7 +131,8 @@ export function createCreatePhase(options: CreatePhaseOptions) {
       const earlier = await findEarlierPrediction({ db, provider, search: options.earlierCreate }, { sentAt: generation.create_sent_at, route: model.route, input }, signal);
       if (earlier) {
         logger.info('found the prediction an earlier attempt created; resuming it', { generationId: id, predictionId: earlier.id });
-        return store(generation, earlier, true);
+        // Its run limit counts from when that create was sent.
+        return store(generation, earlier, predictionDeadline(generation, options.predictionTimeoutSeconds, generation.create_sent_at.getTime()), true);
       }
     }
 
@@ -137,11 +140,12 @@ export function createCreatePhase(options: CreatePhaseOptions) {
     let prediction: Prediction;
     // The whole call, retries included, is bounded: a later attempt can then tell when this one settled.
     const settled = AbortSignal.timeout(options.createSettleMs);
+    const until = predictionDeadline(generation, options.predictionTimeoutSeconds);
     try {
       const webhook = options.webhookUrl(generation);
       prediction = await provider.createPrediction(
-        // The provider ends the prediction at our deadline too (`aborted` if it never started: not billed).
-        { route: model.route, input, cancelAfterSeconds: cancelAfterSeconds(generation, options.minCancelAfterSeconds), ...(webhook ? { webhook } : {}) },
+        // The provider ends the prediction at its limit too (`aborted` if it never started: not billed).
+        { route: model.route, input, cancelAfterSeconds: cancelAfterSeconds(until, options.minCancelAfterSeconds), ...(webhook ? { webhook } : {}) },
         AbortSignal.any([signal, settled]),
       );
     } catch (error) {
@@ -158,7 +162,7 @@ export function createCreatePhase(options: CreatePhaseOptions) {
     let tries = 0;
     await retryWhileDatabaseUnavailable(async () => {
       if (tries++ > 0 && (await findGenerationForWork(db, id))?.prediction_id === prediction.id) return;
-      await store(generation, prediction, false);
+      await store(generation, prediction, until, false);
     }, signal);
   }
 

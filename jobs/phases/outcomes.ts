@@ -12,6 +12,7 @@ export type FailureCode =
   | 'provider_unavailable'
   | 'provider_canceled'
   | 'deadline_exceeded'
+  | 'prediction_timeout'
   | 'unusable_output'
   | 'internal_error';
 

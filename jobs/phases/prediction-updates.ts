@@ -7,8 +7,8 @@ import { findGenerationForWork, recordProviderStatus } from '../../db/provider-w
 import type { Database, Generation } from '../../db/schema.ts';
 import { isFinalPredictionStatus, type Prediction } from '../provider/provider.ts';
 import type { JobQueue } from '../queue.ts';
-import { DEADLINE_MISSED, isPastDeadline } from './deadlines.ts';
-import { failGeneration } from './outcomes.ts';
+import { LIMIT_FAILURES, missedLimit } from './deadlines.ts';
+import { failGeneration, type FailureCode } from './outcomes.ts';
 
 /**
  * stale: not ours (any more); early: the prediction's id is not stored yet (its create has not
@@ -59,9 +59,12 @@ export function createPredictionUpdates(options: { db: Kysely<Database>; queue: 
           case 'failed':
             await failGeneration(trx, generation.id, generation.attempt, 'provider_failed', prediction.error ?? 'the model failed without giving a reason');
             return 'done';
-          case 'aborted':
-            await failGeneration(trx, generation.id, generation.attempt, 'deadline_exceeded', DEADLINE_MISSED.neverStarted);
+          case 'aborted': {
+            // Ended by its Cancel-After before it started; that was its run limit unless the deadline has passed too.
+            const failure = LIMIT_FAILURES[missedLimit(generation) ?? 'run-limit'];
+            await failGeneration(trx, generation.id, generation.attempt, failure.code, failure.neverStarted);
             return 'done';
+          }
           default: // canceled: by its Cancel-After deadline, or at the provider by someone else
             await failGeneration(trx, generation.id, generation.attempt, ...canceledReason(generation));
             return 'done';
@@ -70,7 +73,8 @@ export function createPredictionUpdates(options: { db: Kysely<Database>; queue: 
     },
   };
 
-  function canceledReason(generation: Generation): ['deadline_exceeded' | 'provider_canceled', string] {
-    return isPastDeadline(generation) ? ['deadline_exceeded', DEADLINE_MISSED.atProvider] : ['provider_canceled', 'the provider canceled the prediction'];
+  function canceledReason(generation: Generation): [FailureCode, string] {
+    const missed = missedLimit(generation);
+    return missed ? [LIMIT_FAILURES[missed].code, LIMIT_FAILURES[missed].atProvider] : ['provider_canceled', 'the provider canceled the prediction'];
   }
 }

@@ -1,5 +1,5 @@
 // The wait phase: while the provider works, no worker slot is held. Each poll is its own
-// delayed job, scheduled by poll-schedule.ts and never past the deadline (deadlines.ts), which
+// delayed job, scheduled by poll-schedule.ts and never past a limit (deadlines.ts), which
 // the poll that falls on it enforces. Failures are decided by failure-table.ts.
 import type { Kysely } from 'kysely';
 import { advancePollSeq, countAwaitingProvider, findGenerationForWork } from '../../db/provider-work.ts';
@@ -7,7 +7,7 @@ import type { Database, Db, Generation } from '../../db/schema.ts';
 import type { Logger } from '../logger.ts';
 import type { ImageProvider } from '../provider/provider.ts';
 import type { JobQueue, PollJob } from '../queue.ts';
-import { DEADLINE_MISSED, capAtDeadline, isPastDeadline } from './deadlines.ts';
+import { LIMIT_FAILURES, capAtNearestLimit, missedLimit } from './deadlines.ts';
 import { handleFailure, type JobContext } from './failures.ts';
 import { failGeneration } from './outcomes.ts';
 import { learnTypical, pollDelayMs, type PollSettings } from './poll-schedule.ts';
@@ -77,7 +77,7 @@ export function createWaitPhase(options: WaitPhaseOptions): WaitPhase {
     );
     const { predictionId, polls, createdAt } = poll;
     if (!(await advancePollSeq(trx, { id: generation.id, attempt: generation.attempt, after, next: polls }))) return; // a twin run got there first
-    await queue.enqueuePoll(trx, { generationId: generation.id, attempt: generation.attempt, predictionId, polls, createdAt }, capAtDeadline(delayMs, generation, now));
+    await queue.enqueuePoll(trx, { generationId: generation.id, attempt: generation.attempt, predictionId, polls, createdAt }, capAtNearestLimit(delayMs, generation, now));
   }
 
   return {
@@ -86,10 +86,12 @@ export function createWaitPhase(options: WaitPhaseOptions): WaitPhase {
       const generation = await findGenerationForWork(db, job.generationId);
       if (!generation || generation.state !== 'running' || generation.attempt !== job.attempt || generation.prediction_id !== job.predictionId) return;
       if (generation.poll_seq !== job.polls) return; // superseded: a twin of this job ran already
-      if (isPastDeadline(generation)) {
+      const missed = missedLimit(generation);
+      if (missed) {
+        const failure = LIMIT_FAILURES[missed];
         await db.transaction().execute(async (trx) => {
           await queue.enqueueCancelPrediction(trx, { generationId: generation.id, predictionId: job.predictionId });
-          await failGeneration(trx, generation.id, generation.attempt, 'deadline_exceeded', DEADLINE_MISSED.atProvider);
+          await failGeneration(trx, generation.id, generation.attempt, failure.code, failure.atProvider);
         });
         return;
       }
@@ -97,8 +99,8 @@ export function createWaitPhase(options: WaitPhaseOptions): WaitPhase {
       try {
         prediction = await provider.getPrediction(job.predictionId, context.signal);
       } catch (error) {
-        // Asked again, the same poll comes later (the deadline bounds the wait).
-        const pollAgain = { timing: settings, schedule: (inMs: number) => queue.enqueuePoll(db, { ...job }, capAtDeadline(inMs, generation)) };
+        // Asked again, the same poll comes later (the limits bound the wait).
+        const pollAgain = { timing: settings, schedule: (inMs: number) => queue.enqueuePoll(db, { ...job }, capAtNearestLimit(inMs, generation)) };
         return handleFailure('poll', error, context, { db, generation, logger: options.logger, pollAgain });
       }
       const outcome = await options.updates.apply({ generationId: job.generationId, attempt: job.attempt, prediction });
