@@ -61,8 +61,8 @@ describe('webhooks', () => {
     assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
     // The simulator counts a webhook once it has Kiln's answer, which may come after the success.
     let stats = simulator().stats();
-    for (let tries = 0; tries < 100 && stats.webhooksSent - before.webhooksSent < 2; tries += 1) {
-      await sleep(20);
+    for (let tries = 0; tries < 200 && stats.webhooksSent - before.webhooksSent < 2; tries += 1) {
+      await sleep(50);
       stats = simulator().stats();
     }
     assert.ok(stats.webhooksSent - before.webhooksSent >= 2, 'start and completed webhooks were delivered');
