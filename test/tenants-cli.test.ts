@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { findTenantSettings } from '../db/tenants.ts';
+import { findTenantSettings, listTenantSettings, updateTenant } from '../db/tenants.ts';
 import { createTestDatabase, startKiln, type TestKiln } from './support/kiln.ts';
 
 const cli = path.join(import.meta.dirname, '..', 'server', 'cli.ts');
@@ -106,5 +106,29 @@ describe('kiln tenants', () => {
     assert.equal(created.status, 0, created.stderr);
     assert.match(created.stderr, /exists with share-by tenant; .* apply only to new tenants \(change it with: kiln tenants set existing-co/);
     assert.deepEqual(await settingsOf(tenantId), { tier: 'standard', shareBy: 'tenant' });
+  });
+});
+
+describe('tenant settings', () => {
+  let kiln: TestKiln;
+  before(async () => {
+    kiln = await startKiln({ env: { KILN_ROLE: 'api' } });
+  });
+  after(() => kiln.stop());
+
+  it('are read for many tenants in one call, and for none that do not exist', async () => {
+    const other = await kiln.newTenant();
+    await updateTenant(kiln.app.database.db, other.tenantId, { shareBy: 'subject' });
+    const unknown = '00000000-0000-4000-8000-000000000000';
+    const settings = await listTenantSettings(kiln.app.database.db, [kiln.tenantId, other.tenantId, unknown]);
+    assert.deepEqual(
+      [...settings.values()].sort((a, b) => (a.shareBy < b.shareBy ? -1 : 1)),
+      [
+        { tenantId: other.tenantId, tier: 'standard', shareBy: 'subject' },
+        { tenantId: kiln.tenantId, tier: 'standard', shareBy: 'tenant' },
+      ],
+    );
+    assert.equal(await findTenantSettings(kiln.app.database.db, unknown), undefined);
+    assert.equal((await listTenantSettings(kiln.app.database.db, [])).size, 0);
   });
 });
