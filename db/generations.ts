@@ -13,6 +13,8 @@ export interface NewGenerationInput {
   request: GenerationRequestJson;
   priority: number;
   idempotencyKey: string | null;
+  /** Whom within the tenant it is for; null when the request named none. */
+  subject: string | null;
   /** Seconds from now until the generation must be final; null: no deadline. */
   deadlineSeconds: number | null;
 }
@@ -34,13 +36,14 @@ export async function insertGenerations(db: Db, inputs: readonly NewGenerationIn
             request: JSON.stringify(input.request),
             priority: input.priority,
             idempotency_key: input.idempotencyKey,
+            subject: input.subject,
             deadline_at: input.deadlineSeconds === null ? null : sql<Date>`now() + make_interval(secs => ${input.deadlineSeconds})`,
           })),
         )
-        .returning(['id', 'tenant_id', 'batch_id', 'model', 'priority']),
+        .returning(['id', 'tenant_id', 'batch_id', 'subject', 'model', 'priority']),
     )
     .insertInto('generation_events')
-    .columns(['generation_id', 'tenant_id', 'batch_id', 'stage', 'data'])
+    .columns(['generation_id', 'tenant_id', 'batch_id', 'subject', 'stage', 'data'])
     .expression((eb) =>
       eb
         .selectFrom('inserted')
@@ -48,6 +51,7 @@ export async function insertGenerations(db: Db, inputs: readonly NewGenerationIn
           'inserted.id',
           'inserted.tenant_id',
           'inserted.batch_id',
+          'inserted.subject',
           sql.lit('queued').as('stage'),
           sql<string>`jsonb_build_object('model', inserted.model, 'priority', inserted.priority)`.as('data'),
         ]),
@@ -89,6 +93,7 @@ export interface ListFilter {
   tenantId: string;
   states?: readonly GenerationState[];
   batchId?: string;
+  subject?: string;
   model?: string;
   createdAfter?: Date;
   createdBefore?: Date;
@@ -102,6 +107,7 @@ export async function listGenerations(db: Db, filter: ListFilter): Promise<Gener
   let query = db.selectFrom('generations').selectAll().where('tenant_id', '=', filter.tenantId);
   if (filter.states && filter.states.length > 0) query = query.where('state', 'in', filter.states);
   if (filter.batchId) query = query.where('batch_id', '=', filter.batchId);
+  if (filter.subject !== undefined) query = query.where('subject', '=', filter.subject);
   if (filter.model) query = query.where('model', '=', filter.model);
   if (filter.createdAfter) query = query.where('created_at', '>=', filter.createdAfter);
   if (filter.createdBefore) query = query.where('created_at', '<', filter.createdBefore);
@@ -215,7 +221,7 @@ export async function transition(db: Db, input: TransitionInput): Promise<Genera
     .with('event', (qb) =>
       qb
         .insertInto('generation_events')
-        .columns(['generation_id', 'tenant_id', 'batch_id', 'stage', 'data'])
+        .columns(['generation_id', 'tenant_id', 'batch_id', 'subject', 'stage', 'data'])
         .expression((eb) =>
           eb
             .selectFrom('updated')
@@ -223,6 +229,7 @@ export async function transition(db: Db, input: TransitionInput): Promise<Genera
               'updated.id',
               'updated.tenant_id',
               'updated.batch_id',
+              'updated.subject',
               sql<string>`${input.stage}::text`.as('stage'),
               sql<string>`${JSON.stringify(input.data ?? {})}::jsonb`.as('data'),
             ]),

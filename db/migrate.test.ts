@@ -65,3 +65,39 @@ describe('migration 0008', () => {
     );
   });
 });
+
+describe('migration 0009', () => {
+  let database: DatabaseHandle;
+  before(async () => {
+    database = openDatabase({ connectionString: await createTestDatabase(), maxConnections: 2 });
+  });
+  after(() => database.close());
+
+  it('leaves earlier generations without a subject, shares earlier tenants by tenant, and allows nothing else', async () => {
+    const { db } = database;
+    await migrateTo(db, '0007-required-deadlines-and-poll-numbers');
+    const { rows } = await sql<{ id: string; tenant_id: string }>`
+      WITH tenant AS (INSERT INTO tenants (name) VALUES ('old') RETURNING id)
+      INSERT INTO generations (tenant_id, prompt, model, request, deadline_at)
+      SELECT id, 'from before', 'black-forest-labs/flux-schnell', '{}'::jsonb, now() FROM tenant
+      RETURNING id, tenant_id
+    `.execute(db);
+    const { id, tenant_id: tenantId } = rows[0]!;
+
+    assert.ok((await migrateToLatest(db)).includes('0009-subjects'));
+    const generation = await db.selectFrom('generations').select('subject').where('id', '=', id).executeTakeFirstOrThrow();
+    assert.equal(generation.subject, null);
+    const tenant = await db.selectFrom('tenants').select('share_by').where('id', '=', tenantId).executeTakeFirstOrThrow();
+    assert.equal(tenant.share_by, 'tenant');
+
+    await assert.rejects(sql`UPDATE tenants SET share_by = 'store' WHERE id = ${tenantId}`.execute(db), /tenants_share_by_known/);
+    await assert.rejects(sql`UPDATE generations SET subject = '' WHERE id = ${id}`.execute(db), /generations_subject_length/);
+    await assert.rejects(sql`UPDATE generations SET subject = ${'u'.repeat(201)} WHERE id = ${id}`.execute(db), /generations_subject_length/);
+    // Characters, not bytes: 200 of them fit whatever their encoding.
+    await sql`UPDATE generations SET subject = ${'ü'.repeat(200)} WHERE id = ${id}`.execute(db);
+
+    // And back: down removes what up added, and up works again on the rows left.
+    await migrateTo(db, '0007-required-deadlines-and-poll-numbers');
+    await migrateToLatest(db);
+  });
+});

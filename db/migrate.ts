@@ -9,6 +9,7 @@ import * as providerRateLimits from './migrations/0005-provider-rate-limits.ts';
 import * as twoPhaseProviderWork from './migrations/0006-two-phase-provider-work.ts';
 import * as requiredDeadlinesAndPollNumbers from './migrations/0007-required-deadlines-and-poll-numbers.ts';
 import * as queueWaitApartFromRunTime from './migrations/0008-queue-wait-apart-from-run-time.ts';
+import * as subjects from './migrations/0009-subjects.ts';
 
 /** Migrations live in code (not discovered on disk) so they ship with the build and run in order. */
 const migrations = {
@@ -20,6 +21,7 @@ const migrations = {
   '0006-two-phase-provider-work': twoPhaseProviderWork,
   '0007-required-deadlines-and-poll-numbers': requiredDeadlinesAndPollNumbers,
   '0008-queue-wait-apart-from-run-time': queueWaitApartFromRunTime,
+  '0009-subjects': subjects,
 } satisfies Record<string, Migration>;
 
 const inCodeProvider: MigrationProvider = {

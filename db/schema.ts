@@ -12,10 +12,19 @@ export type PredictionStatus = (typeof PREDICTION_STATUSES)[number];
 export const FINAL_PREDICTION_STATUSES = ['succeeded', 'failed', 'canceled', 'aborted'] as const satisfies readonly PredictionStatus[];
 export const isFinalPredictionStatus = (status: PredictionStatus): boolean => (FINAL_PREDICTION_STATUSES as readonly PredictionStatus[]).includes(status);
 
+/** Tiers a tenant may have: they route to a model and weigh the tenant's fair share. */
+export const TENANT_TIERS = ['free', 'standard', 'pro'] as const;
+export type TenantTier = (typeof TENANT_TIERS)[number];
+
+/** What a tenant's fair share is divided by: the tenant as a whole, or each subject it names. */
+export const SHARE_BY = ['tenant', 'subject'] as const;
+export type ShareBy = (typeof SHARE_BY)[number];
+
 export interface TenantsTable {
   id: Generated<string>;
   name: string;
   tier: Generated<string>;
+  share_by: Generated<ShareBy>;
   created_at: Generated<Date>;
 }
 
@@ -51,6 +60,8 @@ export interface GenerationsTable {
   request: ColumnType<GenerationRequestJson, string, string>;
   priority: Generated<number>;
   idempotency_key: string | null;
+  /** Whom within the tenant it is for (an end user, a store), as the tenant names them; opaque. */
+  subject: string | null;
   /** Incremented by each worker attempt; fences writes of attempts that lost their job. */
   attempt: Generated<number>;
   prediction_id: string | null;
@@ -90,6 +101,8 @@ export interface GenerationEventsTable {
   generation_id: string;
   tenant_id: string;
   batch_id: string | null;
+  /** The generation's subject, copied like tenant_id and batch_id. */
+  subject: string | null;
   stage: string;
   data: ColumnType<Record<string, unknown>, string | undefined, string>;
   at: Generated<Date>;

@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { createApiKey } from './api-keys.ts';
-import type { Database, Tenant } from './schema.ts';
+import type { Database, Db, ShareBy, Tenant } from './schema.ts';
 
 /** Any number held for the transaction while the first tenant is created; names nothing else. */
 const FIRST_TENANT_LOCK = 7431001;
@@ -19,8 +19,8 @@ export async function createFirstTenant(db: Kysely<Database>, name: string, keyN
   });
 }
 
-export async function createTenant(db: Kysely<Database>, name: string, tier = 'standard'): Promise<Tenant> {
-  return db.insertInto('tenants').values({ name, tier }).returningAll().executeTakeFirstOrThrow();
+export async function createTenant(db: Kysely<Database>, name: string, tier = 'standard', shareBy: ShareBy = 'tenant'): Promise<Tenant> {
+  return db.insertInto('tenants').values({ name, tier, share_by: shareBy }).returningAll().executeTakeFirstOrThrow();
 }
 
 export async function findTenantByName(db: Kysely<Database>, name: string): Promise<Tenant | undefined> {
@@ -30,4 +30,56 @@ export async function findTenantByName(db: Kysely<Database>, name: string): Prom
 export async function findTenant(db: Kysely<Database>, idOrName: string): Promise<Tenant | undefined> {
   const isUuid = /^[0-9a-f-]{36}$/i.test(idOrName);
   return db.selectFrom('tenants').selectAll().where(isUuid ? 'id' : 'name', '=', idOrName).executeTakeFirst();
+}
+
+export interface TenantChanges {
+  tier?: string | undefined;
+  shareBy?: ShareBy | undefined;
+}
+
+/** Changes a tenant's settings; undefined when no tenant has this id. */
+export async function updateTenant(db: Db, tenantId: string, changes: TenantChanges): Promise<Tenant | undefined> {
+  const set = { ...(changes.tier ? { tier: changes.tier } : {}), ...(changes.shareBy ? { share_by: changes.shareBy } : {}) };
+  if (Object.keys(set).length === 0) return db.selectFrom('tenants').selectAll().where('id', '=', tenantId).executeTakeFirst();
+  return db.updateTable('tenants').set(set).where('id', '=', tenantId).returningAll().executeTakeFirst();
+}
+
+export interface TenantListing extends Tenant {
+  activeKeys: number;
+}
+
+/** Every tenant, oldest first, with how many of its keys work. */
+export async function listTenants(db: Db): Promise<TenantListing[]> {
+  const rows = await db
+    .selectFrom('tenants')
+    .leftJoin('api_keys', (join) => join.onRef('api_keys.tenant_id', '=', 'tenants.id').on('api_keys.revoked_at', 'is', null))
+    .selectAll('tenants')
+    .select((eb) => eb.fn.count<string>('api_keys.id').as('active_keys'))
+    .groupBy('tenants.id')
+    .orderBy('tenants.created_at')
+    .orderBy('tenants.name')
+    .execute();
+  return rows.map(({ active_keys, ...tenant }) => ({ ...tenant, activeKeys: Number(active_keys) }));
+}
+
+/** What scheduling needs to know of a tenant: its tier (weight) and what its share divides by. */
+export interface TenantSettings {
+  tenantId: string;
+  tier: string;
+  shareBy: ShareBy;
+}
+
+export async function findTenantSettings(db: Db, tenantId: string): Promise<TenantSettings | undefined> {
+  return (await listTenantSettings(db, [tenantId])).get(tenantId);
+}
+
+/** The settings of several tenants in one query (e.g. those with work waiting), by tenant id. */
+export async function listTenantSettings(db: Db, tenantIds: readonly string[]): Promise<Map<string, TenantSettings>> {
+  if (tenantIds.length === 0) return new Map();
+  const rows = await db
+    .selectFrom('tenants')
+    .select(['id as tenantId', 'tier', 'share_by as shareBy'])
+    .where('id', 'in', tenantIds)
+    .execute();
+  return new Map(rows.map((row) => [row.tenantId, row]));
 }

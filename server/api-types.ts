@@ -46,6 +46,8 @@ export interface BatchItemInput {
   seed?: number | undefined;
   priority: number;
   deadlineSeconds?: number | undefined;
+  /** Whom within the tenant it is for (an end user, a store); opaque to Kiln. */
+  subject?: string | undefined;
 }
 
 export interface GenerateInput extends BatchItemInput {
@@ -53,12 +55,15 @@ export interface GenerateInput extends BatchItemInput {
 }
 
 export interface BatchInput {
+  /** The subject of every item that names none. */
+  subject?: string | undefined;
   items: BatchItemInput[];
 }
 
 export interface ListInput {
   states?: GenerationState[] | undefined;
   batchId?: string | undefined;
+  subject?: string | undefined;
   model?: ModelId | undefined;
   /** ISO 8601 with offset. */
   createdAfter?: string | undefined;
@@ -132,6 +137,8 @@ export interface AssetView {
 export interface GenerationSummary {
   id: string;
   batchId: string | null;
+  /** Whom within the tenant it is for, as the request named it; null if it named none. */
+  subject: string | null;
   state: GenerationState;
   /** The latest stage, finer than the state (e.g. 'rendering'). */
   stage: string;
@@ -197,6 +204,8 @@ export interface RealtimeEvent {
   id: string;
   generationId: string;
   batchId: string | null;
+  /** The generation's subject (see GenerationSummary). */
+  subject: string | null;
   stage: string;
   /** The generation's state once this event happened. */
   state: GenerationState;

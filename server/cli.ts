@@ -1,7 +1,8 @@
-// Kiln's command line: serve (API + worker + simulator), migrate, keys.
-import { parseArgs } from 'node:util';
+// Kiln's command line: serve (API + worker + simulator), migrate, keys, tenants.
+import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import { createApiKey, listApiKeys, revokeApiKey } from '../db/api-keys.ts';
-import { createTenant, findTenant } from '../db/tenants.ts';
+import { SHARE_BY, TENANT_TIERS } from '../db/schema.ts';
+import { createTenant, findTenant, listTenants, updateTenant } from '../db/tenants.ts';
 import { createApp } from './app.ts';
 import { ensureDevelopmentKey } from './bootstrap.ts';
 import { ConfigError, loadConfig, type KilnConfig } from './config.ts';
@@ -11,27 +12,63 @@ import { createLogger } from './logger.ts';
 const USAGE = `Usage:
   kiln serve                                   start the API, the worker and (without REPLICATE_API_TOKEN) the simulator
   kiln migrate                                 bring the database schema up to date
-  kiln keys create --tenant NAME [--name LABEL] [--tier free|standard|pro]
+  kiln keys create --tenant NAME [--name LABEL] [--tier free|standard|pro] [--share-by tenant|subject]
                                                create an API key (and the tenant if new); prints the key once
   kiln keys revoke ID_OR_PREFIX                revoke a key
   kiln keys list [--tenant NAME]               list keys (prefixes only; keys are stored hashed)
+  kiln tenants set NAME_OR_ID [--tier free|standard|pro] [--share-by tenant|subject]
+                                               change a tenant's tier (model and weight) or what its
+                                               fair share divides by (the tenant, or each subject)
+  kiln tenants list                            list tenants with their settings
 
-Through npm: npm start | npm run migrate | npm run keys -- create --tenant acme`;
+Through npm: npm start | npm run migrate | npm run keys -- create --tenant acme | npm run tenants -- list`;
+
+/** A command line that cannot be carried out as given: said with the usage, exit code 2. */
+class UsageError extends Error {
+  override name = 'UsageError';
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const config = loadConfig();
-  switch (command) {
-    case 'serve':
-      return serve(config);
-    case 'migrate':
-      return migrate(config);
-    case 'keys':
-      return keys(config, rest);
-    default:
-      console.error(USAGE);
-      return command === undefined || command === 'help' || command === '--help' ? 0 : 2;
+  try {
+    switch (command) {
+      case 'serve':
+        return await serve(config);
+      case 'migrate':
+        return await migrate(config);
+      case 'keys':
+        return await keys(config, rest);
+      case 'tenants':
+        return await tenants(config, rest);
+      default:
+        console.error(USAGE);
+        return command === undefined || command === 'help' || command === '--help' ? 0 : 2;
+    }
+  } catch (error) {
+    if (error instanceof UsageError) return usageError(error.message);
+    throw error;
   }
+}
+
+/** Options and positionals; an unknown option or a missing value is a usage error, not a crash. */
+function parseCommand<T extends ParseArgsOptionsConfig>(args: string[], options: T) {
+  try {
+    return parseArgs({ args, allowPositionals: true, strict: true, options });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    // Node's own wording for an unknown option is about positionals; say what is allowed instead.
+    const unknown = /^Unknown option '([^']+)'/.exec(message)?.[1];
+    const allowed = Object.keys(options).map((name) => `--${name}`).join(', ');
+    throw new UsageError(unknown ? `unknown option ${unknown}; the options here are: ${allowed}` : message);
+  }
+}
+
+/** The value if it is one of the allowed ones; a usage error naming them otherwise. */
+function oneOf<T extends string>(option: string, value: string | undefined, allowed: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new UsageError(`${option} must be one of: ${allowed.join(', ')} (got "${value}")`);
 }
 
 async function serve(config: KilnConfig): Promise<number> {
@@ -76,24 +113,33 @@ async function migrate(config: KilnConfig): Promise<number> {
 }
 
 async function keys(config: KilnConfig, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { tenant: { type: 'string' }, name: { type: 'string' }, tier: { type: 'string' } },
+  const { values, positionals } = parseCommand(args, {
+    tenant: { type: 'string' },
+    name: { type: 'string' },
+    tier: { type: 'string' },
+    'share-by': { type: 'string' },
   });
   const [action, target] = positionals;
+  // Checked before the database is touched, so a wrong value changes nothing.
+  const tier = oneOf('--tier', values.tier, TENANT_TIERS);
+  const shareBy = oneOf('--share-by', values['share-by'], SHARE_BY);
+  if (action === 'create' && !values.tenant) return usageError('keys create needs --tenant NAME');
   const connected = await connectDatabase(config, createLogger('warn'));
   const db = connected.handle.db;
   try {
-    if (action === 'create') {
-      if (!values.tenant) return usageError('keys create needs --tenant NAME');
-      const tier = values.tier ?? 'standard';
-      if (!['free', 'standard', 'pro'].includes(tier)) return usageError('--tier must be free, standard or pro');
+    if (action === 'create' && values.tenant) {
       const existing = await findTenant(db, values.tenant);
-      if (existing && values.tier && existing.tier !== values.tier) {
-        console.error(`note: tenant "${existing.name}" exists with tier ${existing.tier}; --tier applies only to new tenants`);
+      const ignored = [
+        ...(existing && tier && existing.tier !== tier ? [`tier ${existing.tier}`] : []),
+        ...(existing && shareBy && existing.share_by !== shareBy ? [`share-by ${existing.share_by}`] : []),
+      ];
+      if (existing && ignored.length > 0) {
+        console.error(
+          `note: tenant "${existing.name}" exists with ${ignored.join(' and ')}; --tier and --share-by apply only to new tenants ` +
+            `(change it with: kiln tenants set ${existing.name} …)`,
+        );
       }
-      const tenant = existing ?? (await createTenant(db, values.tenant, tier));
+      const tenant = existing ?? (await createTenant(db, values.tenant, tier ?? 'standard', shareBy ?? 'tenant'));
       const key = await createApiKey(db, tenant.id, values.name ?? 'created with the keys command');
       console.log(`API key for tenant "${tenant.name}" (${tenant.id}):\n\n  ${key.key}\n\nShown once; Kiln stores only its hash. Key id: ${key.id}`);
       return 0;
@@ -117,6 +163,49 @@ async function keys(config: KilnConfig, args: string[]): Promise<number> {
       return 0;
     }
     return usageError(`unknown keys action: ${action ?? '(none)'}`);
+  } finally {
+    await connected.close();
+  }
+}
+
+async function tenants(config: KilnConfig, args: string[]): Promise<number> {
+  const { values, positionals } = parseCommand(args, { tier: { type: 'string' }, 'share-by': { type: 'string' } });
+  const [action, target, ...extra] = positionals;
+  if (action !== 'set' && action !== 'list') return usageError(`unknown tenants action: ${action ?? '(none)'}`);
+  if (extra.length > 0) return usageError(`tenants ${action} takes ${action === 'set' ? 'one tenant' : 'no arguments'}; unexpected: ${extra.join(' ')}`);
+  // Every value is checked before the database is touched, so a wrong one changes nothing.
+  const tier = oneOf('--tier', values.tier, TENANT_TIERS);
+  const shareBy = oneOf('--share-by', values['share-by'], SHARE_BY);
+  if (action === 'set') {
+    if (!target) return usageError('tenants set needs a tenant name or id (see: kiln tenants list)');
+    if (!tier && !shareBy) return usageError('tenants set needs --tier or --share-by (or both)');
+  } else if (target || tier || shareBy) {
+    return usageError('tenants list takes no arguments or options');
+  }
+
+  const connected = await connectDatabase(config, createLogger('warn'));
+  const db = connected.handle.db;
+  try {
+    if (action === 'list') {
+      const rows = await listTenants(db);
+      for (const row of rows) {
+        console.log(`${row.id}  ${row.name}  tier=${row.tier}  share-by=${row.share_by}  active-keys=${row.activeKeys}  created ${row.created_at.toISOString()}`);
+      }
+      if (rows.length === 0) console.log('no tenants');
+      return 0;
+    }
+    const tenant = target ? await findTenant(db, target) : undefined;
+    if (!tenant) return usageError(`no tenant is named or has the id "${target ?? ''}" (see: kiln tenants list)`);
+    const updated = await updateTenant(db, tenant.id, { tier, shareBy });
+    if (!updated) return usageError(`tenant "${tenant.name}" was removed meanwhile`);
+    const changes = [
+      ...(tier ? [`tier ${tenant.tier} → ${updated.tier}`] : []),
+      ...(shareBy ? [`share-by ${tenant.share_by} → ${updated.share_by}`] : []),
+    ];
+    console.log(`tenant "${updated.name}" (${updated.id}): ${changes.join(', ')}`);
+    // The tier travels with a verified key, which API processes cache.
+    if (tier) console.log(`running API processes apply the new tier within KILN_AUTH_CACHE_MS (${config.authCacheMs} ms)`);
+    return 0;
   } finally {
     await connected.close();
   }

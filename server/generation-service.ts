@@ -78,6 +78,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
     },
     priority: item.priority,
     idempotencyKey,
+    subject: item.subject ?? null,
     deadlineSeconds: item.deadlineSeconds ?? defaultDeadlineSeconds ?? null,
   });
 
@@ -86,6 +87,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
   const summaryView = (generation: Generation): GenerationSummary => ({
     id: generation.id,
     batchId: generation.batch_id,
+    subject: generation.subject,
     state: generation.state,
     stage: generation.stage,
     prompt: generation.prompt,
@@ -119,6 +121,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       existing.prompt === repeated.prompt &&
       existing.model === repeated.model &&
       existing.priority === repeated.priority &&
+      existing.subject === repeated.subject &&
       canonicalJson(existing.request) === canonicalJson(repeated.request);
     if (!same) {
       throw conflict(`idempotencyKey "${existing.idempotency_key}" was already used for a different request; use a new key for a new request`);
@@ -151,7 +154,8 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
     async batch(caller: Caller, input: BatchInput): Promise<BatchAccepted> {
       return db.transaction().execute(async (trx) => {
         const batchId = await insertBatch(trx, caller.tenantId, input.items.length);
-        const rows = input.items.map((item) => toRow(caller, item, batchId, null));
+        // An item's own subject wins over the batch's.
+        const rows = input.items.map((item) => toRow(caller, { ...item, subject: item.subject ?? input.subject }, batchId, null));
         await insertQueued(trx, rows);
         return { batchId, ids: rows.map((row) => row.id) };
       });
@@ -186,6 +190,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
         tenantId: caller.tenantId,
         ...(input.states ? { states: input.states } : {}),
         ...(input.batchId ? { batchId: input.batchId } : {}),
+        ...(input.subject !== undefined ? { subject: input.subject } : {}),
         ...(input.model ? { model: input.model } : {}),
         ...(input.createdAfter ? { createdAfter: new Date(input.createdAfter) } : {}),
         ...(input.createdBefore ? { createdBefore: new Date(input.createdBefore) } : {}),

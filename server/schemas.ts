@@ -16,6 +16,7 @@ export const LIMITS = {
   outputPixels: 64_000_000,
   listPageSize: 100,
   idempotencyKeyLength: 200,
+  subjectLength: 200,
 } as const;
 
 /** PostgreSQL text cannot hold NUL, and no prompt needs one. */
@@ -27,6 +28,19 @@ const prompt = z
   .min(1, 'prompt must not be empty')
   .max(LIMITS.promptLength, `prompt must be at most ${LIMITS.promptLength} characters`)
   .refine(...withoutNul('prompt'));
+
+/**
+ * Whom within the tenant a request is for (an end user, a store), as the tenant names them.
+ * Opaque to Kiln, so kept exactly as sent (no trimming); it is compared and filtered on, so it
+ * must be text that survives storage unchanged (well-formed, no control characters). Its
+ * length is counted in characters, as the database's check counts it.
+ */
+const subject = z
+  .string({ error: 'subject must be a string' })
+  .min(1, 'subject must not be empty')
+  .refine((value) => [...value].length <= LIMITS.subjectLength, `subject must be at most ${LIMITS.subjectLength} characters`)
+  .refine((value) => !/\p{Cc}/u.test(value), 'subject must not contain control characters (such as NUL, tab or newline)')
+  .refine((value) => value.isWellFormed(), 'subject must be well-formed Unicode (no lone surrogates)');
 
 const uniqueList = <T extends z.ZodType>(item: T, what: string, max: number) =>
   z
@@ -64,6 +78,8 @@ const generationOptions = {
    * Default: the server's KILN_DEADLINE_SECONDS.
    */
   deadlineSeconds: z.int().min(10, 'deadlineSeconds must be at least 10').max(86_400, 'deadlineSeconds must be at most 86400 (a day)').optional(),
+  /** Whom within the tenant it is for; fair share and limits may apply per subject. */
+  subject: subject.optional(),
 };
 
 /** Output pixels one generation may ask for, so one request cannot monopolise the renderers. */
@@ -90,6 +106,8 @@ export const batchItemInput = z.object(generationOptions).strict().refine(varian
 
 export const batchInput = z
   .object({
+    /** The subject of every item that names none. */
+    subject: subject.optional(),
     items: z
       .array(batchItemInput)
       .min(1, 'a batch needs at least one item')
@@ -106,6 +124,8 @@ export const listInput = z
   .object({
     states: z.array(z.enum(GENERATION_STATES)).max(GENERATION_STATES.length).optional(),
     batchId: z.uuid().optional(),
+    /** Only the generations for this subject. */
+    subject: subject.optional(),
     model: z.enum(MODEL_IDS).optional(),
     createdAfter: z.iso.datetime({ offset: true }).optional(),
     createdBefore: z.iso.datetime({ offset: true }).optional(),

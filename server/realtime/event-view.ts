@@ -60,6 +60,7 @@ export async function toRealtimeEvents(db: Kysely<Database>, events: readonly Ge
       id: encodePosition(event),
       generationId: event.generation_id,
       batchId: event.batch_id,
+      subject: event.subject,
       stage: event.stage,
       state: STATE_OF_STAGE[event.stage] ?? 'running',
       at: event.at.toISOString(),

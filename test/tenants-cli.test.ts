@@ -1,0 +1,134 @@
+// `kiln tenants` changes and lists tenants; a wrong name or value says what is allowed, exits
+// with 2 and changes nothing. `keys create` can set a new tenant's share-by.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { findTenantSettings, listTenantSettings, updateTenant } from '../db/tenants.ts';
+import { createTestDatabase, startKiln, type TestKiln } from './support/kiln.ts';
+
+const cli = path.join(import.meta.dirname, '..', 'server', 'cli.ts');
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI without blocking this process, whose Kiln must keep serving. */
+function runCli(args: string[], databaseUrl: string): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, ...args], { env: { ...process.env, DATABASE_URL: databaseUrl }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('error', reject);
+    child.once('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+describe('kiln tenants', () => {
+  let kiln: TestKiln;
+  let databaseUrl: string;
+  const run = (...args: string[]) => runCli(args, databaseUrl);
+  const settingsOf = async (tenantId: string) => {
+    const settings = await findTenantSettings(kiln.app.database.db, tenantId);
+    assert.ok(settings);
+    return { tier: settings.tier, shareBy: settings.shareBy };
+  };
+
+  before(async () => {
+    databaseUrl = await createTestDatabase();
+    // No auth cache: a changed tier shows on the very next call.
+    kiln = await startKiln({ databaseUrl, env: { KILN_ROLE: 'api', KILN_AUTH_CACHE_MS: '0' } });
+  });
+  after(() => kiln.stop());
+
+  it('lists tenants with their tier, share-by and active keys', async () => {
+    const created = await run('keys', 'create', '--tenant', 'shops-inc', '--tier', 'free', '--share-by', 'subject');
+    assert.equal(created.status, 0, created.stderr);
+    const listed = await run('tenants', 'list');
+    assert.equal(listed.status, 0, listed.stderr);
+    const line = listed.stdout.split('\n').find((candidate) => candidate.includes(' shops-inc '));
+    assert.ok(line, listed.stdout);
+    assert.match(line, /^[0-9a-f-]{36}  shops-inc  tier=free  share-by=subject  active-keys=1  created \d{4}-/);
+    assert.match(listed.stdout, new RegExp(`^${kiln.tenantId} .* tier=standard  share-by=tenant  active-keys=1 `, 'm'));
+  });
+
+  it('sets a tenant\'s tier and share-by, by name or id, and a running API follows the tier', async () => {
+    const model = async () => (await kiln.client.status({ id: (await kiln.client.generate({ prompt: 'routed by tier' })).id })).model;
+    const tenant = await kiln.app.database.db.selectFrom('tenants').select(['id', 'name']).where('id', '=', kiln.tenantId).executeTakeFirstOrThrow();
+    assert.equal(await model(), 'black-forest-labs/flux-schnell', 'standard routes to the fast model');
+
+    const byName = await run('tenants', 'set', tenant.name, '--tier', 'pro', '--share-by', 'subject');
+    assert.equal(byName.status, 0, byName.stderr);
+    assert.match(byName.stdout, /tier standard → pro, share-by tenant → subject/);
+    assert.deepEqual(await settingsOf(tenant.id), { tier: 'pro', shareBy: 'subject' });
+    assert.equal(await model(), 'black-forest-labs/flux-dev', 'pro routes to the quality model');
+
+    const byId = await run('tenants', 'set', tenant.id, '--share-by', 'tenant');
+    assert.equal(byId.status, 0, byId.stderr);
+    assert.deepEqual(await settingsOf(tenant.id), { tier: 'pro', shareBy: 'tenant' }, 'what was not given stays');
+  });
+
+  it('refuses unknown tenants, values and options with exit code 2, the allowed values, and no change', async () => {
+    const { tenantId } = await kiln.newTenant('unchanged-co');
+    const before = await settingsOf(tenantId);
+    const refusals: [string[], RegExp][] = [
+      [['tenants', 'set', 'no-such-tenant', '--tier', 'pro'], /no tenant is named or has the id "no-such-tenant"/],
+      [['tenants', 'set', 'unchanged-co', '--tier', 'gold'], /--tier must be one of: free, standard, pro \(got "gold"\)/],
+      // One wrong value stops the other, valid one too.
+      [['tenants', 'set', 'unchanged-co', '--tier', 'pro', '--share-by', 'store'], /--share-by must be one of: tenant, subject \(got "store"\)/],
+      [['tenants', 'set', 'unchanged-co'], /needs --tier or --share-by/],
+      [['tenants', 'set', '--tier', 'pro'], /needs a tenant name or id/],
+      [['tenants', 'set', 'unchanged-co', 'extra', '--tier', 'pro'], /unexpected: extra/],
+      [['tenants', 'set', 'unchanged-co', '--weight', '3'], /unknown option --weight; the options here are: --tier, --share-by/],
+      [['tenants', 'set', 'unchanged-co', '--tier'], /--tier/],
+      [['tenants', 'rename', 'unchanged-co'], /unknown tenants action: rename/],
+      [['tenants'], /unknown tenants action: \(none\)/],
+      [['keys', 'create', '--tenant', 'unchanged-co', '--share-by', 'user'], /--share-by must be one of: tenant, subject/],
+    ];
+    for (const [args, message] of refusals) {
+      const refused = await run(...args);
+      assert.equal(refused.status, 2, `${args.join(' ')}: ${refused.stderr}`);
+      assert.match(refused.stderr, message, args.join(' '));
+      assert.match(refused.stderr, /Usage:/);
+    }
+    assert.deepEqual(await settingsOf(tenantId), before);
+    const keys = await kiln.app.database.db.selectFrom('api_keys').select('id').where('tenant_id', '=', tenantId).execute();
+    assert.equal(keys.length, 1, 'the refused keys create made no key');
+  });
+
+  it('leaves an existing tenant\'s settings to tenants set when keys create names others', async () => {
+    const { tenantId } = await kiln.newTenant('existing-co');
+    const created = await run('keys', 'create', '--tenant', 'existing-co', '--share-by', 'subject');
+    assert.equal(created.status, 0, created.stderr);
+    assert.match(created.stderr, /exists with share-by tenant; .* apply only to new tenants \(change it with: kiln tenants set existing-co/);
+    assert.deepEqual(await settingsOf(tenantId), { tier: 'standard', shareBy: 'tenant' });
+  });
+});
+
+describe('tenant settings', () => {
+  let kiln: TestKiln;
+  before(async () => {
+    kiln = await startKiln({ env: { KILN_ROLE: 'api' } });
+  });
+  after(() => kiln.stop());
+
+  it('are read for many tenants in one call, and for none that do not exist', async () => {
+    const other = await kiln.newTenant();
+    await updateTenant(kiln.app.database.db, other.tenantId, { shareBy: 'subject' });
+    const unknown = '00000000-0000-4000-8000-000000000000';
+    const settings = await listTenantSettings(kiln.app.database.db, [kiln.tenantId, other.tenantId, unknown]);
+    assert.deepEqual(
+      [...settings.values()].sort((a, b) => (a.shareBy < b.shareBy ? -1 : 1)),
+      [
+        { tenantId: other.tenantId, tier: 'standard', shareBy: 'subject' },
+        { tenantId: kiln.tenantId, tier: 'standard', shareBy: 'tenant' },
+      ],
+    );
+    assert.equal(await findTenantSettings(kiln.app.database.db, unknown), undefined);
+    assert.equal((await listTenantSettings(kiln.app.database.db, [])).size, 0);
+  });
+});
