@@ -55,7 +55,7 @@ describe('migration 0008', () => {
       RETURNING id
     `.execute(db);
     const id = rows[0]!.id;
-    assert.deepEqual(await migrateToLatest(db), ['0008-queue-wait-apart-from-run-time']);
+    assert.deepEqual(await migrateTo(db, '0008-queue-wait-apart-from-run-time'), ['0008-queue-wait-apart-from-run-time']);
     const row = await db.selectFrom('generations').select(['deadline_at', 'prediction_deadline_at']).where('id', '=', id).executeTakeFirstOrThrow();
     assert.equal(row.prediction_deadline_at?.toISOString(), '2026-01-01T00:10:00.000Z');
     await sql`UPDATE generations SET deadline_at = NULL WHERE id = ${id}`.execute(db); // no deadline is allowed now
