@@ -25,7 +25,7 @@ describe('migration 0007', () => {
     `.execute(db);
     const id = rows[0]!.id;
 
-    assert.deepEqual(await migrateToLatest(db), ['0007-required-deadlines-and-poll-numbers']);
+    assert.deepEqual(await migrateTo(db, '0007-required-deadlines-and-poll-numbers'), ['0007-required-deadlines-and-poll-numbers']);
     const row = await db.selectFrom('generations').select(['deadline_at', 'poll_seq']).where('id', '=', id).executeTakeFirstOrThrow();
     assert.equal(row.deadline_at.toISOString(), '2026-01-01T00:10:00.000Z', 'its deadline: creation plus the default of the day');
     assert.equal(row.poll_seq, 0);

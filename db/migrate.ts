@@ -8,6 +8,7 @@ import * as secretsAndQueueLanes from './migrations/0004-secrets-and-queue-lanes
 import * as providerRateLimits from './migrations/0005-provider-rate-limits.ts';
 import * as twoPhaseProviderWork from './migrations/0006-two-phase-provider-work.ts';
 import * as requiredDeadlinesAndPollNumbers from './migrations/0007-required-deadlines-and-poll-numbers.ts';
+import * as dispatch from './migrations/0008-dispatch.ts';
 
 /** Migrations live in code (not discovered on disk) so they ship with the build and run in order. */
 const migrations = {
@@ -18,6 +19,7 @@ const migrations = {
   '0005-provider-rate-limits': providerRateLimits,
   '0006-two-phase-provider-work': twoPhaseProviderWork,
   '0007-required-deadlines-and-poll-numbers': requiredDeadlinesAndPollNumbers,
+  '0008-dispatch': dispatch,
 } satisfies Record<string, Migration>;
 
 const inCodeProvider: MigrationProvider = {

@@ -17,6 +17,7 @@ import {
 import type { Asset, Database, Generation, GenerationEvent } from '../db/schema.ts';
 import { modelForTier, type ModelTier } from '../jobs/provider/models.ts';
 import type { JobQueue } from '../jobs/queue.ts';
+import { notifyDispatcher } from '../db/dispatch.ts';
 import { createIdFactory } from '../db/ids.ts';
 import { estimateQueue, type QueueEstimate as DbQueueEstimate } from '../db/queue-estimates.ts';
 import type {
@@ -100,10 +101,14 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
 
   const eventView = (event: GenerationEvent): StageEvent => ({ id: event.id, stage: event.stage, at: event.at, data: event.data });
 
-  /** Rows, their 'queued' events and their jobs, in one transaction. */
+  /**
+   * Rows and their 'queued' events, in one transaction. The row is the queue entry: the
+   * dispatcher (jobs/dispatch/) gives it its create job when its turn comes, and the NOTIFY
+   * (sent at commit) wakes it.
+   */
   async function insertQueued(trx: Transaction<Database>, rows: readonly NewGenerationInput[]): Promise<void> {
     await insertGenerations(trx, rows);
-    await queue.enqueueGenerations(trx, rows.map((row) => ({ generationId: row.id, priority: row.priority })));
+    await notifyDispatcher(trx);
   }
 
   // Concurrent generate calls share transactions (see group-commit.ts).
