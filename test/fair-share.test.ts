@@ -73,4 +73,82 @@ describe('fair share of the provider create budget', () => {
       await simulator.stop();
     }
   });
+
+  it('gives each tier its weight of the budget over a window', async () => {
+    // 1,200 creates a minute: a 10-second window holds about 200 dispatches.
+    const simulator = createSimulator({ latencyMs: { min: 20, max: 60 }, createsPerMinute: 1200, readsPerMinute: 60_000, burst: 40 });
+    await simulator.start();
+    const kiln = await startKiln({
+      env: {
+        ...standaloneProviderEnv(simulator),
+        KILN_PROVIDER_CREATES_PER_MINUTE: '1200',
+        KILN_PROVIDER_CREATE_BURST: '20',
+        KILN_WORKER_CONCURRENCY: '32',
+        KILN_TENANT_IN_PROGRESS_CAP: '1000',
+      },
+    });
+    try {
+      const db = kiln.app.database.db;
+      const tiers = ['free', 'standard', 'pro'] as const;
+      const tenants = await Promise.all(tiers.map((tier) => kiln.newTenant(`tier-${tier}`)));
+      for (const [index, tier] of tiers.entries()) {
+        await db.updateTable('tenants').set({ tier }).where('id', '=', tenants[index]!.tenantId).execute();
+      }
+      // All three queue more than the window can serve, in one go each.
+      await Promise.all(
+        tenants.map((tenant, index) =>
+          tenant.client.batch({ items: Array.from({ length: 400 }, (_, item) => ({ prompt: `${tiers[index]} ${item}`, platforms: ['thumbnail'] as const })) }),
+        ),
+      );
+      const from = new Date();
+      await sleep(10_000);
+      const to = new Date();
+      const counts = await db
+        .selectFrom('generations')
+        .select(['tenant_id', (eb) => eb.fn.countAll<string>().as('count')])
+        .where('dispatched_at', '>', from)
+        .where('dispatched_at', '<=', to)
+        .groupBy('tenant_id')
+        .execute();
+      const dispatched = tenants.map((tenant) => Number(counts.find((row) => row.tenant_id === tenant.tenantId)?.count ?? 0));
+      const total = dispatched.reduce((sum, count) => sum + count, 0);
+      assert.ok(total >= 100, `dispatches in the window: ${total}`);
+      const weights = [1, 2, 4];
+      for (const [index, count] of dispatched.entries()) {
+        const share = count / total;
+        const expected = weights[index]! / 7;
+        assert.ok(Math.abs(share - expected) / expected < 0.05, `${tiers[index]}: ${count} of ${total} (share ${share.toFixed(3)}, expected ${expected.toFixed(3)}); all: ${dispatched}`);
+      }
+    } finally {
+      await kiln.stop();
+      await simulator.stop();
+    }
+  });
+
+  it('holds a tenant at its cap on work in progress while another goes on', async () => {
+    // Slow predictions, so work in progress piles up; the cap is 3.
+    const simulator = createSimulator({ latencyMs: { min: 1500, max: 2000 }, createsPerMinute: 6000, readsPerMinute: 60_000 });
+    await simulator.start();
+    const kiln = await startKiln({
+      env: { ...standaloneProviderEnv(simulator), KILN_PROVIDER_CREATES_PER_MINUTE: '6000', KILN_PROVIDER_CREATE_BURST: '50', KILN_TENANT_IN_PROGRESS_CAP: '3' },
+    });
+    try {
+      const other = await kiln.newTenant('other');
+      const { ids } = await kiln.client.batch({ items: Array.from({ length: 9 }, (_, index) => ({ prompt: `capped ${index}`, platforms: ['thumbnail'] as const })) });
+      const { ids: otherIds } = await other.client.batch({ items: Array.from({ length: 3 }, (_, index) => ({ prompt: `other ${index}`, platforms: ['thumbnail'] as const })) });
+      const done = await Promise.all(ids.map((id) => kiln.client.waitFor(id, { timeoutMs: 90_000 })));
+      const otherDone = await Promise.all(otherIds.map((id) => other.client.waitFor(id, { timeoutMs: 90_000 })));
+      assert.deepEqual([...done, ...otherDone].map((generation) => generation.state), [...ids, ...otherIds].map(() => 'succeeded'));
+      // At no moment were more than three of the capped tenant's generations between start and finish.
+      const spans = done.map((generation) => [new Date(generation.startedAt!).getTime(), new Date(generation.finishedAt!).getTime()] as const);
+      const most = Math.max(...spans.map(([start]) => spans.filter(([from, to]) => from <= start && start < to).length));
+      assert.ok(most <= 3, `${most} in progress at once`);
+      // The other tenant was not held back by the capped one: its three all started at once.
+      const otherStarts = otherDone.map((generation) => new Date(generation.startedAt!).getTime());
+      assert.ok(Math.max(...otherStarts) - Math.min(...otherStarts) < 1500, 'the other tenant ran side by side');
+    } finally {
+      await kiln.stop();
+      await simulator.stop();
+    }
+  });
 });
