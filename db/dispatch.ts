@@ -2,12 +2,21 @@
 // work in progress, the shared create budget booked a short stretch ahead, and the marks that
 // a generation was handed on. All run in the dispatcher's one transaction per tick, so a
 // dispatcher that dies mid-tick leaves nothing half-done.
-import { sql, type Transaction } from 'kysely';
+import { sql, type RawBuilder, type Transaction } from 'kysely';
 import type { BudgetClock } from './gcra.ts';
 import type { Database } from './schema.ts';
 
 /** One dispatcher at a time across all processes: a lock held for one tick's transaction. */
 const DISPATCH_LOCK = 0x6b696c6e_01; // "kiln" + 1
+
+/**
+ * A generation's lane, from its tenant: one lane per tenant today. The one place that says so:
+ * a lane per (tenant, subject) would change this expression (and the grouping below), nothing
+ * in jobs/dispatch/.
+ */
+export function laneKey(tenantId: RawBuilder<unknown> | ReturnType<typeof sql.ref>): RawBuilder<string> {
+  return sql<string>`('t:' || ${tenantId}::text)`;
+}
 
 export async function tryDispatchLock(trx: Transaction<Database>): Promise<boolean> {
   const { rows } = await sql<{ locked: boolean }>`SELECT pg_try_advisory_xact_lock(${DISPATCH_LOCK}::bigint) AS locked`.execute(trx);
@@ -45,7 +54,7 @@ export async function waitingLanes(trx: Transaction<Database>, options: { perLan
       FROM generations WHERE state = 'queued' AND dispatched_at IS NULL
       GROUP BY tenant_id
     )
-    SELECT 't:' || l.tenant_id::text AS lane, l.tenant_id, t.tier, d.pass, l.waiting_count,
+    SELECT ${laneKey(sql.ref('l.tenant_id'))} AS lane, l.tenant_id, t.tier, d.pass, l.waiting_count,
       (SELECT count(*) FROM generations p
         WHERE p.tenant_id = l.tenant_id AND p.state IN ('queued', 'running') AND p.dispatched_at IS NOT NULL) AS in_progress,
       ARRAY(SELECT q.id FROM generations q
@@ -54,7 +63,7 @@ export async function waitingLanes(trx: Transaction<Database>, options: { perLan
         LIMIT ${options.perLane}) AS waiting
     FROM lanes l
     JOIN tenants t ON t.id = l.tenant_id
-    LEFT JOIN dispatch_lanes d ON d.lane = 't:' || l.tenant_id::text
+    LEFT JOIN dispatch_lanes d ON d.lane = ${laneKey(sql.ref('l.tenant_id'))}
   `.execute(trx);
   return rows.map((row) => ({
     lane: row.lane,

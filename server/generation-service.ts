@@ -19,7 +19,7 @@ import { modelForTier, type ModelTier } from '../jobs/provider/models.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import { notifyDispatcher } from '../db/dispatch.ts';
 import { createIdFactory } from '../db/ids.ts';
-import { estimateQueue, type QueueEstimate as DbQueueEstimate } from '../db/queue-estimates.ts';
+import { estimateQueue, type EstimateSettings, type QueueEstimate as DbQueueEstimate } from '../db/queue-estimates.ts';
 import type {
   BatchAccepted,
   BatchInput,
@@ -52,6 +52,8 @@ export interface GenerationServiceOptions {
   defaultDeadlineSeconds: number;
   /** How concurrent `generate` calls share transactions (see group-commit.ts). */
   groupCommit: { maxItems: number; maxConcurrentFlushes: number };
+  /** What the queue estimate needs to follow the dispatcher's order (its budget, weights, aging). */
+  estimates: EstimateSettings;
 }
 
 /** A tenant's tier picks the model when the request names neither model nor tier. */
@@ -60,7 +62,7 @@ const TIER_FOR_TENANT: Record<string, ModelTier> = { free: 'fast', standard: 'fa
 /** The estimate goes out as db/queue-estimates.ts computes it: the API's type must not drift from it. */
 type QueueEstimateMatchesTheQuery = Expect<Equal<DbQueueEstimate, QueueEstimate>>;
 
-export function createGenerationService({ db, queue, publicUrl, defaultDeadlineSeconds, groupCommit }: GenerationServiceOptions): GenerationService {
+export function createGenerationService({ db, queue, publicUrl, defaultDeadlineSeconds, groupCommit, estimates }: GenerationServiceOptions): GenerationService {
   const newId = createIdFactory();
   const toRow = (caller: Caller, item: BatchItemInput, batchId: string | null, idempotencyKey: string | null): NewGenerationInput => ({
     id: newId(),
@@ -169,7 +171,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       const [assets, events, queue] = await Promise.all([
         listAssets(db, [id]),
         listEvents(db, id),
-        generation.state === 'queued' ? estimateQueue(db, generation) : null,
+        generation.state === 'queued' ? estimateQueue(db, generation, estimates) : null,
       ]);
       return { ...summaryView(generation), queue, assets: assets.map(assetView), events: events.map(eventView) };
     },

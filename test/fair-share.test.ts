@@ -39,6 +39,10 @@ describe('fair share of the provider create budget', () => {
       const small = await api.newTenant('small');
       const { ids: smallIds } = await small.client.batch({ items: Array.from({ length: 5 }, (_, index) => ({ prompt: `small ${index}`, platforms: ['thumbnail'] as const })) });
 
+      // The estimates, read now, of B's last and of one deep in A's backlog.
+      const askedAt = Date.now();
+      const [smallLast, deep] = await Promise.all([small.client.status({ id: smallIds[4]! }), api.client.status({ id: big[40]! })]);
+
       const first = await small.client.waitFor(smallIds[0]!, { timeoutMs: 60_000 });
       assert.equal(first.state, 'succeeded');
       const waitedMs = new Date(first.startedAt!).getTime() - new Date(first.createdAt).getTime();
@@ -46,6 +50,14 @@ describe('fair share of the provider create budget', () => {
       assert.ok(waitedMs < 5_000, `the small tenant's first generation started after ${waitedMs} ms`);
       const rest = await Promise.all(smallIds.map((id) => small.client.waitFor(id, { timeoutMs: 60_000 })));
       assert.deepEqual(rest.map((generation) => generation.state), smallIds.map(() => 'succeeded'));
+      const deepDone = await api.client.waitFor(big[40]!, { timeoutMs: 90_000 });
+      // Each started within 2× of when its estimate said (with a second's slack for pickup).
+      for (const [estimate, done] of [[smallLast, rest[4]!], [deep, deepDone]] as const) {
+        assert.ok(estimate.queue?.estimatedStartAt, 'an estimate was given');
+        const estimatedMs = new Date(estimate.queue.estimatedStartAt).getTime() - askedAt;
+        const actualMs = new Date(done.startedAt!).getTime() - askedAt;
+        assert.ok(actualMs <= 2 * estimatedMs + 1000 && estimatedMs <= 2 * actualMs + 1000, `estimated ${estimatedMs} ms, started after ${actualMs} ms (position ${estimate.queue.position})`);
+      }
 
       // Order within A's lane (equal priority): dispatched oldest first.
       const dispatched = await db
