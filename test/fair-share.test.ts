@@ -163,4 +163,46 @@ describe('fair share of the provider create budget', () => {
       await simulator.stop();
     }
   });
+
+  it('ages priority: low-priority work starts within a bounded time under a stream of higher-priority work', async () => {
+    // 10 creates/s; a stream of priority-10 work at 20/s outpaces it. Each priority point is worth
+    // 0.25 s of waiting, so the priority −10 generation goes before any priority-10 one queued
+    // more than 20 × 0.25 = 5 s after it.
+    const simulator = createSimulator({ latencyMs: { min: 20, max: 60 }, createsPerMinute: 600, readsPerMinute: 60_000 });
+    await simulator.start();
+    const kiln = await startKiln({
+      env: { ...standaloneProviderEnv(simulator), KILN_PROVIDER_CREATES_PER_MINUTE: '600', KILN_PROVIDER_CREATE_BURST: '10', KILN_PRIORITY_AGING_SECONDS: '0.25' },
+    });
+    try {
+      const high = (count: number, from: number) =>
+        kiln.client.batch({ items: Array.from({ length: count }, (_, index) => ({ prompt: `high ${from + index}`, priority: 10, platforms: ['thumbnail'] as const })) });
+      await high(30, 0);
+      const low = await kiln.client.generate({ prompt: 'low', priority: -10, platforms: ['thumbnail'] });
+      const lowQueuedAt = Date.now();
+      let lowStarted = false;
+      for (let round = 0; round < 30 && !lowStarted; round += 1) {
+        await high(10, 30 + round * 10);
+        await sleep(500);
+        lowStarted = (await kiln.client.status({ id: low.id })).startedAt !== null;
+      }
+      const done = await kiln.client.waitFor(low.id, { timeoutMs: 60_000 });
+      assert.equal(done.state, 'succeeded');
+      const waitedMs = new Date(done.startedAt!).getTime() - lowQueuedAt;
+      // Without aging it would wait for the stream to end; with it, about 5 s plus the work ahead by then.
+      assert.ok(lowStarted, `the low-priority generation started while the stream went on (after ${waitedMs} ms)`);
+      // No priority-10 generation queued well after the aging bound went before it.
+      const overtook = await kiln.app.database.db
+        .selectFrom('generations')
+        .select(['id'])
+        .where('tenant_id', '=', kiln.tenantId)
+        .where('priority', '=', 10)
+        .where('created_at', '>', new Date(new Date(done.createdAt).getTime() + 5_000 + 1_000))
+        .where('started_at', '<', new Date(done.startedAt!))
+        .execute();
+      assert.deepEqual(overtook, [], 'priority-10 work queued after the bound did not go first');
+    } finally {
+      await kiln.stop();
+      await simulator.stop();
+    }
+  });
 });
