@@ -40,6 +40,8 @@ export interface WaitingLaneRow {
   inProgress: number;
   /** The first `perLane` of them, in dispatch order. */
   waiting: string[];
+  /** The dispatcher's virtual clock (the same in every row). */
+  clock: number;
 }
 
 /**
@@ -48,13 +50,14 @@ export interface WaitingLaneRow {
  * then id (ids are time-ordered, in submission order within a batch).
  */
 export async function waitingLanes(trx: Transaction<Database>, options: { perLane: number; agingSeconds: number }): Promise<WaitingLaneRow[]> {
-  const { rows } = await sql<{ lane: string; tenant_id: string; tier: string; pass: number | null; waiting_count: string; in_progress: string; waiting: string[] }>`
+  const { rows } = await sql<{ lane: string; tenant_id: string; tier: string; pass: number | null; waiting_count: string; in_progress: string; waiting: string[]; clock: number }>`
     WITH lanes AS (
       SELECT tenant_id, count(*) AS waiting_count
       FROM generations WHERE state = 'queued' AND dispatched_at IS NULL
       GROUP BY tenant_id
     )
     SELECT ${laneKey(sql.ref('l.tenant_id'))} AS lane, l.tenant_id, t.tier, d.pass, l.waiting_count,
+      (SELECT clock FROM dispatch_clock WHERE id = 1) AS clock,
       (SELECT count(*) FROM generations p
         WHERE p.tenant_id = l.tenant_id AND p.state IN ('queued', 'running') AND p.dispatched_at IS NOT NULL) AS in_progress,
       ARRAY(SELECT q.id FROM generations q
@@ -73,25 +76,8 @@ export async function waitingLanes(trx: Transaction<Database>, options: { perLan
     waitingCount: Number(row.waiting_count),
     inProgress: Number(row.in_progress),
     waiting: row.waiting,
+    clock: row.clock,
   }));
-}
-
-export async function readDispatchClock(trx: Transaction<Database>): Promise<number> {
-  const row = await trx.selectFrom('dispatch_clock').select('clock').where('id', '=', 1).forUpdate().executeTakeFirstOrThrow();
-  return row.clock;
-}
-
-/** Stores the lanes' new passes and the clock; forgets lanes whose pass the clock has passed (they start at the clock anyway). */
-export async function saveDispatchState(trx: Transaction<Database>, passes: ReadonlyMap<string, number>, clock: number): Promise<void> {
-  if (passes.size > 0) {
-    await trx
-      .insertInto('dispatch_lanes')
-      .values([...passes].map(([lane, pass]) => ({ lane, pass })))
-      .onConflict((conflict) => conflict.column('lane').doUpdateSet((eb) => ({ pass: eb.ref('excluded.pass') })))
-      .execute();
-  }
-  await trx.updateTable('dispatch_clock').set({ clock }).where('id', '=', 1).execute();
-  await trx.deleteFrom('dispatch_lanes').where('pass', '<=', clock).execute();
 }
 
 /** The budget's row, locked until the tick commits, with the database's clock (ms since the epoch). */
@@ -106,25 +92,42 @@ export async function lockBudget(trx: Transaction<Database>, name: string): Prom
   return { clock: { tat: row.tat.getTime(), pausedUntil: row.paused_until.getTime() }, now: row.now.getTime() };
 }
 
-/** Books `slots` (ms since the epoch) on the budget: its clock moves on as gcra.ts's reserveMany said. */
-export async function bookBudget(trx: Transaction<Database>, name: string, clock: BudgetClock, slots: readonly number[]): Promise<void> {
-  if (slots.length === 0) return;
-  await sql`
-    UPDATE provider_rate_limits
-    SET tat = ${new Date(clock.tat)}, last_slot = ${new Date(Math.max(...slots))}, granted = granted + ${slots.length}
-    WHERE name = ${name}
+/**
+ * The tick's writes in one statement (one round trip, which pickup latency feels): books `slots`
+ * on the budget (its clock as gcra.ts's reserveMany left it), marks the generations as handed on
+ * — answering those still queued (a cancel may have come first) — stores the lanes' new passes
+ * and the clock, and forgets lanes whose pass the clock has passed (they start at the clock anyway).
+ */
+export async function recordDispatch(
+  trx: Transaction<Database>,
+  input: { budget: string; budgetClock: BudgetClock; slots: readonly number[]; ids: readonly string[]; passes: ReadonlyMap<string, number>; clock: number },
+): Promise<{ id: string; priority: number }[]> {
+  const lanes = [...input.passes.keys()];
+  const passes = [...input.passes.values()];
+  const { rows } = await sql<{ id: string; priority: number }>`
+    WITH booked AS (
+      UPDATE provider_rate_limits
+      SET tat = ${new Date(input.budgetClock.tat)}, last_slot = ${new Date(Math.max(...input.slots))}, granted = granted + ${input.slots.length}
+      WHERE name = ${input.budget}
+    ),
+    marked AS (
+      UPDATE generations SET dispatched_at = now()
+      WHERE id = ANY(${input.ids}::uuid[]) AND state = 'queued' AND dispatched_at IS NULL
+      RETURNING id, priority
+    ),
+    passes AS (
+      INSERT INTO dispatch_lanes (lane, pass)
+      SELECT * FROM unnest(${lanes}::text[], ${passes}::float8[])
+      ON CONFLICT (lane) DO UPDATE SET pass = excluded.pass
+    ),
+    clock AS (
+      UPDATE dispatch_clock SET clock = ${input.clock} WHERE id = 1
+    ),
+    forgotten AS (
+      DELETE FROM dispatch_lanes WHERE pass <= ${input.clock} AND NOT (lane = ANY(${lanes}::text[]))
+    )
+    SELECT id, priority FROM marked
   `.execute(trx);
+  return rows;
 }
 
-/** Marks generations as handed on; answers those still queued (a cancel may have come first). */
-export async function markDispatched(trx: Transaction<Database>, ids: readonly string[]): Promise<{ id: string; priority: number }[]> {
-  if (ids.length === 0) return [];
-  return trx
-    .updateTable('generations')
-    .set({ dispatched_at: sql<Date>`now()` })
-    .where('id', 'in', ids)
-    .where('state', '=', 'queued')
-    .where('dispatched_at', 'is', null)
-    .returning(['id', 'priority'])
-    .execute();
-}

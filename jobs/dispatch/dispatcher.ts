@@ -12,7 +12,7 @@
 // It wakes on a NOTIFY of new work and ticks every `tickMs` while work waits; idle, it looks
 // every `idleMs` (a lost NOTIFY, a leader that died), one indexed query.
 import type { Kysely } from 'kysely';
-import { bookBudget, lockBudget, markDispatched, readDispatchClock, saveDispatchState, tryDispatchLock, waitingLanes } from '../../db/dispatch.ts';
+import { lockBudget, recordDispatch, tryDispatchLock, waitingLanes } from '../../db/dispatch.ts';
 import { isDatabaseUnavailable } from '../../db/database-unavailable.ts';
 import { reserveMany, type BudgetRate } from '../../db/gcra.ts';
 import type { Database } from '../../db/schema.ts';
@@ -85,7 +85,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       const offer = reserveMany(booked.clock, budget, booked.now, settings.horizonMs, settings.maxPerTick);
       if (offer.slots.length === 0) return { leader: true, dispatched: 0, waiting: waitingTotal };
       const tenants = new Map<string, TenantLoad>(lanes.map((lane) => [lane.tenantId, { inProgress: lane.inProgress, cap: settings.inProgressCap }]));
-      const clock = await readDispatchClock(trx);
+      const clock = lanes[0]!.clock;
       const selection = selectForDispatch(
         lanes.map((lane) => ({ key: lane.lane, tenantId: lane.tenantId, weight: weightOf(lane.tier), pass: lane.pass, waiting: lane.waiting })),
         tenants,
@@ -96,15 +96,20 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       if (count === 0) return { leader: true, dispatched: 0, waiting: waitingTotal };
       // Book exactly the slots used: the rest stay free for the next tick (and for retries).
       const used = reserveMany(booked.clock, budget, booked.now, settings.horizonMs, count);
-      await bookBudget(trx, budget.name, used.clock, used.slots);
-      const marked = await markDispatched(trx, selection.picks.map((pick) => pick.generationId));
+      const marked = await recordDispatch(trx, {
+        budget: budget.name,
+        budgetClock: used.clock,
+        slots: used.slots,
+        ids: selection.picks.map((pick) => pick.generationId),
+        passes: selection.passes,
+        clock: selection.clock,
+      });
       const priorities = new Map(marked.map((row) => [row.id, row.priority]));
       const jobs = selection.picks.flatMap((pick, index) => {
         const priority = priorities.get(pick.generationId);
         return priority === undefined ? [] : [{ generationId: pick.generationId, priority, slotAt: used.slots[index]! }];
       });
       await queue.enqueueCreates(trx, jobs);
-      await saveDispatchState(trx, selection.passes, selection.clock);
       return { leader: true, dispatched: jobs.length, waiting: waitingTotal - count };
     });
   }
