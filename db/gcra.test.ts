@@ -1,7 +1,7 @@
 // The GCRA budget's arithmetic: spacing, bursts and pauses, in plain numbers.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { nextSlot, pause, reserve, type BudgetClock, type BudgetRate } from './gcra.ts';
+import { nextSlot, pause, reserve, reserveMany, type BudgetClock, type BudgetRate } from './gcra.ts';
 
 const perSecond: BudgetRate = { perMinute: 60, burst: 3 }; // one call a second, three at once after a quiet spell
 const fresh: BudgetClock = { tat: 0, pausedUntil: 0 };
@@ -61,5 +61,26 @@ describe('GCRA budgets', () => {
     assert.equal(nextSlot(paused, perSecond, now), now + 30_000);
     const { outcomes } = calls(2, paused, now);
     assert.deepEqual(outcomes, [{ granted: true, waitMs: 30_000 }, { granted: true, waitMs: 31_000 }]);
+  });
+});
+
+describe('reserveMany (the dispatcher books a stretch ahead)', () => {
+  it('hands out the burst at once, then the steady spacing, up to the horizon', () => {
+    const { slots } = reserveMany(fresh, perSecond, now, 2_500, 100);
+    // Three back to back after a quiet spell, then one a second: at +1 s and +2 s within 2.5 s.
+    assert.deepEqual(slots.map((slot) => slot - now), [0, 0, 0, 1000, 2000]);
+  });
+
+  it('stops at max, and leaves the clock where the same calls one by one would', () => {
+    const many = reserveMany(fresh, perSecond, now, 10_000, 4);
+    assert.equal(many.slots.length, 4);
+    let clock = fresh;
+    for (let index = 0; index < 4; index += 1) clock = reserve(clock, perSecond, now, 10_000).clock;
+    assert.deepEqual(many.clock, clock);
+  });
+
+  it('books nothing while the budget is paused past the horizon', () => {
+    const paused = pause(fresh, perSecond, now, 5_000);
+    assert.deepEqual(reserveMany(paused, perSecond, now, 1_000, 10).slots, []);
   });
 });

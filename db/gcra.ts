@@ -50,3 +50,20 @@ export function pause(clock: BudgetClock, rate: BudgetRate, now: number, ms: num
   const until = now + ms;
   return { pausedUntil: Math.max(clock.pausedUntil, until), tat: Math.max(clock.tat, until + toleranceMs(rate)) };
 }
+
+/**
+ * Up to `max` calls' slots at once, each no later than `now + horizonMs` (the dispatcher books a
+ * short stretch of the budget ahead): the slots in order, and the clock after them. The same
+ * rule as `reserve`, applied call after call.
+ */
+export function reserveMany(clock: BudgetClock, rate: BudgetRate, now: number, horizonMs: number, max: number): { slots: number[]; clock: BudgetClock } {
+  const slots: number[] = [];
+  let current = clock;
+  while (slots.length < max) {
+    const next = reserve(current, rate, now, horizonMs);
+    if (!next.reservation.granted) break;
+    slots.push(now + next.reservation.waitMs);
+    current = next.clock;
+  }
+  return { slots, clock: current };
+}

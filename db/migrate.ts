@@ -10,6 +10,7 @@ import * as twoPhaseProviderWork from './migrations/0006-two-phase-provider-work
 import * as requiredDeadlinesAndPollNumbers from './migrations/0007-required-deadlines-and-poll-numbers.ts';
 import * as queueWaitApartFromRunTime from './migrations/0008-queue-wait-apart-from-run-time.ts';
 import * as subjects from './migrations/0009-subjects.ts';
+import * as dispatch from './migrations/0010-dispatch.ts';
 
 /** Migrations live in code (not discovered on disk) so they ship with the build and run in order. */
 const migrations = {
@@ -22,6 +23,7 @@ const migrations = {
   '0007-required-deadlines-and-poll-numbers': requiredDeadlinesAndPollNumbers,
   '0008-queue-wait-apart-from-run-time': queueWaitApartFromRunTime,
   '0009-subjects': subjects,
+  '0010-dispatch': dispatch,
 } satisfies Record<string, Migration>;
 
 const inCodeProvider: MigrationProvider = {

@@ -78,6 +78,8 @@ export interface GenerationsTable {
   provider_progress: number | null;
   /** The number of the poll that should run next (see wait-phase.ts); 0 before the first. */
   poll_seq: Generated<number>;
+  /** When the dispatcher handed it to the create phase (see jobs/dispatch/); null while it waits its turn. */
+  dispatched_at: Date | null;
   error_code: string | null;
   error_message: string | null;
   created_at: Generated<Date>;
@@ -146,12 +148,24 @@ export interface ProviderRateLimitsTable {
   throttled: ColumnType<string, never, never>;
 }
 
+export interface DispatchLanesTable {
+  lane: string;
+  pass: number;
+}
+
+export interface DispatchClockTable {
+  id: number;
+  clock: Generated<number>;
+}
+
 /** What a query runs on: the database, or a transaction in progress. */
 export type Db = Kysely<Database> | Transaction<Database>;
 
 export interface Database {
   kiln_secrets: SecretsTable;
   provider_rate_limits: ProviderRateLimitsTable;
+  dispatch_lanes: DispatchLanesTable;
+  dispatch_clock: DispatchClockTable;
   webhook_deliveries: WebhookDeliveriesTable;
   tenants: TenantsTable;
   api_keys: ApiKeysTable;

@@ -19,6 +19,11 @@ export const QUEUES = {
 
 export interface GenerationJob {
   generationId: string;
+  /**
+   * The create slot the dispatcher booked for it (ms since the epoch): the create waits for it
+   * and does not book another. Absent on deferred jobs, which book their own.
+   */
+  slotAt?: number;
 }
 
 export interface PollJob {
@@ -78,7 +83,8 @@ export interface JobQueue {
   readonly boss: PgBoss;
   start(): Promise<void>;
   stop(options: { graceful: boolean; timeoutMs: number }): Promise<void>;
-  enqueueGenerations(trx: Db, jobs: readonly { generationId: string; priority: number }[]): Promise<void>;
+  /** The create jobs of dispatched generations, each with the slot booked for it. */
+  enqueueCreates(trx: Db, jobs: readonly { generationId: string; priority: number; slotAt: number }[]): Promise<void>;
   enqueueCancelPrediction(trx: Db, job: CancelPredictionJob): Promise<void>;
   /** A generation job that comes back later (rate limit booked, breaker open): not a retry. */
   deferGeneration(trx: Db, job: { generationId: string; priority: number }, delayMs: number): Promise<void>;
@@ -157,12 +163,15 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
     async stop({ graceful, timeoutMs }) {
       await boss.stop({ graceful, timeout: timeoutMs, close: true });
     },
-    async enqueueGenerations(trx, jobs) {
+    async enqueueCreates(trx, jobs) {
       if (jobs.length === 0) return;
       // One statement for any number of jobs (and one NOTIFY), inside the caller's transaction.
+      // No startAfter: the job is fetched at once (a NOTIFY wakes a worker) and waits for its
+      // slot in the worker, which is at most the dispatch horizon away — a delayed job would be
+      // found only by the backstop poll, late and in a clump.
       await boss.insert(
         QUEUES.generation,
-        jobs.map((job) => ({ data: { generationId: job.generationId }, priority: job.priority })),
+        jobs.map((job) => ({ data: { generationId: job.generationId, slotAt: job.slotAt } satisfies GenerationJob, priority: job.priority })),
         { db: fromKysely(trx) },
       );
     },

@@ -63,11 +63,13 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
   const feed = createEventFeed({ db, connectionString: databaseUrl, publicUrl: assetsBase, logger, reads: { pageSize, retryMs, listenerReconnectMs }, batchWrites: (dispatch) => holdWritesThisTurn(sockets, dispatch) });
   await feed.start();
   const signer = createTokenSigner(config.tokenSecret ?? (await getOrCreateSecret(db, 'scoped-tokens')));
+  const { agingSeconds, tierWeights, defaultWeight } = config.worker.dispatch;
+  const estimates = { createsPerMinute: config.provider.creates.perMinute, agingSeconds, tierWeights, defaultWeight };
   const services: KilnServices = {
-    generations: createGenerationService({ db, queue, publicUrl: assetsBase, defaultDeadlineSeconds: config.worker.deadlineSeconds, groupCommit: config.api.groupCommit }),
+    generations: createGenerationService({ db, queue, publicUrl: assetsBase, defaultDeadlineSeconds: config.worker.deadlineSeconds, groupCommit: config.api.groupCommit, estimates }),
     realtime: createRealtimeService({ db, feed, publicUrl: assetsBase, maxBuffered: config.realtime.maxBufferedEvents,
       maxSocketBufferBytes: config.realtime.maxSocketBufferBytes,
-      queueUpdateMs: config.realtime.queueUpdateMs }),
+      queueUpdateMs: config.realtime.queueUpdateMs, estimates }),
     tokens: createTokenService({ db, signer }),
     ops: createOpsService({ db, limiter, policies }),
   };

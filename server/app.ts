@@ -4,6 +4,9 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import type { DatabaseHandle } from '../db/database.ts';
+import { DISPATCH_CHANNEL } from '../db/dispatch.ts';
+import { createListener } from '../db/listener.ts';
+import { createDispatcher, type Dispatcher } from '../jobs/dispatch/dispatcher.ts';
 import { createGenerationWorker, type GenerationWorker } from '../jobs/generation-worker.ts';
 import type { Logger } from '../jobs/logger.ts';
 import { createJobQueue, type JobQueue } from '../jobs/queue.ts';
@@ -110,6 +113,32 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
     await worker.start();
   }
 
+  // 4b. The dispatcher (every worker process runs one; one at a time ticks): hands queued
+  //     generations to the create phase at the create budget's pace, fairly among tenants.
+  let dispatcher: Dispatcher | undefined;
+  if (runsWorker) {
+    dispatcher = createDispatcher({
+      db: database.db,
+      queue,
+      logger,
+      budget: limiter.budget('create'),
+      settings: config.worker.dispatch,
+      listen: async (wake) => {
+        const listener = createListener({
+          connectionString: databaseUrl,
+          channel: DISPATCH_CHANNEL,
+          onNotify: wake,
+          onError: (error) => logger.warn('dispatch listener connection failed; reconnecting', { error: error.message }),
+          minDelayMs: config.realtime.listenerReconnectMs.minMs,
+          maxDelayMs: config.realtime.listenerReconnectMs.maxMs,
+        });
+        await listener.start();
+        return () => listener.stop();
+      },
+    });
+    await dispatcher.start();
+  }
+
   // 5. The API.
   let url: string | undefined;
   if (config.role !== 'worker') {
@@ -136,6 +165,8 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
   // provider and the database.
   const running = worker;
   if (running) undo.push(() => running.stop(config.shutdownGraceMs));
+  const dispatching = dispatcher;
+  if (dispatching) undo.push(() => dispatching.stop()); // stops first: no new create jobs while the worker drains
 
   return { url, providerUrl: providerBaseUrl, simulator, database, databaseUrl, databaseDescription: connected.description, stop: stopAll };
 }

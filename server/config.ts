@@ -51,6 +51,8 @@ const environmentSchema = z.object({
   KILN_PROVIDER_CREATE_BURST: intFromEnv(10, 1, 100_000),
   KILN_PROVIDER_READ_BURST: intFromEnv(50, 1, 100_000),
   KILN_PROVIDER_MAX_WAIT_MS: intFromEnv(2_000, 0, 600_000),
+  KILN_TENANT_IN_PROGRESS_CAP: intFromEnv(100, 1, 1_000_000),
+  KILN_PRIORITY_AGING_SECONDS: numberFromEnv(30, 0, 24 * 3600),
   KILN_PROVIDER_BREAKER_FAILURES: intFromEnv(10, 1, 10_000),
   KILN_PROVIDER_BREAKER_HALF_OPEN_MS: intFromEnv(10_000, 100, 3_600_000),
   KILN_MAX_BODY_BYTES: intFromEnv(4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
@@ -206,6 +208,25 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         shareOfReads: 0.8,
         /** How long a count of predictions in flight (for spacing) is reused. */
         awaitingCountTtlMs: 5_000,
+      },
+      /** The dispatcher: hands queued work to the create phase at the budget's pace, fairly (see jobs/dispatch/). */
+      dispatch: {
+        /** Create slots are booked this far ahead: covers a job's pickup; short, since a worker slot waits for its slot. */
+        horizonMs: 500,
+        /** Ticks this often while work waits: about half the horizon, so slots are booked before they come due. */
+        tickMs: 200,
+        /** Idle, it looks this often (a NOTIFY of new work wakes it at once; this covers a lost one, or a dispatcher that died). */
+        idleMs: 1_000,
+        /** Dispatches per tick at most: far above what a horizon of the provider's budget holds (600/min: 5). */
+        maxPerTick: 200,
+        /** Priority ages: a priority point is worth this many seconds of waiting, so low-priority work waits at most 20 points × this behind a stream of higher. */
+        agingSeconds: e.KILN_PRIORITY_AGING_SECONDS,
+        /** Each tenant's share of the create budget while it has work waiting, by tier (relative). */
+        tierWeights: { free: 1, standard: 2, pro: 4 } as Record<string, number>,
+        /** A tier not listed above. */
+        defaultWeight: 1,
+        /** Generations one tenant may have dispatched or running at once: one tenant cannot fill every worker and provider slot. */
+        inProgressCap: e.KILN_TENANT_IN_PROGRESS_CAP,
       },
       defer: {
         /** The shortest wait of a deferred job (a budget or breaker that frees up at once still gets a breath). */

@@ -17,8 +17,9 @@ import {
 import type { Asset, Database, Generation, GenerationEvent } from '../db/schema.ts';
 import { modelForTier, type ModelTier } from '../jobs/provider/models.ts';
 import type { JobQueue } from '../jobs/queue.ts';
+import { notifyDispatcher } from '../db/dispatch.ts';
 import { createIdFactory } from '../db/ids.ts';
-import { estimateQueue, type QueueEstimate as DbQueueEstimate } from '../db/queue-estimates.ts';
+import { estimateQueue, type EstimateSettings, type QueueEstimate as DbQueueEstimate } from '../db/queue-estimates.ts';
 import type {
   BatchAccepted,
   BatchInput,
@@ -51,6 +52,8 @@ export interface GenerationServiceOptions {
   defaultDeadlineSeconds: number | undefined;
   /** How concurrent `generate` calls share transactions (see group-commit.ts). */
   groupCommit: { maxItems: number; maxConcurrentFlushes: number };
+  /** What the queue estimate needs to follow the dispatcher's order (its budget, weights, aging). */
+  estimates: EstimateSettings;
 }
 
 /** A tenant's tier picks the model when the request names neither model nor tier. */
@@ -59,7 +62,7 @@ const TIER_FOR_TENANT: Record<string, ModelTier> = { free: 'fast', standard: 'fa
 /** The estimate goes out as db/queue-estimates.ts computes it: the API's type must not drift from it. */
 type QueueEstimateMatchesTheQuery = Expect<Equal<DbQueueEstimate, QueueEstimate>>;
 
-export function createGenerationService({ db, queue, publicUrl, defaultDeadlineSeconds, groupCommit }: GenerationServiceOptions): GenerationService {
+export function createGenerationService({ db, queue, publicUrl, defaultDeadlineSeconds, groupCommit, estimates }: GenerationServiceOptions): GenerationService {
   const newId = createIdFactory();
   const toRow = (caller: Caller, item: BatchItemInput, batchId: string | null, idempotencyKey: string | null): NewGenerationInput => ({
     id: newId(),
@@ -102,10 +105,14 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
 
   const eventView = (event: GenerationEvent): StageEvent => ({ id: event.id, stage: event.stage, at: event.at, data: event.data });
 
-  /** Rows, their 'queued' events and their jobs, in one transaction. */
+  /**
+   * Rows and their 'queued' events, in one transaction. The row is the queue entry: the
+   * dispatcher (jobs/dispatch/) gives it its create job when its turn comes, and the NOTIFY
+   * (sent at commit) wakes it.
+   */
   async function insertQueued(trx: Transaction<Database>, rows: readonly NewGenerationInput[]): Promise<void> {
     await insertGenerations(trx, rows);
-    await queue.enqueueGenerations(trx, rows.map((row) => ({ generationId: row.id, priority: row.priority })));
+    await notifyDispatcher(trx);
   }
 
   // Concurrent generate calls share transactions (see group-commit.ts).
@@ -168,7 +175,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       const [assets, events, queue] = await Promise.all([
         listAssets(db, [id]),
         listEvents(db, id),
-        generation.state === 'queued' ? estimateQueue(db, generation) : null,
+        generation.state === 'queued' ? estimateQueue(db, generation, estimates) : null,
       ]);
       return { ...summaryView(generation), queue, assets: assets.map(assetView), events: events.map(eventView) };
     },

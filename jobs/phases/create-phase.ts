@@ -3,6 +3,7 @@
 // attempt sent but never stored — stores its id at once and hands over to the wait phase. The
 // job ends there: no worker slot is held while the provider works.
 import type { Kysely, Transaction } from 'kysely';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { JobWithMetadata } from 'pg-boss';
 import { retryWhileDatabaseUnavailable } from '../../db/database-unavailable.ts';
 import { startAttempt, transition } from '../../db/generations.ts';
@@ -106,7 +107,7 @@ export function createCreatePhase(options: CreatePhaseOptions) {
     }
   }
 
-  async function createOrResume(generation: Generation, signal: AbortSignal): Promise<void> {
+  async function createOrResume(generation: Generation, signal: AbortSignal, slotBooked: boolean): Promise<void> {
     const { id, attempt } = generation;
     if (generation.prediction_id) {
       // An earlier attempt created it: wait for it, never create again. What that attempt heard
@@ -145,7 +146,7 @@ export function createCreatePhase(options: CreatePhaseOptions) {
       const webhook = options.webhookUrl(generation);
       prediction = await provider.createPrediction(
         // The provider ends the prediction at its limit too (`aborted` if it never started: not billed).
-        { route: model.route, input, cancelAfterSeconds: cancelAfterSeconds(until, options.minCancelAfterSeconds), ...(webhook ? { webhook } : {}) },
+        { route: model.route, input, cancelAfterSeconds: cancelAfterSeconds(until, options.minCancelAfterSeconds), ...(webhook ? { webhook } : {}), slotBooked },
         AbortSignal.any([signal, settled]),
       );
     } catch (error) {
@@ -168,10 +169,16 @@ export function createCreatePhase(options: CreatePhaseOptions) {
 
   return {
     async run(job: JobWithMetadata<GenerationJob>): Promise<void> {
+      // A dispatched job's first run waits for the create slot the dispatcher booked for it (a
+      // short wait: the dispatch horizon) and books none of its own; a retry, or a job deferred
+      // back to the queue, books its own slot like any provider call.
+      const { slotAt } = job.data;
+      const slotBooked = slotAt !== undefined && job.retryCount === 0;
+      if (slotBooked && slotAt > Date.now()) await sleep(slotAt - Date.now(), undefined, { signal: job.signal });
       const generation = await startAttempt(db, job.data.generationId, { retry: job.retryCount, worker: options.workerId });
       if (!generation) return; // canceled while queued, or already finished
       try {
-        await createOrResume(generation, job.signal);
+        await createOrResume(generation, job.signal, slotBooked);
       } catch (error) {
         await handleFailure('create', error, job, {
           db,

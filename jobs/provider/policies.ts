@@ -42,7 +42,8 @@ export interface ProviderPolicyOptions {
 export type BreakerState = 'closed' | 'open' | 'half-open' | 'isolated';
 
 export interface ProviderPolicies {
-  execute<T>(kind: CallKind, call: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T>;
+  /** `slotBooked`: the first attempt's slot was booked by the dispatcher; retries book their own. */
+  execute<T>(kind: CallKind, call: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal, options?: { slotBooked?: boolean }): Promise<T>;
   breakerState(): BreakerState;
 }
 
@@ -71,8 +72,8 @@ export function createProviderPolicies(options: ProviderPolicyOptions): Provider
   const { limiter } = options;
 
   /** One attempt: wait for our slot in the shared budget, then call within the timeout. */
-  async function attempt<T>(kind: CallKind, call: (signal: AbortSignal) => Promise<T>, attemptSignal: AbortSignal, callerSignal: AbortSignal | undefined): Promise<T> {
-    await limiter?.acquire(kind, attemptSignal);
+  async function attempt<T>(kind: CallKind, call: (signal: AbortSignal) => Promise<T>, attemptSignal: AbortSignal, callerSignal: AbortSignal | undefined, slotBooked: boolean): Promise<T> {
+    if (!slotBooked) await limiter?.acquire(kind, attemptSignal);
     return perAttempt.execute(async (context) => {
       try {
         return await call(context.signal);
@@ -95,9 +96,14 @@ export function createProviderPolicies(options: ProviderPolicyOptions): Provider
   }
 
   return {
-    async execute(kind, call, signal) {
+    async execute(kind, call, signal, executeOptions) {
+      let booked = executeOptions?.slotBooked === true;
       try {
-        return await policies[kind].execute((context) => attempt(kind, call, context.signal, signal), signal);
+        return await policies[kind].execute((context) => {
+          const slotBooked = booked;
+          booked = false; // only the first attempt has a booked slot
+          return attempt(kind, call, context.signal, signal, slotBooked);
+        }, signal);
       } catch (error) {
         if (error instanceof BrokenCircuitError) throw new ProviderUnavailableError('circuit open: provider calls are paused', { retryInMs: options.breaker.halfOpenAfterMs, cause: error });
         if (error instanceof BulkheadRejectedError) {

@@ -41,6 +41,8 @@ export interface CreatePredictionRequest {
   webhook?: string;
   /** Replicate ends the prediction (aborted or canceled) past this deadline. */
   cancelAfterSeconds?: number;
+  /** The dispatcher booked this create's slot in the shared budget already: its first attempt books none. */
+  slotBooked?: boolean;
 }
 
 export interface ImageProvider {

@@ -28,6 +28,8 @@ export interface ProviderRateLimiter {
   /** The provider answered 429: nobody calls on that budget for a while. */
   throttled(kind: CallKind, retryAfterMs: number | undefined): Promise<number>;
   state(): Promise<BudgetState[]>;
+  /** The budget of one kind of call, as the dispatcher books it ahead. */
+  budget(kind: CallKind): Budget;
 }
 
 export function createProviderRateLimiter(options: RateLimitOptions): ProviderRateLimiter {
@@ -52,5 +54,6 @@ export function createProviderRateLimiter(options: RateLimitOptions): ProviderRa
       return pauseMs;
     },
     state: () => budgetStates(options.db, [budgets.create, budgets.read]),
+    budget: (kind) => budgets[kind],
   };
 }

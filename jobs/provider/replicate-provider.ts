@@ -28,14 +28,14 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Imag
     });
   const extraOrigins = new Set(options.extraOutputOrigins ?? []);
 
-  const call = <T>(kind: CallKind, operation: (attemptSignal: AbortSignal) => Promise<T>, signal?: AbortSignal) =>
+  const call = <T>(kind: CallKind, operation: (attemptSignal: AbortSignal) => Promise<T>, signal?: AbortSignal, slotBooked = false) =>
     options.policies.execute(kind, async (attemptSignal) => {
       try {
         return await operation(attemptSignal);
       } catch (error) {
         throw classify(error);
       }
-    }, signal);
+    }, signal, { slotBooked });
 
   return {
     name: 'replicate',
@@ -49,7 +49,7 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Imag
           signal: attemptSignal,
         });
         return toPrediction(prediction);
-      }, signal);
+      }, signal, request.slotBooked === true);
     },
     getPrediction(id: string, signal?: AbortSignal) {
       return call('read', async (attemptSignal) => toPrediction(await client().predictions.get(id, { signal: attemptSignal })), signal);

@@ -8,7 +8,7 @@ import { assertMayReadBatch, assertMayReadGeneration, type Caller } from '../cal
 import type { WatchInput } from '../api-types.ts';
 import type { EventMessage, RealtimeService, SubscriberConnection } from '../services.ts';
 import type { EventFeed } from './event-feed.ts';
-import { estimateQueue } from '../../db/queue-estimates.ts';
+import { estimateQueue, type EstimateSettings } from '../../db/queue-estimates.ts';
 import { openSubscription, type QueueUpdates } from './subscription.ts';
 import type { TrackedEnvelope } from '@trpc/server';
 
@@ -21,6 +21,8 @@ export interface RealtimeServiceOptions {
   /** Bytes waiting in one WebSocket's send buffer before its reader counts as too slow. */
   maxSocketBufferBytes: number;
   queueUpdateMs: number;
+  /** What the queue estimate needs to follow the dispatcher's order. */
+  estimates: EstimateSettings;
 }
 
 export function createRealtimeService(options: RealtimeServiceOptions): RealtimeService {
@@ -42,7 +44,7 @@ export function createRealtimeService(options: RealtimeServiceOptions): Realtime
           intervalMs: options.queueUpdateMs,
           estimate: async () => {
             const current = await findGeneration(db, caller.tenantId, generation.id);
-            return current?.state === 'queued' ? estimateQueue(db, current) : null;
+            return current?.state === 'queued' ? estimateQueue(db, current, options.estimates) : null;
           },
         };
       } else if (request.batchId) {

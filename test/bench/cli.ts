@@ -2,6 +2,7 @@
 // and undoes everything it started — at the end, on error, on SIGINT/SIGTERM, on the hard stop.
 // A new benchmark is one more entry in BENCHMARKS.
 import { enqueueBenchmark } from './enqueue.ts';
+import { fairnessBenchmark } from './fairness.ts';
 import { providerBenchmark } from './provider.ts';
 import { realtimeBenchmark } from './realtime.ts';
 import { UsageError, createScope, type Benchmark, type BenchmarkReport } from './harness.ts';
@@ -10,6 +11,7 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
   enqueue: enqueueBenchmark,
   realtime: realtimeBenchmark,
   provider: providerBenchmark,
+  fairness: fairnessBenchmark,
 };
 
 /** Time allowed for cleanup after an interruption before the process exits regardless. */

@@ -9,7 +9,7 @@ import { formatTable, integer, ms, percent, round } from './table.ts';
 
 const TARGETS = { pickupP50Ms: 5, pickupP99Ms: 25, deliveryP99Ms: 50 } as const;
 
-const MECHANISM = 'pg-boss 12 useListenNotify + queue notify: true (jobs/queue.ts); the NOTIFY wakes the worker\'s idle pg-boss fetch loops (jobs/generation-worker.ts, 2 s backstop poll)';
+const MECHANISM = 'a NOTIFY wakes the dispatcher (jobs/dispatch/dispatcher.ts), whose tick enqueues the create job; pg-boss 12 useListenNotify + queue notify: true (jobs/queue.ts) then wakes the worker\'s idle fetch loops (jobs/generation-worker.ts, 2 s backstop poll)';
 const CLOCKS = 'event `at` is PostgreSQL clock_timestamp() at the event INSERT; client times are this process\'s wall clock (Date.now() refined with performance.now()); same machine, same clock';
 
 export interface RealtimeResults {
