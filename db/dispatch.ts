@@ -9,13 +9,27 @@ import type { Database } from './schema.ts';
 /** One dispatcher at a time across all processes: a lock held for one tick's transaction. */
 const DISPATCH_LOCK = 0x6b696c6e_01; // "kiln" + 1
 
+type SqlValue = RawBuilder<unknown> | ReturnType<typeof sql.ref>;
+
 /**
- * A generation's lane, from its tenant: one lane per tenant today. The one place that says so:
- * a lane per (tenant, subject) would change this expression (and the grouping below), nothing
- * in jobs/dispatch/.
+ * A generation's lane, the one place that says what it is: its tenant, and within a tenant that
+ * shares by subject (`tenants.share_by`), its subject (requests that name none share one lane).
+ * `laneSubject` gives the subject part (null for a tenant shared by tenant), `laneKey` the key.
  */
-export function laneKey(tenantId: RawBuilder<unknown> | ReturnType<typeof sql.ref>): RawBuilder<string> {
-  return sql<string>`('t:' || ${tenantId}::text)`;
+export function laneSubject(generation: string, tenant: string): RawBuilder<string | null> {
+  return sql<string | null>`(CASE WHEN ${sql.ref(`${tenant}.share_by`)} = 'subject' THEN ${sql.ref(`${generation}.subject`)} END)`;
+}
+
+export function laneKey(tenantId: SqlValue, subject: SqlValue): RawBuilder<string> {
+  return sql<string>`('t:' || ${tenantId}::text || coalesce(':s:' || ${subject}, ''))`;
+}
+
+/**
+ * A lane's weight: its tenant's (by tier), split evenly among the tenant's lanes with waiting
+ * work — so sharing by subject divides a tenant's turn among its subjects, never multiplies it.
+ */
+export function laneWeight(tenantWeight: number, lanesOfTenant: number): number {
+  return tenantWeight / Math.max(1, lanesOfTenant);
 }
 
 export async function tryDispatchLock(trx: Transaction<Database>): Promise<boolean> {
@@ -37,6 +51,8 @@ export interface WaitingLaneRow {
   pass: number | null;
   /** Undispatched, queued generations in the lane. */
   waitingCount: number;
+  /** The tenant's lanes with waiting work, this one included. */
+  lanesOfTenant: number;
   inProgress: number;
   /** The first `perLane` of them, in dispatch order. */
   waiting: string[];
@@ -45,28 +61,31 @@ export interface WaitingLaneRow {
 }
 
 /**
- * Lanes with waiting work: today one per tenant. Within a lane the order is the aged priority of
+ * Lanes with waiting work: one per tenant, or one per subject of a tenant shared by subject. Within a lane the order is the aged priority of
  * jobs/dispatch/select.ts's `agedOrderKey`: created_at less `agingSeconds` per priority point,
  * then id (ids are time-ordered, in submission order within a batch).
  */
 export async function waitingLanes(trx: Transaction<Database>, options: { perLane: number; agingSeconds: number }): Promise<WaitingLaneRow[]> {
-  const { rows } = await sql<{ lane: string; tenant_id: string; tier: string; pass: number | null; waiting_count: string; in_progress: string; waiting: string[]; clock: number }>`
+  const { rows } = await sql<{ lane: string; tenant_id: string; tier: string; pass: number | null; waiting_count: string; lanes_of_tenant: string; in_progress: string; waiting: string[]; clock: number }>`
     WITH lanes AS (
-      SELECT tenant_id, count(*) AS waiting_count
-      FROM generations WHERE state = 'queued' AND dispatched_at IS NULL
-      GROUP BY tenant_id
+      SELECT g.tenant_id, ${laneSubject('g', 't')} AS subject, count(*) AS waiting_count,
+        count(*) OVER (PARTITION BY g.tenant_id) AS lanes_of_tenant
+      FROM generations g JOIN tenants t ON t.id = g.tenant_id
+      WHERE g.state = 'queued' AND g.dispatched_at IS NULL
+      GROUP BY 1, 2
     )
-    SELECT ${laneKey(sql.ref('l.tenant_id'))} AS lane, l.tenant_id, t.tier, d.pass, l.waiting_count,
+    SELECT ${laneKey(sql.ref('l.tenant_id'), sql.ref('l.subject'))} AS lane, l.tenant_id, t.tier, d.pass, l.waiting_count, l.lanes_of_tenant,
       (SELECT clock FROM dispatch_clock WHERE id = 1) AS clock,
       (SELECT count(*) FROM generations p
         WHERE p.tenant_id = l.tenant_id AND p.state IN ('queued', 'running') AND p.dispatched_at IS NOT NULL) AS in_progress,
       ARRAY(SELECT q.id FROM generations q
         WHERE q.tenant_id = l.tenant_id AND q.state = 'queued' AND q.dispatched_at IS NULL
+          AND ${laneSubject('q', 't')} IS NOT DISTINCT FROM l.subject
         ORDER BY q.created_at - make_interval(secs => q.priority * ${options.agingSeconds}::float8), q.id
         LIMIT ${options.perLane}) AS waiting
     FROM lanes l
     JOIN tenants t ON t.id = l.tenant_id
-    LEFT JOIN dispatch_lanes d ON d.lane = ${laneKey(sql.ref('l.tenant_id'))}
+    LEFT JOIN dispatch_lanes d ON d.lane = ${laneKey(sql.ref('l.tenant_id'), sql.ref('l.subject'))}
   `.execute(trx);
   return rows.map((row) => ({
     lane: row.lane,
@@ -74,6 +93,7 @@ export async function waitingLanes(trx: Transaction<Database>, options: { perLan
     tier: row.tier,
     pass: row.pass,
     waitingCount: Number(row.waiting_count),
+    lanesOfTenant: Number(row.lanes_of_tenant),
     inProgress: Number(row.in_progress),
     waiting: row.waiting,
     clock: row.clock,

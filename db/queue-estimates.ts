@@ -1,7 +1,7 @@
 // Where a queued generation stands, in the dispatcher's order (jobs/dispatch/): how many
 // generations will be handed a create slot before it, and so when it should start and finish.
 //
-// The dispatcher serves lanes (a tenant each) by weighted fair queueing: a lane's k-th waiting
+// The dispatcher serves lanes (a tenant, or a subject of a tenant shared by subject) by weighted fair queueing: a lane's k-th waiting
 // generation goes at virtual time pass + k / weight, and the generations of every lane go in
 // order of those times. So the generations before ours are those ahead of it in its own lane
 // plus, from each other lane, those whose virtual time comes first — all of a lane that has
@@ -9,7 +9,7 @@
 // counts at its full share. At the budget's steady rate they take (before + 1) / rate.
 // `dispatchPosition` is that arithmetic, plainly; `estimateQueue` reads its inputs.
 import { sql, type Kysely } from 'kysely';
-import { laneKey } from './dispatch.ts';
+import { laneKey, laneSubject, laneWeight } from './dispatch.ts';
 import type { Database } from './schema.ts';
 
 export interface QueueEstimate {
@@ -68,23 +68,26 @@ export async function estimateQueue(
 ): Promise<QueueEstimate> {
   const aging = settings.agingSeconds;
   const [lanes, runs] = await Promise.all([
-    sql<{ tenant_id: string; waiting: string; tier: string; pass: number | null; clock: number; ahead: string | null }>`
+    sql<{ tenant_id: string; waiting: string; lanes_of_tenant: string; tier: string; pass: number | null; clock: number; ahead: string | null }>`
       WITH me AS (
-        SELECT g.id, g.tenant_id, g.created_at - make_interval(secs => g.priority * ${aging}::float8) AS k FROM generations g WHERE g.id = ${generation.id}
+        SELECT g.id, g.tenant_id, ${laneSubject('g', 't')} AS subject, g.created_at - make_interval(secs => g.priority * ${aging}::float8) AS k
+        FROM generations g JOIN tenants t ON t.id = g.tenant_id WHERE g.id = ${generation.id}
       ),
       lanes AS (
-        SELECT tenant_id, count(*) AS waiting FROM generations
-        WHERE state = 'queued' AND dispatched_at IS NULL GROUP BY tenant_id
+        SELECT g.tenant_id, ${laneSubject('g', 't')} AS subject, count(*) AS waiting, count(*) OVER (PARTITION BY g.tenant_id) AS lanes_of_tenant
+        FROM generations g JOIN tenants t ON t.id = g.tenant_id
+        WHERE g.state = 'queued' AND g.dispatched_at IS NULL GROUP BY 1, 2
       )
-      SELECT l.tenant_id, l.waiting, t.tier, d.pass, (SELECT clock FROM dispatch_clock WHERE id = 1) AS clock,
-        CASE WHEN l.tenant_id = me.tenant_id THEN
+      SELECT l.tenant_id, l.waiting, l.lanes_of_tenant, t.tier, d.pass, (SELECT clock FROM dispatch_clock WHERE id = 1) AS clock,
+        CASE WHEN l.tenant_id = me.tenant_id AND l.subject IS NOT DISTINCT FROM me.subject THEN
           (SELECT count(*) FROM generations a
             WHERE a.tenant_id = me.tenant_id AND a.state = 'queued' AND a.dispatched_at IS NULL
+              AND ${laneSubject('a', 't')} IS NOT DISTINCT FROM me.subject
               AND (a.created_at - make_interval(secs => a.priority * ${aging}::float8), a.id) < (me.k, me.id))
         END AS ahead
       FROM lanes l
       JOIN tenants t ON t.id = l.tenant_id
-      LEFT JOIN dispatch_lanes d ON d.lane = ${laneKey(sql.ref('l.tenant_id'))}
+      LEFT JOIN dispatch_lanes d ON d.lane = ${laneKey(sql.ref('l.tenant_id'), sql.ref('l.subject'))}
       CROSS JOIN me
     `.execute(db),
     sql<{ avg_run_seconds: number | null }>`
@@ -98,8 +101,13 @@ export async function estimateQueue(
   if (generation.dispatched_at === null) {
     const rows = lanes.rows;
     const clock = rows[0]?.clock ?? 0;
-    const load = (row: (typeof rows)[number]): LaneLoad => ({ waiting: Number(row.waiting), weight: weightOf(row.tier), pass: Math.max(row.pass ?? clock, clock) });
-    const mine = rows.find((row) => row.tenant_id === generation.tenant_id);
+    const load = (row: (typeof rows)[number]): LaneLoad => ({
+      waiting: Number(row.waiting),
+      weight: laneWeight(weightOf(row.tier), Number(row.lanes_of_tenant)),
+      pass: Math.max(row.pass ?? clock, clock),
+    });
+    // Its own lane is the one row that counted what is ahead of it.
+    const mine = rows.find((row) => row.ahead !== null);
     if (mine) {
       const own = load(mine);
       position = dispatchPosition({ ahead: Number(mine.ahead ?? 0), weight: own.weight, pass: own.pass }, rows.filter((row) => row !== mine).map(load));

@@ -1,9 +1,10 @@
 // The provider's create budget is shared fairly among tenants with work waiting: the
 // dispatcher (jobs/dispatch/) hands queued generations to the create phase at the budget's
-// pace, a lane per tenant, in order within a lane. Two worker processes work one database.
+// pace, a lane per tenant (or per subject of a tenant shared by subject), in order within a lane. Two worker processes work one database.
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
+import { updateTenant } from '../db/tenants.ts';
 import { createSimulator } from '../jobs/simulator/index.ts';
 import { startKiln } from './support/kiln.ts';
 import { standaloneProviderEnv } from './support/simulator.ts';
@@ -130,6 +131,61 @@ describe('fair share of the provider create budget', () => {
         const share = count / total;
         const expected = weights[index]! / 7;
         assert.ok(Math.abs(share - expected) / expected < 0.05, `${tiers[index]}: ${count} of ${total} (share ${share.toFixed(3)}, expected ${expected.toFixed(3)}); all: ${dispatched}`);
+      }
+    } finally {
+      await kiln.stop();
+      await simulator.stop();
+    }
+  });
+
+  it('divides a tenant shared by subject among its subjects, and gives other tenants their whole turn', async () => {
+    // 1,200 creates a minute, as above; tenant S shares by subject, tenant T by tenant.
+    const simulator = createSimulator({ latencyMs: { min: 20, max: 60 }, createsPerMinute: 1200, readsPerMinute: 60_000, burst: 40 });
+    await simulator.start();
+    const kiln = await startKiln({
+      env: {
+        ...standaloneProviderEnv(simulator),
+        KILN_PROVIDER_CREATES_PER_MINUTE: '1200',
+        KILN_PROVIDER_CREATE_BURST: '20',
+        KILN_WORKER_CONCURRENCY: '32',
+        KILN_TENANT_IN_PROGRESS_CAP: '1000',
+      },
+    });
+    try {
+      const db = kiln.app.database.db;
+      const stores = await kiln.newTenant('stores');
+      const single = await kiln.newTenant('single');
+      await updateTenant(db, stores.tenantId, { shareBy: 'subject' });
+      const items = (count: number, subject?: string) =>
+        Array.from({ length: count }, (_, index) => ({ prompt: `${subject ?? 'single'} ${index}`, platforms: ['thumbnail' as const], ...(subject ? { subject } : {}) }));
+      // One store queues far more than the window can serve; two others queue a little less each.
+      await Promise.all([
+        stores.client.batch({ items: items(400, 'store-big') }),
+        stores.client.batch({ items: items(150, 'store-a') }),
+        stores.client.batch({ items: items(150, 'store-b') }),
+        single.client.batch({ items: items(400) }),
+      ]);
+      const from = new Date();
+      await sleep(10_000);
+      const to = new Date();
+      const rows = await db
+        .selectFrom('generations')
+        .select(['tenant_id', 'subject', (eb) => eb.fn.countAll<string>().as('count')])
+        .where('dispatched_at', '>', from)
+        .where('dispatched_at', '<=', to)
+        .groupBy(['tenant_id', 'subject'])
+        .execute();
+      const count = (tenantId: string, subject: string | null) => Number(rows.find((row) => row.tenant_id === tenantId && row.subject === subject)?.count ?? 0);
+      const perStore = ['store-big', 'store-a', 'store-b'].map((subject) => count(stores.tenantId, subject));
+      const storesTotal = perStore.reduce((sum, value) => sum + value, 0);
+      const singleTotal = count(single.tenantId, null);
+      assert.ok(storesTotal + singleTotal >= 100, `dispatches in the window: ${storesTotal + singleTotal}`);
+      // The two tenants (same tier) get a half each: sharing by subject does not multiply a tenant's turn.
+      const storesShare = storesTotal / (storesTotal + singleTotal);
+      assert.ok(Math.abs(storesShare - 0.5) < 0.05, `stores: ${storesTotal}, single: ${singleTotal}`);
+      // Within the tenant, each store a third: the big one does not monopolise it.
+      for (const [index, value] of perStore.entries()) {
+        assert.ok(Math.abs(value / storesTotal - 1 / 3) < 0.05, `store ${index}: ${value} of ${storesTotal} (${perStore})`);
       }
     } finally {
       await kiln.stop();

@@ -12,7 +12,7 @@
 // It wakes on a NOTIFY of new work and ticks every `tickMs` while work waits; idle, it looks
 // every `idleMs` (a lost NOTIFY, a leader that died), one indexed query.
 import type { Kysely } from 'kysely';
-import { lockBudget, recordDispatch, tryDispatchLock, waitingLanes } from '../../db/dispatch.ts';
+import { laneWeight, lockBudget, recordDispatch, tryDispatchLock, waitingLanes } from '../../db/dispatch.ts';
 import { isDatabaseUnavailable } from '../../db/database-unavailable.ts';
 import { reserveMany, type BudgetRate } from '../../db/gcra.ts';
 import type { Database } from '../../db/schema.ts';
@@ -87,7 +87,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       const tenants = new Map<string, TenantLoad>(lanes.map((lane) => [lane.tenantId, { inProgress: lane.inProgress, cap: settings.inProgressCap }]));
       const clock = lanes[0]!.clock;
       const selection = selectForDispatch(
-        lanes.map((lane) => ({ key: lane.lane, tenantId: lane.tenantId, weight: weightOf(lane.tier), pass: lane.pass, waiting: lane.waiting })),
+        lanes.map((lane) => ({ key: lane.lane, tenantId: lane.tenantId, weight: laneWeight(weightOf(lane.tier), lane.lanesOfTenant), pass: lane.pass, waiting: lane.waiting })),
         tenants,
         clock,
         offer.slots.length,
