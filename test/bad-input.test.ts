@@ -2,46 +2,28 @@
 // nothing, and leaves the server serving.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { TRPCClientError, createKilnClient } from '../client-sdk/index.ts';
+import { createKilnClient } from '../client-sdk/index.ts';
 import { revokeApiKey } from '../db/api-keys.ts';
 import { startKiln, type TestKiln } from './support/kiln.ts';
+import { fieldsOf, rejects } from './support/rejections.ts';
 
 interface ErrorBody {
   error: { message: string; code: number; data: { code: string; httpStatus: number; fields?: Record<string, string[]>; stack?: string } };
 }
 
-async function rejects(call: Promise<unknown>, code: string, message?: RegExp): Promise<TRPCClientError<never>> {
-  try {
-    await call;
-  } catch (error) {
-    assert.ok(error instanceof TRPCClientError, `a tRPC error, got ${String(error)}`);
-    const data = error.data as { code?: string; stack?: unknown } | undefined;
-    assert.equal(data?.code, code, `code for: ${error.message}`);
-    if (message) assert.match(error.message, message);
-    assert.equal(data?.stack, undefined, 'no stack trace reaches the client');
-    return error as TRPCClientError<never>;
-  }
-  assert.fail(`expected ${code}, but the call succeeded`);
-}
-
-const fieldsOf = (error: TRPCClientError<never>) => (error.data as { fields?: Record<string, string[]> } | undefined)?.fields ?? {};
-
 describe('bad input', () => {
   let kiln: TestKiln;
-  let countGenerations: () => Promise<number>;
   before(async () => {
     kiln = await startKiln({ env: { KILN_ROLE: 'api' } });
-    countGenerations = async () =>
-      Number((await kiln.app.database.db.selectFrom('generations').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
   });
   after(() => kiln.stop());
 
   it('rejects an empty or over-long prompt with the field named', async () => {
-    const before = await countGenerations();
+    const before = await kiln.countGenerations();
     const empty = await rejects(kiln.client.generate({ prompt: '   ' }), 'BAD_REQUEST', /prompt must not be empty/);
     assert.deepEqual(Object.keys(fieldsOf(empty)), ['prompt']);
     await rejects(kiln.client.generate({ prompt: 'x'.repeat(2001) }), 'BAD_REQUEST', /at most 2000 characters/);
-    assert.equal(await countGenerations(), before);
+    assert.equal(await kiln.countGenerations(), before);
   });
 
   it('rejects unknown platforms and formats, listing the valid ones', async () => {
@@ -64,12 +46,12 @@ describe('bad input', () => {
   });
 
   it('rejects deadlines too short or too long, with the field named', async () => {
-    const before = await countGenerations();
+    const before = await kiln.countGenerations();
     const short = await rejects(kiln.client.generate({ prompt: 'ok', deadlineSeconds: 5 }), 'BAD_REQUEST', /deadlineSeconds must be at least 10/);
     assert.ok(fieldsOf(short).deadlineSeconds);
     await rejects(kiln.client.generate({ prompt: 'ok', deadlineSeconds: 90_000 }), 'BAD_REQUEST', /at most 86400/);
     await rejects(kiln.client.batch({ items: [{ prompt: 'ok', deadlineSeconds: 1.5 }] }), 'BAD_REQUEST');
-    assert.equal(await countGenerations(), before);
+    assert.equal(await kiln.countGenerations(), before);
   });
 
   it('rejects wrong types and unknown fields', async () => {
@@ -79,14 +61,14 @@ describe('bad input', () => {
   });
 
   it('rejects an empty batch and one over 1,000 items, writing nothing', async () => {
-    const before = await countGenerations();
+    const before = await kiln.countGenerations();
     await rejects(kiln.client.batch({ items: [] }), 'BAD_REQUEST', /at least one item/);
     const items = Array.from({ length: 1001 }, (_, index) => ({ prompt: `p${index}` }));
     await rejects(kiln.client.batch({ items }), 'BAD_REQUEST', /at most 1000 items/);
     // One bad item rejects the whole batch, and names the item.
     const mixed = await rejects(kiln.client.batch({ items: [{ prompt: 'fine' }, { prompt: '' }] }), 'BAD_REQUEST');
     assert.ok(fieldsOf(mixed)['items.1.prompt']);
-    assert.equal(await countGenerations(), before);
+    assert.equal(await kiln.countGenerations(), before);
   });
 
   it('answers malformed JSON and oversized bodies over plain HTTP with clear errors', async () => {

@@ -4,11 +4,47 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/schema.ts';
 import { updateTenant } from '../db/tenants.ts';
 import { createSimulator } from '../jobs/simulator/index.ts';
 import { startKiln } from './support/kiln.ts';
 import { standaloneProviderEnv } from './support/simulator.ts';
 import { startWorkerProcess, type WorkerProcess } from './support/worker-process.ts';
+
+/** Kiln and its provider at 1,200 creates a minute, no cap in the way: a 10-second window holds about 200 dispatches. */
+async function startAtWindowPace() {
+  const simulator = createSimulator({ latencyMs: { min: 20, max: 60 }, createsPerMinute: 1200, readsPerMinute: 60_000, burst: 40 });
+  await simulator.start();
+  const kiln = await startKiln({
+    env: {
+      ...standaloneProviderEnv(simulator),
+      KILN_PROVIDER_CREATES_PER_MINUTE: '1200',
+      KILN_PROVIDER_CREATE_BURST: '20',
+      KILN_WORKER_CONCURRENCY: '32',
+      KILN_TENANT_IN_PROGRESS_CAP: '1000',
+    },
+  });
+  const stop = async () => {
+    await kiln.stop();
+    await simulator.stop();
+  };
+  return { kiln, stop };
+}
+
+/** Generations dispatched in the next `ms`, counted by tenant and subject. */
+async function dispatchesDuring(db: Kysely<Database>, ms: number): Promise<{ tenantId: string; subject: string | null; count: number }[]> {
+  const from = new Date();
+  await sleep(ms);
+  const rows = await db
+    .selectFrom('generations')
+    .select(['tenant_id', 'subject', (eb) => eb.fn.countAll<string>().as('count')])
+    .where('dispatched_at', '>', from)
+    .where('dispatched_at', '<=', new Date())
+    .groupBy(['tenant_id', 'subject'])
+    .execute();
+  return rows.map((row) => ({ tenantId: row.tenant_id, subject: row.subject, count: Number(row.count) }));
+}
 
 describe('fair share of the provider create budget', () => {
   it('starts a small tenant within seconds behind a large backlog, in order, without 429s or deferrals', async () => {
@@ -88,18 +124,7 @@ describe('fair share of the provider create budget', () => {
   });
 
   it('gives each tier its weight of the budget over a window', async () => {
-    // 1,200 creates a minute: a 10-second window holds about 200 dispatches.
-    const simulator = createSimulator({ latencyMs: { min: 20, max: 60 }, createsPerMinute: 1200, readsPerMinute: 60_000, burst: 40 });
-    await simulator.start();
-    const kiln = await startKiln({
-      env: {
-        ...standaloneProviderEnv(simulator),
-        KILN_PROVIDER_CREATES_PER_MINUTE: '1200',
-        KILN_PROVIDER_CREATE_BURST: '20',
-        KILN_WORKER_CONCURRENCY: '32',
-        KILN_TENANT_IN_PROGRESS_CAP: '1000',
-      },
-    });
+    const { kiln, stop } = await startAtWindowPace();
     try {
       const db = kiln.app.database.db;
       const tiers = ['free', 'standard', 'pro'] as const;
@@ -113,17 +138,8 @@ describe('fair share of the provider create budget', () => {
           tenant.client.batch({ items: Array.from({ length: 400 }, (_, item) => ({ prompt: `${tiers[index]} ${item}`, platforms: ['thumbnail'] as const })) }),
         ),
       );
-      const from = new Date();
-      await sleep(10_000);
-      const to = new Date();
-      const counts = await db
-        .selectFrom('generations')
-        .select(['tenant_id', (eb) => eb.fn.countAll<string>().as('count')])
-        .where('dispatched_at', '>', from)
-        .where('dispatched_at', '<=', to)
-        .groupBy('tenant_id')
-        .execute();
-      const dispatched = tenants.map((tenant) => Number(counts.find((row) => row.tenant_id === tenant.tenantId)?.count ?? 0));
+      const counts = await dispatchesDuring(db, 10_000);
+      const dispatched = tenants.map((tenant) => counts.filter((row) => row.tenantId === tenant.tenantId).reduce((sum, row) => sum + row.count, 0));
       const total = dispatched.reduce((sum, count) => sum + count, 0);
       assert.ok(total >= 100, `dispatches in the window: ${total}`);
       const weights = [1, 2, 4];
@@ -133,24 +149,13 @@ describe('fair share of the provider create budget', () => {
         assert.ok(Math.abs(share - expected) / expected < 0.05, `${tiers[index]}: ${count} of ${total} (share ${share.toFixed(3)}, expected ${expected.toFixed(3)}); all: ${dispatched}`);
       }
     } finally {
-      await kiln.stop();
-      await simulator.stop();
+      await stop();
     }
   });
 
   it('divides a tenant shared by subject among its subjects, and gives other tenants their whole turn', async () => {
-    // 1,200 creates a minute, as above; tenant S shares by subject, tenant T by tenant.
-    const simulator = createSimulator({ latencyMs: { min: 20, max: 60 }, createsPerMinute: 1200, readsPerMinute: 60_000, burst: 40 });
-    await simulator.start();
-    const kiln = await startKiln({
-      env: {
-        ...standaloneProviderEnv(simulator),
-        KILN_PROVIDER_CREATES_PER_MINUTE: '1200',
-        KILN_PROVIDER_CREATE_BURST: '20',
-        KILN_WORKER_CONCURRENCY: '32',
-        KILN_TENANT_IN_PROGRESS_CAP: '1000',
-      },
-    });
+    // Tenant "stores" shares by subject, tenant "single" by tenant; both are of one tier.
+    const { kiln, stop } = await startAtWindowPace();
     try {
       const db = kiln.app.database.db;
       const stores = await kiln.newTenant('stores');
@@ -165,17 +170,8 @@ describe('fair share of the provider create budget', () => {
         stores.client.batch({ items: items(150, 'store-b') }),
         single.client.batch({ items: items(400) }),
       ]);
-      const from = new Date();
-      await sleep(10_000);
-      const to = new Date();
-      const rows = await db
-        .selectFrom('generations')
-        .select(['tenant_id', 'subject', (eb) => eb.fn.countAll<string>().as('count')])
-        .where('dispatched_at', '>', from)
-        .where('dispatched_at', '<=', to)
-        .groupBy(['tenant_id', 'subject'])
-        .execute();
-      const count = (tenantId: string, subject: string | null) => Number(rows.find((row) => row.tenant_id === tenantId && row.subject === subject)?.count ?? 0);
+      const rows = await dispatchesDuring(db, 10_000);
+      const count = (tenantId: string, subject: string | null) => rows.find((row) => row.tenantId === tenantId && row.subject === subject)?.count ?? 0;
       const perStore = ['store-big', 'store-a', 'store-b'].map((subject) => count(stores.tenantId, subject));
       const storesTotal = perStore.reduce((sum, value) => sum + value, 0);
       const singleTotal = count(single.tenantId, null);
@@ -188,8 +184,7 @@ describe('fair share of the provider create budget', () => {
         assert.ok(Math.abs(value / storesTotal - 1 / 3) < 0.05, `store ${index}: ${value} of ${storesTotal} (${perStore})`);
       }
     } finally {
-      await kiln.stop();
-      await simulator.stop();
+      await stop();
     }
   });
 

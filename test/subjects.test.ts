@@ -3,30 +3,15 @@
 // idempotency, and never reaches another tenant.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { TRPCClientError, type GenerationEvent } from '../client-sdk/index.ts';
+import type { GenerationEvent } from '../client-sdk/index.ts';
 import { startKiln, type TestKiln } from './support/kiln.ts';
-
-async function rejects(call: Promise<unknown>, code: string, message?: RegExp): Promise<Record<string, string[]>> {
-  try {
-    await call;
-  } catch (error) {
-    assert.ok(error instanceof TRPCClientError, `a tRPC error, got ${String(error)}`);
-    const data = error.data as { code?: string; fields?: Record<string, string[]> } | undefined;
-    assert.equal(data?.code, code, `code for: ${error.message}`);
-    if (message) assert.match(error.message, message);
-    return data?.fields ?? {};
-  }
-  assert.fail(`expected ${code}, but the call succeeded`);
-}
+import { fieldsOf, rejects } from './support/rejections.ts';
 
 describe('subjects', () => {
   let kiln: TestKiln;
-  let countGenerations: () => Promise<number>;
   before(async () => {
     // API only: the generations stay queued, so what is read back is what was written.
     kiln = await startKiln({ env: { KILN_ROLE: 'api' } });
-    countGenerations = async () =>
-      Number((await kiln.app.database.db.selectFrom('generations').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
   });
   after(() => kiln.stop());
 
@@ -85,7 +70,7 @@ describe('subjects', () => {
   });
 
   it('rejects a bad subject with the field named, writing nothing', async () => {
-    const before = await countGenerations();
+    const before = await kiln.countGenerations();
     const cases: [unknown, RegExp][] = [
       ['', /subject must not be empty/],
       ['u'.repeat(201), /subject must be at most 200 characters/],
@@ -96,19 +81,19 @@ describe('subjects', () => {
       [42, /subject must be a string/],
     ];
     for (const [subject, message] of cases) {
-      const fields = await rejects(kiln.client.generate({ prompt: 'ok', subject: subject as string }), 'BAD_REQUEST', message);
+      const fields = fieldsOf(await rejects(kiln.client.generate({ prompt: 'ok', subject: subject as string }), 'BAD_REQUEST', message));
       assert.deepEqual(Object.keys(fields), ['subject'], `for ${JSON.stringify(subject)}`);
     }
 
     const items = [{ prompt: 'a' }, { prompt: 'b' }, { prompt: 'c' }, { prompt: 'd', subject: 'bad\r' }];
-    const item = await rejects(kiln.client.batch({ items }), 'BAD_REQUEST', /items\.3\.subject: subject must not contain control characters/);
+    const item = fieldsOf(await rejects(kiln.client.batch({ items }), 'BAD_REQUEST', /items\.3\.subject: subject must not contain control characters/));
     assert.deepEqual(Object.keys(item), ['items.3.subject']);
-    const batchDefault = await rejects(kiln.client.batch({ subject: '', items: [{ prompt: 'a' }] }), 'BAD_REQUEST', /subject must not be empty/);
+    const batchDefault = fieldsOf(await rejects(kiln.client.batch({ subject: '', items: [{ prompt: 'a' }] }), 'BAD_REQUEST', /subject must not be empty/));
     assert.deepEqual(Object.keys(batchDefault), ['subject']);
-    const filter = await rejects(kiln.client.list({ subject: 'x'.repeat(201) }), 'BAD_REQUEST', /at most 200 characters/);
+    const filter = fieldsOf(await rejects(kiln.client.list({ subject: 'x'.repeat(201) }), 'BAD_REQUEST', /at most 200 characters/));
     assert.deepEqual(Object.keys(filter), ['subject']);
 
-    assert.equal(await countGenerations(), before);
+    assert.equal(await kiln.countGenerations(), before);
   });
 
   it('answers a repeated idempotency key with the first generation only for the same subject', async () => {

@@ -42,6 +42,8 @@ export interface TestKiln {
   client: KilnClient;
   /** Another tenant's API key and client, for isolation tests. */
   newTenant(name?: string): Promise<{ tenantId: string; apiKey: string; client: KilnClient }>;
+  /** Generations in the database, of every tenant: a refused call must not change it. */
+  countGenerations(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -88,6 +90,10 @@ export async function startKiln(options: StartOptions = {}): Promise<TestKiln> {
     tenantId: first.tenantId,
     client: first.client,
     newTenant,
+    async countGenerations() {
+      const row = await app.database.db.selectFrom('generations').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+      return Number(row.n);
+    },
     async stop() {
       for (const client of clients) client.close();
       await app.stop();
