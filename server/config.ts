@@ -51,7 +51,7 @@ const environmentSchema = z.object({
   KILN_PROVIDER_CREATE_BURST: intFromEnv(10, 1, 100_000),
   KILN_PROVIDER_READ_BURST: intFromEnv(50, 1, 100_000),
   KILN_PROVIDER_MAX_WAIT_MS: intFromEnv(2_000, 0, 600_000),
-  KILN_TENANT_IN_PROGRESS_CAP: intFromEnv(100, 1, 1_000_000),
+  KILN_TENANT_IN_PROGRESS_CAP: intFromEnv(1000, 1, 1_000_000),
   KILN_PRIORITY_AGING_SECONDS: numberFromEnv(30, 0, 24 * 3600),
   KILN_PROVIDER_BREAKER_FAILURES: intFromEnv(10, 1, 10_000),
   KILN_PROVIDER_BREAKER_HALF_OPEN_MS: intFromEnv(10_000, 100, 3_600_000),
@@ -225,7 +225,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         tierWeights: { free: 1, standard: 2, pro: 4 } as Record<string, number>,
         /** A tier not listed above. */
         defaultWeight: 1,
-        /** Generations one tenant may have dispatched or running at once: one tenant cannot fill every worker and provider slot. */
+        /**
+         * Generations one tenant may have dispatched or running at once, so one tenant cannot hold
+         * every prediction; high enough that a tenant alone still uses the whole create budget
+         * (600 creates/min × predictions of up to a minute is 600 in flight).
+         */
         inProgressCap: e.KILN_TENANT_IN_PROGRESS_CAP,
       },
       defer: {
