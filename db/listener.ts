@@ -9,9 +9,8 @@ export interface ListenerOptions {
   onNotify(payload: string): void;
   /** The connection failed; called once until it is back, however many attempts that takes. */
   onError(error: Error): void;
-  /** Waits between reconnect attempts, growing to `maxDelayMs`. */
-  minDelayMs: number;
-  maxDelayMs: number;
+  /** Waits between reconnect attempts, doubling from `minMs` to `maxMs`. */
+  reconnectMs: { minMs: number; maxMs: number };
 }
 
 export interface Listener {
@@ -23,8 +22,8 @@ export function createListener(options: ListenerOptions): Listener {
   let client: pg.Client | undefined;
   let stopped = false;
   let retryTimer: NodeJS.Timeout | undefined;
-  // maxDelayMs is short: while this connection is away, live events wait for it.
-  const { minDelayMs, maxDelayMs } = options;
+  // The longest wait is short: while this connection is away, live events wait for it.
+  const { minMs: minDelayMs, maxMs: maxDelayMs } = options.reconnectMs;
   let delay = minDelayMs;
   let failing = false; // reported once per outage, not once per reconnect attempt
   const reportOnce = (error: Error) => {

@@ -87,6 +87,7 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
   const webhookBaseUrl = () =>
     config.provider.webhooks === 'off' ? undefined : (config.publicUrl ?? (simulator && config.role === 'all' ? apiUrl : undefined));
   let worker: GenerationWorker | undefined;
+  let dispatcher: Dispatcher | undefined;
   if (runsWorker) {
     worker = createGenerationWorker({
       db: database.db,
@@ -111,12 +112,9 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
       render: { maxInputPixels: config.limits.maxInputPixels, timeoutSeconds: config.worker.renderTimeoutSeconds },
     });
     await worker.start();
-  }
 
-  // 4b. The dispatcher (every worker process runs one; one at a time ticks): hands queued
-  //     generations to the create phase at the create budget's pace, fairly among tenants.
-  let dispatcher: Dispatcher | undefined;
-  if (runsWorker) {
+    // The dispatcher (every worker process runs one; one at a time ticks): hands queued
+    // generations to the create phase at the create budget's pace, fairly among tenants.
     dispatcher = createDispatcher({
       db: database.db,
       queue,
@@ -129,8 +127,7 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
           channel: DISPATCH_CHANNEL,
           onNotify: wake,
           onError: (error) => logger.warn('dispatch listener connection failed; reconnecting', { error: error.message }),
-          minDelayMs: config.realtime.listenerReconnectMs.minMs,
-          maxDelayMs: config.realtime.listenerReconnectMs.maxMs,
+          reconnectMs: config.realtime.listenerReconnectMs,
         });
         await listener.start();
         return () => listener.stop();

@@ -66,8 +66,7 @@ export function createEventFeed(options: EventFeedOptions): EventFeed {
     channel: 'kiln_events',
     onNotify: () => poke(),
     onError: (error) => logger.warn('event listener connection failed; reconnecting', { error: error.message }),
-    minDelayMs: options.reads.listenerReconnectMs.minMs,
-    maxDelayMs: options.reads.listenerReconnectMs.maxMs,
+    reconnectMs: options.reads.listenerReconnectMs,
   });
 
   function poke(): void {
