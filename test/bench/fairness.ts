@@ -14,6 +14,7 @@ import { createApiKey } from '../../db/api-keys.ts';
 import { openDatabase } from '../../db/database.ts';
 import { createTenant } from '../../db/tenants.ts';
 import { createSimulator } from '../../jobs/simulator/index.ts';
+import { standaloneProviderEnv } from '../support/simulator.ts';
 import { provisionDatabase, type BenchDatabase } from './database.ts';
 import { numberFlag, readFlags, sleep, type Benchmark, type BenchmarkContext, type BenchmarkReport } from './harness.ts';
 import { startKiln, startKilnWorker } from './servers.ts';
@@ -109,12 +110,10 @@ async function runFairness(options: FairnessOptions, context: BenchmarkContext):
   await simulator.start();
   scope.defer(() => simulator.stop());
   const provider = {
-    REPLICATE_BASE_URL: `${simulator.url}/v1`,
-    REPLICATE_API_TOKEN: simulator.apiToken,
+    ...standaloneProviderEnv(simulator),
     REPLICATE_WEBHOOK_SECRET: simulator.webhookSecret,
     KILN_PROVIDER_CREATES_PER_MINUTE: String(options.createsPerMinute),
     KILN_PROVIDER_READS_PER_MINUTE: '60000',
-    KILN_DEADLINE_SECONDS: '3600',
     KILN_TENANT_IN_PROGRESS_CAP: '100000', // this measures shares of the budget, not the cap
   };
   progress('kiln api: starting');

@@ -7,6 +7,7 @@
 import os from 'node:os';
 import { createKilnClient } from '../../client-sdk/index.ts';
 import { createSimulator } from '../../jobs/simulator/index.ts';
+import { standaloneProviderEnv } from '../support/simulator.ts';
 import { provisionDatabase } from './database.ts';
 import { UsageError, numberFlag, readFlags, sleep, type Benchmark, type BenchmarkContext, type BenchmarkReport } from './harness.ts';
 import { residentKb, type Child } from './processes.ts';
@@ -74,12 +75,10 @@ async function runProvider(options: ProviderOptions, context: BenchmarkContext):
   await simulator.start();
   scope.defer(() => simulator.stop());
   const provider = {
-    REPLICATE_BASE_URL: `${simulator.url}/v1`,
-    REPLICATE_API_TOKEN: simulator.apiToken,
+    ...standaloneProviderEnv(simulator),
     REPLICATE_WEBHOOK_SECRET: simulator.webhookSecret,
     KILN_PROVIDER_CREATES_PER_MINUTE: String(options.createsPerMinute),
     KILN_PROVIDER_READS_PER_MINUTE: String(options.readsPerMinute),
-    KILN_DEADLINE_SECONDS: '3600',
   };
 
   progress('kiln api: starting (KILN_ROLE=api)');
