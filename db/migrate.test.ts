@@ -1,103 +1,96 @@
 // Migrations carry rows written by earlier versions forward, so no code needs a branch for them.
 import assert from 'node:assert/strict';
-import { sql } from 'kysely';
-import { after, before, describe, it } from 'node:test';
+import { sql, type Kysely } from 'kysely';
+import { describe, it } from 'node:test';
 import { createTestDatabase } from '../test/support/kiln.ts';
-import { openDatabase, type DatabaseHandle } from './database.ts';
+import { openDatabase } from './database.ts';
 import { migrateTo, migrateToLatest } from './migrate.ts';
+import type { Database } from './schema.ts';
+
+/** Runs `test` against a new, empty database, closed afterwards. */
+async function inFreshDatabase(test: (db: Kysely<Database>) => Promise<void>): Promise<void> {
+  const database = openDatabase({ connectionString: await createTestDatabase(), maxConnections: 2 });
+  try {
+    await test(database.db);
+  } finally {
+    await database.close();
+  }
+}
 
 describe('migration 0007', () => {
-  let database: DatabaseHandle;
-  before(async () => {
-    database = openDatabase({ connectionString: await createTestDatabase(), maxConnections: 2 });
-  });
-  after(() => database.close());
+  it('gives rows from before deadlines and poll numbers both, and then requires them', () =>
+    inFreshDatabase(async (db) => {
+      await migrateTo(db, '0006-two-phase-provider-work');
+      // A row as version 0006 wrote it when the generation asked for no deadline.
+      const { rows } = await sql<{ id: string }>`
+        WITH tenant AS (INSERT INTO tenants (name) VALUES ('old') RETURNING id)
+        INSERT INTO generations (tenant_id, prompt, model, request, created_at)
+        SELECT id, 'from before', 'black-forest-labs/flux-schnell', '{}'::jsonb, '2026-01-01T00:00:00Z' FROM tenant
+        RETURNING id
+      `.execute(db);
+      const id = rows[0]!.id;
 
-  it('gives rows from before deadlines and poll numbers both, and then requires them', async () => {
-    const { db } = database;
-    await migrateTo(db, '0006-two-phase-provider-work');
-    // A row as version 0006 wrote it when the generation asked for no deadline.
-    const { rows } = await sql<{ id: string }>`
-      WITH tenant AS (INSERT INTO tenants (name) VALUES ('old') RETURNING id)
-      INSERT INTO generations (tenant_id, prompt, model, request, created_at)
-      SELECT id, 'from before', 'black-forest-labs/flux-schnell', '{}'::jsonb, '2026-01-01T00:00:00Z' FROM tenant
-      RETURNING id
-    `.execute(db);
-    const id = rows[0]!.id;
+      assert.deepEqual(await migrateTo(db, '0007-required-deadlines-and-poll-numbers'), ['0007-required-deadlines-and-poll-numbers']);
+      const row = await db.selectFrom('generations').select(['deadline_at', 'poll_seq']).where('id', '=', id).executeTakeFirstOrThrow();
+      assert.equal(row.deadline_at?.toISOString(), '2026-01-01T00:10:00.000Z', 'its deadline: creation plus the default of the day');
+      assert.equal(row.poll_seq, 0);
 
-    assert.deepEqual(await migrateTo(db, '0007-required-deadlines-and-poll-numbers'), ['0007-required-deadlines-and-poll-numbers']);
-    const row = await db.selectFrom('generations').select(['deadline_at', 'poll_seq']).where('id', '=', id).executeTakeFirstOrThrow();
-    assert.equal(row.deadline_at?.toISOString(), '2026-01-01T00:10:00.000Z', 'its deadline: creation plus the default of the day');
-    assert.equal(row.poll_seq, 0);
-
-    await assert.rejects(sql`UPDATE generations SET deadline_at = NULL WHERE id = ${id}`.execute(db), /null value in column "deadline_at"/);
-    await assert.rejects(
-      sql`UPDATE generations SET provider_status = 'thinking' WHERE id = ${id}`.execute(db),
-      /generations_provider_status_known/,
-    );
-  });
+      await assert.rejects(sql`UPDATE generations SET deadline_at = NULL WHERE id = ${id}`.execute(db), /null value in column "deadline_at"/);
+      await assert.rejects(
+        sql`UPDATE generations SET provider_status = 'thinking' WHERE id = ${id}`.execute(db),
+        /generations_provider_status_known/,
+      );
+    }));
 });
 
 describe('migration 0008', () => {
-  let database: DatabaseHandle;
-  before(async () => {
-    database = openDatabase({ connectionString: await createTestDatabase(), maxConnections: 2 });
-  });
-  after(() => database.close());
-
-  it('bounds a prediction made before it by its generation\'s deadline, and lets new generations have none', async () => {
-    const { db } = database;
-    await migrateTo(db, '0007-required-deadlines-and-poll-numbers');
-    const { rows } = await sql<{ id: string }>`
-      WITH tenant AS (INSERT INTO tenants (name) VALUES ('old') RETURNING id)
-      INSERT INTO generations (tenant_id, prompt, model, request, state, prediction_id, deadline_at)
-      SELECT id, 'running', 'black-forest-labs/flux-schnell', '{}'::jsonb, 'running', 'p_old', '2026-01-01T00:10:00Z' FROM tenant
-      RETURNING id
-    `.execute(db);
-    const id = rows[0]!.id;
-    assert.deepEqual(await migrateTo(db, '0008-queue-wait-apart-from-run-time'), ['0008-queue-wait-apart-from-run-time']);
-    const row = await db.selectFrom('generations').select(['deadline_at', 'prediction_deadline_at']).where('id', '=', id).executeTakeFirstOrThrow();
-    assert.equal(row.prediction_deadline_at?.toISOString(), '2026-01-01T00:10:00.000Z');
-    await sql`UPDATE generations SET deadline_at = NULL WHERE id = ${id}`.execute(db); // no deadline is allowed now
-    await assert.rejects(
-      sql`UPDATE generations SET prediction_id = NULL WHERE id = ${id}`.execute(db),
-      /generations_prediction_deadline_with_prediction/,
-    );
-  });
+  it('bounds a prediction made before it by its generation\'s deadline, and lets new generations have none', () =>
+    inFreshDatabase(async (db) => {
+      await migrateTo(db, '0007-required-deadlines-and-poll-numbers');
+      const { rows } = await sql<{ id: string }>`
+        WITH tenant AS (INSERT INTO tenants (name) VALUES ('old') RETURNING id)
+        INSERT INTO generations (tenant_id, prompt, model, request, state, prediction_id, deadline_at)
+        SELECT id, 'running', 'black-forest-labs/flux-schnell', '{}'::jsonb, 'running', 'p_old', '2026-01-01T00:10:00Z' FROM tenant
+        RETURNING id
+      `.execute(db);
+      const id = rows[0]!.id;
+      assert.deepEqual(await migrateTo(db, '0008-queue-wait-apart-from-run-time'), ['0008-queue-wait-apart-from-run-time']);
+      const row = await db.selectFrom('generations').select(['deadline_at', 'prediction_deadline_at']).where('id', '=', id).executeTakeFirstOrThrow();
+      assert.equal(row.prediction_deadline_at?.toISOString(), '2026-01-01T00:10:00.000Z');
+      await sql`UPDATE generations SET deadline_at = NULL WHERE id = ${id}`.execute(db); // no deadline is allowed now
+      await assert.rejects(
+        sql`UPDATE generations SET prediction_id = NULL WHERE id = ${id}`.execute(db),
+        /generations_prediction_deadline_with_prediction/,
+      );
+    }));
 });
 
 describe('migration 0009', () => {
-  let database: DatabaseHandle;
-  before(async () => {
-    database = openDatabase({ connectionString: await createTestDatabase(), maxConnections: 2 });
-  });
-  after(() => database.close());
+  it('leaves earlier generations without a subject, shares earlier tenants by tenant, and allows nothing else', () =>
+    inFreshDatabase(async (db) => {
+      await migrateTo(db, '0007-required-deadlines-and-poll-numbers');
+      const { rows } = await sql<{ id: string; tenant_id: string }>`
+        WITH tenant AS (INSERT INTO tenants (name) VALUES ('old') RETURNING id)
+        INSERT INTO generations (tenant_id, prompt, model, request, deadline_at)
+        SELECT id, 'from before', 'black-forest-labs/flux-schnell', '{}'::jsonb, now() FROM tenant
+        RETURNING id, tenant_id
+      `.execute(db);
+      const { id, tenant_id: tenantId } = rows[0]!;
 
-  it('leaves earlier generations without a subject, shares earlier tenants by tenant, and allows nothing else', async () => {
-    const { db } = database;
-    await migrateTo(db, '0007-required-deadlines-and-poll-numbers');
-    const { rows } = await sql<{ id: string; tenant_id: string }>`
-      WITH tenant AS (INSERT INTO tenants (name) VALUES ('old') RETURNING id)
-      INSERT INTO generations (tenant_id, prompt, model, request, deadline_at)
-      SELECT id, 'from before', 'black-forest-labs/flux-schnell', '{}'::jsonb, now() FROM tenant
-      RETURNING id, tenant_id
-    `.execute(db);
-    const { id, tenant_id: tenantId } = rows[0]!;
+      assert.ok((await migrateToLatest(db)).includes('0009-subjects'));
+      const generation = await db.selectFrom('generations').select('subject').where('id', '=', id).executeTakeFirstOrThrow();
+      assert.equal(generation.subject, null);
+      const tenant = await db.selectFrom('tenants').select('share_by').where('id', '=', tenantId).executeTakeFirstOrThrow();
+      assert.equal(tenant.share_by, 'tenant');
 
-    assert.ok((await migrateToLatest(db)).includes('0009-subjects'));
-    const generation = await db.selectFrom('generations').select('subject').where('id', '=', id).executeTakeFirstOrThrow();
-    assert.equal(generation.subject, null);
-    const tenant = await db.selectFrom('tenants').select('share_by').where('id', '=', tenantId).executeTakeFirstOrThrow();
-    assert.equal(tenant.share_by, 'tenant');
+      await assert.rejects(sql`UPDATE tenants SET share_by = 'store' WHERE id = ${tenantId}`.execute(db), /tenants_share_by_known/);
+      await assert.rejects(sql`UPDATE generations SET subject = '' WHERE id = ${id}`.execute(db), /generations_subject_length/);
+      await assert.rejects(sql`UPDATE generations SET subject = ${'u'.repeat(201)} WHERE id = ${id}`.execute(db), /generations_subject_length/);
+      // Characters, not bytes: 200 of them fit whatever their encoding.
+      await sql`UPDATE generations SET subject = ${'ü'.repeat(200)} WHERE id = ${id}`.execute(db);
 
-    await assert.rejects(sql`UPDATE tenants SET share_by = 'store' WHERE id = ${tenantId}`.execute(db), /tenants_share_by_known/);
-    await assert.rejects(sql`UPDATE generations SET subject = '' WHERE id = ${id}`.execute(db), /generations_subject_length/);
-    await assert.rejects(sql`UPDATE generations SET subject = ${'u'.repeat(201)} WHERE id = ${id}`.execute(db), /generations_subject_length/);
-    // Characters, not bytes: 200 of them fit whatever their encoding.
-    await sql`UPDATE generations SET subject = ${'ü'.repeat(200)} WHERE id = ${id}`.execute(db);
-
-    // And back: down removes what up added, and up works again on the rows left.
-    await migrateTo(db, '0007-required-deadlines-and-poll-numbers');
-    await migrateToLatest(db);
-  });
+      // And back: down removes what up added, and up works again on the rows left.
+      await migrateTo(db, '0007-required-deadlines-and-poll-numbers');
+      await migrateToLatest(db);
+    }));
 });
