@@ -3,6 +3,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import type { TenantTier } from '../db/schema.ts';
 
 const intFromEnv = (fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).default(fallback);
 const numberFromEnv = (fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().min(min).max(max).default(fallback);
@@ -222,7 +223,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         /** Priority ages: a priority point is worth this many seconds of waiting, so low-priority work waits at most 20 points × this behind a stream of higher. */
         agingSeconds: e.KILN_PRIORITY_AGING_SECONDS,
         /** Each tenant's share of the create budget while it has work waiting, by tier (relative). */
-        tierWeights: { free: 1, standard: 2, pro: 4 } as Record<string, number>,
+        // Every tier has a weight (a new tier does not compile without one); read by any tier name.
+        tierWeights: { free: 1, standard: 2, pro: 4 } satisfies Record<TenantTier, number> as Record<string, number>,
         /** A tier not listed above. */
         defaultWeight: 1,
         /**
