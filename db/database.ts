@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.ts';
@@ -40,6 +41,7 @@ export function openDatabase(options: DatabaseOptions): DatabaseHandle {
   // dropped when it is released (pg-pool discards clients that are no longer queryable).
   pool.on('connect', (client) => {
     client.on('error', report);
+    prepareMarkedStatements(client);
   });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
@@ -53,4 +55,34 @@ export function openDatabase(options: DatabaseOptions): DatabaseHandle {
 /** One round trip to the server: whether it answers now (throws if not). */
 export async function pingDatabase(db: Kysely<Database>): Promise<void> {
   await sql`SELECT 1`.execute(db);
+}
+
+const PREPARED_MARK = '/* kiln:prepared */';
+
+/**
+ * Starts a statement that is prepared once per connection, so that its plan is cached: for the
+ * few hot statements whose planning costs more than running them (the dispatcher's tick read is
+ * planned in about 2.5 ms and runs in under 1). Its text must not vary between calls (values go
+ * in as parameters), which a statement built from fixed fragments guarantees.
+ */
+export const PREPARED = sql.raw(`${PREPARED_MARK} `);
+
+/** Sends statements that start with PREPARED as named (prepared) statements; all others as they were. */
+function prepareMarkedStatements(client: pg.PoolClient): void {
+  const names = new Map<string, string>();
+  const nameOf = (text: string) => {
+    let name = names.get(text);
+    if (name === undefined) {
+      name = `kiln_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`;
+      names.set(text, name);
+    }
+    return name;
+  };
+  const query: (...args: unknown[]) => unknown = client.query.bind(client);
+  const prepared = (...args: unknown[]) => {
+    const [text, values, ...rest] = args;
+    if (typeof text === 'string' && text.startsWith(PREPARED_MARK)) return query({ name: nameOf(text), text, values }, ...rest);
+    return query(...args);
+  };
+  client.query = prepared as typeof client.query;
 }
