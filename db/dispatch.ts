@@ -3,26 +3,12 @@
 // a generation was handed on. All run in the dispatcher's one transaction per tick, so a
 // dispatcher that dies mid-tick leaves nothing half-done.
 import { sql, type RawBuilder, type Transaction } from 'kysely';
+import { PREPARED } from './database.ts';
 import type { BudgetClock } from './gcra.ts';
 import type { Database } from './schema.ts';
 
 /** One dispatcher at a time across all processes: a lock held for one tick's transaction. */
 const DISPATCH_LOCK = 0x6b696c6e_01; // "kiln" + 1
-
-type SqlValue = RawBuilder<unknown> | ReturnType<typeof sql.ref>;
-
-/**
- * A generation's lane, the one place that says what it is: its tenant, and within a tenant that
- * shares by subject (`tenants.share_by`), its subject (requests that name none share one lane).
- * `laneSubject` gives the subject part (null for a tenant shared by tenant), `laneKey` the key.
- */
-export function laneSubject(generation: string, tenant: string): RawBuilder<string | null> {
-  return sql<string | null>`(CASE WHEN ${sql.ref(`${tenant}.share_by`)} = 'subject' THEN ${sql.ref(`${generation}.subject`)} END)`;
-}
-
-export function laneKey(tenantId: SqlValue, subject: SqlValue): RawBuilder<string> {
-  return sql<string>`('t:' || ${tenantId}::text || coalesce(':s:' || ${subject}, ''))`;
-}
 
 /**
  * A lane's weight: its tenant's (by tier), split evenly among the tenant's lanes with waiting
@@ -32,20 +18,6 @@ export function laneWeight(tenantWeight: number, lanesOfTenant: number): number 
   return tenantWeight / Math.max(1, lanesOfTenant);
 }
 
-/**
- * Also lets the tick commit without waiting for its WAL flush (about a millisecond of every
- * pickup). That is safe: a crash loses the whole tick at most — no generation is marked without
- * its job, nor the budget booked without them — and no create can go out on a lost tick, since
- * the create phase first commits `startAttempt` durably, which flushes the WAL before it,
- * the tick's included.
- */
-export async function tryDispatchLock(trx: Transaction<Database>): Promise<boolean> {
-  const { rows } = await sql<{ locked: boolean }>`
-    SELECT set_config('synchronous_commit', 'off', true), pg_try_advisory_xact_lock(${DISPATCH_LOCK}::bigint) AS locked
-  `.execute(trx);
-  return rows[0]?.locked === true;
-}
-
 /** Wakes the dispatchers (they LISTEN on this channel) when new work is queued; sent at commit. */
 export const DISPATCH_CHANNEL = 'kiln_dispatch';
 
@@ -53,72 +25,166 @@ export async function notifyDispatcher(trx: Transaction<Database>): Promise<void
   await sql`SELECT pg_notify(${DISPATCH_CHANNEL}, '')`.execute(trx);
 }
 
+/** Undispatched work waiting its turn; every index of the waiting work has this predicate. */
+export const WAITING = (alias: string) => sql.raw(`${alias}.state = 'queued' AND ${alias}.dispatched_at IS NULL`);
+
+/**
+ * The lanes with waiting work, as CTEs of a `WITH RECURSIVE` statement, in the one place that
+ * says what a lane is: a tenant; or, for a tenant that shares by subject (`tenants.share_by`),
+ * each subject it named, plus one lane for its requests that named none. `lane` has
+ * (tenant_id, subject, kind, key). Lanes are found by skipping through the waiting indexes —
+ * one probe per lane — rather than by counting every waiting row, so a tick costs the same
+ * behind 50 waiting generations as behind 50,000. `gate` (a boolean SQL expression) can stop
+ * the search before it starts (the dispatcher's lock).
+ */
+export function laneCtes(gate: RawBuilder<boolean>): RawBuilder<unknown> {
+  return sql`
+    waiting_tenant AS (
+      (SELECT g.tenant_id FROM generations g WHERE ${WAITING('g')} AND ${gate} ORDER BY g.tenant_id LIMIT 1)
+      UNION ALL
+      SELECT (SELECT g.tenant_id FROM generations g WHERE ${WAITING('g')} AND g.tenant_id > w.tenant_id ORDER BY g.tenant_id LIMIT 1)
+      FROM waiting_tenant w WHERE w.tenant_id IS NOT NULL
+    ),
+    by_subject AS (
+      SELECT t.id AS tenant_id FROM waiting_tenant w JOIN tenants t ON t.id = w.tenant_id WHERE t.share_by = 'subject'
+    ),
+    named AS (
+      SELECT b.tenant_id, (SELECT g.subject FROM generations g
+        WHERE ${WAITING('g')} AND g.tenant_id = b.tenant_id AND g.subject IS NOT NULL ORDER BY g.subject LIMIT 1) AS subject
+      FROM by_subject b
+      UNION ALL
+      SELECT n.tenant_id, (SELECT g.subject FROM generations g
+        WHERE ${WAITING('g')} AND g.tenant_id = n.tenant_id AND g.subject > n.subject ORDER BY g.subject LIMIT 1)
+      FROM named n WHERE n.subject IS NOT NULL
+    ),
+    lane_of AS (
+      SELECT w.tenant_id, NULL::text AS subject, 'tenant' AS kind
+        FROM waiting_tenant w JOIN tenants t ON t.id = w.tenant_id WHERE t.share_by = 'tenant'
+      UNION ALL
+      SELECT n.tenant_id, n.subject, 'subject' FROM named n WHERE n.subject IS NOT NULL
+      UNION ALL
+      SELECT b.tenant_id, NULL, 'unnamed' FROM by_subject b
+        WHERE EXISTS (SELECT 1 FROM generations g WHERE ${WAITING('g')} AND g.tenant_id = b.tenant_id AND g.subject IS NULL)
+    ),
+    lane AS (
+      SELECT l.*, ('t:' || l.tenant_id::text || coalesce(':s:' || l.subject, '')) AS key FROM lane_of l
+    )`;
+}
+
+/**
+ * The waiting generations of lane `l` (a row of laneCtes' `lane`) for which `where` holds, as a
+ * subquery of (id, dispatch_order) to select from: each kind of lane reads its own index, and
+ * the lane's kind stops the other two before they start. `limit` bounds each read.
+ */
+export function inLane(l: string, where: RawBuilder<boolean>, limit: RawBuilder<unknown> | number | null): RawBuilder<unknown> {
+  const lane = sql.raw(l);
+  const bound = limit === null ? sql`` : sql`LIMIT ${limit}`;
+  const branch = (kind: string, subject: RawBuilder<unknown>) => sql`
+    (SELECT q.id, q.dispatch_order FROM generations q
+      WHERE ${lane}.kind = ${kind} AND ${WAITING('q')} AND q.tenant_id = ${lane}.tenant_id ${subject} AND ${where}
+      ORDER BY q.dispatch_order, q.id ${bound})`;
+  return sql`(${branch('tenant', sql``)} UNION ALL ${branch('subject', sql`AND q.subject = ${lane}.subject`)} UNION ALL ${branch('unnamed', sql`AND q.subject IS NULL`)})`;
+}
+
 export interface WaitingLaneRow {
   lane: string;
   tenantId: string;
   tier: string;
   pass: number | null;
-  /** Undispatched, queued generations in the lane. */
-  waitingCount: number;
   /** The tenant's lanes with waiting work, this one included. */
   lanesOfTenant: number;
+  /** The tenant's generations dispatched or running (counted up to its cap). */
   inProgress: number;
-  /** The first `perLane` of them, in dispatch order. */
+  /** Its cap on those: its own, or the configured default. */
+  cap: number;
+  /** The first `perLane` waiting generations, in dispatch order. */
   waiting: string[];
-  /** The dispatcher's virtual clock (the same in every row). */
+}
+
+export interface DispatchState {
+  /** This transaction holds the dispatch lock: one dispatcher at a time across all processes. */
+  leader: boolean;
+  /** The dispatcher's virtual clock. */
   clock: number;
+  /** The budget's row, locked until the tick commits, and the database's clock (ms since the epoch); only when work waits. */
+  budget: { clock: BudgetClock; now: number } | undefined;
+  /** Lanes of tenants under their cap, lowest turn first, at most `maxLanes`. */
+  lanes: WaitingLaneRow[];
+  /** Waiting generations whose caller's deadline has passed (at most `perLane`): failed, never sent. */
+  expired: string[];
 }
 
 /**
- * Lanes with waiting work: one per tenant, or one per subject of a tenant shared by subject. Within a lane the order is the aged priority of
- * jobs/dispatch/select.ts's `agedOrderKey`: created_at less `agingSeconds` per priority point,
- * then id (ids are time-ordered, in submission order within a batch).
+ * What a tick needs, in one statement (one round trip, which pickup latency feels): the dispatch
+ * lock, the lanes with their head of waiting work and their tenants' load, the dispatcher's
+ * clock, the create budget's row (locked), and waiting work past its deadline.
+ *
+ * The lock is transaction-level, so a dead dispatcher holds nothing; the statement also lets the
+ * tick commit without waiting for its WAL flush (about a millisecond of every pickup). That is
+ * safe: a crash loses the whole tick at most — no generation is marked without its job, nor the
+ * budget booked without them — and no create can go out on a lost tick, since the create phase
+ * first commits `startAttempt` durably, which flushes the WAL before it, the tick's included.
+ *
+ * Prepared once per connection (db/database.ts): planning it costs more than running it.
+ *
+ * Only the first `maxLanes` lanes by turn (lowest pass first, as select.ts serves them) are read
+ * with their work: a tick of n slots serves no lane beyond the n-th.
  */
-export async function waitingLanes(trx: Transaction<Database>, options: { perLane: number; agingSeconds: number }): Promise<WaitingLaneRow[]> {
-  const { rows } = await sql<{ lane: string; tenant_id: string; tier: string; pass: number | null; waiting_count: string; lanes_of_tenant: string; in_progress: string; waiting: string[]; clock: number }>`
-    WITH lanes AS (
-      SELECT g.tenant_id, ${laneSubject('g', 't')} AS subject, count(*) AS waiting_count,
-        count(*) OVER (PARTITION BY g.tenant_id) AS lanes_of_tenant
-      FROM generations g JOIN tenants t ON t.id = g.tenant_id
-      WHERE g.state = 'queued' AND g.dispatched_at IS NULL
-      GROUP BY 1, 2
+export async function readDispatchState(
+  trx: Transaction<Database>,
+  options: { budget: string; perLane: number; maxLanes: number; defaultCap: number },
+): Promise<DispatchState> {
+  const { rows } = await sql<{ locked: boolean; clock: number; tat: Date | null; paused_until: Date | null; now: Date; lanes: WaitingLaneRow[] | null; expired: string[] }>`${PREPARED}
+    WITH RECURSIVE
+    lock AS (
+      SELECT set_config('synchronous_commit', 'off', true) AS commit_mode, pg_try_advisory_xact_lock(${DISPATCH_LOCK}::bigint) AS locked
+    ),
+    ${laneCtes(sql<boolean>`(SELECT locked FROM lock)`)},
+    clock AS (SELECT clock FROM dispatch_clock WHERE id = 1),
+    tenant_load AS (
+      SELECT t.id AS tenant_id, t.tier, coalesce(t.in_progress_cap, ${options.defaultCap}::int) AS cap,
+        (SELECT count(*) FROM (SELECT 1 FROM generations p
+          WHERE p.tenant_id = t.id AND p.state IN ('queued', 'running') AND p.dispatched_at IS NOT NULL
+          LIMIT coalesce(t.in_progress_cap, ${options.defaultCap}::int)) counted) AS in_progress
+      FROM waiting_tenant w JOIN tenants t ON t.id = w.tenant_id
+    ),
+    turn AS (
+      SELECT lane.*, d.pass, count(*) OVER (PARTITION BY lane.tenant_id) AS lanes_of_tenant,
+        greatest(coalesce(d.pass, c.clock), c.clock) AS effective_pass
+      FROM lane LEFT JOIN dispatch_lanes d ON d.lane = lane.key CROSS JOIN clock c
+    ),
+    served AS (
+      SELECT turn.*, tl.tier, tl.cap, tl.in_progress FROM turn JOIN tenant_load tl USING (tenant_id)
+      WHERE tl.in_progress < tl.cap
+      ORDER BY turn.effective_pass, turn.key
+      LIMIT ${options.maxLanes}
+    ),
+    budget AS (
+      SELECT tat, paused_until FROM provider_rate_limits
+      WHERE name = ${options.budget} AND EXISTS (SELECT 1 FROM lane)
+      FOR UPDATE
     )
-    SELECT ${laneKey(sql.ref('l.tenant_id'), sql.ref('l.subject'))} AS lane, l.tenant_id, t.tier, d.pass, l.waiting_count, l.lanes_of_tenant,
-      (SELECT clock FROM dispatch_clock WHERE id = 1) AS clock,
-      (SELECT count(*) FROM generations p
-        WHERE p.tenant_id = l.tenant_id AND p.state IN ('queued', 'running') AND p.dispatched_at IS NOT NULL) AS in_progress,
-      ARRAY(SELECT q.id FROM generations q
-        WHERE q.tenant_id = l.tenant_id AND q.state = 'queued' AND q.dispatched_at IS NULL
-          AND ${laneSubject('q', 't')} IS NOT DISTINCT FROM l.subject
-        ORDER BY q.created_at - make_interval(secs => q.priority * ${options.agingSeconds}::float8), q.id
-        LIMIT ${options.perLane}) AS waiting
-    FROM lanes l
-    JOIN tenants t ON t.id = l.tenant_id
-    LEFT JOIN dispatch_lanes d ON d.lane = ${laneKey(sql.ref('l.tenant_id'), sql.ref('l.subject'))}
+    SELECT (SELECT locked FROM lock) AS locked, (SELECT clock FROM clock) AS clock,
+      (SELECT tat FROM budget) AS tat, (SELECT paused_until FROM budget) AS paused_until, statement_timestamp() AS now,
+      (SELECT json_agg(json_build_object(
+          'lane', s.key, 'tenantId', s.tenant_id, 'tier', s.tier, 'pass', s.pass, 'lanesOfTenant', s.lanes_of_tenant,
+          'inProgress', s.in_progress, 'cap', s.cap,
+          'waiting', ARRAY(SELECT u.id FROM ${inLane('s', sql<boolean>`(q.deadline_at IS NULL OR q.deadline_at > now())`, options.perLane)} u
+            ORDER BY u.dispatch_order, u.id)
+        ) ORDER BY s.effective_pass, s.key) FROM served s) AS lanes,
+      ARRAY(SELECT x.id FROM generations x
+        WHERE ${WAITING('x')} AND x.deadline_at <= now() AND (SELECT locked FROM lock)
+        ORDER BY x.deadline_at LIMIT ${options.perLane}) AS expired
   `.execute(trx);
-  return rows.map((row) => ({
-    lane: row.lane,
-    tenantId: row.tenant_id,
-    tier: row.tier,
-    pass: row.pass,
-    waitingCount: Number(row.waiting_count),
-    lanesOfTenant: Number(row.lanes_of_tenant),
-    inProgress: Number(row.in_progress),
-    waiting: row.waiting,
+  const row = rows[0];
+  if (!row?.locked) return { leader: false, clock: 0, budget: undefined, lanes: [], expired: [] };
+  return {
+    leader: true,
     clock: row.clock,
-  }));
-}
-
-/** The budget's row, locked until the tick commits, with the database's clock (ms since the epoch). */
-export async function lockBudget(trx: Transaction<Database>, name: string): Promise<{ clock: BudgetClock; now: number } | undefined> {
-  const row = await trx
-    .selectFrom('provider_rate_limits')
-    .select(['tat', 'paused_until', sql<Date>`statement_timestamp()`.as('now')])
-    .where('name', '=', name)
-    .forUpdate()
-    .executeTakeFirst();
-  if (!row) return undefined;
-  return { clock: { tat: row.tat.getTime(), pausedUntil: row.paused_until.getTime() }, now: row.now.getTime() };
+    budget: row.tat && row.paused_until ? { clock: { tat: row.tat.getTime(), pausedUntil: row.paused_until.getTime() }, now: row.now.getTime() } : undefined,
+    lanes: row.lanes ?? [],
+    expired: row.expired,
+  };
 }
 
 /**
@@ -133,7 +199,7 @@ export async function recordDispatch(
 ): Promise<{ id: string; priority: number }[]> {
   const lanes = [...input.passes.keys()];
   const passes = [...input.passes.values()];
-  const { rows } = await sql<{ id: string; priority: number }>`
+  const { rows } = await sql<{ id: string; priority: number }>`${PREPARED}
     WITH booked AS (
       UPDATE provider_rate_limits
       SET tat = ${new Date(input.budgetClock.tat)}, last_slot = ${new Date(Math.max(...input.slots))}, granted = granted + ${input.slots.length}

@@ -17,6 +17,8 @@ export interface NewGenerationInput {
   subject: string | null;
   /** Seconds from now until the generation must be final; null: no deadline. */
   deadlineSeconds: number | null;
+  /** How much earlier than now it counts in its lane's dispatch order: its priority's worth of waiting (jobs/dispatch/select.ts). */
+  agedBySeconds: number;
 }
 
 /** Inserts generations and their 'queued' events in one statement (one round trip). */
@@ -38,6 +40,7 @@ export async function insertGenerations(db: Db, inputs: readonly NewGenerationIn
             idempotency_key: input.idempotencyKey,
             subject: input.subject,
             deadline_at: input.deadlineSeconds === null ? null : sql<Date>`now() + make_interval(secs => ${input.deadlineSeconds})`,
+            dispatch_order: sql<Date>`now() - make_interval(secs => ${input.agedBySeconds})`,
           })),
         )
         .returning(['id', 'tenant_id', 'batch_id', 'subject', 'model', 'priority']),

@@ -94,3 +94,28 @@ describe('migration 0009', () => {
       await migrateToLatest(db);
     }));
 });
+
+describe('migration 0011', () => {
+  it('places waiting work from before it in its lane as the aging of the day did, and lets tenants have a cap of their own', () =>
+    inFreshDatabase(async (db) => {
+      await migrateTo(db, '0010-dispatch');
+      const { rows } = await sql<{ id: string; tenant_id: string }>`
+        WITH tenant AS (INSERT INTO tenants (name) VALUES ('old') RETURNING id)
+        INSERT INTO generations (tenant_id, prompt, model, request, priority, created_at)
+        SELECT id, 'from before', 'black-forest-labs/flux-schnell', '{}'::jsonb, 2, '2026-01-01T00:10:00Z' FROM tenant
+        RETURNING id, tenant_id
+      `.execute(db);
+      const { id, tenant_id: tenantId } = rows[0]!;
+
+      assert.deepEqual(await migrateTo(db, '0011-dispatch-at-scale'), ['0011-dispatch-at-scale']);
+      const generation = await db.selectFrom('generations').select('dispatch_order').where('id', '=', id).executeTakeFirstOrThrow();
+      assert.equal(generation.dispatch_order.toISOString(), '2026-01-01T00:09:00.000Z', 'created_at less 30 s per priority point');
+      const tenant = await db.selectFrom('tenants').select('in_progress_cap').where('id', '=', tenantId).executeTakeFirstOrThrow();
+      assert.equal(tenant.in_progress_cap, null, 'the configured default');
+      await assert.rejects(sql`UPDATE tenants SET in_progress_cap = 0 WHERE id = ${tenantId}`.execute(db), /tenants_in_progress_cap_positive/);
+      await assert.rejects(sql`UPDATE generations SET dispatch_order = NULL WHERE id = ${id}`.execute(db), /null value in column "dispatch_order"/);
+
+      await migrateTo(db, '0010-dispatch');
+      await migrateToLatest(db);
+    }));
+});

@@ -11,6 +11,7 @@ import * as requiredDeadlinesAndPollNumbers from './migrations/0007-required-dea
 import * as queueWaitApartFromRunTime from './migrations/0008-queue-wait-apart-from-run-time.ts';
 import * as subjects from './migrations/0009-subjects.ts';
 import * as dispatch from './migrations/0010-dispatch.ts';
+import * as dispatchAtScale from './migrations/0011-dispatch-at-scale.ts';
 
 /** Migrations live in code (not discovered on disk) so they ship with the build and run in order. */
 const migrations = {
@@ -24,6 +25,7 @@ const migrations = {
   '0008-queue-wait-apart-from-run-time': queueWaitApartFromRunTime,
   '0009-subjects': subjects,
   '0010-dispatch': dispatch,
+  '0011-dispatch-at-scale': dispatchAtScale,
 } satisfies Record<string, Migration>;
 
 const inCodeProvider: MigrationProvider = {

@@ -9,7 +9,8 @@
 // counts at its full share. At the budget's steady rate they take (before + 1) / rate.
 // `dispatchPosition` is that arithmetic, plainly; `estimateQueue` reads its inputs.
 import { sql, type Kysely } from 'kysely';
-import { laneKey, laneSubject, laneWeight } from './dispatch.ts';
+import { PREPARED } from './database.ts';
+import { inLane, laneCtes, laneWeight } from './dispatch.ts';
 import type { Database } from './schema.ts';
 
 export interface QueueEstimate {
@@ -23,8 +24,6 @@ export interface QueueEstimate {
 export interface EstimateSettings {
   /** The provider's create budget. */
   createsPerMinute: number;
-  /** As the dispatcher ages priority (see jobs/dispatch/select.ts's agedOrderKey). */
-  agingSeconds: number;
   tierWeights: Record<string, number>;
   defaultWeight: number;
 }
@@ -37,20 +36,26 @@ export interface LaneLoad {
   pass: number;
 }
 
+/** Our virtual time: our lane's next turn, moved on by 1 / weight for each generation ahead of us. */
+export function turnOf(mine: { ahead: number; weight: number; pass: number }): number {
+  return mine.pass + mine.ahead / mine.weight;
+}
+
+/**
+ * How many of a lane's generations go before virtual time `turn`, if it has that many: those
+ * at pass, pass + 1/w, … up to `turn` (a tie is counted as going first, the pessimistic side).
+ */
+export function goingBefore(turn: number, lane: { weight: number; pass: number }): number {
+  return Math.max(0, Math.floor((turn - lane.pass) * lane.weight + 1e-9) + 1);
+}
+
 /**
  * Generations dispatched before the one that has `ahead` before it in its own lane `mine`,
  * with `others` the other lanes that have work waiting.
  */
 export function dispatchPosition(mine: { ahead: number; weight: number; pass: number }, others: readonly LaneLoad[]): number {
-  const turn = mine.pass + mine.ahead / mine.weight; // our virtual time
-  let before = mine.ahead;
-  for (const lane of others) {
-    // Its generations at pass, pass + 1/w, …: those strictly before our turn go first (a tie is
-    // counted as going first, the pessimistic side).
-    const inTime = Math.floor((turn - lane.pass) * lane.weight + 1e-9) + 1;
-    before += Math.min(lane.waiting, Math.max(0, inTime));
-  }
-  return before;
+  const turn = turnOf(mine);
+  return others.reduce((before, lane) => before + Math.min(lane.waiting, goingBefore(turn, lane)), mine.ahead);
 }
 
 /** When the generation `position` dispatches from now goes out, at the budget's steady rate (ms from now). */
@@ -61,60 +66,69 @@ export function startInMs(position: number, createsPerMinute: number): number {
 /** How far back run times are taken from. */
 const WINDOW_SECONDS = 600;
 
+/**
+ * Where a waiting generation stands. Two reads, each bounded by the answer rather than by the
+ * backlog: the lanes (found through the index, one probe each) with what is ahead of it in its
+ * own; then, from each other lane, its generations that go before it — counted only up to the
+ * number that could (`goingBefore`). A generation deep in a 50,000 backlog costs a count of
+ * index entries up to its place; one near the front costs almost nothing. Both statements are
+ * prepared (db/database.ts): status and realtime ask often, and planning them costs more than
+ * running them near the front.
+ */
 export async function estimateQueue(
   db: Kysely<Database>,
-  generation: { id: string; tenant_id: string; model: string; priority: number; created_at: Date; dispatched_at: Date | null },
+  generation: { id: string; tenant_id: string; model: string; dispatched_at: Date | null },
   settings: EstimateSettings,
 ): Promise<QueueEstimate> {
-  const aging = settings.agingSeconds;
-  const [lanes, runs] = await Promise.all([
-    sql<{ tenant_id: string; waiting: string; lanes_of_tenant: string; tier: string; pass: number | null; clock: number; ahead: string | null }>`
-      WITH me AS (
-        SELECT g.id, g.tenant_id, ${laneSubject('g', 't')} AS subject, g.created_at - make_interval(secs => g.priority * ${aging}::float8) AS k
-        FROM generations g JOIN tenants t ON t.id = g.tenant_id WHERE g.id = ${generation.id}
-      ),
-      lanes AS (
-        SELECT g.tenant_id, ${laneSubject('g', 't')} AS subject, count(*) AS waiting, count(*) OVER (PARTITION BY g.tenant_id) AS lanes_of_tenant
-        FROM generations g JOIN tenants t ON t.id = g.tenant_id
-        WHERE g.state = 'queued' AND g.dispatched_at IS NULL GROUP BY 1, 2
-      )
-      SELECT l.tenant_id, l.waiting, l.lanes_of_tenant, t.tier, d.pass, (SELECT clock FROM dispatch_clock WHERE id = 1) AS clock,
-        CASE WHEN l.tenant_id = me.tenant_id AND l.subject IS NOT DISTINCT FROM me.subject THEN
-          (SELECT count(*) FROM generations a
-            WHERE a.tenant_id = me.tenant_id AND a.state = 'queued' AND a.dispatched_at IS NULL
-              AND ${laneSubject('a', 't')} IS NOT DISTINCT FROM me.subject
-              AND (a.created_at - make_interval(secs => a.priority * ${aging}::float8), a.id) < (me.k, me.id))
-        END AS ahead
-      FROM lanes l
-      JOIN tenants t ON t.id = l.tenant_id
-      LEFT JOIN dispatch_lanes d ON d.lane = ${laneKey(sql.ref('l.tenant_id'), sql.ref('l.subject'))}
-      CROSS JOIN me
-    `.execute(db),
+  const [position, runs] = await Promise.all([
+    generation.dispatched_at === null ? positionInQueue(db, generation.id, settings) : 0,
     sql<{ avg_run_seconds: number | null }>`
       SELECT avg(extract(epoch FROM r.finished_at - r.started_at))::float8 AS avg_run_seconds FROM generations r
       WHERE r.model = ${generation.model} AND r.state = 'succeeded'
         AND r.finished_at > now() - make_interval(secs => ${WINDOW_SECONDS})
     `.execute(db),
   ]);
-  const weightOf = (tier: string) => settings.tierWeights[tier] ?? settings.defaultWeight;
-  let position = 0;
-  if (generation.dispatched_at === null) {
-    const rows = lanes.rows;
-    const clock = rows[0]?.clock ?? 0;
-    const load = (row: (typeof rows)[number]): LaneLoad => ({
-      waiting: Number(row.waiting),
-      weight: laneWeight(weightOf(row.tier), Number(row.lanes_of_tenant)),
-      pass: Math.max(row.pass ?? clock, clock),
-    });
-    // Its own lane is the one row that counted what is ahead of it.
-    const mine = rows.find((row) => row.ahead !== null);
-    if (mine) {
-      const own = load(mine);
-      position = dispatchPosition({ ahead: Number(mine.ahead ?? 0), weight: own.weight, pass: own.pass }, rows.filter((row) => row !== mine).map(load));
-    }
-  }
   // Dispatched: its create slot is at most the dispatch horizon away.
   const startAt = new Date(Date.now() + (generation.dispatched_at === null ? startInMs(position, settings.createsPerMinute) : 0));
   const runSeconds = runs.rows[0]?.avg_run_seconds ?? null;
   return { position, estimatedStartAt: startAt, estimatedFinishAt: runSeconds === null ? null : new Date(startAt.getTime() + runSeconds * 1000) };
+}
+
+async function positionInQueue(db: Kysely<Database>, id: string, settings: EstimateSettings): Promise<number> {
+  const { rows } = await sql<{ tenant_id: string; subject: string | null; kind: string; tier: string; pass: number | null; lanes_of_tenant: string; clock: number; ahead: string | null }>`${PREPARED}
+    WITH RECURSIVE ${laneCtes(sql<boolean>`true`)},
+    me AS (
+      SELECT g.id, g.tenant_id, g.dispatch_order, (CASE WHEN t.share_by = 'subject' THEN g.subject END) AS subject
+      FROM generations g JOIN tenants t ON t.id = g.tenant_id WHERE g.id = ${id}
+    )
+    SELECT lane.tenant_id, lane.subject, lane.kind, t.tier, d.pass, count(*) OVER (PARTITION BY lane.tenant_id) AS lanes_of_tenant,
+      (SELECT clock FROM dispatch_clock WHERE id = 1) AS clock,
+      CASE WHEN lane.tenant_id = me.tenant_id AND lane.subject IS NOT DISTINCT FROM me.subject THEN
+        (SELECT count(*) FROM ${inLane('lane', sql<boolean>`(q.dispatch_order, q.id) < (me.dispatch_order, me.id)`, null)} ahead)
+      END AS ahead
+    FROM lane
+    JOIN tenants t ON t.id = lane.tenant_id
+    LEFT JOIN dispatch_lanes d ON d.lane = lane.key
+    CROSS JOIN me
+  `.execute(db);
+  // Its own lane is the one row that counted what is ahead of it.
+  const mine = rows.find((row) => row.ahead !== null);
+  if (!mine) return 0;
+  const weightOf = (tier: string) => settings.tierWeights[tier] ?? settings.defaultWeight;
+  const clock = mine.clock;
+  const turnAt = (row: (typeof rows)[number]) => ({
+    weight: laneWeight(weightOf(row.tier), Number(row.lanes_of_tenant)),
+    pass: Math.max(row.pass ?? clock, clock),
+  });
+  const ahead = Number(mine.ahead);
+  const turn = turnOf({ ahead, ...turnAt(mine) });
+  const others = rows.filter((row) => row !== mine).map((row) => ({ row, bound: goingBefore(turn, turnAt(row)) })).filter((lane) => lane.bound > 0);
+  if (others.length === 0) return ahead;
+  // Each other lane's waiting generations that go before ours: min(waiting, bound), counted up to bound.
+  const { rows: counted } = await sql<{ before: string }>`${PREPARED}
+    SELECT coalesce(sum((SELECT count(*) FROM ${inLane('l', sql<boolean>`true`, sql`l.bound`)} going)), 0) AS before
+    FROM unnest(${others.map((lane) => lane.row.tenant_id)}::uuid[], ${others.map((lane) => lane.row.subject)}::text[],
+      ${others.map((lane) => lane.row.kind)}::text[], ${others.map((lane) => lane.bound)}::int[]) AS l(tenant_id, subject, kind, bound)
+  `.execute(db);
+  return ahead + Number(counted[0]?.before ?? 0);
 }

@@ -25,6 +25,8 @@ export interface TenantsTable {
   name: string;
   tier: Generated<string>;
   share_by: Generated<ShareBy>;
+  /** Generations it may have dispatched or running at once; null: the configured default. */
+  in_progress_cap: number | null;
   created_at: Generated<Date>;
 }
 
@@ -80,6 +82,8 @@ export interface GenerationsTable {
   poll_seq: Generated<number>;
   /** When the dispatcher handed it to the create phase (see jobs/dispatch/); null while it waits its turn. */
   dispatched_at: Date | null;
+  /** Its place in its lane, fixed when queued: created_at, earlier by its priority's worth of waiting (jobs/dispatch/select.ts). */
+  dispatch_order: Date;
   error_code: string | null;
   error_message: string | null;
   created_at: Generated<Date>;

@@ -35,11 +35,17 @@ export async function findTenant(db: Kysely<Database>, idOrName: string): Promis
 export interface TenantChanges {
   tier?: string | undefined;
   shareBy?: ShareBy | undefined;
+  /** Its own cap on generations in progress; null: back to the configured default. */
+  inProgressCap?: number | null | undefined;
 }
 
 /** Changes a tenant's settings; undefined when no tenant has this id. */
 export async function updateTenant(db: Db, tenantId: string, changes: TenantChanges): Promise<Tenant | undefined> {
-  const set = { ...(changes.tier ? { tier: changes.tier } : {}), ...(changes.shareBy ? { share_by: changes.shareBy } : {}) };
+  const set = {
+    ...(changes.tier ? { tier: changes.tier } : {}),
+    ...(changes.shareBy ? { share_by: changes.shareBy } : {}),
+    ...(changes.inProgressCap !== undefined ? { in_progress_cap: changes.inProgressCap } : {}),
+  };
   if (Object.keys(set).length === 0) return db.selectFrom('tenants').selectAll().where('id', '=', tenantId).executeTakeFirst();
   return db.updateTable('tenants').set(set).where('id', '=', tenantId).returningAll().executeTakeFirst();
 }

@@ -64,9 +64,9 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
   await feed.start();
   const signer = createTokenSigner(config.tokenSecret ?? (await getOrCreateSecret(db, 'scoped-tokens')));
   const { agingSeconds, tierWeights, defaultWeight } = config.worker.dispatch;
-  const estimates = { createsPerMinute: config.provider.creates.perMinute, agingSeconds, tierWeights, defaultWeight };
+  const estimates = { createsPerMinute: config.provider.creates.perMinute, tierWeights, defaultWeight };
   const services: KilnServices = {
-    generations: createGenerationService({ db, queue, publicUrl: assetsBase, defaultDeadlineSeconds: config.worker.deadlineSeconds, groupCommit: config.api.groupCommit, estimates }),
+    generations: createGenerationService({ db, queue, publicUrl: assetsBase, defaultDeadlineSeconds: config.worker.deadlineSeconds, groupCommit: config.api.groupCommit, estimates, priorityAgingSeconds: agingSeconds }),
     realtime: createRealtimeService({ db, feed, publicUrl: assetsBase, maxBuffered: config.realtime.maxBufferedEvents,
       maxSocketBufferBytes: config.realtime.maxSocketBufferBytes,
       queueUpdateMs: config.realtime.queueUpdateMs, estimates }),

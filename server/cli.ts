@@ -16,9 +16,10 @@ const USAGE = `Usage:
                                                create an API key (and the tenant if new); prints the key once
   kiln keys revoke ID_OR_PREFIX                revoke a key
   kiln keys list [--tenant NAME]               list keys (prefixes only; keys are stored hashed)
-  kiln tenants set NAME_OR_ID [--tier free|standard|pro] [--share-by tenant|subject]
-                                               change a tenant's tier (model and weight) or what its
-                                               fair share divides by (the tenant, or each subject)
+  kiln tenants set NAME_OR_ID [--tier free|standard|pro] [--share-by tenant|subject] [--in-progress-cap N|default]
+                                               change a tenant's tier (model and weight), what its
+                                               fair share divides by (the tenant, or each subject), or
+                                               how many of its generations may be in progress at once
   kiln tenants list                            list tenants with their settings
 
 Through npm: npm start | npm run migrate | npm run keys -- create --tenant acme | npm run tenants -- list`;
@@ -69,6 +70,14 @@ function oneOf<T extends string>(option: string, value: string | undefined, allo
   if (value === undefined) return undefined;
   if ((allowed as readonly string[]).includes(value)) return value as T;
   throw new UsageError(`${option} must be one of: ${allowed.join(', ')} (got "${value}")`);
+}
+
+/** `N` (a positive whole number) or `default` (null: the configured default); undefined when not given. */
+function capOption(flag: string, value: string | undefined): number | null | undefined {
+  if (value === undefined) return undefined;
+  if (value === 'default') return null;
+  if (!/^[1-9][0-9]{0,8}$/.test(value)) throw new UsageError(`${flag} must be a whole number from 1 or "default" (got "${value}")`);
+  return Number(value);
 }
 
 async function serve(config: KilnConfig): Promise<number> {
@@ -169,17 +178,18 @@ async function keys(config: KilnConfig, args: string[]): Promise<number> {
 }
 
 async function tenants(config: KilnConfig, args: string[]): Promise<number> {
-  const { values, positionals } = parseCommand(args, { tier: { type: 'string' }, 'share-by': { type: 'string' } });
+  const { values, positionals } = parseCommand(args, { tier: { type: 'string' }, 'share-by': { type: 'string' }, 'in-progress-cap': { type: 'string' } });
   const [action, target, ...extra] = positionals;
   if (action !== 'set' && action !== 'list') return usageError(`unknown tenants action: ${action ?? '(none)'}`);
   if (extra.length > 0) return usageError(`tenants ${action} takes ${action === 'set' ? 'one tenant' : 'no arguments'}; unexpected: ${extra.join(' ')}`);
   // Every value is checked before the database is touched, so a wrong one changes nothing.
   const tier = oneOf('--tier', values.tier, TENANT_TIERS);
   const shareBy = oneOf('--share-by', values['share-by'], SHARE_BY);
+  const inProgressCap = capOption('--in-progress-cap', values['in-progress-cap']);
   if (action === 'set') {
     if (!target) return usageError('tenants set needs a tenant name or id (see: kiln tenants list)');
-    if (!tier && !shareBy) return usageError('tenants set needs --tier or --share-by (or both)');
-  } else if (target || tier || shareBy) {
+    if (!tier && !shareBy && inProgressCap === undefined) return usageError('tenants set needs --tier, --share-by or --in-progress-cap');
+  } else if (target || tier || shareBy || inProgressCap !== undefined) {
     return usageError('tenants list takes no arguments or options');
   }
 
@@ -189,18 +199,20 @@ async function tenants(config: KilnConfig, args: string[]): Promise<number> {
     if (action === 'list') {
       const rows = await listTenants(db);
       for (const row of rows) {
-        console.log(`${row.id}  ${row.name}  tier=${row.tier}  share-by=${row.share_by}  active-keys=${row.activeKeys}  created ${row.created_at.toISOString()}`);
+        const cap = row.in_progress_cap ?? `default (${config.worker.dispatch.inProgressCap})`;
+        console.log(`${row.id}  ${row.name}  tier=${row.tier}  share-by=${row.share_by}  in-progress-cap=${cap}  active-keys=${row.activeKeys}  created ${row.created_at.toISOString()}`);
       }
       if (rows.length === 0) console.log('no tenants');
       return 0;
     }
     const tenant = target ? await findTenant(db, target) : undefined;
     if (!tenant) return usageError(`no tenant is named or has the id "${target ?? ''}" (see: kiln tenants list)`);
-    const updated = await updateTenant(db, tenant.id, { tier, shareBy });
+    const updated = await updateTenant(db, tenant.id, { tier, shareBy, inProgressCap });
     if (!updated) return usageError(`tenant "${tenant.name}" was removed meanwhile`);
     const changes = [
       ...(tier ? [`tier ${tenant.tier} → ${updated.tier}`] : []),
       ...(shareBy ? [`share-by ${tenant.share_by} → ${updated.share_by}`] : []),
+      ...(inProgressCap !== undefined ? [`in-progress-cap ${tenant.in_progress_cap ?? 'default'} → ${updated.in_progress_cap ?? 'default'}`] : []),
     ];
     console.log(`tenant "${updated.name}" (${updated.id}): ${changes.join(', ')}`);
     // The tier travels with a verified key, which API processes cache.

@@ -16,6 +16,7 @@ import {
 } from '../db/generations.ts';
 import type { Asset, Database, Generation, GenerationEvent } from '../db/schema.ts';
 import { modelForTier, type ModelTier } from '../jobs/provider/models.ts';
+import { priorityHeadStartSeconds } from '../jobs/dispatch/select.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import { notifyDispatcher } from '../db/dispatch.ts';
 import { createIdFactory } from '../db/ids.ts';
@@ -52,8 +53,10 @@ export interface GenerationServiceOptions {
   defaultDeadlineSeconds: number | undefined;
   /** How concurrent `generate` calls share transactions (see group-commit.ts). */
   groupCommit: { maxItems: number; maxConcurrentFlushes: number };
-  /** What the queue estimate needs to follow the dispatcher's order (its budget, weights, aging). */
+  /** What the queue estimate needs to follow the dispatcher's order (its budget and weights). */
   estimates: EstimateSettings;
+  /** A priority point is worth this many seconds of waiting in the dispatch order. */
+  priorityAgingSeconds: number;
 }
 
 /** A tenant's tier picks the model when the request names neither model nor tier. */
@@ -62,7 +65,7 @@ const TIER_FOR_TENANT: Record<string, ModelTier> = { free: 'fast', standard: 'fa
 /** The estimate goes out as db/queue-estimates.ts computes it: the API's type must not drift from it. */
 type QueueEstimateMatchesTheQuery = Expect<Equal<DbQueueEstimate, QueueEstimate>>;
 
-export function createGenerationService({ db, queue, publicUrl, defaultDeadlineSeconds, groupCommit, estimates }: GenerationServiceOptions): GenerationService {
+export function createGenerationService({ db, queue, publicUrl, defaultDeadlineSeconds, groupCommit, estimates, priorityAgingSeconds }: GenerationServiceOptions): GenerationService {
   const newId = createIdFactory();
   const toRow = (caller: Caller, item: BatchItemInput, batchId: string | null, idempotencyKey: string | null): NewGenerationInput => ({
     id: newId(),
@@ -83,6 +86,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
     idempotencyKey,
     subject: item.subject ?? null,
     deadlineSeconds: item.deadlineSeconds ?? defaultDeadlineSeconds ?? null,
+    agedBySeconds: priorityHeadStartSeconds(item.priority, priorityAgingSeconds),
   });
 
   const assetView = (asset: Asset) => toAssetView(asset, publicUrl());

@@ -188,8 +188,8 @@ describe('fair share of the provider create budget', () => {
     }
   });
 
-  it('holds a tenant at its cap on work in progress while another goes on', async () => {
-    // Slow predictions, so work in progress piles up; the cap is 3.
+  it('holds a tenant at its cap on work in progress while another, with a cap of its own, goes on', async () => {
+    // Slow predictions, so work in progress piles up; the default cap is 3, the other tenant's own 6.
     const simulator = createSimulator({ latencyMs: { min: 1500, max: 2000 }, createsPerMinute: 6000, readsPerMinute: 60_000 });
     await simulator.start();
     const kiln = await startKiln({
@@ -197,8 +197,9 @@ describe('fair share of the provider create budget', () => {
     });
     try {
       const other = await kiln.newTenant('other');
+      await updateTenant(kiln.app.database.db, other.tenantId, { inProgressCap: 6 });
       const { ids } = await kiln.client.batch({ items: Array.from({ length: 9 }, (_, index) => ({ prompt: `capped ${index}`, platforms: ['thumbnail'] as const })) });
-      const { ids: otherIds } = await other.client.batch({ items: Array.from({ length: 3 }, (_, index) => ({ prompt: `other ${index}`, platforms: ['thumbnail'] as const })) });
+      const { ids: otherIds } = await other.client.batch({ items: Array.from({ length: 6 }, (_, index) => ({ prompt: `other ${index}`, platforms: ['thumbnail'] as const })) });
       const done = await Promise.all(ids.map((id) => kiln.client.waitFor(id, { timeoutMs: 90_000 })));
       const otherDone = await Promise.all(otherIds.map((id) => other.client.waitFor(id, { timeoutMs: 90_000 })));
       assert.deepEqual([...done, ...otherDone].map((generation) => generation.state), [...ids, ...otherIds].map(() => 'succeeded'));
@@ -206,7 +207,7 @@ describe('fair share of the provider create budget', () => {
       const spans = done.map((generation) => [new Date(generation.startedAt!).getTime(), new Date(generation.finishedAt!).getTime()] as const);
       const most = Math.max(...spans.map(([start]) => spans.filter(([from, to]) => from <= start && start < to).length));
       assert.ok(most <= 3, `${most} in progress at once`);
-      // The other tenant was not held back by the capped one: its three all started at once.
+      // The other tenant was held back neither by the capped one nor by the default: its six all started at once.
       const otherStarts = otherDone.map((generation) => new Date(generation.startedAt!).getTime());
       assert.ok(Math.max(...otherStarts) - Math.min(...otherStarts) < 1500, 'the other tenant ran side by side');
     } finally {

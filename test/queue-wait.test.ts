@@ -35,6 +35,23 @@ describe('a backlog', () => {
     assert.ok(done.every((generation) => generation.deadlineAt === null), 'no deadline was asked for');
   });
 
+  it('fails work whose caller\'s deadline passes while it waits, at the deadline and without taking a create slot', async () => {
+    // 20 ahead at one create a second: its turn would come after about 20 s, its deadline after 10.
+    const { ids } = await kiln.client.batch({ items: Array.from({ length: 20 }, (_, index) => ({ prompt: `ahead ${index}`, platforms: ['thumbnail'] as const })) });
+    const { id } = await kiln.client.generate({ prompt: 'in a hurry', platforms: ['thumbnail'], deadlineSeconds: 10 });
+    const done = await kiln.client.waitFor(id, { timeoutMs: 60_000 });
+    assert.equal(done.state, 'failed');
+    assert.deepEqual(done.error, { code: 'deadline_exceeded', message: 'not started before its deadline' });
+    assert.deepEqual(done.events.map((event) => event.stage), ['queued', 'failed'], 'it never started');
+    const lateByMs = new Date(done.finishedAt!).getTime() - new Date(done.deadlineAt!).getTime();
+    assert.ok(lateByMs >= 0 && lateByMs < 3_000, `failed ${lateByMs} ms after its deadline, not at its turn`);
+    const row = await kiln.app.database.db.selectFrom('generations').select(['dispatched_at', 'prediction_id']).where('id', '=', id).executeTakeFirstOrThrow();
+    assert.deepEqual(row, { dispatched_at: null, prediction_id: null }, 'never handed a create slot');
+    // The work ahead of it goes on at the budget's pace, none of it failed.
+    const first = await kiln.client.waitFor(ids[0]!, { timeoutMs: 60_000 });
+    assert.equal(first.state, 'succeeded');
+  });
+
   it('still fails a generation whose prediction runs past its limit, canceled at the provider', async () => {
     const simulator = kiln.app.simulator;
     assert.ok(simulator);

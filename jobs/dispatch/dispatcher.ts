@@ -12,11 +12,13 @@
 // It wakes on a NOTIFY of new work and ticks every `tickMs` while work waits; idle, it looks
 // every `idleMs` (a lost NOTIFY, a leader that died), one indexed query.
 import type { Kysely } from 'kysely';
-import { laneWeight, lockBudget, recordDispatch, tryDispatchLock, waitingLanes } from '../../db/dispatch.ts';
+import { laneWeight, readDispatchState, recordDispatch } from '../../db/dispatch.ts';
 import { isDatabaseUnavailable } from '../../db/database-unavailable.ts';
 import { reserveMany, type BudgetRate } from '../../db/gcra.ts';
 import type { Database } from '../../db/schema.ts';
 import type { Logger } from '../logger.ts';
+import { NOT_STARTED_BEFORE_DEADLINE } from '../phases/deadlines.ts';
+import { failGeneration } from '../phases/outcomes.ts';
 import type { JobQueue } from '../queue.ts';
 import { selectForDispatch, type TenantLoad } from './select.ts';
 
@@ -29,12 +31,10 @@ export interface DispatchSettings {
   idleMs: number;
   /** Dispatches per tick at most (and waiting generations read per lane). */
   maxPerTick: number;
-  /** A priority point is worth this many seconds of waiting (see select.ts's agedOrderKey). */
-  agingSeconds: number;
   /** A lane's share of the budget by its tenant's tier; unknown tiers get `defaultWeight`. */
   tierWeights: Record<string, number>;
   defaultWeight: number;
-  /** Generations a tenant may have dispatched or running at once. */
+  /** Generations a tenant may have dispatched or running at once, unless the tenant has its own cap. */
   inProgressCap: number;
 }
 
@@ -76,26 +76,26 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
 
   async function tick(): Promise<TickResult> {
     return db.transaction().execute(async (trx) => {
-      if (!(await tryDispatchLock(trx))) return { leader: false, dispatched: 0, waiting: 0 };
-      const lanes = await waitingLanes(trx, { perLane: settings.maxPerTick, agingSeconds: settings.agingSeconds });
-      const waitingTotal = lanes.reduce((sum, lane) => sum + lane.waitingCount, 0);
-      if (lanes.length === 0) return { leader: true, dispatched: 0, waiting: 0 };
-      const booked = await lockBudget(trx, budget.name);
-      if (!booked) throw new Error(`no rate-limit budget named ${budget.name}`);
-      const offer = reserveMany(booked.clock, budget, booked.now, settings.horizonMs, settings.maxPerTick);
-      if (offer.slots.length === 0) return { leader: true, dispatched: 0, waiting: waitingTotal };
-      const tenants = new Map<string, TenantLoad>(lanes.map((lane) => [lane.tenantId, { inProgress: lane.inProgress, cap: settings.inProgressCap }]));
-      const clock = lanes[0]!.clock;
+      const state = await readDispatchState(trx, { budget: budget.name, perLane: settings.maxPerTick, maxLanes: settings.maxPerTick, defaultCap: settings.inProgressCap });
+      if (!state.leader) return { leader: false, dispatched: 0, waiting: 0 };
+      // Past its caller's deadline before its turn: it fails here and takes no create slot.
+      for (const id of state.expired) await failGeneration(trx, id, undefined, NOT_STARTED_BEFORE_DEADLINE.code, NOT_STARTED_BEFORE_DEADLINE.message);
+      const waitingRead = state.lanes.reduce((sum, lane) => sum + lane.waiting.length, 0);
+      if (waitingRead === 0 || !state.budget) return { leader: true, dispatched: 0, waiting: state.expired.length };
+      const { clock: budgetClock, now } = state.budget;
+      const offer = reserveMany(budgetClock, budget, now, settings.horizonMs, settings.maxPerTick);
+      if (offer.slots.length === 0) return { leader: true, dispatched: 0, waiting: waitingRead };
+      const tenants = new Map<string, TenantLoad>(state.lanes.map((lane) => [lane.tenantId, { inProgress: lane.inProgress, cap: lane.cap }]));
       const selection = selectForDispatch(
-        lanes.map((lane) => ({ key: lane.lane, tenantId: lane.tenantId, weight: laneWeight(weightOf(lane.tier), lane.lanesOfTenant), pass: lane.pass, waiting: lane.waiting })),
+        state.lanes.map((lane) => ({ key: lane.lane, tenantId: lane.tenantId, weight: laneWeight(weightOf(lane.tier), lane.lanesOfTenant), pass: lane.pass, waiting: lane.waiting })),
         tenants,
-        clock,
+        state.clock,
         offer.slots.length,
       );
       const count = selection.picks.length;
-      if (count === 0) return { leader: true, dispatched: 0, waiting: waitingTotal };
+      if (count === 0) return { leader: true, dispatched: 0, waiting: waitingRead };
       // Book exactly the slots used: the rest stay free for the next tick (and for retries).
-      const used = reserveMany(booked.clock, budget, booked.now, settings.horizonMs, count);
+      const used = reserveMany(budgetClock, budget, now, settings.horizonMs, count);
       const marked = await recordDispatch(trx, {
         budget: budget.name,
         budgetClock: used.clock,
@@ -110,7 +110,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         return priority === undefined ? [] : [{ generationId: pick.generationId, priority, slotAt: used.slots[index]! }];
       });
       await queue.enqueueCreates(trx, jobs);
-      return { leader: true, dispatched: jobs.length, waiting: waitingTotal - count };
+      // Lanes beyond those read, or work beyond a lane's head, count as waiting too: tick again soon.
+      return { leader: true, dispatched: jobs.length, waiting: waitingRead - count };
     });
   }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { agedOrderKey, selectForDispatch, type WaitingLane } from './select.ts';
+import { priorityHeadStartSeconds, selectForDispatch, type WaitingLane } from './select.ts';
 
 const lane = (key: string, count: number, weight = 1, pass: number | null = null): WaitingLane => ({
   key,
@@ -82,13 +82,15 @@ describe('selectForDispatch', () => {
   });
 });
 
-describe('agedOrderKey', () => {
-  it('puts higher priority first, until the lower has waited agingSeconds per point longer', () => {
-    const now = 1_000_000_000;
-    const high = agedOrderKey(2, now, 30);
-    assert.ok(high < agedOrderKey(0, now, 30), 'same age: higher priority first');
-    assert.ok(high < agedOrderKey(0, now - 59_000, 30), 'not yet aged past it');
-    assert.ok(agedOrderKey(0, now - 61_000, 30) < high, 'waited 2 × 30 s longer: goes first');
-    assert.ok(agedOrderKey(0, now - 1, 30) < agedOrderKey(0, now, 30), 'equal priority: oldest first');
+describe('priorityHeadStartSeconds', () => {
+  // A lane goes oldest first by the time each generation counts as queued: its own, earlier by its head start.
+  const countsFrom = (priority: number, queuedAtMs: number) => queuedAtMs - priorityHeadStartSeconds(priority, 30) * 1000;
+  it('puts higher priority first, until lower priority has waited its worth', () => {
+    const now = 1_000_000;
+    const high = countsFrom(2, now);
+    assert.ok(high < countsFrom(0, now), 'same age: higher priority first');
+    assert.ok(high < countsFrom(0, now - 59_000), 'not yet aged past it');
+    assert.ok(countsFrom(0, now - 61_000) < high, 'waited 2 × 30 s longer: goes first');
+    assert.ok(countsFrom(0, now - 1) < countsFrom(0, now), 'equal priority: oldest first');
   });
 });

@@ -15,7 +15,7 @@
 // A tenant's cap on work in progress is checked across all of its lanes.
 //
 // Within a lane the database hands the waiting work over already in dispatch order (see
-// `agedOrderKey`): higher priority first, each priority point worth `agingSeconds` of waiting,
+// `priorityHeadStartSeconds`): higher priority first, each priority point worth `agingSeconds` of waiting,
 // then oldest first.
 
 export interface WaitingLane {
@@ -77,13 +77,13 @@ export function selectForDispatch(
 }
 
 /**
- * The order within a lane, as a number that does not change while a generation waits (so the
- * database can sort by it): its creation time less `agingSeconds` per priority point. Ordering
- * by it ascending is ordering by "priority + seconds waited / agingSeconds" descending: higher
- * priority goes first, but a generation that has waited `agingSeconds` longer than one of a
- * priority point above it goes before it, so nothing starves. db/dispatch.ts sorts by the same
- * expression in SQL.
+ * The order within a lane: a generation counts as queued this many seconds before it was —
+ * `agingSeconds` per priority point — and a lane goes oldest first by that time. That is
+ * ordering by "priority + seconds waited / agingSeconds", highest first: higher priority goes
+ * first, but a generation that has waited `agingSeconds` longer than one a priority point above
+ * it goes before it, so nothing starves. Fixed when it is queued (db stores the time it counts
+ * from as `dispatch_order`, so the order is an index), it never changes while it waits.
  */
-export function agedOrderKey(priority: number, createdAtMs: number, agingSeconds: number): number {
-  return createdAtMs - priority * agingSeconds * 1000;
+export function priorityHeadStartSeconds(priority: number, agingSeconds: number): number {
+  return priority * agingSeconds;
 }
