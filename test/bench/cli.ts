@@ -1,6 +1,7 @@
 // `npm run bench -- <benchmark> [flags] [--json]`: runs one named benchmark, bounded in time,
 // and undoes everything it started — at the end, on error, on SIGINT/SIGTERM, on the hard stop.
 // A new benchmark is one more entry in BENCHMARKS.
+import { backlogBenchmark } from './backlog.ts';
 import { enqueueBenchmark } from './enqueue.ts';
 import { fairnessBenchmark } from './fairness.ts';
 import { providerBenchmark } from './provider.ts';
@@ -12,6 +13,7 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
   realtime: realtimeBenchmark,
   provider: providerBenchmark,
   fairness: fairnessBenchmark,
+  backlog: backlogBenchmark,
 };
 
 /** Time allowed for cleanup after an interruption before the process exits regardless. */

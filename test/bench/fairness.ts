@@ -18,7 +18,7 @@ import { standaloneProviderEnv } from '../support/simulator.ts';
 import { provisionDatabase, type BenchDatabase } from './database.ts';
 import { numberFlag, readFlags, sleep, type Benchmark, type BenchmarkContext, type BenchmarkReport } from './harness.ts';
 import { startKiln, startKilnWorker } from './servers.ts';
-import { formatTable, integer, ms } from './table.ts';
+import { formatTable, integer, ms, quantile } from './table.ts';
 
 const percent = (fraction: number): string => (Number.isFinite(fraction) ? `${(fraction * 100).toFixed(1)} %` : '–');
 
@@ -65,12 +65,6 @@ interface Tenant {
   id: string;
   client: KilnClient;
 }
-
-const quantile = (values: readonly number[], q: number): number => {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-};
 
 /** Jain's index: 1 when every x is equal, 1/n when one takes all. */
 export const jainIndex = (xs: readonly number[]): number => {
