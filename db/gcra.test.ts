@@ -1,7 +1,7 @@
 // The GCRA budget's arithmetic: spacing, bursts and pauses, in plain numbers.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { nextSlot, pause, reserve, reserveMany, type BudgetClock, type BudgetRate } from './gcra.ts';
+import { admit, nextSlot, pause, reserve, reserveMany, type BudgetClock, type BudgetRate } from './gcra.ts';
 
 const perSecond: BudgetRate = { perMinute: 60, burst: 3 }; // one call a second, three at once after a quiet spell
 const fresh: BudgetClock = { tat: 0, pausedUntil: 0 };
@@ -82,5 +82,34 @@ describe('reserveMany (the dispatcher books a stretch ahead)', () => {
   it('books nothing while the budget is paused past the horizon', () => {
     const paused = pause(fresh, perSecond, now, 5_000);
     assert.deepEqual(reserveMany(paused, perSecond, now, 1_000, 10).slots, []);
+  });
+});
+
+describe('admit: a request budget admits a whole batch or none', () => {
+  const rate = { perMinute: 60, burst: 10 }; // one a second, ten back to back
+  it('admits a burst after a quiet spell, then one per interval', () => {
+    let tat = 0;
+    const now = 100_000;
+    for (let request = 0; request < 10; request += 1) {
+      const step = admit({ tat }, rate, now, 1);
+      assert.deepEqual(step.admission, { admitted: true }, `request ${request}`);
+      tat = step.tat;
+    }
+    const refused = admit({ tat }, rate, now, 1);
+    assert.deepEqual(refused.admission, { admitted: false, retryInMs: 1000 });
+    assert.equal(refused.tat, tat, 'a refusal changes nothing');
+    assert.deepEqual(admit({ tat }, rate, now + 1000, 1).admission, { admitted: true });
+  });
+
+  it('counts a batch as its items, all or nothing', () => {
+    const half = admit({ tat: 0 }, rate, 100_000, 6);
+    assert.deepEqual(half.admission, { admitted: true });
+    const tooMany = admit({ tat: half.tat }, rate, 100_000, 5);
+    assert.deepEqual(tooMany.admission, { admitted: false, retryInMs: 1000 }, 'one more interval frees the fifth');
+    assert.deepEqual(admit({ tat: half.tat }, rate, 100_000, 4).admission, { admitted: true });
+  });
+
+  it('never admits more than a burst at once', () => {
+    assert.deepEqual(admit({ tat: 0 }, rate, 100_000, 11).admission, { admitted: false, retryInMs: Number.POSITIVE_INFINITY });
   });
 });

@@ -67,3 +67,21 @@ export function reserveMany(clock: BudgetClock, rate: BudgetRate, now: number, h
   }
   return { slots, clock: current };
 }
+
+export type Admission =
+  | { admitted: true }
+  /** `retryInMs`: when the same request would be admitted; Infinity when it never fits the burst. */
+  | { admitted: false; retryInMs: number };
+
+/**
+ * Admits `count` requests at once (a batch counts its items) or none: a request budget refuses
+ * rather than queues. They fit when, with `tat` moved on by `count` intervals, the budget is no
+ * more than a full burst ahead of now; a refusal leaves the clock as it was.
+ */
+export function admit(clock: Pick<BudgetClock, 'tat'>, rate: BudgetRate, now: number, count: number): { admission: Admission; tat: number } {
+  if (count > Math.max(1, rate.burst)) return { admission: { admitted: false, retryInMs: Number.POSITIVE_INFINITY }, tat: clock.tat };
+  const tat = Math.max(clock.tat, now) + count * intervalMs(rate);
+  const earliest = tat - Math.max(1, rate.burst) * intervalMs(rate);
+  if (earliest > now) return { admission: { admitted: false, retryInMs: earliest - now }, tat: clock.tat };
+  return { admission: { admitted: true }, tat };
+}

@@ -119,3 +119,19 @@ describe('migration 0011', () => {
       await migrateToLatest(db);
     }));
 });
+
+describe('migration 0012', () => {
+  it('leaves earlier tenants on their tier\'s request limits, and allows only positive limits', () =>
+    inFreshDatabase(async (db) => {
+      await migrateTo(db, '0011-dispatch-at-scale');
+      const { rows } = await sql<{ id: string }>`INSERT INTO tenants (name) VALUES ('old') RETURNING id`.execute(db);
+      const tenantId = rows[0]!.id;
+      assert.deepEqual(await migrateTo(db, '0012-request-limits'), ['0012-request-limits']);
+      const tenant = await db.selectFrom('tenants').select(['requests_per_minute', 'request_burst', 'subject_requests_per_minute', 'subject_request_burst']).where('id', '=', tenantId).executeTakeFirstOrThrow();
+      assert.deepEqual(Object.values(tenant), [null, null, null, null]);
+      await assert.rejects(sql`UPDATE tenants SET requests_per_minute = 0 WHERE id = ${tenantId}`.execute(db), /tenants_requests_per_minute_positive/);
+      await assert.rejects(sql`UPDATE tenants SET subject_request_burst = -1 WHERE id = ${tenantId}`.execute(db), /tenants_subject_request_burst_positive/);
+      await migrateTo(db, '0011-dispatch-at-scale');
+      await migrateToLatest(db);
+    }));
+});

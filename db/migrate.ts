@@ -12,6 +12,7 @@ import * as queueWaitApartFromRunTime from './migrations/0008-queue-wait-apart-f
 import * as subjects from './migrations/0009-subjects.ts';
 import * as dispatch from './migrations/0010-dispatch.ts';
 import * as dispatchAtScale from './migrations/0011-dispatch-at-scale.ts';
+import * as requestLimits from './migrations/0012-request-limits.ts';
 
 /** Migrations live in code (not discovered on disk) so they ship with the build and run in order. */
 const migrations = {
@@ -26,6 +27,7 @@ const migrations = {
   '0009-subjects': subjects,
   '0010-dispatch': dispatch,
   '0011-dispatch-at-scale': dispatchAtScale,
+  '0012-request-limits': requestLimits,
 } satisfies Record<string, Migration>;
 
 const inCodeProvider: MigrationProvider = {

@@ -27,6 +27,12 @@ export interface TenantsTable {
   share_by: Generated<ShareBy>;
   /** Generations it may have dispatched or running at once; null: the configured default. */
   in_progress_cap: number | null;
+  /** Its own request limits; null: its tier's. */
+  requests_per_minute: number | null;
+  request_burst: number | null;
+  /** A request limit for each of its subjects; null: none. */
+  subject_requests_per_minute: number | null;
+  subject_request_burst: number | null;
   created_at: Generated<Date>;
 }
 
@@ -165,6 +171,12 @@ export interface DispatchClockTable {
 /** What a query runs on: the database, or a transaction in progress. */
 export type Db = Kysely<Database> | Transaction<Database>;
 
+export interface RequestBudgetsTable {
+  /** 't:<tenant id>' or 's:<tenant id>:<subject>'. */
+  key: string;
+  tat: Date;
+}
+
 export interface Database {
   kiln_secrets: SecretsTable;
   provider_rate_limits: ProviderRateLimitsTable;
@@ -175,6 +187,7 @@ export interface Database {
   api_keys: ApiKeysTable;
   batches: BatchesTable;
   generations: GenerationsTable;
+  request_budgets: RequestBudgetsTable;
   generation_events: GenerationEventsTable;
   assets: AssetsTable;
 }

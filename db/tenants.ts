@@ -37,6 +37,11 @@ export interface TenantChanges {
   shareBy?: ShareBy | undefined;
   /** Its own cap on generations in progress; null: back to the configured default. */
   inProgressCap?: number | null | undefined;
+  /** Its own request limits (null: back to its tier's), and a limit per subject (null: none). */
+  requestsPerMinute?: number | null | undefined;
+  requestBurst?: number | null | undefined;
+  subjectRequestsPerMinute?: number | null | undefined;
+  subjectRequestBurst?: number | null | undefined;
 }
 
 /** Changes a tenant's settings; undefined when no tenant has this id. */
@@ -45,6 +50,10 @@ export async function updateTenant(db: Db, tenantId: string, changes: TenantChan
     ...(changes.tier ? { tier: changes.tier } : {}),
     ...(changes.shareBy ? { share_by: changes.shareBy } : {}),
     ...(changes.inProgressCap !== undefined ? { in_progress_cap: changes.inProgressCap } : {}),
+    ...(changes.requestsPerMinute !== undefined ? { requests_per_minute: changes.requestsPerMinute } : {}),
+    ...(changes.requestBurst !== undefined ? { request_burst: changes.requestBurst } : {}),
+    ...(changes.subjectRequestsPerMinute !== undefined ? { subject_requests_per_minute: changes.subjectRequestsPerMinute } : {}),
+    ...(changes.subjectRequestBurst !== undefined ? { subject_request_burst: changes.subjectRequestBurst } : {}),
   };
   if (Object.keys(set).length === 0) return db.selectFrom('tenants').selectAll().where('id', '=', tenantId).executeTakeFirst();
   return db.updateTable('tenants').set(set).where('id', '=', tenantId).returningAll().executeTakeFirst();
@@ -88,4 +97,27 @@ export async function listTenantSettings(db: Db, tenantIds: readonly string[]): 
     .where('id', 'in', tenantIds)
     .execute();
   return new Map(rows.map((row) => [row.tenantId, row]));
+}
+
+/** A tenant's own request limits (null where its tier's apply) and its tier. */
+export interface TenantRequestLimits {
+  tier: string;
+  requestsPerMinute: number | null;
+  requestBurst: number | null;
+  subjectRequestsPerMinute: number | null;
+  subjectRequestBurst: number | null;
+}
+
+export async function findTenantRequestLimits(db: Db, tenantId: string): Promise<TenantRequestLimits | undefined> {
+  return db
+    .selectFrom('tenants')
+    .select([
+      'tier',
+      'requests_per_minute as requestsPerMinute',
+      'request_burst as requestBurst',
+      'subject_requests_per_minute as subjectRequestsPerMinute',
+      'subject_request_burst as subjectRequestBurst',
+    ])
+    .where('id', '=', tenantId)
+    .executeTakeFirst();
 }

@@ -16,6 +16,7 @@ import type { AssetStorage } from '../jobs/storage/storage.ts';
 import { getOrCreateSecret } from '../db/secrets.ts';
 import { bearerToken, createAuthenticator } from './auth.ts';
 import type { KilnConfig } from './config.ts';
+import { createRequestLimiter } from './request-limiter.ts';
 import { createGenerationService } from './generation-service.ts';
 import { createHttpServer, type HealthReport } from './http-server.ts';
 import { createEventFeed } from './realtime/event-feed.ts';
@@ -65,8 +66,17 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
   const signer = createTokenSigner(config.tokenSecret ?? (await getOrCreateSecret(db, 'scoped-tokens')));
   const { agingSeconds, tierWeights, defaultWeight } = config.worker.dispatch;
   const estimates = { createsPerMinute: config.provider.creates.perMinute, tierWeights, defaultWeight };
+  const { tiers, defaultLimit, pruneEveryMs } = config.api.requestLimits;
+  const requestLimiter = createRequestLimiter(db, { tiers, defaultLimit, cacheMs: config.authCacheMs, maxCachedTenants: config.api.authCacheMaxEntries });
+  const pruning = setInterval(() => {
+    requestLimiter.prune().catch((error: unknown) => logger.warn('pruning request budgets failed; trying again later', { error: error instanceof Error ? error.message : String(error) }));
+  }, pruneEveryMs);
+  pruning.unref();
   const services: KilnServices = {
-    generations: createGenerationService({ db, queue, publicUrl: assetsBase, defaultDeadlineSeconds: config.worker.deadlineSeconds, groupCommit: config.api.groupCommit, estimates, priorityAgingSeconds: agingSeconds }),
+    generations: createGenerationService({
+      db, queue, publicUrl: assetsBase, defaultDeadlineSeconds: config.worker.deadlineSeconds, groupCommit: config.api.groupCommit,
+      estimates, priorityAgingSeconds: agingSeconds, requestLimiter,
+    }),
     realtime: createRealtimeService({ db, feed, publicUrl: assetsBase, maxBuffered: config.realtime.maxBufferedEvents,
       maxSocketBufferBytes: config.realtime.maxSocketBufferBytes,
       queueUpdateMs: config.realtime.queueUpdateMs, estimates }),
@@ -180,6 +190,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
   return {
     url,
     async stop() {
+      clearInterval(pruning);
       // Tell WebSocket clients to reconnect (to another node, or to us after a restart).
       websocket.broadcastReconnectNotification();
       for (const client of wss.clients) client.close(1012, 'server restarting');

@@ -1,8 +1,8 @@
 // Kiln's command line: serve (API + worker + simulator), migrate, keys, tenants.
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import { createApiKey, listApiKeys, revokeApiKey } from '../db/api-keys.ts';
-import { SHARE_BY, TENANT_TIERS } from '../db/schema.ts';
-import { createTenant, findTenant, listTenants, updateTenant } from '../db/tenants.ts';
+import { SHARE_BY, TENANT_TIERS, type Tenant } from '../db/schema.ts';
+import { createTenant, findTenant, listTenants, updateTenant, type TenantChanges } from '../db/tenants.ts';
 import { createApp } from './app.ts';
 import { ensureDevelopmentKey } from './bootstrap.ts';
 import { ConfigError, loadConfig, type KilnConfig } from './config.ts';
@@ -17,9 +17,13 @@ const USAGE = `Usage:
   kiln keys revoke ID_OR_PREFIX                revoke a key
   kiln keys list [--tenant NAME]               list keys (prefixes only; keys are stored hashed)
   kiln tenants set NAME_OR_ID [--tier free|standard|pro] [--share-by tenant|subject] [--in-progress-cap N|default]
-                                               change a tenant's tier (model and weight), what its
-                                               fair share divides by (the tenant, or each subject), or
-                                               how many of its generations may be in progress at once
+                 [--requests-per-minute N|default] [--request-burst N|default]
+                 [--subject-requests-per-minute N|none] [--subject-request-burst N|default]
+                                               change a tenant's tier (model, weight, request limits),
+                                               what its fair share divides by (the tenant, or each
+                                               subject), how many of its generations may be in
+                                               progress at once, its own request limits, or a
+                                               request limit for each of its subjects
   kiln tenants list                            list tenants with their settings
 
 Through npm: npm start | npm run migrate | npm run keys -- create --tenant acme | npm run tenants -- list`;
@@ -72,12 +76,14 @@ function oneOf<T extends string>(option: string, value: string | undefined, allo
   throw new UsageError(`${option} must be one of: ${allowed.join(', ')} (got "${value}")`);
 }
 
-/** `N` (a positive whole number) or `default` (null: the configured default); undefined when not given. */
-function capOption(flag: string, value: string | undefined): number | null | undefined {
+/** A positive number (whole, if `integer`), or the `clear` word (null); undefined when not given. */
+function positiveOption(flag: string, value: string | undefined, rule: { clear: string; integer: boolean }): number | null | undefined {
   if (value === undefined) return undefined;
-  if (value === 'default') return null;
-  if (!/^[1-9][0-9]{0,8}$/.test(value)) throw new UsageError(`${flag} must be a whole number from 1 or "default" (got "${value}")`);
-  return Number(value);
+  if (value === rule.clear) return null;
+  const number = Number(value);
+  const fits = value.trim() !== '' && Number.isFinite(number) && number > 0 && number <= 1e9 && (!rule.integer || Number.isInteger(number));
+  if (!fits) throw new UsageError(`${flag} must be ${rule.integer ? 'a whole number from 1' : 'a number above 0'} or "${rule.clear}" (got "${value}")`);
+  return number;
 }
 
 async function serve(config: KilnConfig): Promise<number> {
@@ -177,19 +183,32 @@ async function keys(config: KilnConfig, args: string[]): Promise<number> {
   }
 }
 
+/** A tenant's numeric settings that `tenants set` changes: each a flag, its column, and the word that clears it. */
+const TENANT_NUMBERS = [
+  { flag: 'in-progress-cap', column: 'in_progress_cap', change: 'inProgressCap', clear: 'default', integer: true },
+  { flag: 'requests-per-minute', column: 'requests_per_minute', change: 'requestsPerMinute', clear: 'default', integer: false },
+  { flag: 'request-burst', column: 'request_burst', change: 'requestBurst', clear: 'default', integer: true },
+  { flag: 'subject-requests-per-minute', column: 'subject_requests_per_minute', change: 'subjectRequestsPerMinute', clear: 'none', integer: false },
+  { flag: 'subject-request-burst', column: 'subject_request_burst', change: 'subjectRequestBurst', clear: 'default', integer: true },
+] as const satisfies readonly { flag: string; column: keyof Tenant; change: keyof TenantChanges; clear: string; integer: boolean }[];
+
 async function tenants(config: KilnConfig, args: string[]): Promise<number> {
-  const { values, positionals } = parseCommand(args, { tier: { type: 'string' }, 'share-by': { type: 'string' }, 'in-progress-cap': { type: 'string' } });
+  const numberFlags = Object.fromEntries(TENANT_NUMBERS.map((setting) => [setting.flag, { type: 'string' as const }])) as Record<(typeof TENANT_NUMBERS)[number]['flag'], { type: 'string' }>;
+  const { values, positionals } = parseCommand(args, { tier: { type: 'string' }, 'share-by': { type: 'string' }, ...numberFlags });
   const [action, target, ...extra] = positionals;
   if (action !== 'set' && action !== 'list') return usageError(`unknown tenants action: ${action ?? '(none)'}`);
   if (extra.length > 0) return usageError(`tenants ${action} takes ${action === 'set' ? 'one tenant' : 'no arguments'}; unexpected: ${extra.join(' ')}`);
   // Every value is checked before the database is touched, so a wrong one changes nothing.
   const tier = oneOf('--tier', values.tier, TENANT_TIERS);
   const shareBy = oneOf('--share-by', values['share-by'], SHARE_BY);
-  const inProgressCap = capOption('--in-progress-cap', values['in-progress-cap']);
+  const numbers = TENANT_NUMBERS.flatMap((setting) => {
+    const value = positiveOption(`--${setting.flag}`, values[setting.flag], setting);
+    return value === undefined ? [] : [{ setting, value }];
+  });
   if (action === 'set') {
     if (!target) return usageError('tenants set needs a tenant name or id (see: kiln tenants list)');
-    if (!tier && !shareBy && inProgressCap === undefined) return usageError('tenants set needs --tier, --share-by or --in-progress-cap');
-  } else if (target || tier || shareBy || inProgressCap !== undefined) {
+    if (!tier && !shareBy && numbers.length === 0) return usageError(`tenants set needs --tier, --share-by or one of ${TENANT_NUMBERS.map((setting) => `--${setting.flag}`).join(', ')}`);
+  } else if (target || tier || shareBy || numbers.length > 0) {
     return usageError('tenants list takes no arguments or options');
   }
 
@@ -199,24 +218,25 @@ async function tenants(config: KilnConfig, args: string[]): Promise<number> {
     if (action === 'list') {
       const rows = await listTenants(db);
       for (const row of rows) {
-        const cap = row.in_progress_cap ?? `default (${config.worker.dispatch.inProgressCap})`;
-        console.log(`${row.id}  ${row.name}  tier=${row.tier}  share-by=${row.share_by}  in-progress-cap=${cap}  active-keys=${row.activeKeys}  created ${row.created_at.toISOString()}`);
+        const own = TENANT_NUMBERS.map((setting) => `${setting.flag}=${row[setting.column] ?? setting.clear}`).join('  ');
+        console.log(`${row.id}  ${row.name}  tier=${row.tier}  share-by=${row.share_by}  ${own}  active-keys=${row.activeKeys}  created ${row.created_at.toISOString()}`);
       }
       if (rows.length === 0) console.log('no tenants');
       return 0;
     }
     const tenant = target ? await findTenant(db, target) : undefined;
     if (!tenant) return usageError(`no tenant is named or has the id "${target ?? ''}" (see: kiln tenants list)`);
-    const updated = await updateTenant(db, tenant.id, { tier, shareBy, inProgressCap });
+    const changes: TenantChanges = { tier, shareBy, ...Object.fromEntries(numbers.map(({ setting, value }) => [setting.change, value])) };
+    const updated = await updateTenant(db, tenant.id, changes);
     if (!updated) return usageError(`tenant "${tenant.name}" was removed meanwhile`);
-    const changes = [
+    const said = [
       ...(tier ? [`tier ${tenant.tier} → ${updated.tier}`] : []),
       ...(shareBy ? [`share-by ${tenant.share_by} → ${updated.share_by}`] : []),
-      ...(inProgressCap !== undefined ? [`in-progress-cap ${tenant.in_progress_cap ?? 'default'} → ${updated.in_progress_cap ?? 'default'}`] : []),
+      ...numbers.map(({ setting }) => `${setting.flag} ${tenant[setting.column] ?? setting.clear} → ${updated[setting.column] ?? setting.clear}`),
     ];
-    console.log(`tenant "${updated.name}" (${updated.id}): ${changes.join(', ')}`);
-    // The tier travels with a verified key, which API processes cache.
-    if (tier) console.log(`running API processes apply the new tier within KILN_AUTH_CACHE_MS (${config.authCacheMs} ms)`);
+    console.log(`tenant "${updated.name}" (${updated.id}): ${said.join(', ')}`);
+    // The tier and the limits are cached by API processes with verified keys.
+    if (tier || numbers.length > 0) console.log(`running API processes apply the change within KILN_AUTH_CACHE_MS (${config.authCacheMs} ms)`);
     return 0;
   } finally {
     await connected.close();

@@ -250,6 +250,23 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       http: { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 },
       /** Verified API keys kept per process at most (the oldest go first). */
       authCacheMaxEntries: 10_000,
+      /**
+       * What each tier may send (a batch counts its items), across all API processes; a tenant
+       * can have its own (`tenants set`). Far above the provider's 600 creates/min: the queue
+       * takes bursts and backlogs; this stops one key from flooding the API.
+       */
+      requestLimits: {
+        // Every tier has a limit (a new tier does not compile without one); a burst of 1,000 is a whole batch.
+        tiers: {
+          free: { perMinute: 600, burst: 500 },
+          standard: { perMinute: 6_000, burst: 1_000 },
+          pro: { perMinute: 60_000, burst: 10_000 },
+        } satisfies Record<TenantTier, { perMinute: number; burst: number }> as Record<string, { perMinute: number; burst: number }>,
+        /** A tier not listed above. */
+        defaultLimit: { perMinute: 600, burst: 500 },
+        /** Budgets that are full again are dropped this often (many subjects would otherwise pile up rows). */
+        pruneEveryMs: 60_000,
+      },
       webhooks: {
         /** A prediction's JSON is a few KB; anything near this is not one. */
         maxBodyBytes: 1024 * 1024,

@@ -3,14 +3,14 @@
 // except a database that cannot be reached, which is no bug: the request may simply be retried.
 import { isDatabaseUnavailable } from '../db/database-unavailable.ts';
 
-export type DomainErrorCode = 'NOT_FOUND' | 'CONFLICT' | 'BAD_REQUEST' | 'UNAUTHORIZED' | 'FORBIDDEN' | 'SERVICE_UNAVAILABLE';
+export type DomainErrorCode = 'NOT_FOUND' | 'CONFLICT' | 'BAD_REQUEST' | 'UNAUTHORIZED' | 'FORBIDDEN' | 'TOO_MANY_REQUESTS' | 'SERVICE_UNAVAILABLE';
 
 export class DomainError extends Error {
   override name = 'DomainError';
   readonly code: DomainErrorCode;
   /** Field paths of invalid input, when the error is about specific fields. */
   readonly fields: Record<string, string[]> | undefined;
-  /** For SERVICE_UNAVAILABLE: when trying again makes sense (HTTP Retry-After). */
+  /** For TOO_MANY_REQUESTS and SERVICE_UNAVAILABLE: when trying again makes sense (HTTP Retry-After, and the error's data). */
   readonly retryAfterSeconds: number | undefined;
   constructor(code: DomainErrorCode, message: string, fields?: Record<string, string[]>, options: { retryAfterSeconds?: number; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -33,6 +33,8 @@ export const badRequest = (message: string, fields?: Record<string, string[]>) =
 export const unauthorized = (message: string) => new DomainError('UNAUTHORIZED', message);
 
 export const forbidden = (message: string) => new DomainError('FORBIDDEN', message);
+
+export const tooManyRequests = (message: string, retryAfterSeconds: number) => new DomainError('TOO_MANY_REQUESTS', message, undefined, { retryAfterSeconds });
 
 export const databaseUnavailable = (cause?: unknown) =>
   new DomainError('SERVICE_UNAVAILABLE', 'database unavailable, retry in a moment', undefined, { retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS, cause });

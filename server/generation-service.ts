@@ -42,6 +42,7 @@ import { assetView as toAssetView } from './realtime/event-view.ts';
 import { badRequest, conflict, notFound } from './errors.ts';
 import { createGroupCommit } from './group-commit.ts';
 import type { Equal, Expect } from './same-type.ts';
+import type { RequestLimiter } from './request-limiter.ts';
 import type { GenerationService } from './services.ts';
 
 export interface GenerationServiceOptions {
@@ -57,6 +58,8 @@ export interface GenerationServiceOptions {
   estimates: EstimateSettings;
   /** A priority point is worth this many seconds of waiting in the dispatch order. */
   priorityAgingSeconds: number;
+  /** Admits requests by the tenant's (and its subjects') rate limits before anything is written. */
+  requestLimiter: RequestLimiter;
 }
 
 /** A tenant's tier picks the model when the request names neither model nor tier. */
@@ -65,7 +68,7 @@ const TIER_FOR_TENANT: Record<string, ModelTier> = { free: 'fast', standard: 'fa
 /** The estimate goes out as db/queue-estimates.ts computes it: the API's type must not drift from it. */
 type QueueEstimateMatchesTheQuery = Expect<Equal<DbQueueEstimate, QueueEstimate>>;
 
-export function createGenerationService({ db, queue, publicUrl, defaultDeadlineSeconds, groupCommit, estimates, priorityAgingSeconds }: GenerationServiceOptions): GenerationService {
+export function createGenerationService({ db, queue, publicUrl, defaultDeadlineSeconds, groupCommit, estimates, priorityAgingSeconds, requestLimiter }: GenerationServiceOptions): GenerationService {
   const newId = createIdFactory();
   const toRow = (caller: Caller, item: BatchItemInput, batchId: string | null, idempotencyKey: string | null): NewGenerationInput => ({
     id: newId(),
@@ -142,6 +145,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
 
   return {
     async generate(caller: Caller, input: GenerateInput): Promise<GenerateAnswer> {
+      await requestLimiter.admit(caller.tenantId, new Map([[input.subject ?? null, 1]]), '(input)');
       const key = input.idempotencyKey ?? null;
       const row = toRow(caller, input, null, key);
       const earlier = key ? await findByIdempotencyKey(db, caller.tenantId, key) : undefined;
@@ -163,10 +167,14 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
     },
 
     async batch(caller: Caller, input: BatchInput): Promise<BatchAccepted> {
+      // An item's own subject wins over the batch's.
+      const items = input.items.map((item) => ({ ...item, subject: item.subject ?? input.subject }));
+      const perSubject = new Map<string | null, number>();
+      for (const item of items) perSubject.set(item.subject ?? null, (perSubject.get(item.subject ?? null) ?? 0) + 1);
+      await requestLimiter.admit(caller.tenantId, perSubject, 'items');
       return db.transaction().execute(async (trx) => {
         const batchId = await insertBatch(trx, caller.tenantId, input.items.length);
-        // An item's own subject wins over the batch's.
-        const rows = input.items.map((item) => toRow(caller, { ...item, subject: item.subject ?? input.subject }, batchId, null));
+        const rows = items.map((item) => toRow(caller, item, batchId, null));
         await insertQueued(trx, rows);
         return { batchId, ids: rows.map((row) => row.id) };
       });

@@ -14,6 +14,7 @@ const DOMAIN_TO_TRPC: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {
   BAD_REQUEST: 'BAD_REQUEST',
   UNAUTHORIZED: 'UNAUTHORIZED',
   FORBIDDEN: 'FORBIDDEN',
+  TOO_MANY_REQUESTS: 'TOO_MANY_REQUESTS',
   SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
 };
 
@@ -44,8 +45,9 @@ export function createTRPC(options: { isDev: boolean }) {
       if (cause instanceof SyntaxError && error.code === 'BAD_REQUEST') {
         return { ...shape, message: `request body is not valid JSON: ${cause.message}` };
       }
-      if (cause instanceof DomainError && cause.fields) {
-        return { ...shape, data: { ...shape.data, fields: cause.fields } };
+      if (cause instanceof DomainError && (cause.fields || cause.retryAfterSeconds !== undefined)) {
+        const extra = { ...(cause.fields ? { fields: cause.fields } : {}), ...(cause.retryAfterSeconds !== undefined ? { retryAfterSeconds: cause.retryAfterSeconds } : {}) };
+        return { ...shape, data: { ...shape.data, ...extra } };
       }
       if (error.code === 'INTERNAL_SERVER_ERROR' && !options.isDev) {
         // Unexpected errors may carry database or file details: never show them to clients.

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
+import { updateTenant } from '../db/tenants.ts';
 import { startKiln, type TestKiln } from './support/kiln.ts';
 
 /** A bare tRPC WebSocket client: connection params, then one tenant-wide subscription. */
@@ -52,6 +53,8 @@ describe('slow consumers', () => {
   before(async () => {
     // API only: batches stay queued, so the flood is their 'queued' events, made in bulk.
     kiln = await startKiln({ env: { KILN_ROLE: 'api', KILN_REALTIME_MAX_SOCKET_BUFFER_BYTES: '65536' } });
+    // The flood is 10,000 items in a moment: more than a tier's request limit allows.
+    await updateTenant(kiln.app.database.db, kiln.tenantId, { requestsPerMinute: 1_000_000, requestBurst: 10_000 });
   });
   after(() => kiln.stop());
 

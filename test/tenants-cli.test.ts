@@ -52,8 +52,9 @@ describe('kiln tenants', () => {
     assert.equal(listed.status, 0, listed.stderr);
     const line = listed.stdout.split('\n').find((candidate) => candidate.includes(' shops-inc '));
     assert.ok(line, listed.stdout);
-    assert.match(line, /^[0-9a-f-]{36}  shops-inc  tier=free  share-by=subject  in-progress-cap=default \(1000\)  active-keys=1  created \d{4}-/);
-    assert.match(listed.stdout, new RegExp(`^${kiln.tenantId} .* tier=standard  share-by=tenant  in-progress-cap=default \\(1000\\)  active-keys=1 `, 'm'));
+    const own = 'in-progress-cap=default  requests-per-minute=default  request-burst=default  subject-requests-per-minute=none  subject-request-burst=default';
+    assert.match(line, new RegExp(`^[0-9a-f-]{36}  shops-inc  tier=free  share-by=subject  ${own}  active-keys=1  created \\d{4}-`));
+    assert.match(listed.stdout, new RegExp(`^${kiln.tenantId} .* tier=standard  share-by=tenant  ${own}  active-keys=1 `, 'm'));
   });
 
   it('sets a tenant\'s tier and share-by, by name or id, and a running API follows the tier', async () => {
@@ -72,7 +73,7 @@ describe('kiln tenants', () => {
     assert.deepEqual(await settingsOf(tenant.id), { tier: 'pro', shareBy: 'tenant' }, 'what was not given stays');
   });
 
-  it('gives a tenant its own cap on work in progress, and takes it back to the default', async () => {
+  it('gives a tenant its own cap on work in progress and its own request limits, and takes them back to the default', async () => {
     const { tenantId } = await kiln.newTenant('capped-co');
     const capOf = async () => (await kiln.app.database.db.selectFrom('tenants').select('in_progress_cap').where('id', '=', tenantId).executeTakeFirstOrThrow()).in_progress_cap;
     const set = await run('tenants', 'set', 'capped-co', '--in-progress-cap', '25');
@@ -80,6 +81,11 @@ describe('kiln tenants', () => {
     assert.match(set.stdout, /in-progress-cap default → 25/);
     assert.equal(await capOf(), 25);
     assert.match((await run('tenants', 'list')).stdout, /  capped-co  .* in-progress-cap=25  /);
+    const limits = await run('tenants', 'set', 'capped-co', '--requests-per-minute', '90.5', '--subject-requests-per-minute', '10', '--subject-request-burst', '3');
+    assert.equal(limits.status, 0, limits.stderr);
+    assert.match(limits.stdout, /requests-per-minute default → 90\.5, subject-requests-per-minute none → 10, subject-request-burst default → 3/);
+    const row = await kiln.app.database.db.selectFrom('tenants').selectAll().where('id', '=', tenantId).executeTakeFirstOrThrow();
+    assert.deepEqual([row.requests_per_minute, row.request_burst, row.subject_requests_per_minute, row.subject_request_burst], [90.5, null, 10, 3]);
     const reset = await run('tenants', 'set', tenantId, '--in-progress-cap', 'default');
     assert.equal(reset.status, 0, reset.stderr);
     assert.match(reset.stdout, /in-progress-cap 25 → default/);
@@ -94,12 +100,14 @@ describe('kiln tenants', () => {
       [['tenants', 'set', 'unchanged-co', '--tier', 'gold'], /--tier must be one of: free, standard, pro \(got "gold"\)/],
       // One wrong value stops the other, valid one too.
       [['tenants', 'set', 'unchanged-co', '--tier', 'pro', '--share-by', 'store'], /--share-by must be one of: tenant, subject \(got "store"\)/],
-      [['tenants', 'set', 'unchanged-co'], /needs --tier, --share-by or --in-progress-cap/],
+      [['tenants', 'set', 'unchanged-co'], /needs --tier, --share-by or one of --in-progress-cap, --requests-per-minute/],
       [['tenants', 'set', 'unchanged-co', '--in-progress-cap', '0'], /--in-progress-cap must be a whole number from 1 or "default" \(got "0"\)/],
       [['tenants', 'set', 'unchanged-co', '--in-progress-cap', 'lots'], /--in-progress-cap must be a whole number/],
+      [['tenants', 'set', 'unchanged-co', '--request-burst', '2.5'], /--request-burst must be a whole number from 1 or "default"/],
+      [['tenants', 'set', 'unchanged-co', '--subject-requests-per-minute', 'default'], /--subject-requests-per-minute must be a number above 0 or "none" \(got "default"\)/],
       [['tenants', 'set', '--tier', 'pro'], /needs a tenant name or id/],
       [['tenants', 'set', 'unchanged-co', 'extra', '--tier', 'pro'], /unexpected: extra/],
-      [['tenants', 'set', 'unchanged-co', '--weight', '3'], /unknown option --weight; the options here are: --tier, --share-by, --in-progress-cap/],
+      [['tenants', 'set', 'unchanged-co', '--weight', '3'], /unknown option --weight; the options here are: --tier, --share-by, --in-progress-cap, --requests-per-minute, --request-burst, --subject-requests-per-minute, --subject-request-burst/],
       [['tenants', 'set', 'unchanged-co', '--tier'], /--tier/],
       [['tenants', 'rename', 'unchanged-co'], /unknown tenants action: rename/],
       [['tenants'], /unknown tenants action: \(none\)/],

@@ -6,17 +6,14 @@
 // A's, and checks the position `status` reports. Only an API process runs: nothing dispatches
 // while it measures. The read and the estimate should stay flat as the backlog grows, apart
 // from the count of what is ahead of the generation at the back.
-import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { createKilnClient, type KilnClient } from '../../client-sdk/index.ts';
-import { createApiKey } from '../../db/api-keys.ts';
 import { openDatabase } from '../../db/database.ts';
 import { readDispatchState } from '../../db/dispatch.ts';
-import { createTenant } from '../../db/tenants.ts';
 import { describeMachine } from './machine.ts';
 import { provisionDatabase } from './database.ts';
 import { UsageError, numberFlag, readFlags, type Benchmark, type BenchmarkContext, type BenchmarkReport } from './harness.ts';
-import { startKiln } from './servers.ts';
+import { createBenchTenant, startKiln } from './servers.ts';
 import { formatTable, integer, ms, quantile, round } from './table.ts';
 
 interface BacklogOptions {
@@ -61,8 +58,8 @@ async function runBacklog(options: BacklogOptions, context: BenchmarkContext): P
   const handle = openDatabase({ connectionString: database.url, maxConnections: 2, applicationName: 'kiln-bench-backlog' });
   scope.defer(() => handle.close());
   const tenant = async (name: string, shareBy: 'tenant' | 'subject' = 'tenant'): Promise<KilnClient> => {
-    const row = await createTenant(handle.db, `${name}-${randomBytes(3).toString('hex')}`, 'standard', shareBy);
-    const client = createKilnClient({ url, apiKey: (await createApiKey(handle.db, row.id, 'backlog benchmark')).key });
+    const row = await createBenchTenant(handle.db, { name, shareBy, keyLabel: 'backlog benchmark' });
+    const client = createKilnClient({ url, apiKey: row.apiKey });
     scope.defer(() => client.close());
     return client;
   };

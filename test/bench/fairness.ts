@@ -8,16 +8,13 @@
 // the provider create rate as a share of its limit (target ≥ 99 %, no 429); and what the
 // dispatcher costs: its enqueue calls per second and the pickup latency of a booked slot
 // (started − slot).
-import { randomBytes } from 'node:crypto';
 import { createKilnClient, type KilnClient } from '../../client-sdk/index.ts';
-import { createApiKey } from '../../db/api-keys.ts';
 import { openDatabase } from '../../db/database.ts';
-import { createTenant } from '../../db/tenants.ts';
 import { createSimulator } from '../../jobs/simulator/index.ts';
 import { standaloneProviderEnv } from '../support/simulator.ts';
 import { provisionDatabase, type BenchDatabase } from './database.ts';
 import { numberFlag, readFlags, sleep, type Benchmark, type BenchmarkContext, type BenchmarkReport } from './harness.ts';
-import { startKiln, startKilnWorker } from './servers.ts';
+import { createBenchTenant, startKiln, startKilnWorker } from './servers.ts';
 import { formatTable, integer, ms, quantile } from './table.ts';
 
 const percent = (fraction: number): string => (Number.isFinite(fraction) ? `${(fraction * 100).toFixed(1)} %` : '–');
@@ -129,9 +126,8 @@ async function runFairness(options: FairnessOptions, context: BenchmarkContext):
   const setup = openDatabase({ connectionString: database.url, maxConnections: 1, applicationName: 'kiln-bench-setup' });
   scope.defer(() => setup.close());
   const tenant = async (name: string, tier: string): Promise<Tenant> => {
-    const row = await createTenant(setup.db, `${name}-${randomBytes(3).toString('hex')}`, tier);
-    const key = await createApiKey(setup.db, row.id, 'fairness benchmark');
-    const client = createKilnClient({ url, apiKey: key.key });
+    const row = await createBenchTenant(setup.db, { name, tier, keyLabel: 'fairness benchmark' });
+    const client = createKilnClient({ url, apiKey: row.apiKey });
     scope.defer(() => client.close());
     return { name, tier, id: row.id, client };
   };

@@ -8,7 +8,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createApiKey } from '../../db/api-keys.ts';
 import { openDatabase } from '../../db/database.ts';
-import { createTenant } from '../../db/tenants.ts';
+import type { Kysely } from 'kysely';
+import type { Database, ShareBy } from '../../db/schema.ts';
+import { createTenant, updateTenant } from '../../db/tenants.ts';
 import type { Scope } from './harness.ts';
 import { freePort, spawnChild, waitUntilHealthy, type Child } from './processes.ts';
 
@@ -61,12 +63,26 @@ export async function startKiln(databaseUrl: string, scope: Scope, signal: Abort
   // Kiln has migrated the database by now; the key is made the way `kiln keys create` makes it.
   const database = openDatabase({ connectionString: databaseUrl, maxConnections: 1, applicationName: 'kiln-bench-setup' });
   try {
-    const tenant = await createTenant(database.db, `bench-${randomBytes(3).toString('hex')}`, 'standard');
-    const key = await createApiKey(database.db, tenant.id, options.keyLabel ?? 'enqueue benchmark');
-    return { port, apiKey: key.key, child };
+    const tenant = await createBenchTenant(database.db, { name: 'bench', keyLabel: options.keyLabel ?? 'enqueue benchmark' });
+    return { port, apiKey: tenant.apiKey, child };
   } finally {
     await database.close();
   }
+}
+
+/**
+ * A tenant for a benchmark, with an API key. Its request limits are far above anything a
+ * benchmark sends: the limit is still checked on every call (its cost is measured), but never
+ * refuses one.
+ */
+export async function createBenchTenant(
+  db: Kysely<Database>,
+  options: { name: string; keyLabel: string; tier?: string; shareBy?: ShareBy },
+): Promise<{ id: string; apiKey: string }> {
+  const tenant = await createTenant(db, `${options.name}-${randomBytes(3).toString('hex')}`, options.tier ?? 'standard', options.shareBy ?? 'tenant');
+  await updateTenant(db, tenant.id, { requestsPerMinute: 100_000_000, requestBurst: 1_000_000 });
+  const key = await createApiKey(db, tenant.id, options.keyLabel);
+  return { id: tenant.id, apiKey: key.key };
 }
 
 /**

@@ -21,3 +21,7 @@ export async function rejects(call: Promise<unknown>, code: string, message?: Re
 /** The invalid fields of a refused call, by path (e.g. `items.3.subject`). */
 export const fieldsOf = (error: TRPCClientError<never>): Record<string, string[]> =>
   (error.data as { fields?: Record<string, string[]> } | undefined)?.fields ?? {};
+
+/** How long a refused call says to wait before trying again (TOO_MANY_REQUESTS, SERVICE_UNAVAILABLE). */
+export const retryAfterOf = (error: TRPCClientError<never>): number | undefined =>
+  (error.data as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
