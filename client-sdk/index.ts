@@ -164,6 +164,8 @@ export function createKilnClient(options: KilnClientOptions) {
     createToken: (input: KilnInputs['createToken']) => trpc.createToken.mutate(input),
     /** Your generations per state, and the provider's rate-limit budgets and circuit breaker. */
     stats: () => trpc.ops.stats.query(),
+    /** The models, each with its price at the provider and whether your tier may use it. */
+    models: () => trpc.models.query(),
 
     /**
      * The events of a generation, a batch, or all of the caller's generations, as they happen

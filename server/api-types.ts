@@ -249,3 +249,14 @@ export interface OpsStats {
     budgets: BudgetView[];
   };
 }
+
+/** One model of the model table, as the caller's tier sees it. */
+export interface ModelView {
+  id: string;
+  /** What a request's `tier` picks it by. */
+  tier: 'fast' | 'balanced' | 'quality';
+  /** What one prediction costs at the provider: per image, or per second of GPU time. */
+  price: { per: 'image'; usd: number } | { per: 'gpu-second'; usd: number; hardware: string };
+  /** Whether the caller's tenant tier may use it. */
+  available: boolean;
+}

@@ -32,7 +32,7 @@ export const badRequest = (message: string, fields?: Record<string, string[]>) =
 
 export const unauthorized = (message: string) => new DomainError('UNAUTHORIZED', message);
 
-export const forbidden = (message: string) => new DomainError('FORBIDDEN', message);
+export const forbidden = (message: string, fields?: Record<string, string[]>) => new DomainError('FORBIDDEN', message, fields);
 
 export const tooManyRequests = (message: string, retryAfterSeconds: number) => new DomainError('TOO_MANY_REQUESTS', message, undefined, { retryAfterSeconds });
 

@@ -15,7 +15,7 @@ import {
   type NewGenerationInput,
 } from '../db/generations.ts';
 import type { Asset, Database, Generation, GenerationEvent } from '../db/schema.ts';
-import { modelForTier, type ModelTier } from '../jobs/provider/models.ts';
+import { MODEL_IDS, MODELS, mayUse, modelForTier, modelsForTenantTier, type ModelId, type ModelTier, type ModelPrice } from '../jobs/provider/models.ts';
 import { priorityHeadStartSeconds } from '../jobs/dispatch/select.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import { notifyDispatcher } from '../db/dispatch.ts';
@@ -34,12 +34,13 @@ import type {
   GenerationStatusView,
   GenerationSummary,
   ListInput,
+  ModelView,
   QueueEstimate,
   StageEvent,
 } from './api-types.ts';
 import { assertMayReadBatch, assertMayReadGeneration, type Caller } from './caller.ts';
 import { assetView as toAssetView } from './realtime/event-view.ts';
-import { badRequest, conflict, notFound } from './errors.ts';
+import { badRequest, conflict, forbidden, notFound } from './errors.ts';
 import { createGroupCommit } from './group-commit.ts';
 import type { Equal, Expect } from './same-type.ts';
 import type { RequestLimiter } from './request-limiter.ts';
@@ -67,15 +68,28 @@ const TIER_FOR_TENANT: Record<string, ModelTier> = { free: 'fast', standard: 'fa
 
 /** The estimate goes out as db/queue-estimates.ts computes it: the API's type must not drift from it. */
 type QueueEstimateMatchesTheQuery = Expect<Equal<DbQueueEstimate, QueueEstimate>>;
+/** The model table's prices and tiers go out as they are (api-types.ts restates them for the client's declarations). */
+type ModelPriceMatchesTheTable = Expect<Equal<ModelPrice, ModelView['price']>>;
+type ModelTierMatchesTheTable = Expect<Equal<ModelTier, ModelView['tier']>>;
 
 export function createGenerationService({ db, queue, publicUrl, defaultDeadlineSeconds, groupCommit, estimates, priorityAgingSeconds, requestLimiter }: GenerationServiceOptions): GenerationService {
   const newId = createIdFactory();
-  const toRow = (caller: Caller, item: BatchItemInput, batchId: string | null, idempotencyKey: string | null): NewGenerationInput => ({
+  /** The model a request asks for (by name, by `tier`, or its tenant's tier's choice), if the tenant's tier may use it. */
+  const chooseModel = (caller: Caller, item: BatchItemInput, field: string): ModelId => {
+    const model = item.model ?? modelForTier(item.tier ?? TIER_FOR_TENANT[caller.tenantTier] ?? 'fast');
+    if (mayUse(model, caller.tenantTier)) return model;
+    const allowed = modelsForTenantTier(caller.tenantTier);
+    const may = allowed.length > 0 ? `it may use: ${allowed.join(', ')}` : 'it may use no model';
+    const path = `${field}${item.tier && !item.model ? 'tier' : 'model'}`;
+    throw forbidden(`model ${model} is not available on the ${caller.tenantTier} tier; ${may}`, { [path]: [`not available on the ${caller.tenantTier} tier`] });
+  };
+
+  const toRow = (caller: Caller, item: BatchItemInput, batchId: string | null, idempotencyKey: string | null, field = ''): NewGenerationInput => ({
     id: newId(),
     tenantId: caller.tenantId,
     batchId,
     prompt: item.prompt,
-    model: item.model ?? modelForTier(item.tier ?? TIER_FOR_TENANT[caller.tenantTier] ?? 'fast'),
+    model: chooseModel(caller, item, field),
     request: {
       platforms: item.platforms,
       customSizes: item.sizes,
@@ -145,9 +159,9 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
 
   return {
     async generate(caller: Caller, input: GenerateInput): Promise<GenerateAnswer> {
-      await requestLimiter.admit(caller.tenantId, new Map([[input.subject ?? null, 1]]), '(input)');
       const key = input.idempotencyKey ?? null;
       const row = toRow(caller, input, null, key);
+      await requestLimiter.admit(caller.tenantId, new Map([[input.subject ?? null, 1]]), '(input)');
       const earlier = key ? await findByIdempotencyKey(db, caller.tenantId, key) : undefined;
       if (earlier) return replay(earlier, row);
       if (!key) {
@@ -169,15 +183,20 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
     async batch(caller: Caller, input: BatchInput): Promise<BatchAccepted> {
       // An item's own subject wins over the batch's.
       const items = input.items.map((item) => ({ ...item, subject: item.subject ?? input.subject }));
+      items.forEach((item, index) => chooseModel(caller, item, `items.${index}.`)); // refused before any budget is taken
       const perSubject = new Map<string | null, number>();
       for (const item of items) perSubject.set(item.subject ?? null, (perSubject.get(item.subject ?? null) ?? 0) + 1);
       await requestLimiter.admit(caller.tenantId, perSubject, 'items');
       return db.transaction().execute(async (trx) => {
         const batchId = await insertBatch(trx, caller.tenantId, input.items.length);
-        const rows = items.map((item) => toRow(caller, item, batchId, null));
+        const rows = items.map((item, index) => toRow(caller, item, batchId, null, `items.${index}.`));
         await insertQueued(trx, rows);
         return { batchId, ids: rows.map((row) => row.id) };
       });
+    },
+
+    async models(caller: Caller): Promise<ModelView[]> {
+      return MODEL_IDS.map((id) => ({ id, tier: MODELS[id].tier, price: MODELS[id].price, available: mayUse(id, caller.tenantTier) }));
     },
 
     async status(caller: Caller, id: string): Promise<GenerationStatusView> {

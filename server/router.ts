@@ -24,6 +24,8 @@ export function createAppRouter(options: RouterOptions) {
     list: keyProcedure.input(listInput).query(({ ctx, input }) => ctx.services.generations.list(ctx.caller, input)),
     /** Cancel queued or running work, at the provider too. */
     cancel: keyProcedure.input(idInput).mutation(({ ctx, input }) => ctx.services.generations.cancel(ctx.caller, input.id)),
+    /** The model table: each model's price at the provider, and whether the caller's tier may use it. */
+    models: keyProcedure.query(({ ctx }) => ctx.services.generations.models(ctx.caller)),
     /** Operations: the caller's generations per state, the provider budgets and breaker. */
     ops: router({
       stats: keyProcedure.query(({ ctx }) => ctx.services.ops.stats(ctx.caller)),

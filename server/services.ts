@@ -18,6 +18,7 @@ import type {
   GenerationPage,
   GenerationStatusView,
   ListInput,
+  ModelView,
   OpsStats,
   RealtimeEvent,
   ScopedToken,
@@ -46,6 +47,8 @@ export interface GenerationService {
   list(caller: Caller, input: ListInput): Promise<GenerationPage>;
   /** Cancels queued or running work, at the provider too. */
   cancel(caller: Caller, id: string): Promise<CancelAnswer>;
+  /** The model table: each model's price, and whether the caller's tier may use it. */
+  models(caller: Caller): Promise<ModelView[]>;
 }
 
 /** The subscriber's end of the WebSocket, as far as a subscription needs it. */

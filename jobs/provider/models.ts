@@ -1,4 +1,6 @@
-// The models Kiln routes to, and how a Kiln request becomes each model's input.
+// The models Kiln routes to: how Replicate addresses each, what it costs there, which tenant
+// tiers may use it, and how a Kiln request becomes its input. The one model table.
+import type { TenantTier } from '../../db/schema.ts';
 
 export const MODEL_TIERS = ['fast', 'balanced', 'quality'] as const;
 export type ModelTier = (typeof MODEL_TIERS)[number];
@@ -6,10 +8,17 @@ export type ModelTier = (typeof MODEL_TIERS)[number];
 export const ASPECT_RATIOS = ['1:1', '16:9', '21:9', '3:2', '2:3', '4:5', '5:4', '3:4', '4:3', '9:16', '9:21'] as const;
 export type AspectRatio = (typeof ASPECT_RATIOS)[number];
 
+/** What one prediction costs at the provider, as Replicate bills the model: per image, or per second of GPU time. */
+export type ModelPrice = { per: 'image'; usd: number } | { per: 'gpu-second'; usd: number; hardware: string };
+
 interface ModelDefinition {
   /** How Replicate addresses it: official models by name, community models by version. */
   route: { model: `${string}/${string}` } | { version: string };
+  /** What a request's `tier` (fast, balanced, quality) picks. */
   tier: ModelTier;
+  price: ModelPrice;
+  /** The tenant tiers that may use it. */
+  tenantTiers: readonly TenantTier[];
   buildInput(request: ModelRequest): Record<string, unknown>;
 }
 
@@ -33,11 +42,16 @@ export const MODELS = {
   'black-forest-labs/flux-schnell': {
     route: { model: 'black-forest-labs/flux-schnell' },
     tier: 'fast',
+    price: { per: 'image', usd: 0.003 },
+    tenantTiers: ['free', 'standard', 'pro'],
     buildInput: fluxInput,
   },
   'stability-ai/sdxl': {
     route: { version: '7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc' },
     tier: 'balanced',
+    // Replicate's L40S rate; an image takes about 4–5 s (≈ $0.004–0.005).
+    price: { per: 'gpu-second', usd: 0.000975, hardware: 'L40S' },
+    tenantTiers: ['standard', 'pro'],
     buildInput: (request) => {
       const [w = 1, h = 1] = request.aspectRatio.split(':').map(Number);
       // SDXL wants multiples of 8 near one megapixel.
@@ -55,6 +69,8 @@ export const MODELS = {
   'black-forest-labs/flux-dev': {
     route: { model: 'black-forest-labs/flux-dev' },
     tier: 'quality',
+    price: { per: 'image', usd: 0.025 },
+    tenantTiers: ['pro'],
     buildInput: fluxInput,
   },
 } as const satisfies Record<string, ModelDefinition>;
@@ -69,4 +85,14 @@ export function modelForTier(tier: ModelTier): ModelId {
 
 export function isModelId(value: string): value is ModelId {
   return Object.hasOwn(MODELS, value);
+}
+
+/** Whether a tenant of `tenantTier` may use the model. */
+export function mayUse(model: ModelId, tenantTier: string): boolean {
+  return (MODELS[model].tenantTiers as readonly string[]).includes(tenantTier);
+}
+
+/** The models a tenant of `tenantTier` may use, in the table's order. */
+export function modelsForTenantTier(tenantTier: string): ModelId[] {
+  return MODEL_IDS.filter((id) => mayUse(id, tenantTier));
 }
