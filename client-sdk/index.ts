@@ -166,6 +166,8 @@ export function createKilnClient(options: KilnClientOptions) {
     stats: () => trpc.ops.stats.query(),
     /** The models, each with its price at the provider and whether your tier may use it. */
     models: () => trpc.models.query(),
+    /** Your credit balance, and your spend by model and day (the last 30 days unless `days` says otherwise). */
+    credits: (input?: KilnInputs['credits']) => trpc.credits.query(input),
 
     /**
      * The events of a generation, a batch, or all of the caller's generations, as they happen

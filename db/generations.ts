@@ -19,9 +19,15 @@ export interface NewGenerationInput {
   deadlineSeconds: number | null;
   /** How much earlier than now it counts in its lane's dispatch order: its priority's worth of waiting (jobs/dispatch/select.ts). */
   agedBySeconds: number;
+  /** How its model is billed, the price of one image or GPU second, and what it reserves if its tenant is metered (micro-dollars; see credits.ts). */
+  price: { per: 'image' | 'gpu-second'; unit: number; reserve: number };
 }
 
-/** Inserts generations and their 'queued' events in one statement (one round trip). */
+/**
+ * Inserts generations and their 'queued' events in one statement (one round trip). A metered
+ * tenant's generations reserve their price in the same statement (balance and ledger); when
+ * the balance cannot cover them the statement fails (see credits.ts's isInsufficientCredit).
+ */
 export async function insertGenerations(db: Db, inputs: readonly NewGenerationInput[]): Promise<void> {
   if (inputs.length === 0) return;
   await db
@@ -41,10 +47,27 @@ export async function insertGenerations(db: Db, inputs: readonly NewGenerationIn
             subject: input.subject,
             deadline_at: input.deadlineSeconds === null ? null : sql<Date>`now() + make_interval(secs => ${input.deadlineSeconds})`,
             dispatch_order: sql<Date>`now() - make_interval(secs => ${input.agedBySeconds})`,
+            price_per: input.price.per,
+            unit_price: input.price.unit,
+            reserved: sql<string>`(CASE WHEN EXISTS (SELECT 1 FROM credit_balances WHERE tenant_id = ${input.tenantId}) THEN ${input.price.reserve}::bigint ELSE 0 END)`,
           })),
         )
-        .returning(['id', 'tenant_id', 'batch_id', 'subject', 'model', 'priority']),
+        .returning(['id', 'tenant_id', 'batch_id', 'subject', 'model', 'priority', 'reserved']),
     )
+    // kysely writes a raw CTE as given: the parentheses are ours.
+    .with('reservations', () => sql`(
+      SELECT tenant_id, sum(reserved) AS total FROM inserted WHERE reserved > 0 GROUP BY tenant_id
+    )`)
+    .with('debited', () => sql`(
+      UPDATE credit_balances b SET available = b.available - r.total, held = b.held + r.total
+      FROM reservations r WHERE b.tenant_id = r.tenant_id
+      RETURNING b.tenant_id
+    )`)
+    .with('reserve_rows', () => sql`(
+      INSERT INTO credit_ledger (tenant_id, generation_id, kind, model, available_delta, held_delta)
+      SELECT tenant_id, id, 'reserve', model, -reserved, reserved FROM inserted WHERE reserved > 0
+      RETURNING id
+    )`)
     .insertInto('generation_events')
     .columns(['generation_id', 'tenant_id', 'batch_id', 'subject', 'stage', 'data'])
     .expression((eb) =>

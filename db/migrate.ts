@@ -13,6 +13,7 @@ import * as subjects from './migrations/0009-subjects.ts';
 import * as dispatch from './migrations/0010-dispatch.ts';
 import * as dispatchAtScale from './migrations/0011-dispatch-at-scale.ts';
 import * as requestLimits from './migrations/0012-request-limits.ts';
+import * as credits from './migrations/0013-credits.ts';
 
 /** Migrations live in code (not discovered on disk) so they ship with the build and run in order. */
 const migrations = {
@@ -28,6 +29,7 @@ const migrations = {
   '0010-dispatch': dispatch,
   '0011-dispatch-at-scale': dispatchAtScale,
   '0012-request-limits': requestLimits,
+  '0013-credits': credits,
 } satisfies Record<string, Migration>;
 
 const inCodeProvider: MigrationProvider = {

@@ -57,11 +57,12 @@ export async function markCreateSettled(db: Db, id: string, attempt: number): Pr
  */
 export async function recordProviderStatus(
   db: Db,
-  input: { id: string; attempt: number; predictionId: string; status: PredictionStatus; progress: number | null; final: boolean },
+  input: { id: string; attempt: number; predictionId: string; status: PredictionStatus; progress: number | null; final: boolean; predictSeconds: number | null },
 ): Promise<boolean> {
   const row = await db
     .updateTable('generations')
-    .set({ provider_status: input.status, provider_progress: input.progress })
+    // The predict time comes with the final status: what a GPU-second model is billed for.
+    .set({ provider_status: input.status, provider_progress: input.progress, ...(input.final ? { predict_seconds: input.predictSeconds } : {}) })
     .where('id', '=', input.id)
     .where('attempt', '=', input.attempt)
     .where('prediction_id', '=', input.predictionId)

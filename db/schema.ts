@@ -88,6 +88,15 @@ export interface GenerationsTable {
   poll_seq: Generated<number>;
   /** When the dispatcher handed it to the create phase (see jobs/dispatch/); null while it waits its turn. */
   dispatched_at: Date | null;
+  /** How its model is billed ('image' or 'gpu-second') and the price of one, in millionths of a dollar (see db/credits.ts). */
+  price_per: 'image' | 'gpu-second' | null;
+  unit_price: Int8 | null;
+  /** Held from its tenant's credit until it ends; 0 when the tenant is not metered. */
+  reserved: Int8WithDefault;
+  /** The provider's predict_time for its prediction. */
+  predict_seconds: number | null;
+  /** What the provider bills for it, set when it ends. */
+  provider_cost: Int8 | null;
   /** Its place in its lane, fixed when queued: created_at, earlier by its priority's worth of waiting (jobs/dispatch/select.ts). */
   dispatch_order: Date;
   error_code: string | null;
@@ -171,6 +180,34 @@ export interface DispatchClockTable {
 /** What a query runs on: the database, or a transaction in progress. */
 export type Db = Kysely<Database> | Transaction<Database>;
 
+/** A bigint column: pg reads it as a string (it may not fit a number exactly); written from a number. */
+export type Int8 = ColumnType<string, number | string, number | string>;
+/** An Int8 with a default: it may be left out when inserting. */
+export type Int8WithDefault = ColumnType<string, number | string | undefined, number | string>;
+
+export interface CreditBalancesTable {
+  tenant_id: string;
+  /** Millionths of a dollar the tenant may still spend; never below zero. */
+  available: Int8;
+  /** Reserved by generations that have not ended. */
+  held: Int8WithDefault;
+}
+
+export type CreditMovement = 'grant' | 'reserve' | 'charge' | 'refund';
+
+export interface CreditLedgerTable {
+  id: Generated<string>;
+  tenant_id: string;
+  generation_id: string | null;
+  kind: CreditMovement;
+  model: string | null;
+  available_delta: Int8;
+  held_delta: Int8WithDefault;
+  spent: Int8WithDefault;
+  note: string | null;
+  at: Generated<Date>;
+}
+
 export interface RequestBudgetsTable {
   /** 't:<tenant id>' or 's:<tenant id>:<subject>'. */
   key: string;
@@ -188,6 +225,8 @@ export interface Database {
   batches: BatchesTable;
   generations: GenerationsTable;
   request_budgets: RequestBudgetsTable;
+  credit_balances: CreditBalancesTable;
+  credit_ledger: CreditLedgerTable;
   generation_events: GenerationEventsTable;
   assets: AssetsTable;
 }

@@ -16,6 +16,7 @@ import type { AssetStorage } from '../jobs/storage/storage.ts';
 import { getOrCreateSecret } from '../db/secrets.ts';
 import { bearerToken, createAuthenticator } from './auth.ts';
 import type { KilnConfig } from './config.ts';
+import { createAccountService } from './account-service.ts';
 import { createRequestLimiter } from './request-limiter.ts';
 import { createGenerationService } from './generation-service.ts';
 import { createHttpServer, type HealthReport } from './http-server.ts';
@@ -82,6 +83,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
       queueUpdateMs: config.realtime.queueUpdateMs, estimates }),
     tokens: createTokenService({ db, signer }),
     ops: createOpsService({ db, limiter, policies }),
+    accounts: createAccountService({ db }),
   };
   const authenticator = createAuthenticator(db, signer, { cacheMs: config.authCacheMs, maxEntries: config.api.authCacheMaxEntries });
   const router = createAppRouter({ isDev: config.isDev });

@@ -256,7 +256,35 @@ export interface ModelView {
   /** What a request's `tier` picks it by. */
   tier: 'fast' | 'balanced' | 'quality';
   /** What one prediction costs at the provider: per image, or per second of GPU time. */
-  price: { per: 'image'; usd: number } | { per: 'gpu-second'; usd: number; hardware: string };
+  price: { per: 'image'; usd: number } | { per: 'gpu-second'; usd: number; hardware: string; /** Reserved per generation; charged the time it took, never more. */ reserveSeconds: number };
   /** Whether the caller's tenant tier may use it. */
   available: boolean;
+}
+
+export interface CreditsInput {
+  /** Usage over this many days, today included. */
+  days: number;
+}
+
+/** One model's spend on one day. */
+export interface UsageView {
+  /** The day its generations were queued (UTC), YYYY-MM-DD. */
+  day: string;
+  model: string;
+  /** Generations that ended; of them, succeeded. */
+  generations: number;
+  succeeded: number;
+  /** Charged to the tenant's credit, in US dollars (0 when it is not metered). */
+  chargedUsd: number;
+  /** What the provider bills for them, in US dollars. */
+  providerCostUsd: number;
+}
+
+export interface CreditsView {
+  /** False: the tenant was never granted credit, and its generations are not charged. */
+  metered: boolean;
+  /** What it may still spend, and what generations that have not ended hold, in US dollars. */
+  availableUsd: number;
+  heldUsd: number;
+  usage: UsageView[];
 }

@@ -1,6 +1,7 @@
 // Kiln's command line: serve (API + worker + simulator), migrate, keys, tenants.
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import { createApiKey, listApiKeys, revokeApiKey } from '../db/api-keys.ts';
+import { grantCredits, toMicroUsd, toUsd } from '../db/credits.ts';
 import { SHARE_BY, TENANT_TIERS, type Tenant } from '../db/schema.ts';
 import { createTenant, findTenant, listTenants, updateTenant, type TenantChanges } from '../db/tenants.ts';
 import { createApp } from './app.ts';
@@ -24,6 +25,9 @@ const USAGE = `Usage:
                                                subject), how many of its generations may be in
                                                progress at once, its own request limits, or a
                                                request limit for each of its subjects
+  kiln tenants grant NAME_OR_ID --usd N [--note TEXT]
+                                               add credit (a tenant granted credit is charged for
+                                               its generations from then on)
   kiln tenants list                            list tenants with their settings
 
 Through npm: npm start | npm run migrate | npm run keys -- create --tenant acme | npm run tenants -- list`;
@@ -77,12 +81,13 @@ function oneOf<T extends string>(option: string, value: string | undefined, allo
 }
 
 /** A positive number (whole, if `integer`), or the `clear` word (null); undefined when not given. */
-function positiveOption(flag: string, value: string | undefined, rule: { clear: string; integer: boolean }): number | null | undefined {
+function positiveOption(flag: string, value: string | undefined, rule: { clear?: string; integer: boolean }): number | null | undefined {
   if (value === undefined) return undefined;
-  if (value === rule.clear) return null;
+  if (rule.clear !== undefined && value === rule.clear) return null;
   const number = Number(value);
   const fits = value.trim() !== '' && Number.isFinite(number) && number > 0 && number <= 1e9 && (!rule.integer || Number.isInteger(number));
-  if (!fits) throw new UsageError(`${flag} must be ${rule.integer ? 'a whole number from 1' : 'a number above 0'} or "${rule.clear}" (got "${value}")`);
+  const or = rule.clear === undefined ? '' : ` or "${rule.clear}"`;
+  if (!fits) throw new UsageError(`${flag} must be ${rule.integer ? 'a whole number from 1' : 'a number above 0'}${or} (got "${value}")`);
   return number;
 }
 
@@ -194,6 +199,8 @@ const TENANT_NUMBERS = [
 
 async function tenants(config: KilnConfig, args: string[]): Promise<number> {
   const numberFlags = Object.fromEntries(TENANT_NUMBERS.map((setting) => [setting.flag, { type: 'string' as const }])) as Record<(typeof TENANT_NUMBERS)[number]['flag'], { type: 'string' }>;
+  const [first] = args;
+  if (first === 'grant') return grant(config, args.slice(1));
   const { values, positionals } = parseCommand(args, { tier: { type: 'string' }, 'share-by': { type: 'string' }, ...numberFlags });
   const [action, target, ...extra] = positionals;
   if (action !== 'set' && action !== 'list') return usageError(`unknown tenants action: ${action ?? '(none)'}`);
@@ -237,6 +244,26 @@ async function tenants(config: KilnConfig, args: string[]): Promise<number> {
     console.log(`tenant "${updated.name}" (${updated.id}): ${said.join(', ')}`);
     // The tier and the limits are cached by API processes with verified keys.
     if (tier || numbers.length > 0) console.log(`running API processes apply the change within KILN_AUTH_CACHE_MS (${config.authCacheMs} ms)`);
+    return 0;
+  } finally {
+    await connected.close();
+  }
+}
+
+/** `tenants grant NAME --usd N`: adds credit, and meters the tenant from then on. */
+async function grant(config: KilnConfig, args: string[]): Promise<number> {
+  const { values, positionals } = parseCommand(args, { usd: { type: 'string' }, note: { type: 'string' } });
+  const [target, ...extra] = positionals;
+  if (!target) return usageError('tenants grant needs a tenant name or id (see: kiln tenants list)');
+  if (extra.length > 0) return usageError(`tenants grant takes one tenant; unexpected: ${extra.join(' ')}`);
+  const usd = positiveOption('--usd', values.usd, { integer: false });
+  if (usd === undefined || usd === null) return usageError('tenants grant needs --usd, the credit to add in US dollars (e.g. --usd 25)');
+  const connected = await connectDatabase(config, createLogger('warn'));
+  try {
+    const tenant = await findTenant(connected.handle.db, target);
+    if (!tenant) return usageError(`no tenant is named or has the id "${target}" (see: kiln tenants list)`);
+    const balance = await grantCredits(connected.handle.db, tenant.id, toMicroUsd(usd), values.note ?? null);
+    console.log(`tenant "${tenant.name}" (${tenant.id}): granted $${usd}; available $${toUsd(balance.available)}, held by running work $${toUsd(balance.held)}`);
     return 0;
   } finally {
     await connected.close();

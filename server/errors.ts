@@ -3,7 +3,7 @@
 // except a database that cannot be reached, which is no bug: the request may simply be retried.
 import { isDatabaseUnavailable } from '../db/database-unavailable.ts';
 
-export type DomainErrorCode = 'NOT_FOUND' | 'CONFLICT' | 'BAD_REQUEST' | 'UNAUTHORIZED' | 'FORBIDDEN' | 'TOO_MANY_REQUESTS' | 'SERVICE_UNAVAILABLE';
+export type DomainErrorCode = 'NOT_FOUND' | 'CONFLICT' | 'BAD_REQUEST' | 'UNAUTHORIZED' | 'FORBIDDEN' | 'PAYMENT_REQUIRED' | 'TOO_MANY_REQUESTS' | 'SERVICE_UNAVAILABLE';
 
 export class DomainError extends Error {
   override name = 'DomainError';
@@ -33,6 +33,8 @@ export const badRequest = (message: string, fields?: Record<string, string[]>) =
 export const unauthorized = (message: string) => new DomainError('UNAUTHORIZED', message);
 
 export const forbidden = (message: string, fields?: Record<string, string[]>) => new DomainError('FORBIDDEN', message, fields);
+
+export const paymentRequired = (message: string) => new DomainError('PAYMENT_REQUIRED', message);
 
 export const tooManyRequests = (message: string, retryAfterSeconds: number) => new DomainError('TOO_MANY_REQUESTS', message, undefined, { retryAfterSeconds });
 

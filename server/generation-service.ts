@@ -19,6 +19,7 @@ import { MODEL_IDS, MODELS, mayUse, modelForTier, modelsForTenantTier, type Mode
 import { priorityHeadStartSeconds } from '../jobs/dispatch/select.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import { notifyDispatcher } from '../db/dispatch.ts';
+import { findCreditBalance, isInsufficientCredit, pricing, toUsd } from '../db/credits.ts';
 import { createIdFactory } from '../db/ids.ts';
 import { estimateQueue, type EstimateSettings, type QueueEstimate as DbQueueEstimate } from '../db/queue-estimates.ts';
 import type {
@@ -40,7 +41,7 @@ import type {
 } from './api-types.ts';
 import { assertMayReadBatch, assertMayReadGeneration, type Caller } from './caller.ts';
 import { assetView as toAssetView } from './realtime/event-view.ts';
-import { badRequest, conflict, forbidden, notFound } from './errors.ts';
+import { badRequest, conflict, forbidden, notFound, paymentRequired } from './errors.ts';
 import { createGroupCommit } from './group-commit.ts';
 import type { Equal, Expect } from './same-type.ts';
 import type { RequestLimiter } from './request-limiter.ts';
@@ -84,12 +85,14 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
     throw forbidden(`model ${model} is not available on the ${caller.tenantTier} tier; ${may}`, { [path]: [`not available on the ${caller.tenantTier} tier`] });
   };
 
+  const modelAndPrice = (model: ModelId) => ({ model, price: pricing(MODELS[model].price) });
+
   const toRow = (caller: Caller, item: BatchItemInput, batchId: string | null, idempotencyKey: string | null, field = ''): NewGenerationInput => ({
     id: newId(),
     tenantId: caller.tenantId,
     batchId,
     prompt: item.prompt,
-    model: chooseModel(caller, item, field),
+    ...modelAndPrice(chooseModel(caller, item, field)),
     request: {
       platforms: item.platforms,
       customSizes: item.sizes,
@@ -107,6 +110,20 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
   });
 
   const assetView = (asset: Asset) => toAssetView(asset, publicUrl());
+
+  /** Runs a write that reserves credit; a balance that cannot cover it becomes PAYMENT_REQUIRED, saying by how much. */
+  async function reserving<T>(caller: Caller, rows: () => readonly NewGenerationInput[], write: () => Promise<T>): Promise<T> {
+    try {
+      return await write();
+    } catch (error) {
+      if (!isInsufficientCredit(error)) throw error;
+      const written = rows();
+      const cost = written.reduce((sum, row) => sum + row.price.reserve, 0);
+      const balance = await findCreditBalance(db, caller.tenantId);
+      const what = written.length === 1 ? 'this generation reserves' : `these ${written.length} generations reserve`;
+      throw paymentRequired(`not enough credit: ${what} ${formatUsd(cost)}, and ${formatUsd(balance?.available ?? 0)} is available; nothing was queued`);
+    }
+  }
 
   const summaryView = (generation: Generation): GenerationSummary => ({
     id: generation.id,
@@ -165,12 +182,12 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       const earlier = key ? await findByIdempotencyKey(db, caller.tenantId, key) : undefined;
       if (earlier) return replay(earlier, row);
       if (!key) {
-        await generateCommits.submit(row);
+        await reserving(caller, () => [row], () => generateCommits.submit(row));
         return { id: row.id, status: 'queued', deduplicated: false };
       }
       try {
         // Alone, so that a duplicate key fails this request only.
-        await db.transaction().execute((trx) => insertQueued(trx, [row]));
+        await reserving(caller, () => [row], () => db.transaction().execute((trx) => insertQueued(trx, [row])));
         return { id: row.id, status: 'queued', deduplicated: false };
       } catch (error) {
         // Two requests with one idempotency key raced: the loser answers with the winner.
@@ -187,12 +204,15 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       const perSubject = new Map<string | null, number>();
       for (const item of items) perSubject.set(item.subject ?? null, (perSubject.get(item.subject ?? null) ?? 0) + 1);
       await requestLimiter.admit(caller.tenantId, perSubject, 'items');
-      return db.transaction().execute(async (trx) => {
-        const batchId = await insertBatch(trx, caller.tenantId, input.items.length);
-        const rows = items.map((item, index) => toRow(caller, item, batchId, null, `items.${index}.`));
-        await insertQueued(trx, rows);
-        return { batchId, ids: rows.map((row) => row.id) };
-      });
+      let rows: NewGenerationInput[] = [];
+      return reserving(caller, () => rows, () =>
+        db.transaction().execute(async (trx) => {
+          const batchId = await insertBatch(trx, caller.tenantId, input.items.length);
+          rows = items.map((item, index) => toRow(caller, item, batchId, null, `items.${index}.`));
+          await insertQueued(trx, rows);
+          return { batchId, ids: rows.map((row) => row.id) };
+        }),
+      );
     },
 
     async models(caller: Caller): Promise<ModelView[]> {
@@ -280,6 +300,12 @@ function isUniqueViolation(error: unknown): boolean {
 }
 
 /** SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation). */
+/** Micro-dollars as a person reads them: $0.003, $12.50. */
+function formatUsd(microUsd: number): string {
+  const usd = toUsd(microUsd);
+  return `$${usd >= 1 ? usd.toFixed(2) : Number(usd.toPrecision(3)).toString()}`;
+}
+
 function isDataError(error: unknown): boolean {
   return /^2[23]/.test(sqlState(error) ?? '');
 }

@@ -2,7 +2,7 @@
 // (services.ts) answer. The client-sdk imports `AppRouter` as a type only, and its declaration
 // files reach only the light contract files the router's type names (context.ts, services.ts,
 // api-types.ts), never an implementation.
-import { batchIdInput, batchInput, createTokenInput, generateInput, idInput, listInput, onUpdateInput } from './schemas.ts';
+import { batchIdInput, batchInput, createTokenInput, creditsInput, generateInput, idInput, listInput, onUpdateInput } from './schemas.ts';
 import { createTRPC } from './trpc.ts';
 
 export interface RouterOptions {
@@ -26,6 +26,8 @@ export function createAppRouter(options: RouterOptions) {
     cancel: keyProcedure.input(idInput).mutation(({ ctx, input }) => ctx.services.generations.cancel(ctx.caller, input.id)),
     /** The model table: each model's price at the provider, and whether the caller's tier may use it. */
     models: keyProcedure.query(({ ctx }) => ctx.services.generations.models(ctx.caller)),
+    /** The tenant's credit balance and its spend by model and day. */
+    credits: keyProcedure.input(creditsInput).query(({ ctx, input }) => ctx.services.accounts.credits(ctx.caller, input)),
     /** Operations: the caller's generations per state, the provider budgets and breaker. */
     ops: router({
       stats: keyProcedure.query(({ ctx }) => ctx.services.ops.stats(ctx.caller)),

@@ -159,6 +159,11 @@ export const createTokenInput = z
   .strict()
   .refine((input) => Boolean(input.generationId) !== Boolean(input.batchId), { message: 'give exactly one of generationId or batchId', path: ['generationId'] });
 
+export const creditsInput = z
+  .object({ days: z.int({ error: 'days must be a whole number' }).min(1, 'days must be between 1 and 90').max(90, 'days must be between 1 and 90').default(30) })
+  .strict()
+  .default({ days: 30 });
+
 /**
  * Each schema outputs exactly the input type its service is declared with (api-types.ts), and
  * the states there are the database's. A schema change that alters what a service receives
@@ -171,6 +176,7 @@ type SchemasMatchTheContract = [
   Expect<Equal<z.output<typeof listInput>, api.ListInput>>,
   Expect<Equal<z.output<typeof onUpdateInput>, api.WatchInput>>,
   Expect<Equal<z.output<typeof createTokenInput>, api.CreateTokenInput>>,
+  Expect<Equal<z.output<typeof creditsInput>, api.CreditsInput>>,
   Expect<Equal<z.output<typeof idInput>, { id: string }>>,
   Expect<Equal<z.output<typeof batchIdInput>, { batchId: string }>>,
   Expect<Equal<(typeof GENERATION_STATES)[number], api.GenerationState>>,

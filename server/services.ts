@@ -13,6 +13,8 @@ import type {
   BatchStatusView,
   CancelAnswer,
   CreateTokenInput,
+  CreditsInput,
+  CreditsView,
   GenerateAnswer,
   GenerateInput,
   GenerationPage,
@@ -87,6 +89,11 @@ export interface TokenService {
   mint(caller: Caller, input: CreateTokenInput): Promise<ScopedToken>;
 }
 
+export interface AccountService {
+  /** The tenant's credit balance, and its spend by model and day. */
+  credits(caller: Caller, input: CreditsInput): Promise<CreditsView>;
+}
+
 export interface OpsService {
   stats(caller: Caller): Promise<OpsStats>;
 }
@@ -97,4 +104,5 @@ export interface KilnServices {
   realtime: RealtimeService;
   tokens: TokenService;
   ops: OpsService;
+  accounts: AccountService;
 }

@@ -25,7 +25,7 @@ describe('models by tier', () => {
     const models = await free.client.models();
     assert.deepEqual(models, [
       { id: 'black-forest-labs/flux-schnell', tier: 'fast', price: { per: 'image', usd: 0.003 }, available: true },
-      { id: 'stability-ai/sdxl', tier: 'balanced', price: { per: 'gpu-second', usd: 0.000975, hardware: 'L40S' }, available: false },
+      { id: 'stability-ai/sdxl', tier: 'balanced', price: { per: 'gpu-second', usd: 0.000975, hardware: 'L40S', reserveSeconds: 10 }, available: false },
       { id: 'black-forest-labs/flux-dev', tier: 'quality', price: { per: 'image', usd: 0.025 }, available: false },
     ]);
     const pro = await tenantOn('pro');

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Prediction } from 'replicate';
+import { updateTenant } from '../db/tenants.ts';
 import { MODEL_IDS } from '../jobs/provider/models.ts';
 import { startKiln } from './support/kiln.ts';
 import { clientFor } from './support/simulator.ts';
@@ -11,6 +12,7 @@ describe('Kiln against the strict simulator', () => {
   it('every model Kiln routes to runs on the simulator, addressed as Kiln addresses it', async () => {
     const kiln = await startKiln();
     try {
+      await updateTenant(kiln.app.database.db, kiln.tenantId, { tier: 'pro' }); // the tier that may use every model
       const ids = await Promise.all(MODEL_IDS.map(async (model) => (await kiln.client.generate({ prompt: `routed to ${model}`, model, platforms: ['thumbnail'] })).id));
       const done = await Promise.all(ids.map((id) => kiln.client.waitFor(id, { timeoutMs: 60_000 })));
       assert.deepEqual(

@@ -92,6 +92,28 @@ describe('kiln tenants', () => {
     assert.equal(await capOf(), null);
   });
 
+  it('grants credit, which meters the tenant from then on', async () => {
+    const { tenantId, client } = await kiln.newTenant('paying-co');
+    assert.equal((await client.credits()).metered, false);
+    const granted = await run('tenants', 'grant', 'paying-co', '--usd', '12.5', '--note', 'welcome');
+    assert.equal(granted.status, 0, granted.stderr);
+    assert.match(granted.stdout, /tenant "paying-co" \(.*\): granted \$12\.5; available \$12\.5, held by running work \$0/);
+    assert.deepEqual(await client.credits({ days: 1 }), { metered: true, availableUsd: 12.5, heldUsd: 0, usage: [] });
+    const ledger = await kiln.app.database.db.selectFrom('credit_ledger').select(['kind', 'available_delta', 'note']).where('tenant_id', '=', tenantId).execute();
+    assert.deepEqual(ledger, [{ kind: 'grant', available_delta: '12500000', note: 'welcome' }]);
+    for (const [args, message] of [
+      [['tenants', 'grant', 'paying-co'], /tenants grant needs --usd/],
+      [['tenants', 'grant', 'paying-co', '--usd', '0'], /--usd must be a number above 0 \(got "0"\)/],
+      [['tenants', 'grant', '--usd', '3'], /tenants grant needs a tenant name or id/],
+      [['tenants', 'grant', 'nobody-co', '--usd', '3'], /no tenant is named or has the id "nobody-co"/],
+    ] as const) {
+      const refused = await run(...args);
+      assert.equal(refused.status, 2, `${args.join(' ')}: ${refused.stderr}`);
+      assert.match(refused.stderr, message);
+    }
+    assert.equal((await client.credits()).availableUsd, 12.5, 'the refused grants added nothing');
+  });
+
   it('refuses unknown tenants, values and options with exit code 2, the allowed values, and no change', async () => {
     const { tenantId } = await kiln.newTenant('unchanged-co');
     const before = await settingsOf(tenantId);

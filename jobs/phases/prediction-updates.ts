@@ -40,6 +40,7 @@ export function createPredictionUpdates(options: { db: Kysely<Database>; queue: 
           status: prediction.status,
           progress: prediction.progress,
           final,
+          predictSeconds: prediction.predictSeconds,
         });
         if (!news) return final ? 'stale' : 'waiting';
         const fenced = { id: generation.id, attempt: generation.attempt };

@@ -9,7 +9,10 @@ export const ASPECT_RATIOS = ['1:1', '16:9', '21:9', '3:2', '2:3', '4:5', '5:4',
 export type AspectRatio = (typeof ASPECT_RATIOS)[number];
 
 /** What one prediction costs at the provider, as Replicate bills the model: per image, or per second of GPU time. */
-export type ModelPrice = { per: 'image'; usd: number } | { per: 'gpu-second'; usd: number; hardware: string };
+export type ModelPrice =
+  | { per: 'image'; usd: number }
+  /** A generation reserves `reserveSeconds` of GPU time and is charged the time it took, never more. */
+  | { per: 'gpu-second'; usd: number; hardware: string; reserveSeconds: number };
 
 interface ModelDefinition {
   /** How Replicate addresses it: official models by name, community models by version. */
@@ -50,7 +53,7 @@ export const MODELS = {
     route: { version: '7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc' },
     tier: 'balanced',
     // Replicate's L40S rate; an image takes about 4–5 s (≈ $0.004–0.005).
-    price: { per: 'gpu-second', usd: 0.000975, hardware: 'L40S' },
+    price: { per: 'gpu-second', usd: 0.000975, hardware: 'L40S', reserveSeconds: 10 },
     tenantTiers: ['standard', 'pro'],
     buildInput: (request) => {
       const [w = 1, h = 1] = request.aspectRatio.split(':').map(Number);

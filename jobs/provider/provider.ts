@@ -18,6 +18,8 @@ export interface Prediction {
   logs: string;
   /** 0..1 when the model reports progress in its logs. */
   progress: number | null;
+  /** Seconds the model ran (the provider's metrics.predict_time), once it has. */
+  predictSeconds: number | null;
 }
 
 /** A prediction as the list endpoint shows it: enough to recognise one we created. */

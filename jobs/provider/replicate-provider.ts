@@ -132,7 +132,13 @@ export function toPrediction(raw: unknown): Prediction {
     error: typeof value.error === 'string' ? value.error : value.error ? JSON.stringify(value.error) : null,
     logs,
     progress: progressFromLogs(logs),
+    predictSeconds: predictSecondsOf(value.metrics),
   };
+}
+
+function predictSecondsOf(metrics: unknown): number | null {
+  const seconds = typeof metrics === 'object' && metrics !== null ? (metrics as Record<string, unknown>).predict_time : undefined;
+  return typeof seconds === 'number' && Number.isFinite(seconds) && seconds >= 0 ? seconds : null;
 }
 
 function toListedPrediction(raw: unknown): ListedPrediction {
