@@ -34,17 +34,22 @@ export interface AuthenticatedKey {
   tenantTier: string;
 }
 
-/** Finds the live key with this value; revoked and unknown keys both answer undefined. */
-export async function findActiveApiKey(db: Kysely<Database>, key: string): Promise<AuthenticatedKey | undefined> {
-  if (!key.startsWith(KEY_PREFIX)) return undefined;
-  const row = await db
+const activeKeys = (db: Kysely<Database>) =>
+  db
     .selectFrom('api_keys')
     .innerJoin('tenants', 'tenants.id', 'api_keys.tenant_id')
     .select(['api_keys.id as keyId', 'api_keys.tenant_id as tenantId', 'tenants.tier as tenantTier'])
-    .where('api_keys.key_hash', '=', hashApiKey(key))
-    .where('api_keys.revoked_at', 'is', null)
-    .executeTakeFirst();
-  return row;
+    .where('api_keys.revoked_at', 'is', null);
+
+/** Finds the live key with this value; revoked and unknown keys both answer undefined. */
+export async function findActiveApiKey(db: Kysely<Database>, key: string): Promise<AuthenticatedKey | undefined> {
+  if (!key.startsWith(KEY_PREFIX)) return undefined;
+  return activeKeys(db).where('api_keys.key_hash', '=', hashApiKey(key)).executeTakeFirst();
+}
+
+/** The live key with this id (a token names the key that minted it); undefined once revoked. */
+export async function findActiveApiKeyById(db: Kysely<Database>, keyId: string): Promise<AuthenticatedKey | undefined> {
+  return activeKeys(db).where('api_keys.id', '=', keyId).executeTakeFirst();
 }
 
 export type RevokeOutcome = { kind: 'revoked'; keyId: string } | { kind: 'not_found' } | { kind: 'ambiguous'; matches: number };

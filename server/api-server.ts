@@ -74,7 +74,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     ops: createOpsService({ db, limiter, policies }),
   };
   const authenticator = createAuthenticator(db, signer, { cacheMs: config.authCacheMs, maxEntries: config.api.authCacheMaxEntries });
-  const router = createAppRouter({ isDev: config.isDev });
+  const router = createAppRouter({ isDev: config.isDev, credentialRecheckMs: config.api.credentialRecheckMs });
   const onError = ({ error, path }: { error: { code: string; message: string; cause?: Error | undefined }; path?: string | undefined }) => {
     if (error.code === 'INTERNAL_SERVER_ERROR') logger.error('request failed', { procedure: path, error: error.message, stack: error.cause?.stack });
   };
@@ -137,7 +137,8 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
   const server = createHttpServer({ trpc, webhooks, storage, health, ready, logger, timeouts: config.api.http });
 
   // WebSocket on the same port. The API key comes in the connection parameters (never the
-  // URL) and is checked once per connection.
+  // URL) and is verified on every call, as over HTTP: a revoked key or an expired token opens
+  // nothing more on a socket that is already open.
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.realtime.maxMessageBytes });
   server.on('upgrade', (req, socket, head) => {
     if (!new URL(req.url ?? '/', 'http://kiln').pathname.startsWith('/trpc')) return void socket.destroy();
@@ -156,17 +157,8 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     createContext: ({ res, info }): Context => {
       const params = info.connectionParams ?? {};
       const credential = [params.apiKey, params.token].find((value): value is string => typeof value === 'string' && value.length > 0);
-      // Checked once per connection — unless the check itself failed (the database was down):
-      // then the next call on this connection checks again rather than failing for good.
-      let caller: Promise<AuthResult> | undefined;
-      const authenticate = () =>
-        (caller ??= credential
-          ? authenticator.authenticate(credential).catch((error: unknown) => {
-              caller = undefined;
-              throw error;
-            })
-          : Promise.resolve<AuthResult>({ ok: false, reason: 'missing credentials' }));
-      authenticate().catch(() => {}); // started at once; a failure is reported by the procedure that awaits it
+      const authenticate = () => (credential ? authenticator.authenticate(credential) : Promise.resolve<AuthResult>({ ok: false, reason: 'missing credentials' }));
+      authenticate().catch(() => {}); // warms the cache at once; a failure is reported by the call that meets it
       return { hasCredentials: credential !== undefined, authenticate, services, connection: res };
     },
     onError,

@@ -248,6 +248,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     api: {
       /** Slow clients: headers must arrive within this, the whole request within the other (slowloris). */
       http: { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 },
+      /** An open subscription's key is verified again no sooner than this (and a check that met a database outage is retried after it). */
+      credentialRecheckMs: 1_000,
       /** Verified API keys kept per process at most (the oldest go first). */
       authCacheMaxEntries: 10_000,
       webhooks: {

@@ -3,10 +3,17 @@
 // (services.ts) and imports nothing of their implementations.
 import type { Caller, KilnServices } from './services.ts';
 
-export type AuthResult = { ok: true; caller: Caller } | { ok: false; reason: string };
+/** A verified caller, good until `validUntil` (ms since the epoch): then it must be verified again. */
+export interface Authenticated {
+  ok: true;
+  caller: Caller;
+  validUntil: number;
+}
+
+export type AuthResult = Authenticated | { ok: false; reason: string };
 
 export interface Context {
-  /** Resolves the caller from the request's credential (checked once per request or connection). */
+  /** Resolves the caller from the request's credential: on every call (a process-wide cache keeps it cheap). */
   authenticate(): Promise<AuthResult>;
   /** Whether any credential was presented, to tell "missing" from "wrong". */
   hasCredentials: boolean;

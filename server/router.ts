@@ -3,10 +3,13 @@
 // files reach only the light contract files the router's type names (context.ts, services.ts,
 // api-types.ts), never an implementation.
 import { batchIdInput, batchInput, createTokenInput, generateInput, idInput, listInput, onUpdateInput } from './schemas.ts';
-import { createTRPC } from './trpc.ts';
+import { openSubscriptionSession } from './subscription-session.ts';
+import { createTRPC, subscriptionStream } from './trpc.ts';
 
 export interface RouterOptions {
   isDev: boolean;
+  /** The soonest an open subscription's credential is verified again (see subscription-session.ts). */
+  credentialRecheckMs: number;
 }
 
 export function createAppRouter(options: RouterOptions) {
@@ -30,18 +33,26 @@ export function createAppRouter(options: RouterOptions) {
     }),
     /**
      * A short-lived token for a browser: read and subscribe only, to one generation or batch.
-     * Mint it in your backend (with the API key) and give it to the frontend.
+     * Mint it in your backend (with the API key) and give it to the frontend. It works until it
+     * expires or the key that minted it is revoked.
      */
     createToken: keyProcedure.input(createTokenInput).mutation(({ ctx, input }) => ctx.services.tokens.mint(ctx.caller, input)),
     /**
      * Every stage of the caller's generations as it happens (WebSocket): one generation, one
      * batch, or all. Each event is tracked by its id, so a reconnecting client resumes after
-     * the last event it received and misses nothing.
+     * the last event it received and misses nothing. It ends with UNAUTHORIZED once the
+     * caller's key is revoked or its token expires.
      */
-    onUpdate: authedProcedure.input(onUpdateInput).subscription(({ ctx, input, signal }) => {
+    onUpdate: authedProcedure.input(onUpdateInput).subscription(async ({ ctx, input, signal }) => {
       const socket = ctx.connection;
       const connection = socket && { bufferedBytes: () => socket.bufferedAmount, close: (code: number, reason: string) => socket.close(code, reason) };
-      return ctx.services.realtime.watch(ctx.caller, input, connection, signal);
+      const session = openSubscriptionSession({ authenticate: ctx.authenticate, authenticated: ctx.authenticated, signal, recheckMs: options.credentialRecheckMs });
+      try {
+        return subscriptionStream(await ctx.services.realtime.watch(ctx.caller, input, connection, session.signal), session.end);
+      } catch (error) {
+        session.end();
+        throw error;
+      }
     }),
   });
 }

@@ -31,6 +31,8 @@ export type Scope = { kind: 'generation'; id: string } | { kind: 'batch'; id: st
 export interface Caller {
   tenantId: string;
   tenantTier: string;
+  /** The API key behind the call: the caller's own, or the one that minted its token. */
+  keyId: string;
   /** Null for API keys; set for scoped tokens. */
   scope: Scope | null;
 }

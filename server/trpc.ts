@@ -17,6 +17,26 @@ const DOMAIN_TO_TRPC: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {
   SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
 };
 
+/** The tRPC error a failure stands for: a domain error's code, or the failure as tRPC would take it. */
+function toTRPCError(error: unknown): unknown {
+  const cause = asDomainError(error);
+  return cause ? new TRPCError({ code: DOMAIN_TO_TRPC[cause.code], message: cause.message, cause }) : error;
+}
+
+/**
+ * A subscription's stream: the domain errors it ends with reach the client with their codes,
+ * as a call's do, and `onEnd` runs however it ends.
+ */
+export async function* subscriptionStream<T>(source: AsyncIterable<T>, onEnd: () => void): AsyncGenerator<T> {
+  try {
+    yield* source;
+  } catch (error) {
+    throw toTRPCError(error);
+  } finally {
+    onEnd();
+  }
+}
+
 /** `{ 'items.0.prompt': ['prompt must not be empty'] }` — paths a form can point at. */
 function fieldErrors(error: ZodError): Record<string, string[]> {
   const fields: Record<string, string[]> = {};
@@ -59,19 +79,18 @@ export function createTRPC(options: { isDev: boolean }) {
     const result = await next();
     // A lost database surfaces as pg's own error wherever a query failed: it becomes "database
     // unavailable" here, so services need not know of it.
-    const cause = result.ok ? undefined : asDomainError(result.error.cause);
-    if (cause) throw new TRPCError({ code: DOMAIN_TO_TRPC[cause.code], message: cause.message, cause });
+    if (!result.ok && asDomainError(result.error.cause)) throw toTRPCError(result.error.cause);
     return result;
   });
 
   const publicProcedure = t.procedure.use(domainErrors);
 
-  /** Any valid credential: an API key or a scoped token (services check the token's scope). */
+  /** Any valid credential: an API key or a scoped token (services check the token's scope). Verified on every call. */
   const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
     if (!ctx.hasCredentials) throw unauthorized('missing API key: send "Authorization: Bearer <key>"');
     const result = await ctx.authenticate();
     if (!result.ok) throw unauthorized(result.reason);
-    return next({ ctx: { ...ctx, caller: result.caller } });
+    return next({ ctx: { ...ctx, caller: result.caller, authenticated: result } });
   });
 
   /** An API key: scoped tokens may only read and subscribe. */
