@@ -31,6 +31,7 @@ import { createPredictionUpdates } from '../jobs/phases/prediction-updates.ts';
 import type { AuthResult, Context } from './context.ts';
 import type { KilnServices } from './services.ts';
 import { DATABASE_RETRY_AFTER_SECONDS, DomainError } from './errors.ts';
+import { createTrpcHttpEntry } from './trpc-http.ts';
 
 /** Calls one HTTP request may carry (the client-sdk batches up to this many). */
 export const MAX_CALLS_PER_HTTP_BATCH = 20;
@@ -79,7 +80,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     if (error.code === 'INTERNAL_SERVER_ERROR') logger.error('request failed', { procedure: path, error: error.message, stack: error.cause?.stack });
   };
 
-  const trpc = createHTTPHandler({
+  const trpcHandler = createHTTPHandler({
     router,
     basePath: '/trpc/',
     maxBodySize: config.limits.maxBodyBytes,
@@ -99,6 +100,20 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
       const retryAfter = Math.max(0, ...errors.map((error) => (error.cause instanceof DomainError ? (error.cause.retryAfterSeconds ?? 0) : 0)));
       return retryAfter > 0 ? { headers: { 'Retry-After': String(retryAfter) } } : {};
     },
+  });
+
+  // At run time tRPC keeps every procedure under its dotted path ('ops.stats'); its type is the nested router.
+  const procedures = router._def.procedures as unknown as Record<string, { _def: { type: string } } | undefined>;
+  const trpc = createTrpcHttpEntry({
+    handler: trpcHandler,
+    basePath: '/trpc/',
+    isSubscription: (path) => procedures[path]?._def.type === 'subscription',
+    authenticate: (req) => {
+      const credential = bearerToken(req.headers.authorization);
+      return credential === undefined ? undefined : authenticator.authenticate(credential);
+    },
+    maxBodyBytes: config.limits.maxBodyBytes,
+    logger,
   });
 
   const checkDatabase = async (): Promise<HealthReport['checks'][string]> => {

@@ -67,10 +67,16 @@ const environmentSchema = z.object({
   KILN_REALTIME_MAX_SOCKET_BUFFER_BYTES: intFromEnv(4 * 1024 * 1024, 1024, 512 * 1024 * 1024),
   KILN_WS_PING_MS: intFromEnv(30_000, 100, 600_000),
   KILN_WS_PONG_WAIT_MS: intFromEnv(10_000, 100, 600_000),
+  KILN_HTTP_HEADERS_TIMEOUT_MS: intFromEnv(10_000, 100, 600_000),
+  KILN_HTTP_REQUEST_TIMEOUT_MS: intFromEnv(30_000, 100, 3600_000),
+  KILN_HTTP_IDLE_TIMEOUT_MS: intFromEnv(60_000, 100, 3600_000),
   KILN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 }).refine((env) => !env.REPLICATE_BASE_URL || env.REPLICATE_API_TOKEN, {
   path: ['REPLICATE_API_TOKEN'],
   message: 'REPLICATE_API_TOKEN is required with REPLICATE_BASE_URL (for `npm run simulator`, the token it prints)',
+}).refine((env) => env.KILN_HTTP_HEADERS_TIMEOUT_MS <= env.KILN_HTTP_REQUEST_TIMEOUT_MS, {
+  path: ['KILN_HTTP_HEADERS_TIMEOUT_MS'],
+  message: 'KILN_HTTP_HEADERS_TIMEOUT_MS must not exceed KILN_HTTP_REQUEST_TIMEOUT_MS (the headers are part of the request)',
 });
 
 /** The variables Kiln reads, all optional strings as in process.env. */
@@ -246,8 +252,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       renderTimeoutSeconds: 60,
     },
     api: {
-      /** Slow clients: headers must arrive within this, the whole request within the other (slowloris). */
-      http: { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 },
+      /** Slow and half-open HTTP clients are let go. */
+      http: {
+        /** Headers must arrive within this, the whole request within the next (slowloris); 4 MiB takes seconds on a slow link. */
+        headersTimeoutMs: e.KILN_HTTP_HEADERS_TIMEOUT_MS,
+        requestTimeoutMs: e.KILN_HTTP_REQUEST_TIMEOUT_MS,
+        /** A socket with no traffic either way this long is closed (a client that stopped reading a response, or vanished). */
+        idleSocketTimeoutMs: e.KILN_HTTP_IDLE_TIMEOUT_MS,
+        /** A kept-alive connection waits this long for its next request: a client reuses it within ms, or not at all. */
+        keepAliveTimeoutMs: 5_000,
+        /** How often Node looks for requests past those timeouts (its default, 30 s, lets a 10 s timeout run to 40). */
+        timeoutCheckIntervalMs: 1_000,
+      },
       /** An open subscription's key is verified again no sooner than this (and a check that met a database outage is retried after it). */
       credentialRecheckMs: 1_000,
       /** Verified API keys kept per process at most (the oldest go first). */

@@ -3,7 +3,7 @@
 // except a database that cannot be reached, which is no bug: the request may simply be retried.
 import { isDatabaseUnavailable } from '../db/database-unavailable.ts';
 
-export type DomainErrorCode = 'NOT_FOUND' | 'CONFLICT' | 'BAD_REQUEST' | 'UNAUTHORIZED' | 'FORBIDDEN' | 'SERVICE_UNAVAILABLE';
+export type DomainErrorCode = 'NOT_FOUND' | 'CONFLICT' | 'BAD_REQUEST' | 'UNAUTHORIZED' | 'FORBIDDEN' | 'METHOD_NOT_SUPPORTED' | 'PAYLOAD_TOO_LARGE' | 'SERVICE_UNAVAILABLE';
 
 export class DomainError extends Error {
   override name = 'DomainError';
@@ -32,7 +32,14 @@ export const badRequest = (message: string, fields?: Record<string, string[]>) =
 
 export const unauthorized = (message: string) => new DomainError('UNAUTHORIZED', message);
 
+export const missingApiKey = () => unauthorized('missing API key: send "Authorization: Bearer <key>"');
+
 export const forbidden = (message: string) => new DomainError('FORBIDDEN', message);
+
+export const tooLarge = (message: string) => new DomainError('PAYLOAD_TOO_LARGE', message);
+
+/** The call is valid but not served this way (e.g. a subscription over plain HTTP). */
+export const notServedHere = (message: string) => new DomainError('METHOD_NOT_SUPPORTED', message);
 
 export const databaseUnavailable = (cause?: unknown) =>
   new DomainError('SERVICE_UNAVAILABLE', 'database unavailable, retry in a moment', undefined, { retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS, cause });

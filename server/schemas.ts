@@ -22,12 +22,22 @@ export const LIMITS = {
 /** PostgreSQL text cannot hold NUL, and no prompt needs one. */
 const withoutNul = (what: string) => [(value: string) => !value.includes('\u0000'), `${what} must not contain NUL characters`] as const;
 
+/**
+ * Text must be whole characters: a lone surrogate (from JSON's `\ud800`, or bytes of a request
+ * body that were not valid UTF-8, which the HTTP entry marks as one) would be stored as U+FFFD,
+ * silently changing the prompt.
+ */
+const wellFormed = (what: string) =>
+  [(value: string) => value.isWellFormed(), `${what} must be valid UTF-8 text (no lone surrogates or invalid bytes)`] as const;
+
+
 const prompt = z
   .string({ error: 'prompt must be a string' })
   .trim()
   .min(1, 'prompt must not be empty')
   .max(LIMITS.promptLength, `prompt must be at most ${LIMITS.promptLength} characters`)
-  .refine(...withoutNul('prompt'));
+  .refine(...withoutNul('prompt'))
+  .refine(...wellFormed('prompt'));
 
 /**
  * Whom within the tenant a request is for (an end user, a store), as the tenant names them.
@@ -40,7 +50,7 @@ const subject = z
   .min(1, 'subject must not be empty')
   .refine((value) => [...value].length <= LIMITS.subjectLength, `subject must be at most ${LIMITS.subjectLength} characters`)
   .refine((value) => !/\p{Cc}/u.test(value), 'subject must not contain control characters (such as NUL, tab or newline)')
-  .refine((value) => value.isWellFormed(), 'subject must be well-formed Unicode (no lone surrogates)');
+  .refine(...wellFormed('subject'));
 
 const uniqueList = <T extends z.ZodType>(item: T, what: string, max: number) =>
   z
@@ -56,7 +66,7 @@ const customSize = z.object({
 
 const generationOptions = {
   prompt,
-  negativePrompt: z.string().trim().max(LIMITS.promptLength).refine(...withoutNul('negativePrompt')).optional(),
+  negativePrompt: z.string().trim().max(LIMITS.promptLength).refine(...withoutNul('negativePrompt')).refine(...wellFormed('negativePrompt')).optional(),
   platforms: uniqueList(z.enum(PLATFORMS, { error: `platform must be one of: ${PLATFORMS.join(', ')}` }), 'platform', PLATFORMS.length).default(['instagram-post']),
   /** Extra output sizes beside the platform presets. */
   sizes: z
@@ -97,7 +107,7 @@ export const generateInput = z
   .object({
     ...generationOptions,
     /** Repeating a generate with the same key returns the first generation instead of a new one. */
-    idempotencyKey: z.string().min(1).max(LIMITS.idempotencyKeyLength).refine(...withoutNul('idempotencyKey')).optional(),
+    idempotencyKey: z.string().min(1).max(LIMITS.idempotencyKeyLength).refine(...withoutNul('idempotencyKey')).refine(...wellFormed('idempotencyKey')).optional(),
   })
   .strict()
   .refine(variantCountWithinLimit, tooManyVariants);

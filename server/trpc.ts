@@ -1,10 +1,10 @@
 // tRPC initialisation: the context (context.ts), the error shape clients see, and the procedures
 // every router builds on. Domain errors become tRPC codes here and nowhere else.
 import { TRPCError, initTRPC } from '@trpc/server';
-import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
+import { getHTTPStatusCodeFromError } from '@trpc/server/http';
+import { TRPC_ERROR_CODES_BY_KEY, type TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
 import { ZodError } from 'zod';
-import { DomainError, asDomainError, unauthorized, type DomainErrorCode } from './errors.ts';
-import { forbidden } from './errors.ts';
+import { DomainError, asDomainError, forbidden, missingApiKey, unauthorized, type DomainErrorCode } from './errors.ts';
 // Declared apart so that the router's type (which carries it) reaches no implementation.
 import type { Context } from './context.ts';
 
@@ -14,6 +14,8 @@ const DOMAIN_TO_TRPC: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {
   BAD_REQUEST: 'BAD_REQUEST',
   UNAUTHORIZED: 'UNAUTHORIZED',
   FORBIDDEN: 'FORBIDDEN',
+  METHOD_NOT_SUPPORTED: 'METHOD_NOT_SUPPORTED',
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
 };
 
@@ -21,6 +23,17 @@ const DOMAIN_TO_TRPC: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {
 function toTRPCError(error: unknown): unknown {
   const cause = asDomainError(error);
   return cause ? new TRPCError({ code: DOMAIN_TO_TRPC[cause.code], message: cause.message, cause }) : error;
+}
+
+/**
+ * A domain error answered outside a procedure (HTTP guards in front of tRPC), in the shape tRPC
+ * gives its own errors, with the HTTP status that goes with its code.
+ */
+export function errorResponse(error: DomainError, path: string | undefined): { status: number; body: unknown } {
+  const trpcError = new TRPCError({ code: DOMAIN_TO_TRPC[error.code], message: error.message, cause: error });
+  const status = getHTTPStatusCodeFromError(trpcError);
+  const data = { code: trpcError.code, httpStatus: status, ...(path ? { path } : {}), ...(error.fields ? { fields: error.fields } : {}) };
+  return { status, body: { error: { message: error.message, code: TRPC_ERROR_CODES_BY_KEY[trpcError.code], data } } };
 }
 
 /**
@@ -50,6 +63,9 @@ function fieldErrors(error: ZodError): Record<string, string[]> {
 export function createTRPC(options: { isDev: boolean }) {
   const t = initTRPC.context<Context>().create({
     isDev: options.isDev,
+    // Subscriptions are served over WebSocket only (where their limits apply); the HTTP entry
+    // refuses them before tRPC sees them, and this keeps tRPC from streaming one regardless.
+    sse: { enabled: false },
     errorFormatter({ shape: withStack, error }) {
       // Stack traces never leave the server, in development either; the log has them.
       const shape = { ...withStack, data: { ...withStack.data, stack: undefined } };
@@ -87,7 +103,7 @@ export function createTRPC(options: { isDev: boolean }) {
 
   /** Any valid credential: an API key or a scoped token (services check the token's scope). Verified on every call. */
   const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
-    if (!ctx.hasCredentials) throw unauthorized('missing API key: send "Authorization: Bearer <key>"');
+    if (!ctx.hasCredentials) throw missingApiKey();
     const result = await ctx.authenticate();
     if (!result.ok) throw unauthorized(result.reason);
     return next({ ctx: { ...ctx, caller: result.caller, authenticated: result } });
