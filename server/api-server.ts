@@ -7,7 +7,7 @@ import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { applyWSSHandler } from '@trpc/server/adapters/ws';
 import type { Kysely } from 'kysely';
 import { pingDatabase } from '../db/database.ts';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import type { Database } from '../db/schema.ts';
 import type { Logger } from '../jobs/logger.ts';
 import type { ProviderPolicies } from '../jobs/provider/policies.ts';
@@ -31,10 +31,8 @@ import { createPredictionUpdates } from '../jobs/phases/prediction-updates.ts';
 import type { AuthResult, Context } from './context.ts';
 import type { KilnServices } from './services.ts';
 import { DATABASE_RETRY_AFTER_SECONDS, DomainError } from './errors.ts';
+import { trackSocketConnection } from './socket-connection.ts';
 import { createTrpcHttpEntry } from './trpc-http.ts';
-
-/** Calls one HTTP request may carry (the client-sdk batches up to this many). */
-export const MAX_CALLS_PER_HTTP_BATCH = 20;
 
 export interface ApiServerOptions {
   config: KilnConfig;
@@ -66,6 +64,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
   const signer = createTokenSigner(config.tokenSecret ?? (await getOrCreateSecret(db, 'scoped-tokens')));
   const { agingSeconds, tierWeights, defaultWeight } = config.worker.dispatch;
   const estimates = { createsPerMinute: config.provider.creates.perMinute, tierWeights, defaultWeight };
+  const authenticator = createAuthenticator(db, signer, { cacheMs: config.authCacheMs, maxEntries: config.api.authCacheMaxEntries });
   const services: KilnServices = {
     generations: createGenerationService({ db, queue, publicUrl: assetsBase, defaultDeadlineSeconds: config.worker.deadlineSeconds, groupCommit: config.api.groupCommit, estimates, priorityAgingSeconds: agingSeconds }),
     realtime: createRealtimeService({ db, feed, publicUrl: assetsBase, maxBuffered: config.realtime.maxBufferedEvents,
@@ -74,8 +73,19 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     tokens: createTokenService({ db, signer }),
     ops: createOpsService({ db, limiter, policies }),
   };
-  const authenticator = createAuthenticator(db, signer, { cacheMs: config.authCacheMs, maxEntries: config.api.authCacheMaxEntries });
-  const router = createAppRouter({ isDev: config.isDev, credentialRecheckMs: config.api.credentialRecheckMs });
+  const router = createAppRouter({
+    isDev: config.isDev,
+    maxCallsPerHttpRequest: config.api.maxCallsPerHttpRequest,
+    maxMessagesPerFrame: config.realtime.maxMessagesPerFrame,
+    credentialRecheckMs: config.api.credentialRecheckMs,
+  });
+  const missing = (): Promise<AuthResult> => Promise.resolve({ ok: false, reason: 'missing credentials' });
+  /** A context's credential check: on every call, through the authenticator's short cache. */
+  const contextFor = (credential: string | undefined): Omit<Context, 'connection'> => ({
+    hasCredentials: credential !== undefined,
+    authenticate: () => (credential ? authenticator.authenticate(credential) : missing()),
+    services,
+  });
   const onError = ({ error, path }: { error: { code: string; message: string; cause?: Error | undefined }; path?: string | undefined }) => {
     if (error.code === 'INTERNAL_SERVER_ERROR') logger.error('request failed', { procedure: path, error: error.message, stack: error.cause?.stack });
   };
@@ -85,15 +95,8 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     basePath: '/trpc/',
     maxBodySize: config.limits.maxBodyBytes,
     // HTTP batching must not become a way around the 1,000-item batch limit.
-    maxBatchSize: MAX_CALLS_PER_HTTP_BATCH,
-    createContext: ({ req }): Context => {
-      const credential = bearerToken(req.headers.authorization);
-      return {
-        hasCredentials: credential !== undefined,
-        authenticate: () => (credential ? authenticator.authenticate(credential) : Promise.resolve({ ok: false, reason: 'missing credentials' })),
-        services,
-      };
-    },
+    maxBatchSize: config.api.maxCallsPerHttpRequest,
+    createContext: ({ req }): Context => contextFor(bearerToken(req.headers.authorization)),
     onError,
     // "Database unavailable" answers 503 (tRPC's status for SERVICE_UNAVAILABLE); Retry-After says when to try again.
     responseMeta: ({ errors }) => {
@@ -155,26 +158,32 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
   // URL) and is verified on every call, as over HTTP: a revoked key or an expired token opens
   // nothing more on a socket that is already open.
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.realtime.maxMessageBytes });
+  const { maxSubscriptionsPerConnection: maxSubscriptions, idleMs } = config.realtime;
+  const connections = new WeakMap<WebSocket, ReturnType<typeof trackSocketConnection>>();
   server.on('upgrade', (req, socket, head) => {
     if (!new URL(req.url ?? '/', 'http://kiln').pathname.startsWith('/trpc')) return void socket.destroy();
     wss.handleUpgrade(req, socket, head, (ws) => {
       sockets.add(socket);
       socket.once('close', () => sockets.delete(socket));
+      // From the start, before any message: a client that never sends its parameters is idle too.
+      connections.set(ws, trackSocketConnection(ws, { maxSubscriptions, idleMs }));
       wss.emit('connection', ws, req);
     });
   });
   const websocket = applyWSSHandler({
     wss,
     router,
+    // One frame is parsed and run at once: it must not carry more than a connection may hold.
+    maxBatchSize: config.realtime.maxMessagesPerFrame,
     // Heartbeats: a connection quiet for pingMs is pinged and closed if no pong comes in time.
     keepAlive: { enabled: true, pingMs: config.realtime.pingMs, pongWaitMs: config.realtime.pongWaitMs },
     experimental_encoder: createRealtimeEncoder(),
     createContext: ({ res, info }): Context => {
       const params = info.connectionParams ?? {};
       const credential = [params.apiKey, params.token].find((value): value is string => typeof value === 'string' && value.length > 0);
-      const authenticate = () => (credential ? authenticator.authenticate(credential) : Promise.resolve<AuthResult>({ ok: false, reason: 'missing credentials' }));
-      authenticate().catch(() => {}); // warms the cache at once; a failure is reported by the call that meets it
-      return { hasCredentials: credential !== undefined, authenticate, services, connection: res };
+      const context = contextFor(credential);
+      context.authenticate().catch(() => {}); // warms the cache at once; a failure is reported by the call that meets it
+      return { ...context, connection: connections.get(res) ?? trackSocketConnection(res, { maxSubscriptions, idleMs }) };
     },
     onError,
   });

@@ -67,6 +67,8 @@ const environmentSchema = z.object({
   KILN_REALTIME_MAX_SOCKET_BUFFER_BYTES: intFromEnv(4 * 1024 * 1024, 1024, 512 * 1024 * 1024),
   KILN_WS_PING_MS: intFromEnv(30_000, 100, 600_000),
   KILN_WS_PONG_WAIT_MS: intFromEnv(10_000, 100, 600_000),
+  KILN_WS_MAX_SUBSCRIPTIONS: intFromEnv(100, 1, 100_000),
+  KILN_WS_IDLE_MS: intFromEnv(60_000, 100, 24 * 3600_000),
   KILN_HTTP_HEADERS_TIMEOUT_MS: intFromEnv(10_000, 100, 600_000),
   KILN_HTTP_REQUEST_TIMEOUT_MS: intFromEnv(30_000, 100, 3600_000),
   KILN_HTTP_IDLE_TIMEOUT_MS: intFromEnv(60_000, 100, 3600_000),
@@ -264,6 +266,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         /** How often Node looks for requests past those timeouts (its default, 30 s, lets a 10 s timeout run to 40). */
         timeoutCheckIntervalMs: 1_000,
       },
+      /** Calls one HTTP request may carry: the client-sdk batches up to this many; more would let one request dodge other limits. */
+      maxCallsPerHttpRequest: 20,
       /** An open subscription's key is verified again no sooner than this (and a check that met a database outage is retried after it). */
       credentialRecheckMs: 1_000,
       /** Verified API keys kept per process at most (the oldest go first). */
@@ -303,6 +307,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       queueUpdateMs: 2_000,
       /** The largest message a client may send over a WebSocket (subscribe calls are small). */
       maxMessageBytes: 1024 * 1024,
+      /** Subscriptions one WebSocket may hold: a page of `list` (100) watched one by one; each costs tens of KB. */
+      maxSubscriptionsPerConnection: e.KILN_WS_MAX_SUBSCRIPTIONS,
+      /**
+       * Messages in one WebSocket frame: room to stop and start a connection's worth at once (the
+       * client sends what it queued in one tick as one frame, and every subscription in one when it reconnects).
+       */
+      maxMessagesPerFrame: 2 * e.KILN_WS_MAX_SUBSCRIPTIONS,
+      /** A WebSocket holding no subscription and sending nothing this long is closed (the client-sdk closes its own after 5 s). */
+      idleMs: e.KILN_WS_IDLE_MS,
       /** Events read from the feed per query: enough for a burst, small enough to stay a quick read. */
       feedPageSize: 500,
       /** After a failed read of the feed, look again after this. */

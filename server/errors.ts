@@ -3,7 +3,7 @@
 // except a database that cannot be reached, which is no bug: the request may simply be retried.
 import { isDatabaseUnavailable } from '../db/database-unavailable.ts';
 
-export type DomainErrorCode = 'NOT_FOUND' | 'CONFLICT' | 'BAD_REQUEST' | 'UNAUTHORIZED' | 'FORBIDDEN' | 'METHOD_NOT_SUPPORTED' | 'PAYLOAD_TOO_LARGE' | 'SERVICE_UNAVAILABLE';
+export type DomainErrorCode = 'NOT_FOUND' | 'CONFLICT' | 'BAD_REQUEST' | 'UNAUTHORIZED' | 'FORBIDDEN' | 'TOO_MANY_REQUESTS' | 'METHOD_NOT_SUPPORTED' | 'PAYLOAD_TOO_LARGE' | 'SERVICE_UNAVAILABLE';
 
 export class DomainError extends Error {
   override name = 'DomainError';
@@ -35,6 +35,9 @@ export const unauthorized = (message: string) => new DomainError('UNAUTHORIZED',
 export const missingApiKey = () => unauthorized('missing API key: send "Authorization: Bearer <key>"');
 
 export const forbidden = (message: string) => new DomainError('FORBIDDEN', message);
+
+/** A limit of one connection or request was reached; the message names it. */
+export const tooMany = (message: string) => new DomainError('TOO_MANY_REQUESTS', message);
 
 export const tooLarge = (message: string) => new DomainError('PAYLOAD_TOO_LARGE', message);
 

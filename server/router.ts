@@ -4,10 +4,9 @@
 // api-types.ts), never an implementation.
 import { batchIdInput, batchInput, createTokenInput, generateInput, idInput, listInput, onUpdateInput } from './schemas.ts';
 import { openSubscriptionSession } from './subscription-session.ts';
-import { createTRPC, subscriptionStream } from './trpc.ts';
+import { createTRPC, subscriptionStream, type TRPCOptions } from './trpc.ts';
 
-export interface RouterOptions {
-  isDev: boolean;
+export interface RouterOptions extends TRPCOptions {
   /** The soonest an open subscription's credential is verified again (see subscription-session.ts). */
   credentialRecheckMs: number;
 }
@@ -38,17 +37,21 @@ export function createAppRouter(options: RouterOptions) {
      */
     createToken: keyProcedure.input(createTokenInput).mutation(({ ctx, input }) => ctx.services.tokens.mint(ctx.caller, input)),
     /**
-     * Every stage of the caller's generations as it happens (WebSocket): one generation, one
+     * Every stage of the caller's generations as it happens (WebSocket only): one generation, one
      * batch, or all. Each event is tracked by its id, so a reconnecting client resumes after
      * the last event it received and misses nothing. It ends with UNAUTHORIZED once the
      * caller's key is revoked or its token expires.
      */
     onUpdate: authedProcedure.input(onUpdateInput).subscription(async ({ ctx, input, signal }) => {
-      const socket = ctx.connection;
-      const connection = socket && { bufferedBytes: () => socket.bufferedAmount, close: (code: number, reason: string) => socket.close(code, reason) };
-      const session = openSubscriptionSession({ authenticate: ctx.authenticate, authenticated: ctx.authenticated, signal, recheckMs: options.credentialRecheckMs });
+      const session = openSubscriptionSession({
+        authenticate: ctx.authenticate,
+        authenticated: ctx.authenticated,
+        connection: ctx.connection,
+        signal,
+        recheckMs: options.credentialRecheckMs,
+      });
       try {
-        return subscriptionStream(await ctx.services.realtime.watch(ctx.caller, input, connection, session.signal), session.end);
+        return subscriptionStream(await ctx.services.realtime.watch(ctx.caller, input, ctx.connection, session.signal), session.end);
       } catch (error) {
         session.end();
         throw error;

@@ -14,6 +14,7 @@ const DOMAIN_TO_TRPC: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {
   BAD_REQUEST: 'BAD_REQUEST',
   UNAUTHORIZED: 'UNAUTHORIZED',
   FORBIDDEN: 'FORBIDDEN',
+  TOO_MANY_REQUESTS: 'TOO_MANY_REQUESTS',
   METHOD_NOT_SUPPORTED: 'METHOD_NOT_SUPPORTED',
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
@@ -60,7 +61,14 @@ function fieldErrors(error: ZodError): Record<string, string[]> {
   return fields;
 }
 
-export function createTRPC(options: { isDev: boolean }) {
+export interface TRPCOptions {
+  isDev: boolean;
+  /** Calls one HTTP request, and messages one WebSocket frame, may carry: named in the error that says so. */
+  maxCallsPerHttpRequest: number;
+  maxMessagesPerFrame: number;
+}
+
+export function createTRPC(options: TRPCOptions) {
   const t = initTRPC.context<Context>().create({
     isDev: options.isDev,
     // Subscriptions are served over WebSocket only (where their limits apply); the HTTP entry
@@ -82,6 +90,13 @@ export function createTRPC(options: { isDev: boolean }) {
       }
       if (cause instanceof DomainError && cause.fields) {
         return { ...shape, data: { ...shape.data, fields: cause.fields } };
+      }
+      if (error.code === 'BAD_REQUEST' && error.message === 'Batch call exceeds maximum size') {
+        // tRPC's own words for both limits; say which numbers apply.
+        return {
+          ...shape,
+          message: `too many calls at once: at most ${options.maxCallsPerHttpRequest} in one HTTP request and ${options.maxMessagesPerFrame} in one WebSocket frame`,
+        };
       }
       if (error.code === 'INTERNAL_SERVER_ERROR' && !options.isDev) {
         // Unexpected errors may carry database or file details: never show them to clients.
