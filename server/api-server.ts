@@ -31,6 +31,8 @@ import { createPredictionUpdates } from '../jobs/phases/prediction-updates.ts';
 import type { AuthResult, Context } from './context.ts';
 import type { KilnServices } from './services.ts';
 import { DATABASE_RETRY_AFTER_SECONDS, DomainError } from './errors.ts';
+import { createKeyService } from './key-service.ts';
+import { createOperatorCheck } from './operator.ts';
 import { trackSocketConnection } from './socket-connection.ts';
 import { createTrpcHttpEntry } from './trpc-http.ts';
 
@@ -72,7 +74,11 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
       queueUpdateMs: config.realtime.queueUpdateMs, estimates }),
     tokens: createTokenService({ db, signer }),
     ops: createOpsService({ db, limiter, policies }),
+    // Revoked here: this process forgets the key at once (others within KILN_AUTH_CACHE_MS).
+    keys: createKeyService({ db, onRevoked: (keyId) => authenticator.forget(keyId) }),
   };
+  const isOperator = createOperatorCheck(config.api.adminToken);
+  const adminEnabled = config.api.adminToken !== undefined;
   const router = createAppRouter({
     isDev: config.isDev,
     maxCallsPerHttpRequest: config.api.maxCallsPerHttpRequest,
@@ -83,6 +89,8 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
   /** A context's credential check: on every call, through the authenticator's short cache. */
   const contextFor = (credential: string | undefined): Omit<Context, 'connection'> => ({
     hasCredentials: credential !== undefined,
+    isOperator: isOperator(credential),
+    adminEnabled,
     authenticate: () => (credential ? authenticator.authenticate(credential) : missing()),
     services,
   });

@@ -72,6 +72,7 @@ const environmentSchema = z.object({
   KILN_HTTP_HEADERS_TIMEOUT_MS: intFromEnv(10_000, 100, 600_000),
   KILN_HTTP_REQUEST_TIMEOUT_MS: intFromEnv(30_000, 100, 3600_000),
   KILN_HTTP_IDLE_TIMEOUT_MS: intFromEnv(60_000, 100, 3600_000),
+  KILN_ADMIN_TOKEN: optionalString.pipe(z.string().min(32, 'KILN_ADMIN_TOKEN must be at least 32 characters').optional()),
   KILN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 }).refine((env) => !env.REPLICATE_BASE_URL || env.REPLICATE_API_TOKEN, {
   path: ['REPLICATE_API_TOKEN'],
@@ -270,6 +271,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxCallsPerHttpRequest: 20,
       /** An open subscription's key is verified again no sooner than this (and a check that met a database outage is retried after it). */
       credentialRecheckMs: 1_000,
+      /** The operator's admin token for `admin.*` procedures; unset: those procedures are off. */
+      adminToken: e.KILN_ADMIN_TOKEN,
       /** Verified API keys kept per process at most (the oldest go first). */
       authCacheMaxEntries: 10_000,
       webhooks: {

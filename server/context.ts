@@ -26,6 +26,10 @@ export interface Context {
   authenticate(): Promise<AuthResult>;
   /** Whether any credential was presented, to tell "missing" from "wrong". */
   hasCredentials: boolean;
+  /** Whether the credential is the operator's admin token (KILN_ADMIN_TOKEN). */
+  isOperator: boolean;
+  /** Whether this server has an admin token at all (admin procedures are off without one). */
+  adminEnabled: boolean;
   services: KilnServices;
   /** The WebSocket, for calls that arrive over one: limits its subscriptions, cuts off a slow consumer. */
   connection?: SocketConnection;

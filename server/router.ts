@@ -2,7 +2,18 @@
 // (services.ts) answer. The client-sdk imports `AppRouter` as a type only, and its declaration
 // files reach only the light contract files the router's type names (context.ts, services.ts,
 // api-types.ts), never an implementation.
-import { batchIdInput, batchInput, createTokenInput, generateInput, idInput, listInput, onUpdateInput } from './schemas.ts';
+import {
+  adminCreateKeyInput,
+  adminListKeysInput,
+  adminRevokeKeyInput,
+  batchIdInput,
+  batchInput,
+  createTokenInput,
+  generateInput,
+  idInput,
+  listInput,
+  onUpdateInput,
+} from './schemas.ts';
 import { openSubscriptionSession } from './subscription-session.ts';
 import { createTRPC, subscriptionStream, type TRPCOptions } from './trpc.ts';
 
@@ -12,7 +23,7 @@ export interface RouterOptions extends TRPCOptions {
 }
 
 export function createAppRouter(options: RouterOptions) {
-  const { router, authedProcedure, keyProcedure } = createTRPC(options);
+  const { router, authedProcedure, keyProcedure, operatorProcedure } = createTRPC(options);
   return router({
     /** Queue one prompt; answers at once with its id. */
     generate: keyProcedure.input(generateInput).mutation(({ ctx, input }) => ctx.services.generations.generate(ctx.caller, input)),
@@ -56,6 +67,17 @@ export function createAppRouter(options: RouterOptions) {
         session.end();
         throw error;
       }
+    }),
+    /** The operator's procedures (the admin token, KILN_ADMIN_TOKEN): every tenant's keys. */
+    admin: router({
+      keys: router({
+        /** A new key for a tenant (created when new, with `tier` and `shareBy`); the key is shown this once. */
+        create: operatorProcedure.input(adminCreateKeyInput).mutation(({ ctx, input }) => ctx.services.keys.create(input)),
+        /** Keys, of one tenant or all: prefixes only, keys are stored hashed. */
+        list: operatorProcedure.input(adminListKeysInput).query(({ ctx, input }) => ctx.services.keys.list(input)),
+        /** Revokes a key by id or prefix; its tokens and open subscriptions end with it. */
+        revoke: operatorProcedure.input(adminRevokeKeyInput).mutation(({ ctx, input }) => ctx.services.keys.revoke(input)),
+      }),
     }),
   });
 }

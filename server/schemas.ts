@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { ASPECT_RATIOS, MODEL_IDS, MODEL_TIERS } from '../jobs/provider/models.ts';
 import { CROP_STRATEGIES, CUSTOM_SIZE_LIMITS, IMAGE_FORMATS, PLATFORMS, PLATFORM_PRESETS, type Platform } from '../jobs/render/presets.ts';
-import { GENERATION_STATES } from '../db/schema.ts';
+import { GENERATION_STATES, SHARE_BY, TENANT_TIERS } from '../db/schema.ts';
 import type * as api from './api-types.ts';
 import type { Equal, Expect } from './same-type.ts';
 
@@ -29,7 +29,6 @@ const withoutNul = (what: string) => [(value: string) => !value.includes('\u0000
  */
 const wellFormed = (what: string) =>
   [(value: string) => value.isWellFormed(), `${what} must be valid UTF-8 text (no lone surrogates or invalid bytes)`] as const;
-
 
 const prompt = z
   .string({ error: 'prompt must be a string' })
@@ -169,6 +168,31 @@ export const createTokenInput = z
   .strict()
   .refine((input) => Boolean(input.generationId) !== Boolean(input.batchId), { message: 'give exactly one of generationId or batchId', path: ['generationId'] });
 
+const tenantName = z
+  .string({ error: 'tenant must be a string' })
+  .trim()
+  .min(1, 'tenant must not be empty')
+  .max(200, 'tenant must be at most 200 characters')
+  .refine((value) => !/\p{Cc}/u.test(value), 'tenant must not contain control characters')
+  .refine(...wellFormed('tenant'));
+
+export const adminCreateKeyInput = z
+  .object({
+    /** The tenant's name; a new name creates the tenant. */
+    tenant: tenantName,
+    /** A label for people reading `admin.keys.list`. */
+    name: z.string().trim().min(1).max(200, 'name must be at most 200 characters').refine(...withoutNul('name')).refine(...wellFormed('name')).optional(),
+    tier: z.enum(TENANT_TIERS, { error: `tier must be one of: ${TENANT_TIERS.join(', ')}` }).optional(),
+    shareBy: z.enum(SHARE_BY, { error: `shareBy must be one of: ${SHARE_BY.join(', ')}` }).optional(),
+  })
+  .strict();
+
+export const adminListKeysInput = z.object({ tenant: tenantName.optional() }).strict().default({});
+
+export const adminRevokeKeyInput = z
+  .object({ key: z.string().trim().min(1, 'key must name a key id or prefix').max(100).refine(...wellFormed('key')) })
+  .strict();
+
 /**
  * Each schema outputs exactly the input type its service is declared with (api-types.ts), and
  * the states there are the database's. A schema change that alters what a service receives
@@ -181,6 +205,9 @@ type SchemasMatchTheContract = [
   Expect<Equal<z.output<typeof listInput>, api.ListInput>>,
   Expect<Equal<z.output<typeof onUpdateInput>, api.WatchInput>>,
   Expect<Equal<z.output<typeof createTokenInput>, api.CreateTokenInput>>,
+  Expect<Equal<z.output<typeof adminCreateKeyInput>, api.AdminCreateKeyInput>>,
+  Expect<Equal<z.output<typeof adminListKeysInput>, api.AdminListKeysInput>>,
+  Expect<Equal<z.output<typeof adminRevokeKeyInput>, api.AdminRevokeKeyInput>>,
   Expect<Equal<z.output<typeof idInput>, { id: string }>>,
   Expect<Equal<z.output<typeof batchIdInput>, { batchId: string }>>,
   Expect<Equal<(typeof GENERATION_STATES)[number], api.GenerationState>>,

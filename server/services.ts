@@ -8,6 +8,12 @@
 // are the validated types that schemas.ts proves equal to its zod schemas' output.
 import type { TrackedEnvelope } from '@trpc/server';
 import type {
+  AdminCreateKeyInput,
+  AdminKeyCreated,
+  AdminKeyRevoked,
+  AdminKeyView,
+  AdminListKeysInput,
+  AdminRevokeKeyInput,
   BatchAccepted,
   BatchInput,
   BatchStatusView,
@@ -86,6 +92,15 @@ export interface TokenService {
   mint(caller: Caller, input: CreateTokenInput): Promise<ScopedToken>;
 }
 
+/** The operator's key management (admin procedures); no tenant reaches it. */
+export interface KeyService {
+  /** A new key for a tenant, created with it when new; the key is answered this once. */
+  create(input: AdminCreateKeyInput): Promise<AdminKeyCreated>;
+  list(input: AdminListKeysInput): Promise<AdminKeyView[]>;
+  /** Revokes an active key: refused at once by this process, within the auth cache time by others. */
+  revoke(input: AdminRevokeKeyInput): Promise<AdminKeyRevoked>;
+}
+
 export interface OpsService {
   stats(caller: Caller): Promise<OpsStats>;
 }
@@ -96,4 +111,5 @@ export interface KilnServices {
   realtime: RealtimeService;
   tokens: TokenService;
   ops: OpsService;
+  keys: KeyService;
 }

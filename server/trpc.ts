@@ -119,6 +119,7 @@ export function createTRPC(options: TRPCOptions) {
   /** Any valid credential: an API key or a scoped token (services check the token's scope). Verified on every call. */
   const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
     if (!ctx.hasCredentials) throw missingApiKey();
+    if (ctx.isOperator) throw forbidden('the admin token is for admin procedures only; calls for a tenant need its API key');
     const result = await ctx.authenticate();
     if (!result.ok) throw unauthorized(result.reason);
     return next({ ctx: { ...ctx, caller: result.caller, authenticated: result } });
@@ -130,5 +131,15 @@ export function createTRPC(options: TRPCOptions) {
     return next();
   });
 
-  return { router: t.router, publicProcedure, authedProcedure, keyProcedure };
+  /** The operator's admin token (KILN_ADMIN_TOKEN): managing every tenant's keys. API keys and tokens may not. */
+  const operatorProcedure = publicProcedure.use(async ({ ctx, next }) => {
+    if (!ctx.hasCredentials) throw unauthorized('missing admin token: send "Authorization: Bearer <KILN_ADMIN_TOKEN>"');
+    if (ctx.isOperator) return next();
+    const off = ctx.adminEnabled ? '' : ' (admin procedures are off on this server: KILN_ADMIN_TOKEN is not set)';
+    const result = await ctx.authenticate();
+    if (!result.ok) throw unauthorized(`not the admin token, nor a valid API key${off}`);
+    throw forbidden(`admin procedures need the operator's admin token, not a tenant's key or token${off}`);
+  });
+
+  return { router: t.router, publicProcedure, authedProcedure, keyProcedure, operatorProcedure };
 }
