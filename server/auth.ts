@@ -22,18 +22,35 @@ export function createAuthenticator(db: Kysely<Database>, tokens: TokenSigner, o
   // By the key's hash (API keys) and by its id (the minters of tokens).
   const cache = new Map<string, { key: AuthenticatedKey; expiresAt: number }>();
 
-  async function activeKey(cacheKey: string, lookup: () => Promise<AuthenticatedKey | undefined>) {
-    const hit = cache.get(cacheKey);
-    if (hit && hit.expiresAt > Date.now()) return hit;
-    cache.delete(cacheKey);
+  // Lookups under way, shared: the open subscriptions of one key all check it again when its
+  // entry lapses, and must not each send the same query.
+  const pending = new Map<string, Promise<{ key: AuthenticatedKey; expiresAt: number } | undefined>>();
+
+  // A lookup that was under way when a key was forgotten may have read it before its revocation.
+  let lastForgotten = 0;
+
+  async function lookUp(cacheKey: string, lookup: () => Promise<AuthenticatedKey | undefined>) {
+    const startedAt = performance.now();
     const key = await lookup();
     if (!key) return undefined;
     const entry = { key, expiresAt: Date.now() + cacheMs };
-    if (cacheMs > 0) {
+    if (cacheMs > 0 && lastForgotten < startedAt) {
       if (cache.size >= maxEntries) cache.delete(cache.keys().next().value ?? '');
       cache.set(cacheKey, entry);
     }
     return entry;
+  }
+
+  function activeKey(cacheKey: string, lookup: () => Promise<AuthenticatedKey | undefined>) {
+    const hit = cache.get(cacheKey);
+    if (hit && hit.expiresAt > Date.now()) return Promise.resolve(hit);
+    cache.delete(cacheKey);
+    let running = pending.get(cacheKey);
+    if (!running) {
+      running = lookUp(cacheKey, lookup).finally(() => pending.delete(cacheKey));
+      pending.set(cacheKey, running);
+    }
+    return running;
   }
 
   async function byApiKey(apiKey: string): Promise<AuthResult> {
@@ -61,6 +78,8 @@ export function createAuthenticator(db: Kysely<Database>, tokens: TokenSigner, o
   return {
     authenticate: (credential) => (credential.startsWith(TOKEN_PREFIX) ? byToken(credential) : byApiKey(credential)),
     forget(keyId) {
+      lastForgotten = performance.now();
+      pending.clear();
       for (const [cacheKey, entry] of cache) if (entry.key.keyId === keyId) cache.delete(cacheKey);
     },
   };
