@@ -91,7 +91,7 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
  * read to its end and dropped, so the reply reaches the client (the request timeout bounds it).
  */
 export function readBody(req: http.IncomingMessage, maxBytes: number): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
@@ -99,8 +99,9 @@ export function readBody(req: http.IncomingMessage, maxBytes: number): Promise<B
       if (size <= maxBytes) chunks.push(chunk);
     });
     req.on('end', () => resolve(size > maxBytes ? undefined : Buffer.concat(chunks)));
-    req.on('error', reject);
-    req.on('close', () => resolve(undefined)); // aborted by the client: nothing to answer
+    // Aborted or broken off by the client (or its request timeout): nothing to answer, nothing to log.
+    req.on('error', () => resolve(undefined));
+    req.on('close', () => resolve(undefined));
   });
 }
 
