@@ -12,6 +12,16 @@ import { startKiln, type TestKiln } from './support/kiln.ts';
 import { isError, isStarted, openRawSocket } from './support/raw-socket.ts';
 import { rejects } from './support/rejections.ts';
 
+/** A browser holding `token` asks for `id` over HTTP, and is refused for the reason given. */
+async function refusedOverHttp(url: string, token: string, id: string, reason: RegExp) {
+  const browser = createKilnClient({ url, token });
+  try {
+    await rejects(browser.status({ id }), 'UNAUTHORIZED', reason);
+  } finally {
+    browser.close();
+  }
+}
+
 const ADMIN_TOKEN = 'admin-token-for-the-operator-0123456789';
 const AUTH_CACHE_MS = 500;
 
@@ -122,12 +132,7 @@ describe('revoking a key', () => {
       await byKey.reply(2, isError('UNAUTHORIZED'));
       await byToken.reply(2, isError('UNAUTHORIZED'));
       await rejects(tenant.client.status({ id }), 'UNAUTHORIZED');
-      const browser = createKilnClient({ url: kiln.url, token });
-      try {
-        await rejects(browser.status({ id }), 'UNAUTHORIZED', /revoked/);
-      } finally {
-        browser.close();
-      }
+      await refusedOverHttp(kiln.url, token, id, /revoked/);
     } finally {
       byKey.close();
       byToken.close();
@@ -156,12 +161,7 @@ describe('an expired token', () => {
       assert.match(ended.error?.message ?? '', /expired/);
       socket.subscribe(2, { generationId: id });
       assert.match((await socket.reply(2, isError('UNAUTHORIZED'))).error?.message ?? '', /expired/);
-      const browser = createKilnClient({ url: kiln.url, token });
-      try {
-        await rejects(browser.status({ id }), 'UNAUTHORIZED', /expired/);
-      } finally {
-        browser.close();
-      }
+      await refusedOverHttp(kiln.url, token, id, /expired/);
     } finally {
       socket.close();
     }
