@@ -52,7 +52,7 @@ export function createTrpcHttpEntry(options: TrpcHttpOptions): http.RequestListe
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse) {
     const url = new URL(req.url ?? '/', 'http://kiln');
-    const paths = decodeURIComponent(url.pathname.slice(options.basePath.length)).split(',');
+    const paths = safelyDecoded(url.pathname.slice(options.basePath.length)).split(',');
     const subscription = paths.find((path) => options.isSubscription(path));
     if (subscription) return refuseSubscription(req, res, subscription);
     if (req.method !== 'POST' || !isJson(req)) return options.handler(req, res);
@@ -73,6 +73,15 @@ export function createTrpcHttpEntry(options: TrpcHttpOptions): http.RequestListe
     });
   };
 }
+
+/** A malformed escape names no procedure: left as it is, tRPC answers it NOT_FOUND. */
+const safelyDecoded = (path: string) => {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
+};
 
 const isJson = (req: http.IncomingMessage) => req.headers['content-type']?.split(';', 1)[0]?.trim().toLowerCase() === 'application/json';
 

@@ -123,7 +123,7 @@ describe('edges', () => {
   });
 
   it('refuses lone surrogates and invalid UTF-8 with the field\'s path, and accepts U+FFFD that was sent as such', async () => {
-    const lone = await rejects(kiln.client.generate({ prompt: 'half a pair \ud83d' }), 'BAD_REQUEST', /prompt must be valid UTF-8 text/);
+    const lone = await rejects(kiln.client.generate({ prompt: 'half a pair \ud83d' }), 'BAD_REQUEST', /prompt must be well-formed UTF-8 text/);
     assert.deepEqual(Object.keys(fieldsOf(lone)), ['prompt']);
     const batch = await rejects(kiln.client.batch({ items: [{ prompt: 'fine' }, { prompt: 'x', negativePrompt: '\udc00' }] }), 'BAD_REQUEST');
     assert.deepEqual(Object.keys(fieldsOf(batch)), ['items.1.negativePrompt']);
@@ -136,7 +136,7 @@ describe('edges', () => {
       assert.equal(response.status, 400);
       const body = (await response.json()) as ErrorBody;
       assert.deepEqual(Object.keys(body.error.data.fields ?? {}), ['prompt'], JSON.stringify(body));
-      assert.match(body.error.message, /prompt must be valid UTF-8 text/);
+      assert.match(body.error.message, /prompt must be well-formed UTF-8 text/);
     }
     const nested = await post('batch', bytes('{"items":[{"prompt":"ok"},{"prompt":"', [0xfe], '"}]}'));
     assert.deepEqual(Object.keys(((await nested.json()) as ErrorBody).error.data.fields ?? {}), ['items.1.prompt']);
@@ -158,6 +158,7 @@ describe('edges', () => {
     await post('generate', 'prompt=hello', 'application/x-www-form-urlencoded');
     await post('nope', '{}');
     await fetch(`${kiln.url}/trpc/status?input=%ZZ`, { headers: { authorization: `Bearer ${kiln.apiKey}` } });
+    await fetch(`${kiln.url}/trpc/%E0%A4%A?input=%7B%7D`, { headers: { authorization: `Bearer ${kiln.apiKey}` } });
     const socket = await openRawSocket(kiln.url, { apiKey: kiln.apiKey });
     socket.socket.send('not json');
     socket.socket.send(Buffer.from([0xff, 0xfe]), { binary: true });
