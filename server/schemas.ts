@@ -28,7 +28,7 @@ const withoutNul = (what: string) => [(value: string) => !value.includes('\u0000
  * silently changing the prompt.
  */
 const wellFormed = (what: string) =>
-  [(value: string) => value.isWellFormed(), `${what} must be valid UTF-8 text (no lone surrogates or invalid bytes)`] as const;
+  [(value: string) => value.isWellFormed(), `${what} must be well-formed UTF-8 text (no lone surrogates or invalid bytes)`] as const;
 
 const prompt = z
   .string({ error: 'prompt must be a string' })
