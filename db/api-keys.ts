@@ -34,27 +34,32 @@ export interface AuthenticatedKey {
   tenantTier: string;
 }
 
-/** Finds the live key with this value; revoked and unknown keys both answer undefined. */
-export async function findActiveApiKey(db: Kysely<Database>, key: string): Promise<AuthenticatedKey | undefined> {
-  if (!key.startsWith(KEY_PREFIX)) return undefined;
-  const row = await db
+const activeKeys = (db: Kysely<Database>) =>
+  db
     .selectFrom('api_keys')
     .innerJoin('tenants', 'tenants.id', 'api_keys.tenant_id')
     .select(['api_keys.id as keyId', 'api_keys.tenant_id as tenantId', 'tenants.tier as tenantTier'])
-    .where('api_keys.key_hash', '=', hashApiKey(key))
-    .where('api_keys.revoked_at', 'is', null)
-    .executeTakeFirst();
-  return row;
+    .where('api_keys.revoked_at', 'is', null);
+
+/** Finds the live key with this value; revoked and unknown keys both answer undefined. */
+export async function findActiveApiKey(db: Kysely<Database>, key: string): Promise<AuthenticatedKey | undefined> {
+  if (!key.startsWith(KEY_PREFIX)) return undefined;
+  return activeKeys(db).where('api_keys.key_hash', '=', hashApiKey(key)).executeTakeFirst();
 }
 
-export type RevokeOutcome = { kind: 'revoked'; keyId: string } | { kind: 'not_found' } | { kind: 'ambiguous'; matches: number };
+/** The live key with this id (a token names the key that minted it); undefined once revoked. */
+export async function findActiveApiKeyById(db: Kysely<Database>, keyId: string): Promise<AuthenticatedKey | undefined> {
+  return activeKeys(db).where('api_keys.id', '=', keyId).executeTakeFirst();
+}
+
+export type RevokeOutcome = { kind: 'revoked'; keyId: string; tenantId: string } | { kind: 'not_found' } | { kind: 'ambiguous'; matches: number };
 
 /** Revokes one active key, named by its id or by a prefix that matches no other active key. */
 export async function revokeApiKey(db: Kysely<Database>, keyIdOrPrefix: string): Promise<RevokeOutcome> {
   const isUuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(keyIdOrPrefix);
   const matches = await db
     .selectFrom('api_keys')
-    .select('id')
+    .select(['id', 'tenant_id'])
     .where(isUuid ? 'id' : 'prefix', '=', keyIdOrPrefix)
     .where('revoked_at', 'is', null)
     .execute();
@@ -62,7 +67,7 @@ export async function revokeApiKey(db: Kysely<Database>, keyIdOrPrefix: string):
   if (!match) return { kind: 'not_found' };
   if (matches.length > 1) return { kind: 'ambiguous', matches: matches.length };
   await db.updateTable('api_keys').set({ revoked_at: new Date() }).where('id', '=', match.id).execute();
-  return { kind: 'revoked', keyId: match.id };
+  return { kind: 'revoked', keyId: match.id, tenantId: match.tenant_id };
 }
 
 export async function listApiKeys(db: Kysely<Database>, tenantId?: string) {

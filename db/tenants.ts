@@ -23,6 +23,18 @@ export async function createTenant(db: Kysely<Database>, name: string, tier = 's
   return db.insertInto('tenants').values({ name, tier, share_by: shareBy }).returningAll().executeTakeFirstOrThrow();
 }
 
+/** The tenant named `name`, created with these settings when there is none (at once from several callers: one). */
+export async function findOrCreateTenant(db: Kysely<Database>, name: string, tier: string, shareBy: ShareBy): Promise<{ tenant: Tenant; created: boolean }> {
+  const inserted = await db
+    .insertInto('tenants')
+    .values({ name, tier, share_by: shareBy })
+    .onConflict((conflict) => conflict.column('name').doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  if (inserted) return { tenant: inserted, created: true };
+  return { tenant: await db.selectFrom('tenants').selectAll().where('name', '=', name).executeTakeFirstOrThrow(), created: false };
+}
+
 export async function findTenantByName(db: Kysely<Database>, name: string): Promise<Tenant | undefined> {
   return db.selectFrom('tenants').selectAll().where('name', '=', name).executeTakeFirst();
 }

@@ -7,7 +7,7 @@ import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { applyWSSHandler } from '@trpc/server/adapters/ws';
 import type { Kysely } from 'kysely';
 import { pingDatabase } from '../db/database.ts';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import type { Database } from '../db/schema.ts';
 import type { Logger } from '../jobs/logger.ts';
 import type { ProviderPolicies } from '../jobs/provider/policies.ts';
@@ -33,9 +33,10 @@ import { createPredictionUpdates } from '../jobs/phases/prediction-updates.ts';
 import type { AuthResult, Context } from './context.ts';
 import type { KilnServices } from './services.ts';
 import { DATABASE_RETRY_AFTER_SECONDS, DomainError } from './errors.ts';
-
-/** Calls one HTTP request may carry (the client-sdk batches up to this many). */
-export const MAX_CALLS_PER_HTTP_BATCH = 20;
+import { createKeyService } from './key-service.ts';
+import { createOperatorCheck } from './operator.ts';
+import { trackSocketConnection } from './socket-connection.ts';
+import { createTrpcHttpEntry } from './trpc-http.ts';
 
 export interface ApiServerOptions {
   config: KilnConfig;
@@ -73,6 +74,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     requestLimiter.prune().catch((error: unknown) => logger.warn('pruning request budgets failed; trying again later', { error: error instanceof Error ? error.message : String(error) }));
   }, pruneEveryMs);
   pruning.unref();
+  const authenticator = createAuthenticator(db, signer, { cacheMs: config.authCacheMs, maxEntries: config.api.authCacheMaxEntries });
   const services: KilnServices = {
     generations: createGenerationService({
       db, queue, publicUrl: assetsBase, defaultDeadlineSeconds: config.worker.deadlineSeconds, groupCommit: config.api.groupCommit,
@@ -84,33 +86,57 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     tokens: createTokenService({ db, signer }),
     ops: createOpsService({ db, limiter, policies }),
     accounts: createAccountService({ db }),
+    // Revoked here: this process forgets the key at once (others within KILN_AUTH_CACHE_MS).
+    keys: createKeyService({ db, onRevoked: (keyId) => authenticator.forget(keyId) }),
   };
-  const authenticator = createAuthenticator(db, signer, { cacheMs: config.authCacheMs, maxEntries: config.api.authCacheMaxEntries });
-  const router = createAppRouter({ isDev: config.isDev });
+  const isOperator = createOperatorCheck(config.api.adminToken);
+  const adminEnabled = config.api.adminToken !== undefined;
+  const router = createAppRouter({
+    isDev: config.isDev,
+    maxCallsPerHttpRequest: config.api.maxCallsPerHttpRequest,
+    maxMessagesPerFrame: config.realtime.maxMessagesPerFrame,
+    credentialRecheckMs: config.api.credentialRecheckMs,
+  });
+  const missing = (): Promise<AuthResult> => Promise.resolve({ ok: false, reason: 'missing credentials' });
+  /** A context's credential check: on every call, through the authenticator's short cache. */
+  const contextFor = (credential: string | undefined): Omit<Context, 'connection'> => ({
+    hasCredentials: credential !== undefined,
+    isOperator: isOperator(credential),
+    adminEnabled,
+    authenticate: () => (credential ? authenticator.authenticate(credential) : missing()),
+    services,
+  });
   const onError = ({ error, path }: { error: { code: string; message: string; cause?: Error | undefined }; path?: string | undefined }) => {
     if (error.code === 'INTERNAL_SERVER_ERROR') logger.error('request failed', { procedure: path, error: error.message, stack: error.cause?.stack });
   };
 
-  const trpc = createHTTPHandler({
+  const trpcHandler = createHTTPHandler({
     router,
     basePath: '/trpc/',
     maxBodySize: config.limits.maxBodyBytes,
     // HTTP batching must not become a way around the 1,000-item batch limit.
-    maxBatchSize: MAX_CALLS_PER_HTTP_BATCH,
-    createContext: ({ req }): Context => {
-      const credential = bearerToken(req.headers.authorization);
-      return {
-        hasCredentials: credential !== undefined,
-        authenticate: () => (credential ? authenticator.authenticate(credential) : Promise.resolve({ ok: false, reason: 'missing credentials' })),
-        services,
-      };
-    },
+    maxBatchSize: config.api.maxCallsPerHttpRequest,
+    createContext: ({ req }): Context => contextFor(bearerToken(req.headers.authorization)),
     onError,
     // "Database unavailable" answers 503 (tRPC's status for SERVICE_UNAVAILABLE); Retry-After says when to try again.
     responseMeta: ({ errors }) => {
       const retryAfter = Math.max(0, ...errors.map((error) => (error.cause instanceof DomainError ? (error.cause.retryAfterSeconds ?? 0) : 0)));
       return retryAfter > 0 ? { headers: { 'Retry-After': String(retryAfter) } } : {};
     },
+  });
+
+  // At run time tRPC keeps every procedure under its dotted path ('ops.stats'); its type is the nested router.
+  const procedures = router._def.procedures as unknown as Record<string, { _def: { type: string } } | undefined>;
+  const trpc = createTrpcHttpEntry({
+    handler: trpcHandler,
+    basePath: '/trpc/',
+    isSubscription: (path) => procedures[path]?._def.type === 'subscription',
+    authenticate: (req) => {
+      const credential = bearerToken(req.headers.authorization);
+      return credential === undefined ? undefined : authenticator.authenticate(credential);
+    },
+    maxBodyBytes: config.limits.maxBodyBytes,
+    logger,
   });
 
   const checkDatabase = async (): Promise<HealthReport['checks'][string]> => {
@@ -149,37 +175,35 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
   const server = createHttpServer({ trpc, webhooks, storage, health, ready, logger, timeouts: config.api.http });
 
   // WebSocket on the same port. The API key comes in the connection parameters (never the
-  // URL) and is checked once per connection.
+  // URL) and is verified on every call, as over HTTP: a revoked key or an expired token opens
+  // nothing more on a socket that is already open.
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.realtime.maxMessageBytes });
+  const { maxSubscriptionsPerConnection: maxSubscriptions, idleMs } = config.realtime;
+  const connections = new WeakMap<WebSocket, ReturnType<typeof trackSocketConnection>>();
   server.on('upgrade', (req, socket, head) => {
     if (!new URL(req.url ?? '/', 'http://kiln').pathname.startsWith('/trpc')) return void socket.destroy();
     wss.handleUpgrade(req, socket, head, (ws) => {
       sockets.add(socket);
       socket.once('close', () => sockets.delete(socket));
+      // From the start, before any message: a client that never sends its parameters is idle too.
+      connections.set(ws, trackSocketConnection(ws, { maxSubscriptions, idleMs }));
       wss.emit('connection', ws, req);
     });
   });
   const websocket = applyWSSHandler({
     wss,
     router,
+    // One frame is parsed and run at once: it must not carry more than a connection may hold.
+    maxBatchSize: config.realtime.maxMessagesPerFrame,
     // Heartbeats: a connection quiet for pingMs is pinged and closed if no pong comes in time.
     keepAlive: { enabled: true, pingMs: config.realtime.pingMs, pongWaitMs: config.realtime.pongWaitMs },
     experimental_encoder: createRealtimeEncoder(),
     createContext: ({ res, info }): Context => {
       const params = info.connectionParams ?? {};
       const credential = [params.apiKey, params.token].find((value): value is string => typeof value === 'string' && value.length > 0);
-      // Checked once per connection — unless the check itself failed (the database was down):
-      // then the next call on this connection checks again rather than failing for good.
-      let caller: Promise<AuthResult> | undefined;
-      const authenticate = () =>
-        (caller ??= credential
-          ? authenticator.authenticate(credential).catch((error: unknown) => {
-              caller = undefined;
-              throw error;
-            })
-          : Promise.resolve<AuthResult>({ ok: false, reason: 'missing credentials' }));
-      authenticate().catch(() => {}); // started at once; a failure is reported by the procedure that awaits it
-      return { hasCredentials: credential !== undefined, authenticate, services, connection: res };
+      const context = contextFor(credential);
+      context.authenticate().catch(() => {}); // warms the cache at once; a failure is reported by the call that meets it
+      return { ...context, connection: connections.get(res) ?? trackSocketConnection(res, { maxSubscriptions, idleMs }) };
     },
     onError,
   });

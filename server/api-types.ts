@@ -86,6 +86,24 @@ export interface CreateTokenInput {
   ttlSeconds: number;
 }
 
+/** The operator creates a key for a tenant, which is created too when new (with tier and share-by). */
+export interface AdminCreateKeyInput {
+  tenant: string;
+  name?: string | undefined;
+  tier?: 'free' | 'standard' | 'pro' | undefined;
+  shareBy?: 'tenant' | 'subject' | undefined;
+}
+
+export interface AdminListKeysInput {
+  /** A tenant's name or id; all tenants' keys without it. */
+  tenant?: string | undefined;
+}
+
+export interface AdminRevokeKeyInput {
+  /** The key's id, or a prefix (as `keys list` shows it) that names one active key. */
+  key: string;
+}
+
 // ── Answers ──────────────────────────────────────────────────────────────────────────────
 
 /** `generate` queued a new generation. */
@@ -119,6 +137,40 @@ export interface CancelAnswer {
 export interface ScopedToken {
   token: string;
   expiresAt: Date;
+}
+
+export interface AdminTenantView {
+  id: string;
+  name: string;
+  tier: string;
+  shareBy: 'tenant' | 'subject';
+}
+
+export interface AdminKeyCreated {
+  /** The key itself: shown this once, Kiln keeps only its hash. */
+  key: string;
+  keyId: string;
+  prefix: string;
+  tenant: AdminTenantView;
+  /** Whether the tenant was created by this call. */
+  tenantCreated: boolean;
+  /** Options given for a tenant that existed already with other values: they changed nothing. */
+  ignored: ('tier' | 'shareBy')[];
+}
+
+export interface AdminKeyView {
+  id: string;
+  prefix: string;
+  name: string;
+  tenantId: string;
+  tenantName: string;
+  createdAt: Date;
+  revokedAt: Date | null;
+}
+
+export interface AdminKeyRevoked {
+  keyId: string;
+  tenantId: string;
 }
 
 export interface AssetView {

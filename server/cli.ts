@@ -1,13 +1,14 @@
 // Kiln's command line: serve (API + worker + simulator), migrate, keys, tenants.
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
-import { createApiKey, listApiKeys, revokeApiKey } from '../db/api-keys.ts';
+import { listApiKeys, revokeApiKey } from '../db/api-keys.ts';
 import { grantCredits, toMicroUsd, toUsd } from '../db/credits.ts';
 import { SHARE_BY, TENANT_TIERS, type Tenant } from '../db/schema.ts';
-import { createTenant, findTenant, listTenants, updateTenant, type TenantChanges } from '../db/tenants.ts';
+import { findTenant, listTenants, updateTenant, type TenantChanges } from '../db/tenants.ts';
 import { createApp } from './app.ts';
 import { ensureDevelopmentKey } from './bootstrap.ts';
 import { ConfigError, loadConfig, type KilnConfig } from './config.ts';
 import { connectDatabase } from './database-setup.ts';
+import { createKeyForTenant } from './key-service.ts';
 import { createLogger } from './logger.ts';
 
 const USAGE = `Usage:
@@ -148,19 +149,14 @@ async function keys(config: KilnConfig, args: string[]): Promise<number> {
   const db = connected.handle.db;
   try {
     if (action === 'create' && values.tenant) {
-      const existing = await findTenant(db, values.tenant);
-      const ignored = [
-        ...(existing && tier && existing.tier !== tier ? [`tier ${existing.tier}`] : []),
-        ...(existing && shareBy && existing.share_by !== shareBy ? [`share-by ${existing.share_by}`] : []),
-      ];
-      if (existing && ignored.length > 0) {
+      const made = await createKeyForTenant(db, { tenant: values.tenant, name: values.name ?? 'created with the keys command', tier, shareBy });
+      const { tenant, key } = made;
+      if (made.ignored.length > 0) {
         console.error(
-          `note: tenant "${existing.name}" exists with ${ignored.join(' and ')}; --tier and --share-by apply only to new tenants ` +
-            `(change it with: kiln tenants set ${existing.name} …)`,
+          `note: tenant "${tenant.name}" exists with ${made.ignored.map((option) => (option === 'tier' ? `tier ${tenant.tier}` : `share-by ${tenant.share_by}`)).join(' and ')}; --tier and --share-by apply only to new tenants ` +
+            `(change it with: kiln tenants set ${tenant.name} …)`,
         );
       }
-      const tenant = existing ?? (await createTenant(db, values.tenant, tier ?? 'standard', shareBy ?? 'tenant'));
-      const key = await createApiKey(db, tenant.id, values.name ?? 'created with the keys command');
       console.log(`API key for tenant "${tenant.name}" (${tenant.id}):\n\n  ${key.key}\n\nShown once; Kiln stores only its hash. Key id: ${key.id}`);
       return 0;
     }

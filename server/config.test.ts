@@ -28,4 +28,11 @@ describe('configuration', () => {
       return true;
     });
   });
+
+  it('refuses a headers timeout past the request timeout, and an admin token too short to be secret', () => {
+    assert.throws(() => loadConfig({ KILN_HTTP_HEADERS_TIMEOUT_MS: '40000', KILN_HTTP_REQUEST_TIMEOUT_MS: '30000' }), /KILN_HTTP_HEADERS_TIMEOUT_MS must not exceed/);
+    assert.throws(() => loadConfig({ KILN_ADMIN_TOKEN: 'short' }), /KILN_ADMIN_TOKEN must be at least 32 characters/);
+    assert.equal(loadConfig({}).api.adminToken, undefined, 'admin procedures are off by default');
+    assert.equal(loadConfig({ KILN_WS_MAX_SUBSCRIPTIONS: '10' }).realtime.maxMessagesPerFrame, 20);
+  });
 });

@@ -67,10 +67,19 @@ const environmentSchema = z.object({
   KILN_REALTIME_MAX_SOCKET_BUFFER_BYTES: intFromEnv(4 * 1024 * 1024, 1024, 512 * 1024 * 1024),
   KILN_WS_PING_MS: intFromEnv(30_000, 100, 600_000),
   KILN_WS_PONG_WAIT_MS: intFromEnv(10_000, 100, 600_000),
+  KILN_WS_MAX_SUBSCRIPTIONS: intFromEnv(100, 1, 100_000),
+  KILN_WS_IDLE_MS: intFromEnv(60_000, 100, 24 * 3600_000),
+  KILN_HTTP_HEADERS_TIMEOUT_MS: intFromEnv(10_000, 100, 600_000),
+  KILN_HTTP_REQUEST_TIMEOUT_MS: intFromEnv(30_000, 100, 3600_000),
+  KILN_HTTP_IDLE_TIMEOUT_MS: intFromEnv(60_000, 100, 3600_000),
+  KILN_ADMIN_TOKEN: optionalString.pipe(z.string().min(32, 'KILN_ADMIN_TOKEN must be at least 32 characters').optional()),
   KILN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 }).refine((env) => !env.REPLICATE_BASE_URL || env.REPLICATE_API_TOKEN, {
   path: ['REPLICATE_API_TOKEN'],
   message: 'REPLICATE_API_TOKEN is required with REPLICATE_BASE_URL (for `npm run simulator`, the token it prints)',
+}).refine((env) => env.KILN_HTTP_HEADERS_TIMEOUT_MS <= env.KILN_HTTP_REQUEST_TIMEOUT_MS, {
+  path: ['KILN_HTTP_HEADERS_TIMEOUT_MS'],
+  message: 'KILN_HTTP_HEADERS_TIMEOUT_MS must not exceed KILN_HTTP_REQUEST_TIMEOUT_MS (the headers are part of the request)',
 });
 
 /** The variables Kiln reads, all optional strings as in process.env. */
@@ -246,8 +255,24 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       renderTimeoutSeconds: 60,
     },
     api: {
-      /** Slow clients: headers must arrive within this, the whole request within the other (slowloris). */
-      http: { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 },
+      /** Slow and half-open HTTP clients are let go. */
+      http: {
+        /** Headers must arrive within this, the whole request within the next (slowloris); 4 MiB takes seconds on a slow link. */
+        headersTimeoutMs: e.KILN_HTTP_HEADERS_TIMEOUT_MS,
+        requestTimeoutMs: e.KILN_HTTP_REQUEST_TIMEOUT_MS,
+        /** A socket with no traffic either way this long is closed (a client that stopped reading a response, or vanished). */
+        idleSocketTimeoutMs: e.KILN_HTTP_IDLE_TIMEOUT_MS,
+        /** A kept-alive connection waits this long for its next request: a client reuses it within ms, or not at all. */
+        keepAliveTimeoutMs: 5_000,
+        /** How often Node looks for requests past those timeouts (its default, 30 s, lets a 10 s timeout run to 40). */
+        timeoutCheckIntervalMs: 1_000,
+      },
+      /** Calls one HTTP request may carry: the client-sdk batches up to this many; more would let one request dodge other limits. */
+      maxCallsPerHttpRequest: 20,
+      /** An open subscription's key is verified again no sooner than this (and a check that met a database outage is retried after it). */
+      credentialRecheckMs: 1_000,
+      /** The operator's admin token for `admin.*` procedures; unset: those procedures are off. */
+      adminToken: e.KILN_ADMIN_TOKEN,
       /** Verified API keys kept per process at most (the oldest go first). */
       authCacheMaxEntries: 10_000,
       /**
@@ -302,6 +327,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       queueUpdateMs: 2_000,
       /** The largest message a client may send over a WebSocket (subscribe calls are small). */
       maxMessageBytes: 1024 * 1024,
+      /** Subscriptions one WebSocket may hold: a page of `list` (100) watched one by one; each costs tens of KB. */
+      maxSubscriptionsPerConnection: e.KILN_WS_MAX_SUBSCRIPTIONS,
+      /**
+       * Messages in one WebSocket frame: room to stop and start a connection's worth at once (the
+       * client sends what it queued in one tick as one frame, and every subscription in one when it reconnects).
+       */
+      maxMessagesPerFrame: 2 * e.KILN_WS_MAX_SUBSCRIPTIONS,
+      /** A WebSocket holding no subscription and sending nothing this long is closed (the client-sdk closes its own after 5 s). */
+      idleMs: e.KILN_WS_IDLE_MS,
       /** Events read from the feed per query: enough for a burst, small enough to stay a quick read. */
       feedPageSize: 500,
       /** After a failed read of the feed, look again after this. */

@@ -3,7 +3,7 @@
 // except a database that cannot be reached, which is no bug: the request may simply be retried.
 import { isDatabaseUnavailable } from '../db/database-unavailable.ts';
 
-export type DomainErrorCode = 'NOT_FOUND' | 'CONFLICT' | 'BAD_REQUEST' | 'UNAUTHORIZED' | 'FORBIDDEN' | 'PAYMENT_REQUIRED' | 'TOO_MANY_REQUESTS' | 'SERVICE_UNAVAILABLE';
+export type DomainErrorCode = 'NOT_FOUND' | 'CONFLICT' | 'BAD_REQUEST' | 'UNAUTHORIZED' | 'FORBIDDEN' | 'PAYMENT_REQUIRED' | 'TOO_MANY_REQUESTS' | 'METHOD_NOT_SUPPORTED' | 'PAYLOAD_TOO_LARGE' | 'SERVICE_UNAVAILABLE';
 
 export class DomainError extends Error {
   override name = 'DomainError';
@@ -32,11 +32,20 @@ export const badRequest = (message: string, fields?: Record<string, string[]>) =
 
 export const unauthorized = (message: string) => new DomainError('UNAUTHORIZED', message);
 
+export const missingApiKey = () => unauthorized('missing API key: send "Authorization: Bearer <key>"');
+
 export const forbidden = (message: string, fields?: Record<string, string[]>) => new DomainError('FORBIDDEN', message, fields);
 
 export const paymentRequired = (message: string) => new DomainError('PAYMENT_REQUIRED', message);
 
-export const tooManyRequests = (message: string, retryAfterSeconds: number) => new DomainError('TOO_MANY_REQUESTS', message, undefined, { retryAfterSeconds });
+/** Over a limit; `retryAfterSeconds` when waiting helps (a rate limit), none when it does not (a count per connection). */
+export const tooManyRequests = (message: string, retryAfterSeconds?: number) =>
+  new DomainError('TOO_MANY_REQUESTS', message, undefined, retryAfterSeconds === undefined ? {} : { retryAfterSeconds });
+
+export const tooLarge = (message: string) => new DomainError('PAYLOAD_TOO_LARGE', message);
+
+/** The call is valid but not served this way (e.g. a subscription over plain HTTP). */
+export const notServedHere = (message: string) => new DomainError('METHOD_NOT_SUPPORTED', message);
 
 export const databaseUnavailable = (cause?: unknown) =>
   new DomainError('SERVICE_UNAVAILABLE', 'database unavailable, retry in a moment', undefined, { retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS, cause });

@@ -22,11 +22,12 @@ export interface HttpServerOptions {
   /** Whether this process can serve requests now (its database is reachable); the process stays up either way. */
   ready: () => Promise<HealthReport>;
   logger: Logger;
-  timeouts: { headersTimeoutMs: number; requestTimeoutMs: number };
+  timeouts: { headersTimeoutMs: number; requestTimeoutMs: number; idleSocketTimeoutMs: number; keepAliveTimeoutMs: number; timeoutCheckIntervalMs: number };
 }
 
 export function createHttpServer(options: HttpServerOptions): http.Server {
-  const server = http.createServer((req, res) => {
+  const { timeouts } = options;
+  const server = http.createServer({ connectionsCheckingInterval: timeouts.timeoutCheckIntervalMs }, (req, res) => {
     const url = new URL(req.url ?? '/', 'http://kiln');
     if (url.pathname.startsWith('/trpc/')) return options.trpc(req, res);
     if (url.pathname === '/webhooks/replicate') return options.webhooks(req, res);
@@ -71,14 +72,37 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
     });
   }
 
-  // Requests hang on a dead client forever otherwise.
-  server.requestTimeout = options.timeouts.requestTimeoutMs;
-  server.headersTimeout = options.timeouts.headersTimeoutMs;
-  server.keepAliveTimeout = 5_000;
+  // Requests hang on a dead or dawdling client forever otherwise: headers and the whole request
+  // have deadlines (answered 408), and a socket silent both ways — a response nobody reads, a
+  // client that vanished — is closed. WebSockets leave this socket timeout behind when they
+  // upgrade (their heartbeat and idle limit take over).
+  server.requestTimeout = timeouts.requestTimeoutMs;
+  server.headersTimeout = timeouts.headersTimeoutMs;
+  server.keepAliveTimeout = timeouts.keepAliveTimeoutMs;
+  server.timeout = timeouts.idleSocketTimeoutMs;
   server.on('clientError', (_error: Error, socket: Duplex) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
   });
   return server;
+}
+
+/**
+ * The body, or undefined when it is over the limit (or the client gave up): an oversized rest is
+ * read to its end and dropped, so the reply reaches the client (the request timeout bounds it).
+ */
+export function readBody(req: http.IncomingMessage, maxBytes: number): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= maxBytes) chunks.push(chunk);
+    });
+    req.on('end', () => resolve(size > maxBytes ? undefined : Buffer.concat(chunks)));
+    // Aborted or broken off by the client (or its request timeout): nothing to answer, nothing to log.
+    req.on('error', () => resolve(undefined));
+    req.on('close', () => resolve(undefined));
+  });
 }
 
 /** `close`: the request body was not read to its end, so the connection cannot be reused. */

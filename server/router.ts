@@ -2,15 +2,29 @@
 // (services.ts) answer. The client-sdk imports `AppRouter` as a type only, and its declaration
 // files reach only the light contract files the router's type names (context.ts, services.ts,
 // api-types.ts), never an implementation.
-import { batchIdInput, batchInput, createTokenInput, creditsInput, generateInput, idInput, listInput, onUpdateInput } from './schemas.ts';
-import { createTRPC } from './trpc.ts';
+import {
+  adminCreateKeyInput,
+  adminListKeysInput,
+  adminRevokeKeyInput,
+  batchIdInput,
+  batchInput,
+  createTokenInput,
+  creditsInput,
+  generateInput,
+  idInput,
+  listInput,
+  onUpdateInput,
+} from './schemas.ts';
+import { openSubscriptionSession } from './subscription-session.ts';
+import { createTRPC, subscriptionStream, type TRPCOptions } from './trpc.ts';
 
-export interface RouterOptions {
-  isDev: boolean;
+export interface RouterOptions extends TRPCOptions {
+  /** The soonest an open subscription's credential is verified again (see subscription-session.ts). */
+  credentialRecheckMs: number;
 }
 
 export function createAppRouter(options: RouterOptions) {
-  const { router, authedProcedure, keyProcedure } = createTRPC(options);
+  const { router, authedProcedure, keyProcedure, operatorProcedure } = createTRPC(options);
   return router({
     /** Queue one prompt; answers at once with its id. */
     generate: keyProcedure.input(generateInput).mutation(({ ctx, input }) => ctx.services.generations.generate(ctx.caller, input)),
@@ -34,18 +48,41 @@ export function createAppRouter(options: RouterOptions) {
     }),
     /**
      * A short-lived token for a browser: read and subscribe only, to one generation or batch.
-     * Mint it in your backend (with the API key) and give it to the frontend.
+     * Mint it in your backend (with the API key) and give it to the frontend. It works until it
+     * expires or the key that minted it is revoked.
      */
     createToken: keyProcedure.input(createTokenInput).mutation(({ ctx, input }) => ctx.services.tokens.mint(ctx.caller, input)),
     /**
-     * Every stage of the caller's generations as it happens (WebSocket): one generation, one
+     * Every stage of the caller's generations as it happens (WebSocket only): one generation, one
      * batch, or all. Each event is tracked by its id, so a reconnecting client resumes after
-     * the last event it received and misses nothing.
+     * the last event it received and misses nothing. It ends with UNAUTHORIZED once the
+     * caller's key is revoked or its token expires.
      */
-    onUpdate: authedProcedure.input(onUpdateInput).subscription(({ ctx, input, signal }) => {
-      const socket = ctx.connection;
-      const connection = socket && { bufferedBytes: () => socket.bufferedAmount, close: (code: number, reason: string) => socket.close(code, reason) };
-      return ctx.services.realtime.watch(ctx.caller, input, connection, signal);
+    onUpdate: authedProcedure.input(onUpdateInput).subscription(async ({ ctx, input, signal }) => {
+      const session = openSubscriptionSession({
+        authenticate: ctx.authenticate,
+        authenticated: ctx.authenticated,
+        connection: ctx.connection,
+        signal,
+        recheckMs: options.credentialRecheckMs,
+      });
+      try {
+        return subscriptionStream(await ctx.services.realtime.watch(ctx.caller, input, ctx.connection, session.signal), session.end);
+      } catch (error) {
+        session.end();
+        throw error;
+      }
+    }),
+    /** The operator's procedures (the admin token, KILN_ADMIN_TOKEN): every tenant's keys. */
+    admin: router({
+      keys: router({
+        /** A new key for a tenant (created when new, with `tier` and `shareBy`); the key is shown this once. */
+        create: operatorProcedure.input(adminCreateKeyInput).mutation(({ ctx, input }) => ctx.services.keys.create(input)),
+        /** Keys, of one tenant or all: prefixes only, keys are stored hashed. */
+        list: operatorProcedure.input(adminListKeysInput).query(({ ctx, input }) => ctx.services.keys.list(input)),
+        /** Revokes a key by id or prefix; its tokens and open subscriptions end with it. */
+        revoke: operatorProcedure.input(adminRevokeKeyInput).mutation(({ ctx, input }) => ctx.services.keys.revoke(input)),
+      }),
     }),
   });
 }

@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { ASPECT_RATIOS, MODEL_IDS, MODEL_TIERS } from '../jobs/provider/models.ts';
 import { CROP_STRATEGIES, CUSTOM_SIZE_LIMITS, IMAGE_FORMATS, PLATFORMS, PLATFORM_PRESETS, type Platform } from '../jobs/render/presets.ts';
-import { GENERATION_STATES } from '../db/schema.ts';
+import { GENERATION_STATES, SHARE_BY, TENANT_TIERS } from '../db/schema.ts';
 import type * as api from './api-types.ts';
 import type { Equal, Expect } from './same-type.ts';
 
@@ -22,12 +22,21 @@ export const LIMITS = {
 /** PostgreSQL text cannot hold NUL, and no prompt needs one. */
 const withoutNul = (what: string) => [(value: string) => !value.includes('\u0000'), `${what} must not contain NUL characters`] as const;
 
+/**
+ * Text must be whole characters: a lone surrogate (from JSON's `\ud800`, or bytes of a request
+ * body that were not valid UTF-8, which the HTTP entry marks as one) would be stored as U+FFFD,
+ * silently changing the prompt.
+ */
+const wellFormed = (what: string) =>
+  [(value: string) => value.isWellFormed(), `${what} must be well-formed UTF-8 text (no lone surrogates or invalid bytes)`] as const;
+
 const prompt = z
   .string({ error: 'prompt must be a string' })
   .trim()
   .min(1, 'prompt must not be empty')
   .max(LIMITS.promptLength, `prompt must be at most ${LIMITS.promptLength} characters`)
-  .refine(...withoutNul('prompt'));
+  .refine(...withoutNul('prompt'))
+  .refine(...wellFormed('prompt'));
 
 /**
  * Whom within the tenant a request is for (an end user, a store), as the tenant names them.
@@ -40,7 +49,7 @@ const subject = z
   .min(1, 'subject must not be empty')
   .refine((value) => [...value].length <= LIMITS.subjectLength, `subject must be at most ${LIMITS.subjectLength} characters`)
   .refine((value) => !/\p{Cc}/u.test(value), 'subject must not contain control characters (such as NUL, tab or newline)')
-  .refine((value) => value.isWellFormed(), 'subject must be well-formed Unicode (no lone surrogates)');
+  .refine(...wellFormed('subject'));
 
 const uniqueList = <T extends z.ZodType>(item: T, what: string, max: number) =>
   z
@@ -56,7 +65,7 @@ const customSize = z.object({
 
 const generationOptions = {
   prompt,
-  negativePrompt: z.string().trim().max(LIMITS.promptLength).refine(...withoutNul('negativePrompt')).optional(),
+  negativePrompt: z.string().trim().max(LIMITS.promptLength).refine(...withoutNul('negativePrompt')).refine(...wellFormed('negativePrompt')).optional(),
   platforms: uniqueList(z.enum(PLATFORMS, { error: `platform must be one of: ${PLATFORMS.join(', ')}` }), 'platform', PLATFORMS.length).default(['instagram-post']),
   /** Extra output sizes beside the platform presets. */
   sizes: z
@@ -97,7 +106,7 @@ export const generateInput = z
   .object({
     ...generationOptions,
     /** Repeating a generate with the same key returns the first generation instead of a new one. */
-    idempotencyKey: z.string().min(1).max(LIMITS.idempotencyKeyLength).refine(...withoutNul('idempotencyKey')).optional(),
+    idempotencyKey: z.string().min(1).max(LIMITS.idempotencyKeyLength).refine(...withoutNul('idempotencyKey')).refine(...wellFormed('idempotencyKey')).optional(),
   })
   .strict()
   .refine(variantCountWithinLimit, tooManyVariants);
@@ -164,6 +173,31 @@ export const creditsInput = z
   .strict()
   .default({ days: 30 });
 
+const tenantName = z
+  .string({ error: 'tenant must be a string' })
+  .trim()
+  .min(1, 'tenant must not be empty')
+  .max(200, 'tenant must be at most 200 characters')
+  .refine((value) => !/\p{Cc}/u.test(value), 'tenant must not contain control characters')
+  .refine(...wellFormed('tenant'));
+
+export const adminCreateKeyInput = z
+  .object({
+    /** The tenant's name; a new name creates the tenant. */
+    tenant: tenantName,
+    /** A label for people reading `admin.keys.list`. */
+    name: z.string().trim().min(1).max(200, 'name must be at most 200 characters').refine(...withoutNul('name')).refine(...wellFormed('name')).optional(),
+    tier: z.enum(TENANT_TIERS, { error: `tier must be one of: ${TENANT_TIERS.join(', ')}` }).optional(),
+    shareBy: z.enum(SHARE_BY, { error: `shareBy must be one of: ${SHARE_BY.join(', ')}` }).optional(),
+  })
+  .strict();
+
+export const adminListKeysInput = z.object({ tenant: tenantName.optional() }).strict().default({});
+
+export const adminRevokeKeyInput = z
+  .object({ key: z.string().trim().min(1, 'key must name a key id or prefix').max(100).refine(...wellFormed('key')) })
+  .strict();
+
 /**
  * Each schema outputs exactly the input type its service is declared with (api-types.ts), and
  * the states there are the database's. A schema change that alters what a service receives
@@ -177,6 +211,9 @@ type SchemasMatchTheContract = [
   Expect<Equal<z.output<typeof onUpdateInput>, api.WatchInput>>,
   Expect<Equal<z.output<typeof createTokenInput>, api.CreateTokenInput>>,
   Expect<Equal<z.output<typeof creditsInput>, api.CreditsInput>>,
+  Expect<Equal<z.output<typeof adminCreateKeyInput>, api.AdminCreateKeyInput>>,
+  Expect<Equal<z.output<typeof adminListKeysInput>, api.AdminListKeysInput>>,
+  Expect<Equal<z.output<typeof adminRevokeKeyInput>, api.AdminRevokeKeyInput>>,
   Expect<Equal<z.output<typeof idInput>, { id: string }>>,
   Expect<Equal<z.output<typeof batchIdInput>, { batchId: string }>>,
   Expect<Equal<(typeof GENERATION_STATES)[number], api.GenerationState>>,

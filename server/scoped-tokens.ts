@@ -1,5 +1,6 @@
 // Scoped tokens: what a browser holds instead of the tenant's API key. A token names one
-// generation or batch, may only read and subscribe, and expires (15 minutes by default).
+// generation or batch, may only read and subscribe, and expires (15 minutes by default). It
+// also names the API key that minted it, so that revoking the key ends its tokens too.
 // Format: `kiln_st_<payload>.<signature>`, both base64url; the signature is an HMAC-SHA256 of
 // the payload with a secret all API processes share (kept in the database).
 import { createHmac, timingSafeEqual } from 'node:crypto';
@@ -12,11 +13,14 @@ const payloadSchema = z.object({
   t: z.uuid(), // tenant
   k: z.enum(['generation', 'batch']),
   i: z.uuid(),
+  m: z.uuid(), // the minting API key
   e: z.int(), // expiry, unix seconds
 });
 
 export interface TokenClaims {
   tenantId: string;
+  /** The API key that minted the token: the token works only while that key does. */
+  keyId: string;
   scope: Scope;
   expiresAt: Date;
 }
@@ -26,9 +30,9 @@ export type TokenCheck = { ok: true; claims: TokenClaims } | { ok: false; reason
 export function createTokenSigner(secret: Buffer, now: () => number = Date.now) {
   const sign = (payload: string) => createHmac('sha256', secret).update(payload).digest();
   return {
-    issue(tenantId: string, scope: Scope, ttlSeconds: number): { token: string; expiresAt: Date } {
+    issue(minter: { tenantId: string; keyId: string }, scope: Scope, ttlSeconds: number): { token: string; expiresAt: Date } {
       const expires = Math.floor(now() / 1000) + ttlSeconds;
-      const payload = Buffer.from(JSON.stringify({ t: tenantId, k: scope.kind, i: scope.id, e: expires })).toString('base64url');
+      const payload = Buffer.from(JSON.stringify({ t: minter.tenantId, k: scope.kind, i: scope.id, m: minter.keyId, e: expires })).toString('base64url');
       return { token: `${TOKEN_PREFIX}${payload}.${sign(payload).toString('base64url')}`, expiresAt: new Date(expires * 1000) };
     },
     verify(token: string): TokenCheck {
@@ -45,7 +49,7 @@ export function createTokenSigner(secret: Buffer, now: () => number = Date.now) 
         return { ok: false, reason: 'token is not valid' };
       }
       if (parsed.e * 1000 <= now()) return { ok: false, reason: 'token has expired; ask your backend for a new one' };
-      return { ok: true, claims: { tenantId: parsed.t, scope: { kind: parsed.k, id: parsed.i }, expiresAt: new Date(parsed.e * 1000) } };
+      return { ok: true, claims: { tenantId: parsed.t, keyId: parsed.m, scope: { kind: parsed.k, id: parsed.i }, expiresAt: new Date(parsed.e * 1000) } };
     },
   };
 }

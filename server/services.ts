@@ -8,6 +8,12 @@
 // are the validated types that schemas.ts proves equal to its zod schemas' output.
 import type { TrackedEnvelope } from '@trpc/server';
 import type {
+  AdminCreateKeyInput,
+  AdminKeyCreated,
+  AdminKeyRevoked,
+  AdminKeyView,
+  AdminListKeysInput,
+  AdminRevokeKeyInput,
   BatchAccepted,
   BatchInput,
   BatchStatusView,
@@ -34,6 +40,8 @@ export type Scope = { kind: 'generation'; id: string } | { kind: 'batch'; id: st
 export interface Caller {
   tenantId: string;
   tenantTier: string;
+  /** The API key behind the call: the caller's own, or the one that minted its token. */
+  keyId: string;
   /** Null for API keys; set for scoped tokens. */
   scope: Scope | null;
 }
@@ -94,6 +102,15 @@ export interface AccountService {
   credits(caller: Caller, input: CreditsInput): Promise<CreditsView>;
 }
 
+/** The operator's key management (admin procedures); no tenant reaches it. */
+export interface KeyService {
+  /** A new key for a tenant, created with it when new; the key is answered this once. */
+  create(input: AdminCreateKeyInput): Promise<AdminKeyCreated>;
+  list(input: AdminListKeysInput): Promise<AdminKeyView[]>;
+  /** Revokes an active key: refused at once by this process, within the auth cache time by others. */
+  revoke(input: AdminRevokeKeyInput): Promise<AdminKeyRevoked>;
+}
+
 export interface OpsService {
   stats(caller: Caller): Promise<OpsStats>;
 }
@@ -105,4 +122,5 @@ export interface KilnServices {
   tokens: TokenService;
   ops: OpsService;
   accounts: AccountService;
+  keys: KeyService;
 }

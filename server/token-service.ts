@@ -14,11 +14,11 @@ export function createTokenService(options: { db: Kysely<Database>; signer: Toke
     async mint(caller: Caller, request: CreateTokenInput): Promise<ScopedToken> {
       if (request.generationId) {
         if (!(await findGeneration(options.db, caller.tenantId, request.generationId))) throw notFound('generation', request.generationId);
-        return options.signer.issue(caller.tenantId, { kind: 'generation', id: request.generationId }, request.ttlSeconds);
+        return options.signer.issue(caller, { kind: 'generation', id: request.generationId }, request.ttlSeconds);
       }
       const batchId = request.batchId ?? '';
       if (!(await findBatch(options.db, caller.tenantId, batchId))) throw notFound('batch', batchId);
-      return options.signer.issue(caller.tenantId, { kind: 'batch', id: batchId }, request.ttlSeconds);
+      return options.signer.issue(caller, { kind: 'batch', id: batchId }, request.ttlSeconds);
     },
   };
 }

@@ -1,10 +1,10 @@
 // tRPC initialisation: the context (context.ts), the error shape clients see, and the procedures
 // every router builds on. Domain errors become tRPC codes here and nowhere else.
 import { TRPCError, initTRPC } from '@trpc/server';
-import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
+import { getHTTPStatusCodeFromError } from '@trpc/server/http';
+import { TRPC_ERROR_CODES_BY_KEY, type TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
 import { ZodError } from 'zod';
-import { DomainError, asDomainError, unauthorized, type DomainErrorCode } from './errors.ts';
-import { forbidden } from './errors.ts';
+import { DomainError, asDomainError, forbidden, missingApiKey, unauthorized, type DomainErrorCode } from './errors.ts';
 // Declared apart so that the router's type (which carries it) reaches no implementation.
 import type { Context } from './context.ts';
 
@@ -16,8 +16,41 @@ const DOMAIN_TO_TRPC: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {
   FORBIDDEN: 'FORBIDDEN',
   PAYMENT_REQUIRED: 'PAYMENT_REQUIRED',
   TOO_MANY_REQUESTS: 'TOO_MANY_REQUESTS',
+  METHOD_NOT_SUPPORTED: 'METHOD_NOT_SUPPORTED',
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
 };
+
+/** The tRPC error a failure stands for: a domain error's code, or the failure as tRPC would take it. */
+function toTRPCError(error: unknown): unknown {
+  const cause = asDomainError(error);
+  return cause ? new TRPCError({ code: DOMAIN_TO_TRPC[cause.code], message: cause.message, cause }) : error;
+}
+
+/**
+ * A domain error answered outside a procedure (HTTP guards in front of tRPC), in the shape tRPC
+ * gives its own errors, with the HTTP status that goes with its code.
+ */
+export function errorResponse(error: DomainError, path: string | undefined): { status: number; body: unknown } {
+  const trpcError = new TRPCError({ code: DOMAIN_TO_TRPC[error.code], message: error.message, cause: error });
+  const status = getHTTPStatusCodeFromError(trpcError);
+  const data = { code: trpcError.code, httpStatus: status, ...(path ? { path } : {}), ...(error.fields ? { fields: error.fields } : {}) };
+  return { status, body: { error: { message: error.message, code: TRPC_ERROR_CODES_BY_KEY[trpcError.code], data } } };
+}
+
+/**
+ * A subscription's stream: the domain errors it ends with reach the client with their codes,
+ * as a call's do, and `onEnd` runs however it ends.
+ */
+export async function* subscriptionStream<T>(source: AsyncIterable<T>, onEnd: () => void): AsyncGenerator<T> {
+  try {
+    yield* source;
+  } catch (error) {
+    throw toTRPCError(error);
+  } finally {
+    onEnd();
+  }
+}
 
 /** `{ 'items.0.prompt': ['prompt must not be empty'] }` — paths a form can point at. */
 function fieldErrors(error: ZodError): Record<string, string[]> {
@@ -29,9 +62,19 @@ function fieldErrors(error: ZodError): Record<string, string[]> {
   return fields;
 }
 
-export function createTRPC(options: { isDev: boolean }) {
+export interface TRPCOptions {
+  isDev: boolean;
+  /** Calls one HTTP request, and messages one WebSocket frame, may carry: named in the error that says so. */
+  maxCallsPerHttpRequest: number;
+  maxMessagesPerFrame: number;
+}
+
+export function createTRPC(options: TRPCOptions) {
   const t = initTRPC.context<Context>().create({
     isDev: options.isDev,
+    // Subscriptions are served over WebSocket only (where their limits apply); the HTTP entry
+    // refuses them before tRPC sees them, and this keeps tRPC from streaming one regardless.
+    sse: { enabled: false },
     errorFormatter({ shape: withStack, error }) {
       // Stack traces never leave the server, in development either; the log has them.
       const shape = { ...withStack, data: { ...withStack.data, stack: undefined } };
@@ -50,6 +93,13 @@ export function createTRPC(options: { isDev: boolean }) {
         const extra = { ...(cause.fields ? { fields: cause.fields } : {}), ...(cause.retryAfterSeconds !== undefined ? { retryAfterSeconds: cause.retryAfterSeconds } : {}) };
         return { ...shape, data: { ...shape.data, ...extra } };
       }
+      if (error.code === 'BAD_REQUEST' && error.message === 'Batch call exceeds maximum size') {
+        // tRPC's own words for both limits; say which numbers apply.
+        return {
+          ...shape,
+          message: `too many calls at once: at most ${options.maxCallsPerHttpRequest} in one HTTP request and ${options.maxMessagesPerFrame} in one WebSocket frame`,
+        };
+      }
       if (error.code === 'INTERNAL_SERVER_ERROR' && !options.isDev) {
         // Unexpected errors may carry database or file details: never show them to clients.
         return { ...shape, message: 'Internal server error; it has been logged' };
@@ -62,19 +112,19 @@ export function createTRPC(options: { isDev: boolean }) {
     const result = await next();
     // A lost database surfaces as pg's own error wherever a query failed: it becomes "database
     // unavailable" here, so services need not know of it.
-    const cause = result.ok ? undefined : asDomainError(result.error.cause);
-    if (cause) throw new TRPCError({ code: DOMAIN_TO_TRPC[cause.code], message: cause.message, cause });
+    if (!result.ok && asDomainError(result.error.cause)) throw toTRPCError(result.error.cause);
     return result;
   });
 
   const publicProcedure = t.procedure.use(domainErrors);
 
-  /** Any valid credential: an API key or a scoped token (services check the token's scope). */
+  /** Any valid credential: an API key or a scoped token (services check the token's scope). Verified on every call. */
   const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
-    if (!ctx.hasCredentials) throw unauthorized('missing API key: send "Authorization: Bearer <key>"');
+    if (!ctx.hasCredentials) throw missingApiKey();
+    if (ctx.isOperator) throw forbidden('the admin token is for admin procedures only; calls for a tenant need its API key');
     const result = await ctx.authenticate();
     if (!result.ok) throw unauthorized(result.reason);
-    return next({ ctx: { ...ctx, caller: result.caller } });
+    return next({ ctx: { ...ctx, caller: result.caller, authenticated: result } });
   });
 
   /** An API key: scoped tokens may only read and subscribe. */
@@ -83,5 +133,15 @@ export function createTRPC(options: { isDev: boolean }) {
     return next();
   });
 
-  return { router: t.router, publicProcedure, authedProcedure, keyProcedure };
+  /** The operator's admin token (KILN_ADMIN_TOKEN): managing every tenant's keys. API keys and tokens may not. */
+  const operatorProcedure = publicProcedure.use(async ({ ctx, next }) => {
+    if (!ctx.hasCredentials) throw unauthorized('missing admin token: send "Authorization: Bearer <KILN_ADMIN_TOKEN>"');
+    if (ctx.isOperator) return next();
+    const off = ctx.adminEnabled ? '' : ' (admin procedures are off on this server: KILN_ADMIN_TOKEN is not set)';
+    const result = await ctx.authenticate();
+    if (!result.ok) throw unauthorized(`not the admin token, nor a valid API key${off}`);
+    throw forbidden(`admin procedures need the operator's admin token, not a tenant's key or token${off}`);
+  });
+
+  return { router: t.router, publicProcedure, authedProcedure, keyProcedure, operatorProcedure };
 }

@@ -13,7 +13,7 @@ import type { PredictionUpdates } from '../jobs/phases/prediction-updates.ts';
 import { toPrediction } from '../jobs/provider/replicate-provider.ts';
 import { isDatabaseUnavailable } from '../db/database-unavailable.ts';
 import { DATABASE_RETRY_AFTER_SECONDS } from './errors.ts';
-import { sendJson } from './http-server.ts';
+import { readBody, sendJson } from './http-server.ts';
 
 export interface WebhookRouteOptions {
   db: Kysely<Database>;
@@ -52,7 +52,8 @@ export function createWebhookRoute(options: WebhookRouteOptions): http.RequestLi
     if (!headers['webhook-id'] || !headers['webhook-timestamp'] || !headers['webhook-signature']) return sendJson(res, 401, { error: 'missing webhook signature headers' });
     // Far too large by its own account: refuse without reading (the connection is closed).
     if (Number(req.headers['content-length'] ?? 0) > settings.maxDrainBytes) return sendJson(res, 413, { error: `body over ${settings.maxBodyBytes} bytes` }, { close: true });
-    const body = await readBody(req, settings.maxBodyBytes);
+    const bytes = await readBody(req, settings.maxBodyBytes);
+    const body = bytes?.toString('utf8');
     if (body === undefined) return sendJson(res, 413, { error: `body over ${settings.maxBodyBytes} bytes` });
     let payload: unknown;
     try {
@@ -101,25 +102,6 @@ export function createWebhookRoute(options: WebhookRouteOptions): http.RequestLi
       if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
     });
   };
-}
-
-/**
- * The body as text, or undefined when it is over the limit: the rest is then read to its end
- * and dropped, so the reply reaches the client (the route already refused declared sizes past
- * MAX_DRAIN_BYTES; the server's request timeout bounds the rest).
- */
-function readBody(req: http.IncomingMessage, maxBytes: number): Promise<string | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= maxBytes) chunks.push(chunk);
-    });
-    req.on('end', () => resolve(size > maxBytes ? undefined : Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-    req.on('close', () => resolve(undefined)); // aborted by the client: nothing to answer
-  });
 }
 
 function header(req: http.IncomingMessage, name: string): string {

@@ -1,8 +1,10 @@
 // Scoped tokens: a browser reads and follows one generation or batch, and nothing else.
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { TRPCClientError, createKilnClient, type KilnClient } from '../client-sdk/index.ts';
 import { startKiln, type TestKiln } from './support/kiln.ts';
+import { rejects } from './support/rejections.ts';
 
 const code = (expected: string) => (error: unknown) => error instanceof TRPCClientError && error.data?.code === expected;
 
@@ -34,7 +36,12 @@ describe('scoped tokens', () => {
     assert.ok(done.assets.length > 0);
 
     const { id: other } = await kiln.client.generate({ prompt: 'not for the browser' });
-    await assert.rejects(frontend.status({ id: other }), code('FORBIDDEN'));
+    // Another of the tenant's generations looks exactly like one that does not exist.
+    const notYours = await rejects(frontend.status({ id: other }), 'NOT_FOUND');
+    const missing = randomUUID();
+    const absent = await rejects(frontend.status({ id: missing }), 'NOT_FOUND');
+    assert.equal(notYours.message.replace(other, '<id>'), absent.message.replace(missing, '<id>'));
+    await rejects(frontend.watch({ generationId: other }).next(), 'NOT_FOUND');
     await assert.rejects(frontend.generate({ prompt: 'spend my credits' }), code('FORBIDDEN'));
     await assert.rejects(frontend.cancel({ id }), code('FORBIDDEN'));
     await assert.rejects(frontend.list(), code('FORBIDDEN'));
@@ -52,6 +59,12 @@ describe('scoped tokens', () => {
     }
     assert.equal((await frontend.batchStatus({ batchId })).counts.succeeded, 2);
     assert.equal((await frontend.status({ id: ids[1]! })).state, 'succeeded');
+
+    // The tenant's other batch, and a generation outside this batch: as if they did not exist.
+    const elsewhere = await kiln.client.batch({ items: [{ prompt: 'three' }] });
+    await rejects(frontend.batchStatus({ batchId: elsewhere.batchId }), 'NOT_FOUND', /^batch .* was not found/);
+    await rejects(frontend.status({ id: elsewhere.ids[0]! }), 'NOT_FOUND', /^generation .* was not found/);
+    await rejects(frontend.watch({ batchId: elsewhere.batchId }).next(), 'NOT_FOUND');
   });
 
   it('refuses tokens that are forged, expired, or for another tenant\'s work', async () => {

@@ -11,6 +11,7 @@ import { FEED_START, comparePositions, currentFeedPosition, decodePosition, read
 import type { QueueEstimate } from '../../db/queue-estimates.ts';
 import type { Database, GenerationState } from '../../db/schema.ts';
 import type { RealtimeEvent } from '../api-types.ts';
+import { DomainError } from '../errors.ts';
 import type { SubscriberConnection } from '../services.ts';
 import type { EventFeed } from './event-feed.ts';
 import { EncodedEvent, toRealtimeEvents } from './event-view.ts';
@@ -43,6 +44,7 @@ export interface SubscriptionOptions {
   /** Bytes waiting in the subscriber's socket before it is cut off as too slow. */
   maxSocketBufferBytes: number;
   connection: SubscriberConnection | undefined;
+  /** Ends the stream: quietly when the client left, with the reason when that is a DomainError (a revoked credential). */
   signal: AbortSignal | undefined;
 }
 
@@ -85,6 +87,9 @@ export async function openSubscription(request: SubscriptionRequest, options: Su
   // taken after registering, so the backfill covers what the feed had not dispatched yet.
   const resumeFrom = request.lastEventId ? decodePosition(request.lastEventId) : undefined;
   const start = resumeFrom ?? (request.generationId || request.batchId ? FEED_START : await currentFeedPosition(options.db));
+
+  /** Why the stream must end with an error rather than quietly, if it must. */
+  const endedFor = () => (options.signal?.reason instanceof DomainError ? options.signal.reason : undefined);
 
   return (async function* () {
     let last: FeedPosition = start;
@@ -151,7 +156,11 @@ export async function openSubscription(request: SubscriptionRequest, options: Su
         lastEvent = event;
         state = event.state;
       }
+      const reason = endedFor();
+      if (reason) throw reason;
     } catch (error) {
+      const reason = endedFor();
+      if (reason) throw reason;
       if (options.signal?.aborted) return; // the client left while a read was being retried: nobody to tell
       throw error;
     } finally {

@@ -9,6 +9,7 @@ import { createApiKey } from '../../db/api-keys.ts';
 import { createTenant } from '../../db/tenants.ts';
 import { createApp, type RunningApp } from '../../server/app.ts';
 import { loadConfig, type Environment } from '../../server/config.ts';
+import type { Logger } from '../../jobs/logger.ts';
 
 export function databaseServerUrl(): string {
   const url = process.env.KILN_TEST_DATABASE_SERVER;
@@ -49,6 +50,8 @@ export interface TestKiln {
 
 export interface StartOptions {
   env?: Environment;
+  /** Where the app's log lines go (default: the configured level to stderr). */
+  logger?: Logger;
   databaseUrl?: string;
   dataDir?: string;
 }
@@ -67,7 +70,7 @@ export async function startKiln(options: StartOptions = {}): Promise<TestKiln> {
     KILN_SHUTDOWN_GRACE_MS: '2000',
     ...options.env,
   });
-  const app = await createApp(config).start();
+  const app = await createApp(config, options.logger ? { logger: options.logger } : {}).start();
   const url = app.url ?? '';
   const clients: KilnClient[] = [];
   const newTenant = async (name = `tenant-${randomBytes(4).toString('hex')}`) => {
