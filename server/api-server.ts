@@ -17,6 +17,7 @@ import { getOrCreateSecret } from '../db/secrets.ts';
 import { bearerToken, createAuthenticator } from './auth.ts';
 import type { KilnConfig } from './config.ts';
 import { createAccountService } from './account-service.ts';
+import { createTenantAdminService } from './tenant-admin-service.ts';
 import { createRequestLimiter } from './request-limiter.ts';
 import { createGenerationService } from './generation-service.ts';
 import { createHttpServer, type HealthReport } from './http-server.ts';
@@ -88,6 +89,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     accounts: createAccountService({ db }),
     // Revoked here: this process forgets the key at once (others within KILN_AUTH_CACHE_MS).
     keys: createKeyService({ db, onRevoked: (keyId) => authenticator.forget(keyId) }),
+    tenants: createTenantAdminService({ db }),
   };
   const isOperator = createOperatorCheck(config.api.adminToken);
   const adminEnabled = config.api.adminToken !== undefined;

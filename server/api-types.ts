@@ -104,6 +104,29 @@ export interface AdminRevokeKeyInput {
   key: string;
 }
 
+/** The operator changes a tenant's settings; what is not given stays, null goes back to the default. */
+export interface AdminSetTenantInput {
+  /** A tenant's name or id. */
+  tenant: string;
+  tier?: 'free' | 'standard' | 'pro' | undefined;
+  shareBy?: 'tenant' | 'subject' | undefined;
+  /** Its own cap on generations in progress; null: the configured default. */
+  inProgressCap?: number | null | undefined;
+  /** Its own request limits; null: its tier's. */
+  requestsPerMinute?: number | null | undefined;
+  requestBurst?: number | null | undefined;
+  /** A request limit for each of its subjects; null: none (the burst: null is 1). */
+  subjectRequestsPerMinute?: number | null | undefined;
+  subjectRequestBurst?: number | null | undefined;
+}
+
+export interface AdminGrantInput {
+  tenant: string;
+  /** Credit to add, in US dollars. */
+  usd: number;
+  note?: string | undefined;
+}
+
 // ── Answers ──────────────────────────────────────────────────────────────────────────────
 
 /** `generate` queued a new generation. */
@@ -144,6 +167,18 @@ export interface AdminTenantView {
   name: string;
   tier: string;
   shareBy: 'tenant' | 'subject';
+}
+
+/** A tenant with every setting an operator can change, and its credit. */
+export interface AdminTenantDetail extends AdminTenantView {
+  inProgressCap: number | null;
+  requestsPerMinute: number | null;
+  requestBurst: number | null;
+  subjectRequestsPerMinute: number | null;
+  subjectRequestBurst: number | null;
+  /** Null: not metered (never granted credit). */
+  credit: { availableUsd: number; heldUsd: number } | null;
+  createdAt: Date;
 }
 
 export interface AdminKeyCreated {

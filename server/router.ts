@@ -4,6 +4,8 @@
 // api-types.ts), never an implementation.
 import {
   adminCreateKeyInput,
+  adminGrantInput,
+  adminSetTenantInput,
   adminListKeysInput,
   adminRevokeKeyInput,
   batchIdInput,
@@ -73,8 +75,16 @@ export function createAppRouter(options: RouterOptions) {
         throw error;
       }
     }),
-    /** The operator's procedures (the admin token, KILN_ADMIN_TOKEN): every tenant's keys. */
+    /** The operator's procedures (the admin token, KILN_ADMIN_TOKEN): every tenant's keys and settings. */
     admin: router({
+      tenants: router({
+        /** Every tenant with its settings and credit. */
+        list: operatorProcedure.query(({ ctx }) => ctx.services.tenants.list()),
+        /** Changes a tenant's tier, share-by, cap or request limits (null: back to the default). */
+        set: operatorProcedure.input(adminSetTenantInput).mutation(({ ctx, input }) => ctx.services.tenants.set(input)),
+        /** Adds credit; the tenant is charged for its generations from then on. */
+        grant: operatorProcedure.input(adminGrantInput).mutation(({ ctx, input }) => ctx.services.tenants.grant(input)),
+      }),
       keys: router({
         /** A new key for a tenant (created when new, with `tier` and `shareBy`); the key is shown this once. */
         create: operatorProcedure.input(adminCreateKeyInput).mutation(({ ctx, input }) => ctx.services.keys.create(input)),

@@ -192,6 +192,34 @@ export const adminCreateKeyInput = z
   })
   .strict();
 
+const positiveOrNull = (field: string, integer: boolean) =>
+  (integer ? z.int({ error: `${field} must be a whole number` }) : z.number({ error: `${field} must be a number` }))
+    .positive(`${field} must be above 0`)
+    .max(1e9, `${field} must be at most 1000000000`)
+    .nullable()
+    .optional();
+
+export const adminSetTenantInput = z
+  .object({
+    tenant: tenantName,
+    tier: z.enum(TENANT_TIERS, { error: `tier must be one of: ${TENANT_TIERS.join(', ')}` }).optional(),
+    shareBy: z.enum(SHARE_BY, { error: `shareBy must be one of: ${SHARE_BY.join(', ')}` }).optional(),
+    inProgressCap: positiveOrNull('inProgressCap', true),
+    requestsPerMinute: positiveOrNull('requestsPerMinute', false),
+    requestBurst: positiveOrNull('requestBurst', true),
+    subjectRequestsPerMinute: positiveOrNull('subjectRequestsPerMinute', false),
+    subjectRequestBurst: positiveOrNull('subjectRequestBurst', true),
+  })
+  .strict();
+
+export const adminGrantInput = z
+  .object({
+    tenant: tenantName,
+    usd: z.number({ error: 'usd must be a number of US dollars' }).positive('usd must be above 0').max(1_000_000, 'usd must be at most 1000000 at once'),
+    note: z.string().trim().min(1).max(500, 'note must be at most 500 characters').refine(...withoutNul('note')).refine(...wellFormed('note')).optional(),
+  })
+  .strict();
+
 export const adminListKeysInput = z.object({ tenant: tenantName.optional() }).strict().default({});
 
 export const adminRevokeKeyInput = z
@@ -213,6 +241,8 @@ type SchemasMatchTheContract = [
   Expect<Equal<z.output<typeof creditsInput>, api.CreditsInput>>,
   Expect<Equal<z.output<typeof adminCreateKeyInput>, api.AdminCreateKeyInput>>,
   Expect<Equal<z.output<typeof adminListKeysInput>, api.AdminListKeysInput>>,
+  Expect<Equal<z.output<typeof adminSetTenantInput>, api.AdminSetTenantInput>>,
+  Expect<Equal<z.output<typeof adminGrantInput>, api.AdminGrantInput>>,
   Expect<Equal<z.output<typeof adminRevokeKeyInput>, api.AdminRevokeKeyInput>>,
   Expect<Equal<z.output<typeof idInput>, { id: string }>>,
   Expect<Equal<z.output<typeof batchIdInput>, { batchId: string }>>,

@@ -9,6 +9,9 @@
 import type { TrackedEnvelope } from '@trpc/server';
 import type {
   AdminCreateKeyInput,
+  AdminGrantInput,
+  AdminSetTenantInput,
+  AdminTenantDetail,
   AdminKeyCreated,
   AdminKeyRevoked,
   AdminKeyView,
@@ -111,6 +114,15 @@ export interface KeyService {
   revoke(input: AdminRevokeKeyInput): Promise<AdminKeyRevoked>;
 }
 
+/** The operator's tenant management (admin procedures): settings and credit. */
+export interface TenantAdminService {
+  list(): Promise<AdminTenantDetail[]>;
+  /** Changes what the input gives; API processes apply it within the auth cache time. */
+  set(input: AdminSetTenantInput): Promise<AdminTenantDetail>;
+  /** Adds credit (and meters the tenant from then on). */
+  grant(input: AdminGrantInput): Promise<AdminTenantDetail>;
+}
+
 export interface OpsService {
   stats(caller: Caller): Promise<OpsStats>;
 }
@@ -123,4 +135,5 @@ export interface KilnServices {
   ops: OpsService;
   accounts: AccountService;
   keys: KeyService;
+  tenants: TenantAdminService;
 }

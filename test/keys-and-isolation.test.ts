@@ -213,6 +213,9 @@ describe('tenant isolation', () => {
       'admin.keys.create': () => rejects(stranger.client.trpc.admin.keys.create.mutate({ tenant: 'owner' }), 'FORBIDDEN'),
       'admin.keys.list': () => rejects(stranger.client.trpc.admin.keys.list.query({}), 'FORBIDDEN'),
       'admin.keys.revoke': () => rejects(stranger.client.trpc.admin.keys.revoke.mutate({ key: randomUUID() }), 'FORBIDDEN'),
+      'admin.tenants.list': () => rejects(stranger.client.trpc.admin.tenants.list.query(), 'FORBIDDEN'),
+      'admin.tenants.set': () => rejects(stranger.client.trpc.admin.tenants.set.mutate({ tenant: kiln.tenantId, tier: 'free' }), 'FORBIDDEN'),
+      'admin.tenants.grant': () => rejects(stranger.client.trpc.admin.tenants.grant.mutate({ tenant: kiln.tenantId, usd: 1 }), 'FORBIDDEN'),
     };
     const router = createAppRouter({ isDev: false, maxCallsPerHttpRequest: 20, maxMessagesPerFrame: 200, credentialRecheckMs: 1000 });
     assert.deepEqual(Object.keys(checks).sort(), Object.keys(router._def.procedures).sort(), 'every procedure is checked');
