@@ -160,6 +160,8 @@ export function createKilnClient(options: KilnClientOptions) {
     batchStatus: (input: KilnInputs['batchStatus']) => trpc.batchStatus.query(input),
     list: (input?: KilnInputs['list']) => trpc.list.query(input),
     cancel: (input: KilnInputs['cancel']) => trpc.cancel.mutate(input),
+    /** Cancels every queued or running generation of a batch. */
+    cancelBatch: (input: KilnInputs['cancelBatch']) => trpc.cancelBatch.mutate(input),
     /** A short-lived, read-only token for one generation or batch, to hand to a browser. */
     createToken: (input: KilnInputs['createToken']) => trpc.createToken.mutate(input),
     /** Your generations per state, and the provider's rate-limit budgets and circuit breaker. */

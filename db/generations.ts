@@ -89,12 +89,14 @@ export async function findGeneration(db: Db, tenantId: string, id: string): Prom
   return db.selectFrom('generations').selectAll().where('id', '=', id).where('tenant_id', '=', tenantId).executeTakeFirst();
 }
 
-export async function findByIdempotencyKey(db: Db, tenantId: string, key: string): Promise<Generation | undefined> {
+/** The generation a tenant queued with this idempotency key within the last `keepSeconds`. */
+export async function findByIdempotencyKey(db: Db, tenantId: string, key: string, keepSeconds: number): Promise<Generation | undefined> {
   return db
     .selectFrom('generations')
     .selectAll()
     .where('tenant_id', '=', tenantId)
     .where('idempotency_key', '=', key)
+    .where('created_at', '>', sql<Date>`now() - make_interval(secs => ${keepSeconds})`)
     .executeTakeFirst();
 }
 
@@ -147,9 +149,63 @@ export async function listGenerations(db: Db, filter: ListFilter): Promise<Gener
   return query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(filter.limit).execute();
 }
 
-export async function insertBatch(db: Db, tenantId: string, itemCount: number): Promise<string> {
-  const row = await db.insertInto('batches').values({ tenant_id: tenantId, item_count: itemCount }).returning('id').executeTakeFirstOrThrow();
+export async function insertBatch(db: Db, tenantId: string, itemCount: number, key: { idempotencyKey: string; requestHash: string } | null = null): Promise<string> {
+  const row = await db
+    .insertInto('batches')
+    .values({ tenant_id: tenantId, item_count: itemCount, idempotency_key: key?.idempotencyKey ?? null, request_hash: key?.requestHash ?? null })
+    .returning('id')
+    .executeTakeFirstOrThrow();
   return row.id;
+}
+
+/** The batch a tenant queued with this idempotency key within the last `keepSeconds`. */
+export async function findBatchByIdempotencyKey(db: Db, tenantId: string, key: string, keepSeconds: number) {
+  return db
+    .selectFrom('batches')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('idempotency_key', '=', key)
+    .where('created_at', '>', sql<Date>`now() - make_interval(secs => ${keepSeconds})`)
+    .executeTakeFirst();
+}
+
+/**
+ * Frees an idempotency key held for longer than `keepSeconds` (by a generation or a batch), so
+ * that it can be used for a new request: a key is remembered that long, not for ever.
+ */
+export async function releaseExpiredIdempotencyKey(db: Db, table: 'generations' | 'batches', tenantId: string, key: string, keepSeconds: number): Promise<void> {
+  await db
+    .updateTable(table)
+    .set({ idempotency_key: null })
+    .where('tenant_id', '=', tenantId)
+    .where('idempotency_key', '=', key)
+    .where('created_at', '<=', sql<Date>`now() - make_interval(secs => ${keepSeconds})`)
+    .execute();
+}
+
+/** The generations of a batch in item order (ids are time-ordered, made in item order). */
+export async function listBatchGenerations(db: Db, batchId: string) {
+  return db.selectFrom('generations').select(['id', 'state', 'error_code', 'error_message']).where('batch_id', '=', batchId).orderBy('id').execute();
+}
+
+/**
+ * Cancels every queued or running generation of a batch, with their events, in one statement;
+ * answers those canceled (the running ones with a prediction need it canceled at the provider).
+ */
+export async function cancelBatchGenerations(db: Transaction<Database>, tenantId: string, batchId: string): Promise<{ id: string; prediction_id: string | null }[]> {
+  const { rows } = await sql<{ id: string; prediction_id: string | null }>`
+    WITH canceled AS (
+      UPDATE generations SET state = 'canceled', stage = 'canceled', finished_at = now(), updated_at = now()
+      WHERE batch_id = ${batchId} AND tenant_id = ${tenantId} AND state IN ('queued', 'running')
+      RETURNING id, tenant_id, batch_id, subject, prediction_id
+    ),
+    events AS (
+      INSERT INTO generation_events (generation_id, tenant_id, batch_id, subject, stage, data)
+      SELECT id, tenant_id, batch_id, subject, 'canceled', ${JSON.stringify({ reason: 'the batch was canceled by the client' })}::jsonb FROM canceled
+    )
+    SELECT id, prediction_id FROM canceled ORDER BY id
+  `.execute(db);
+  return rows;
 }
 
 export async function findBatch(db: Db, tenantId: string, batchId: string) {

@@ -135,3 +135,22 @@ describe('migration 0012', () => {
       await migrateToLatest(db);
     }));
 });
+
+describe('migration 0015', () => {
+  it('gives earlier batches no idempotency key, and lets a tenant use a key once', () =>
+    inFreshDatabase(async (db) => {
+      await migrateTo(db, '0013-credits');
+      const { rows } = await sql<{ id: string; tenant_id: string }>`
+        WITH tenant AS (INSERT INTO tenants (name) VALUES ('old') RETURNING id)
+        INSERT INTO batches (tenant_id, item_count) SELECT id, 1 FROM tenant RETURNING id, tenant_id
+      `.execute(db);
+      const { id, tenant_id: tenantId } = rows[0]!;
+      assert.deepEqual(await migrateTo(db, '0015-batch-keys'), ['0015-batch-keys']);
+      const batch = await db.selectFrom('batches').select(['idempotency_key', 'request_hash']).where('id', '=', id).executeTakeFirstOrThrow();
+      assert.deepEqual(batch, { idempotency_key: null, request_hash: null });
+      await sql`INSERT INTO batches (tenant_id, item_count, idempotency_key) VALUES (${tenantId}, 1, 'k')`.execute(db);
+      await assert.rejects(sql`INSERT INTO batches (tenant_id, item_count, idempotency_key) VALUES (${tenantId}, 1, 'k')`.execute(db), /batches_idempotency/);
+      await migrateTo(db, '0013-credits');
+      await migrateToLatest(db);
+    }));
+});

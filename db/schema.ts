@@ -52,6 +52,9 @@ export interface BatchesTable {
   id: Generated<string>;
   tenant_id: string;
   item_count: number;
+  idempotency_key: string | null;
+  /** sha256 of the request as validated, for a repeated idempotency key to compare with. */
+  request_hash: string | null;
   created_at: Generated<Date>;
 }
 

@@ -58,6 +58,8 @@ export interface BatchInput {
   /** The subject of every item that names none. */
   subject?: string | undefined;
   items: BatchItemInput[];
+  /** Repeating a key (within the remembered time) answers with the first batch, if the request is the same. */
+  idempotencyKey?: string | undefined;
 }
 
 export interface ListInput {
@@ -149,6 +151,22 @@ export interface BatchAccepted {
   batchId: string;
   /** The generations' ids, in the order of the items. */
   ids: string[];
+  /** True when a repeated idempotency key answered with the first batch. */
+  deduplicated: boolean;
+}
+
+export interface BatchCanceled {
+  batchId: string;
+  /** The generations this call canceled (those queued or running); the others had ended. */
+  canceled: string[];
+}
+
+/** An item of a batch that failed, and why. */
+export interface BatchItemFailure {
+  /** Its place among the batch's items, from 0. */
+  index: number;
+  id: string;
+  error: { code: string; message: string };
 }
 
 export interface CancelAnswer {
@@ -282,6 +300,8 @@ export interface BatchStatusView {
   total: number;
   counts: StateCounts;
   done: boolean;
+  /** Item by item, those that failed. */
+  failures: BatchItemFailure[];
   createdAt: Date;
 }
 

@@ -275,6 +275,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       adminToken: e.KILN_ADMIN_TOKEN,
       /** Verified API keys kept per process at most (the oldest go first). */
       authCacheMaxEntries: 10_000,
+      /** An idempotency key (generate, batch) is remembered this long: any retry comes sooner, and a key can then be used again. */
+      idempotencyKeySeconds: 24 * 3600,
       /**
        * What each tier may send (a batch counts its items), across all API processes; a tenant
        * can have its own (`tenants set`). Far above the provider's 600 creates/min: the queue

@@ -1,17 +1,22 @@
 // The use cases behind the API, free of tRPC: validated input in, plain data or DomainError out.
 // It implements GenerationService (services.ts); its answers are the types of api-types.ts.
+import { createHash } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import {
+  cancelBatchGenerations,
   cancelGeneration,
   countBatchStates,
   findBatch,
+  findBatchByIdempotencyKey,
   findByIdempotencyKey,
   findGeneration,
   insertBatch,
   insertGenerations,
   listAssets,
   listEvents,
+  listBatchGenerations,
   listGenerations,
+  releaseExpiredIdempotencyKey,
   type NewGenerationInput,
 } from '../db/generations.ts';
 import type { Asset, Database, Generation, GenerationEvent } from '../db/schema.ts';
@@ -24,6 +29,7 @@ import { createIdFactory } from '../db/ids.ts';
 import { estimateQueue, type EstimateSettings, type QueueEstimate as DbQueueEstimate } from '../db/queue-estimates.ts';
 import type {
   BatchAccepted,
+  BatchCanceled,
   BatchInput,
   BatchItemInput,
   BatchStatusView,
@@ -62,6 +68,8 @@ export interface GenerationServiceOptions {
   priorityAgingSeconds: number;
   /** Admits requests by the tenant's (and its subjects') rate limits before anything is written. */
   requestLimiter: RequestLimiter;
+  /** How long an idempotency key is remembered. */
+  idempotencyKeySeconds: number;
 }
 
 /** A tenant's tier picks the model when the request names neither model nor tier. */
@@ -73,7 +81,7 @@ type QueueEstimateMatchesTheQuery = Expect<Equal<DbQueueEstimate, QueueEstimate>
 type ModelPriceMatchesTheTable = Expect<Equal<ModelPrice, ModelView['price']>>;
 type ModelTierMatchesTheTable = Expect<Equal<ModelTier, ModelView['tier']>>;
 
-export function createGenerationService({ db, queue, publicUrl, defaultDeadlineSeconds, groupCommit, estimates, priorityAgingSeconds, requestLimiter }: GenerationServiceOptions): GenerationService {
+export function createGenerationService({ db, queue, publicUrl, defaultDeadlineSeconds, groupCommit, estimates, priorityAgingSeconds, requestLimiter, idempotencyKeySeconds }: GenerationServiceOptions): GenerationService {
   const newId = createIdFactory();
   /** The model a request asks for (by name, by `tier`, or its tenant's tier's choice), if the tenant's tier may use it. */
   const chooseModel = (caller: Caller, item: BatchItemInput, field: string): ModelId => {
@@ -174,12 +182,21 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
     return { id: existing.id, status: existing.state, deduplicated: true };
   }
 
+  /** A repeated batch key answers with the first batch, if the request is the same. */
+  async function replayBatch(existing: { id: string; idempotency_key: string | null; request_hash: string | null }, requestHash: string): Promise<BatchAccepted> {
+    if (existing.request_hash !== requestHash) {
+      throw conflict(`idempotencyKey "${existing.idempotency_key}" was already used for a different batch; use a new key for a new request`);
+    }
+    const generations = await listBatchGenerations(db, existing.id);
+    return { batchId: existing.id, ids: generations.map((generation) => generation.id), deduplicated: true };
+  }
+
   return {
     async generate(caller: Caller, input: GenerateInput): Promise<GenerateAnswer> {
       const key = input.idempotencyKey ?? null;
       const row = toRow(caller, input, null, key);
       await requestLimiter.admit(caller.tenantId, new Map([[input.subject ?? null, 1]]), '(input)');
-      const earlier = key ? await findByIdempotencyKey(db, caller.tenantId, key) : undefined;
+      const earlier = key ? await findByIdempotencyKey(db, caller.tenantId, key, idempotencyKeySeconds) : undefined;
       if (earlier) return replay(earlier, row);
       if (!key) {
         await reserving(caller, () => [row], () => generateCommits.submit(row));
@@ -187,32 +204,61 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       }
       try {
         // Alone, so that a duplicate key fails this request only.
-        await reserving(caller, () => [row], () => db.transaction().execute((trx) => insertQueued(trx, [row])));
+        await reserving(caller, () => [row], () =>
+          db.transaction().execute(async (trx) => {
+            await releaseExpiredIdempotencyKey(trx, 'generations', caller.tenantId, key, idempotencyKeySeconds);
+            await insertQueued(trx, [row]);
+          }),
+        );
         return { id: row.id, status: 'queued', deduplicated: false };
       } catch (error) {
         // Two requests with one idempotency key raced: the loser answers with the winner.
-        const winner = isUniqueViolation(error) ? await findByIdempotencyKey(db, caller.tenantId, key) : undefined;
+        const winner = isUniqueViolation(error) ? await findByIdempotencyKey(db, caller.tenantId, key, idempotencyKeySeconds) : undefined;
         if (winner) return replay(winner, row);
         throw error;
       }
     },
 
     async batch(caller: Caller, input: BatchInput): Promise<BatchAccepted> {
+      const { idempotencyKey, ...request } = input;
+      const key = idempotencyKey === undefined ? null : { idempotencyKey, requestHash: createHash('sha256').update(canonicalJson(request)).digest('hex') };
+      // A repeated key answers before anything is counted: the batch was queued (and counted) once.
+      const earlier = key ? await findBatchByIdempotencyKey(db, caller.tenantId, key.idempotencyKey, idempotencyKeySeconds) : undefined;
+      if (earlier && key) return replayBatch(earlier, key.requestHash);
       // An item's own subject wins over the batch's.
-      const items = input.items.map((item) => ({ ...item, subject: item.subject ?? input.subject }));
+      const items = request.items.map((item) => ({ ...item, subject: item.subject ?? request.subject }));
       items.forEach((item, index) => chooseModel(caller, item, `items.${index}.`)); // refused before any budget is taken
       const perSubject = new Map<string | null, number>();
       for (const item of items) perSubject.set(item.subject ?? null, (perSubject.get(item.subject ?? null) ?? 0) + 1);
       await requestLimiter.admit(caller.tenantId, perSubject, 'items');
       let rows: NewGenerationInput[] = [];
-      return reserving(caller, () => rows, () =>
-        db.transaction().execute(async (trx) => {
-          const batchId = await insertBatch(trx, caller.tenantId, input.items.length);
-          rows = items.map((item, index) => toRow(caller, item, batchId, null, `items.${index}.`));
-          await insertQueued(trx, rows);
-          return { batchId, ids: rows.map((row) => row.id) };
-        }),
-      );
+      try {
+        return await reserving(caller, () => rows, () =>
+          db.transaction().execute(async (trx) => {
+            if (key) await releaseExpiredIdempotencyKey(trx, 'batches', caller.tenantId, key.idempotencyKey, idempotencyKeySeconds);
+            const batchId = await insertBatch(trx, caller.tenantId, items.length, key);
+            rows = items.map((item, index) => toRow(caller, item, batchId, null, `items.${index}.`));
+            await insertQueued(trx, rows);
+            return { batchId, ids: rows.map((row) => row.id), deduplicated: false };
+          }),
+        );
+      } catch (error) {
+        // Two batches with one idempotency key raced: the loser answers with the winner.
+        const winner = key && isUniqueViolation(error) ? await findBatchByIdempotencyKey(db, caller.tenantId, key.idempotencyKey, idempotencyKeySeconds) : undefined;
+        if (winner && key) return replayBatch(winner, key.requestHash);
+        throw error;
+      }
+    },
+
+    async cancelBatch(caller: Caller, batchId: string): Promise<BatchCanceled> {
+      if (!(await findBatch(db, caller.tenantId, batchId))) throw notFound('batch', batchId);
+      return db.transaction().execute(async (trx) => {
+        const canceled = await cancelBatchGenerations(trx, caller.tenantId, batchId);
+        for (const generation of canceled) {
+          if (generation.prediction_id) await queue.enqueueCancelPrediction(trx, { generationId: generation.id, predictionId: generation.prediction_id });
+        }
+        return { batchId, canceled: canceled.map((generation) => generation.id) };
+      });
     },
 
     async models(caller: Caller): Promise<ModelView[]> {
@@ -235,9 +281,13 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       const batch = await findBatch(db, caller.tenantId, batchId);
       if (!batch) throw notFound('batch', batchId);
       assertMayReadBatch(caller, batchId);
-      const counts = await countBatchStates(db, batchId);
+      const [counts, generations] = await Promise.all([countBatchStates(db, batchId), listBatchGenerations(db, batchId)]);
       const finished = counts.succeeded + counts.failed + counts.canceled;
-      return { batchId, total: batch.item_count, counts, done: finished === batch.item_count, createdAt: batch.created_at };
+      // Item by item: which failed, and why (the index is the item's place in the batch).
+      const failures = generations.flatMap((generation, index) =>
+        generation.state === 'failed' ? [{ index, id: generation.id, error: { code: generation.error_code ?? 'internal_error', message: generation.error_message ?? '' } }] : [],
+      );
+      return { batchId, total: batch.item_count, counts, done: finished === batch.item_count, failures, createdAt: batch.created_at };
     },
 
     async list(caller: Caller, input: ListInput): Promise<GenerationPage> {

@@ -38,6 +38,8 @@ export function createAppRouter(options: RouterOptions) {
     batchStatus: authedProcedure.input(batchIdInput).query(({ ctx, input }) => ctx.services.generations.batchStatus(ctx.caller, input.batchId)),
     /** The caller's generations, newest first, with cursor pagination. */
     list: keyProcedure.input(listInput).query(({ ctx, input }) => ctx.services.generations.list(ctx.caller, input)),
+    /** Cancel every queued or running generation of a batch, at the provider too. */
+    cancelBatch: keyProcedure.input(batchIdInput).mutation(({ ctx, input }) => ctx.services.generations.cancelBatch(ctx.caller, input.batchId)),
     /** Cancel queued or running work, at the provider too. */
     cancel: keyProcedure.input(idInput).mutation(({ ctx, input }) => ctx.services.generations.cancel(ctx.caller, input.id)),
     /** The model table: each model's price at the provider, and whether the caller's tier may use it. */

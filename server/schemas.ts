@@ -44,6 +44,9 @@ const prompt = z
  * must be text that survives storage unchanged (well-formed, no control characters). Its
  * length is counted in characters, as the database's check counts it.
  */
+/** Repeating a key answers with the first request's result (generate or batch), within the remembered time. */
+const idempotencyKey = z.string().min(1).max(LIMITS.idempotencyKeyLength).refine(...withoutNul('idempotencyKey')).refine(...wellFormed('idempotencyKey'));
+
 const subject = z
   .string({ error: 'subject must be a string' })
   .min(1, 'subject must not be empty')
@@ -106,7 +109,7 @@ export const generateInput = z
   .object({
     ...generationOptions,
     /** Repeating a generate with the same key returns the first generation instead of a new one. */
-    idempotencyKey: z.string().min(1).max(LIMITS.idempotencyKeyLength).refine(...withoutNul('idempotencyKey')).refine(...wellFormed('idempotencyKey')).optional(),
+    idempotencyKey: idempotencyKey.optional(),
   })
   .strict()
   .refine(variantCountWithinLimit, tooManyVariants);
@@ -121,6 +124,7 @@ export const batchInput = z
       .array(batchItemInput)
       .min(1, 'a batch needs at least one item')
       .max(LIMITS.batchItems, `a batch holds at most ${LIMITS.batchItems} items; split it`),
+    idempotencyKey: idempotencyKey.optional(),
   })
   .strict();
 

@@ -18,6 +18,7 @@ import type {
   AdminListKeysInput,
   AdminRevokeKeyInput,
   BatchAccepted,
+  BatchCanceled,
   BatchInput,
   BatchStatusView,
   CancelAnswer,
@@ -60,6 +61,8 @@ export interface GenerationService {
   list(caller: Caller, input: ListInput): Promise<GenerationPage>;
   /** Cancels queued or running work, at the provider too. */
   cancel(caller: Caller, id: string): Promise<CancelAnswer>;
+  /** Cancels every queued or running generation of a batch, at the provider too. */
+  cancelBatch(caller: Caller, batchId: string): Promise<BatchCanceled>;
   /** The model table: each model's price, and whether the caller's tier may use it. */
   models(caller: Caller): Promise<ModelView[]>;
 }
