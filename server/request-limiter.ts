@@ -8,6 +8,7 @@ import { admitRequests, pruneRequestBudgets, subjectBudgetKey, tenantBudgetKey, 
 import type { Database } from '../db/schema.ts';
 import { findTenantRequestLimits, type TenantRequestLimits } from '../db/tenants.ts';
 import { badRequest, tooManyRequests } from './errors.ts';
+import { createSharedAdmission } from './shared-admission.ts';
 
 export interface RequestLimitSettings {
   /** Each tier's limit; a tier not listed gets `defaultLimit`. */
@@ -31,6 +32,7 @@ export interface RequestLimiter {
 
 export function createRequestLimiter(db: Kysely<Database>, settings: RequestLimitSettings): RequestLimiter {
   const cache = new Map<string, { limits: TenantRequestLimits | undefined; until: number }>();
+  const admitShared = createSharedAdmission((budget, count) => admitRequests(db, [{ budget, count }]));
 
   async function limitsOf(tenantId: string): Promise<TenantRequestLimits | undefined> {
     const hit = cache.get(tenantId);
@@ -64,10 +66,13 @@ export function createRequestLimiter(db: Kysely<Database>, settings: RequestLimi
           });
         }
       }
-      // All or nothing across the budgets: db/request-limits.ts gives back what it took on a refusal.
-      const admission = await admitRequests(db, checks);
+      // One budget (the common case): shared with concurrent requests. Several: all or nothing,
+      // db/request-limits.ts giving back what it took on a refusal.
+      const only = checks.length === 1 ? checks[0] : undefined;
+      const admission = only ? await admitShared(only.budget, only.count) : await admitRequests(db, checks);
       if (!admission.admitted) {
-        const refused = checks[admission.refused ?? 0]!;
+        const refusedAt: number = 'refused' in admission && typeof admission.refused === 'number' ? admission.refused : 0;
+        const refused = checks[refusedAt]!;
         const seconds = Math.max(1, Math.ceil(admission.retryInMs / 1000));
         throw tooManyRequests(`rate limit: ${refused.who} may send ${refused.budget.perMinute} requests a minute (bursts of ${refused.budget.burst}); retry in ${seconds} s`, seconds);
       }
