@@ -14,6 +14,7 @@ import * as dispatch from './migrations/0010-dispatch.ts';
 import * as dispatchAtScale from './migrations/0011-dispatch-at-scale.ts';
 import * as requestLimits from './migrations/0012-request-limits.ts';
 import * as credits from './migrations/0013-credits.ts';
+import * as cacheAndCoalescing from './migrations/0014-cache-and-coalescing.ts';
 
 /** Migrations live in code (not discovered on disk) so they ship with the build and run in order. */
 const migrations = {
@@ -30,6 +31,7 @@ const migrations = {
   '0011-dispatch-at-scale': dispatchAtScale,
   '0012-request-limits': requestLimits,
   '0013-credits': credits,
+  '0014-cache-and-coalescing': cacheAndCoalescing,
 } satisfies Record<string, Migration>;
 
 const inCodeProvider: MigrationProvider = {
