@@ -78,7 +78,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
   const services: KilnServices = {
     generations: createGenerationService({
       db, queue, publicUrl: assetsBase, defaultDeadlineSeconds: config.worker.deadlineSeconds, groupCommit: config.api.groupCommit,
-      estimates, priorityAgingSeconds: agingSeconds, requestLimiter,
+      estimates, priorityAgingSeconds: agingSeconds, requestLimiter, cachePriceShare: config.api.cache.priceShare,
     }),
     realtime: createRealtimeService({ db, feed, publicUrl: assetsBase, maxBuffered: config.realtime.maxBufferedEvents,
       maxSocketBufferBytes: config.realtime.maxSocketBufferBytes,
