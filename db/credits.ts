@@ -51,6 +51,9 @@ export interface UsageRow {
   /** Generations that ended (succeeded, failed or canceled). */
   generations: number;
   succeeded: number;
+  /** Of them, served from an earlier success, and by joining identical work (no provider call of their own). */
+  fromCache: number;
+  joined: number;
   /** Charged to the tenant's credit (0 for a tenant that is not metered). */
   charged: number;
   /** What the provider bills for them. */
@@ -59,9 +62,10 @@ export interface UsageRow {
 
 /** Spend by model and day over the last `days` days, newest day first. */
 export async function creditUsage(db: Db, tenantId: string, days: number): Promise<UsageRow[]> {
-  const { rows } = await sql<{ day: string; model: string; generations: string; succeeded: string; charged: string; provider_cost: string }>`
+  const { rows } = await sql<{ day: string; model: string; generations: string; succeeded: string; from_cache: string; joined: string; charged: string; provider_cost: string }>`
     SELECT to_char(g.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, g.model,
       count(*) AS generations, count(*) FILTER (WHERE g.state = 'succeeded') AS succeeded,
+      count(*) FILTER (WHERE g.served_from_kind = 'cache') AS from_cache, count(*) FILTER (WHERE g.served_from_kind = 'joined') AS joined,
       coalesce(sum(l.spent), 0) AS charged, coalesce(sum(g.provider_cost), 0) AS provider_cost
     FROM generations g
     LEFT JOIN credit_ledger l ON l.generation_id = g.id AND l.kind = 'charge'
@@ -75,6 +79,8 @@ export async function creditUsage(db: Db, tenantId: string, days: number): Promi
     model: row.model,
     generations: Number(row.generations),
     succeeded: Number(row.succeeded),
+    fromCache: Number(row.from_cache),
+    joined: Number(row.joined),
     charged: Number(row.charged),
     providerCost: Number(row.provider_cost),
   }));
@@ -82,9 +88,14 @@ export async function creditUsage(db: Db, tenantId: string, days: number): Promi
 
 /**
  * What a generation of a model with this price is billed by and reserves, in micro-dollars: an
- * image's price; or `reserveSeconds` of GPU time, of which it is charged the time it took.
+ * image's price; or `reserveSeconds` of GPU time, of which it is charged the time it took. When
+ * served from an identical generation it is charged `cache`: `cacheShare` of what it would reserve.
  */
-export function pricing(price: { per: 'image'; usd: number } | { per: 'gpu-second'; usd: number; reserveSeconds: number }): { per: 'image' | 'gpu-second'; unit: number; reserve: number } {
+export function pricing(
+  price: { per: 'image'; usd: number } | { per: 'gpu-second'; usd: number; reserveSeconds: number },
+  cacheShare: number,
+): { per: 'image' | 'gpu-second'; unit: number; reserve: number; cache: number } {
   const unit = toMicroUsd(price.usd);
-  return { per: price.per, unit, reserve: price.per === 'image' ? unit : Math.ceil(unit * price.reserveSeconds) };
+  const reserve = price.per === 'image' ? unit : Math.ceil(unit * price.reserveSeconds);
+  return { per: price.per, unit, reserve, cache: Math.ceil(reserve * cacheShare) };
 }

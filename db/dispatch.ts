@@ -25,8 +25,14 @@ export async function notifyDispatcher(trx: Transaction<Database>): Promise<void
   await sql`SELECT pg_notify(${DISPATCH_CHANNEL}, '')`.execute(trx);
 }
 
-/** Undispatched work waiting its turn; every index of the waiting work has this predicate. */
-export const WAITING = (alias: string) => sql.raw(`${alias}.state = 'queued' AND ${alias}.dispatched_at IS NULL`);
+/** Queued and not handed on: waiting work, and followers (which wait for the generation they follow, not for a slot). */
+const UNDISPATCHED = (alias: string) => `${alias}.state = 'queued' AND ${alias}.dispatched_at IS NULL`;
+
+/**
+ * Undispatched work waiting its turn; every index of the waiting work has this predicate. A
+ * follower (served_from_id set, see migration 0014) is not waiting work: it never gets a slot.
+ */
+export const WAITING = (alias: string) => sql.raw(`${UNDISPATCHED(alias)} AND ${alias}.served_from_id IS NULL`);
 
 /**
  * The lanes with waiting work, as CTEs of a `WITH RECURSIVE` statement, in the one place that
@@ -172,8 +178,9 @@ export async function readDispatchState(
           'waiting', ARRAY(SELECT u.id FROM ${inLane('s', sql<boolean>`(q.deadline_at IS NULL OR q.deadline_at > now())`, options.perLane)} u
             ORDER BY u.dispatch_order, u.id)
         ) ORDER BY s.effective_pass, s.key) FROM served s) AS lanes,
+      -- Followers too: a follower's deadline is its own.
       ARRAY(SELECT x.id FROM generations x
-        WHERE ${WAITING('x')} AND x.deadline_at <= now() AND (SELECT locked FROM lock)
+        WHERE ${sql.raw(UNDISPATCHED('x'))} AND x.deadline_at <= now() AND (SELECT locked FROM lock)
         ORDER BY x.deadline_at LIMIT ${options.perLane}) AS expired
   `.execute(trx);
   const row = rows[0];

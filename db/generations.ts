@@ -1,7 +1,7 @@
 // Queries on generations and their events. Every state change writes its event row in the
 // same statement or transaction, so the event log never disagrees with the row.
 import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Asset, Database, Db, Generation, GenerationEvent, GenerationRequestJson, GenerationState, NewAsset } from './schema.ts';
+import type { Asset, Database, Db, Generation, GenerationEvent, GenerationRequestJson, GenerationState, NewAsset, ServedFromKind } from './schema.ts';
 
 export interface NewGenerationInput {
   /** Chosen by the caller (see ids.ts), so it knows each row's id without reading RETURNING order. */
@@ -19,70 +19,108 @@ export interface NewGenerationInput {
   deadlineSeconds: number | null;
   /** How much earlier than now it counts in its lane's dispatch order: its priority's worth of waiting (jobs/dispatch/select.ts). */
   agedBySeconds: number;
-  /** How its model is billed, the price of one image or GPU second, and what it reserves if its tenant is metered (micro-dollars; see credits.ts). */
-  price: { per: 'image' | 'gpu-second'; unit: number; reserve: number };
+  /** How its model is billed, the price of one image or GPU second, what it reserves if its tenant is metered, and what it is charged when served from another (micro-dollars; see credits.ts). */
+  price: { per: 'image' | 'gpu-second'; unit: number; reserve: number; cache: number };
+  /** sha256 of its provider input (jobs/provider/cache-key.ts): identical requests of a tenant share it. */
+  fingerprint: string;
+  /** Whether it may be served from an identical generation of its tenant. */
+  mayReuse: boolean;
+}
+
+/** How an inserted generation is served: by its own work (null), or from another. */
+export interface InsertedGeneration {
+  id: string;
+  servedFrom: { kind: ServedFromKind; generationId: string } | null;
 }
 
 /**
- * Inserts generations and their 'queued' events in one statement (one round trip). A metered
+ * Inserts generations and their first events in one statement (one round trip). A metered
  * tenant's generations reserve their price in the same statement (balance and ledger); when
  * the balance cannot cover them the statement fails (see credits.ts's isInsufficientCredit).
+ *
+ * The cache lookup is part of it, one index probe per distinct input (migration 0014): a
+ * generation that may reuse is served from its tenant's earlier success of the same input
+ * ('cache': it reserves only its cache price), or joins the oldest identical work in flight
+ * ('joined': it reserves its full price, as it may have to run on its own), or — within this
+ * statement — the first identical row before it. The row found is locked FOR SHARE until this
+ * transaction ends, so it cannot end unseen: whoever ends it then sees the followers.
+ * Answers each row's way of being served, in input order.
  */
-export async function insertGenerations(db: Db, inputs: readonly NewGenerationInput[]): Promise<void> {
-  if (inputs.length === 0) return;
-  await db
-    .with('inserted', (qb) =>
-      qb
-        .insertInto('generations')
-        .values(
-          inputs.map((input) => ({
-            id: input.id,
-            tenant_id: input.tenantId,
-            batch_id: input.batchId,
-            prompt: input.prompt,
-            model: input.model,
-            request: JSON.stringify(input.request),
-            priority: input.priority,
-            idempotency_key: input.idempotencyKey,
-            subject: input.subject,
-            deadline_at: input.deadlineSeconds === null ? null : sql<Date>`now() + make_interval(secs => ${input.deadlineSeconds})`,
-            dispatch_order: sql<Date>`now() - make_interval(secs => ${input.agedBySeconds})`,
-            price_per: input.price.per,
-            unit_price: input.price.unit,
-            reserved: sql<string>`(CASE WHEN EXISTS (SELECT 1 FROM credit_balances WHERE tenant_id = ${input.tenantId}) THEN ${input.price.reserve}::bigint ELSE 0 END)`,
-          })),
-        )
-        .returning(['id', 'tenant_id', 'batch_id', 'subject', 'model', 'priority', 'reserved']),
-    )
-    // kysely writes a raw CTE as given: the parentheses are ours.
-    .with('reservations', () => sql`(
+export async function insertGenerations(db: Db, inputs: readonly NewGenerationInput[]): Promise<InsertedGeneration[]> {
+  if (inputs.length === 0) return [];
+  const column = <T>(pick: (input: NewGenerationInput) => T) => inputs.map(pick);
+  const { rows } = await sql<{ id: string; served_from_id: string | null; served_from_kind: ServedFromKind | null }>`
+    WITH input AS (
+      SELECT * FROM unnest(
+        ${column((i) => i.id)}::uuid[], ${column((i) => i.tenantId)}::uuid[], ${column((i) => i.batchId)}::uuid[],
+        ${column((i) => i.prompt)}::text[], ${column((i) => i.model)}::text[], ${column((i) => JSON.stringify(i.request))}::jsonb[],
+        ${column((i) => i.priority)}::int[], ${column((i) => i.idempotencyKey)}::text[], ${column((i) => i.subject)}::text[],
+        ${column((i) => i.deadlineSeconds)}::float8[], ${column((i) => i.agedBySeconds)}::float8[],
+        ${column((i) => i.price.per)}::text[], ${column((i) => i.price.unit)}::bigint[], ${column((i) => i.price.reserve)}::bigint[],
+        ${column((i) => i.price.cache)}::bigint[], ${column((i) => i.fingerprint)}::text[], ${column((i) => i.mayReuse)}::bool[]
+      ) WITH ORDINALITY AS v(id, tenant_id, batch_id, prompt, model, request, priority, idempotency_key, subject,
+        deadline_seconds, aged_by, price_per, unit_price, reserve, cache_price, fingerprint, may_reuse, ord)
+    ),
+    earlier AS (
+      SELECT k.tenant_id, k.fingerprint, s.id, s.state
+      FROM (SELECT DISTINCT tenant_id, fingerprint FROM input WHERE may_reuse) k
+      CROSS JOIN LATERAL (
+        SELECT g.id, g.state FROM generations g
+        WHERE g.tenant_id = k.tenant_id AND g.fingerprint = k.fingerprint
+          AND g.served_from_id IS NULL AND g.state IN ('queued', 'running', 'succeeded')
+        ORDER BY g.state = 'succeeded' DESC, g.created_at, g.id
+        LIMIT 1
+        FOR SHARE
+      ) s
+    ),
+    decided AS (
+      SELECT i.*,
+        CASE WHEN NOT i.may_reuse THEN NULL WHEN e.id IS NOT NULL THEN e.id WHEN i.first_id <> i.id THEN i.first_id END AS served_from_id,
+        CASE WHEN NOT i.may_reuse THEN NULL WHEN e.state = 'succeeded' THEN 'cache' WHEN e.id IS NOT NULL OR i.first_id <> i.id THEN 'joined' END AS served_from_kind
+      FROM (SELECT input.*, first_value(id) OVER (PARTITION BY tenant_id, fingerprint ORDER BY ord) AS first_id FROM input) i
+      LEFT JOIN earlier e ON e.tenant_id = i.tenant_id AND e.fingerprint = i.fingerprint
+    ),
+    inserted AS (
+      INSERT INTO generations (id, tenant_id, batch_id, prompt, model, request, priority, idempotency_key, subject, deadline_at,
+        dispatch_order, price_per, unit_price, reserved, cache_price, fingerprint, may_reuse, served_from_id, served_from_kind, stage)
+      SELECT d.id, d.tenant_id, d.batch_id, d.prompt, d.model, d.request, d.priority, d.idempotency_key, d.subject,
+        now() + make_interval(secs => d.deadline_seconds), now() - make_interval(secs => d.aged_by),
+        d.price_per, d.unit_price,
+        CASE WHEN EXISTS (SELECT 1 FROM credit_balances b WHERE b.tenant_id = d.tenant_id)
+          THEN CASE WHEN d.served_from_kind = 'cache' THEN d.cache_price ELSE d.reserve END ELSE 0 END,
+        d.cache_price, d.fingerprint, d.may_reuse, d.served_from_id, d.served_from_kind,
+        CASE d.served_from_kind WHEN 'cache' THEN 'cache.hit' WHEN 'joined' THEN 'cache.joined' ELSE 'queued' END
+      FROM decided d ORDER BY d.ord
+      RETURNING id, tenant_id, batch_id, subject, model, priority, reserved, served_from_id, served_from_kind
+    ),
+    reservations AS (
       SELECT tenant_id, sum(reserved) AS total FROM inserted WHERE reserved > 0 GROUP BY tenant_id
-    )`)
-    .with('debited', () => sql`(
+    ),
+    debited AS (
       UPDATE credit_balances b SET available = b.available - r.total, held = b.held + r.total
       FROM reservations r WHERE b.tenant_id = r.tenant_id
       RETURNING b.tenant_id
-    )`)
-    .with('reserve_rows', () => sql`(
+    ),
+    reserve_rows AS (
       INSERT INTO credit_ledger (tenant_id, generation_id, kind, model, available_delta, held_delta)
       SELECT tenant_id, id, 'reserve', model, -reserved, reserved FROM inserted WHERE reserved > 0
       RETURNING id
-    )`)
-    .insertInto('generation_events')
-    .columns(['generation_id', 'tenant_id', 'batch_id', 'subject', 'stage', 'data'])
-    .expression((eb) =>
-      eb
-        .selectFrom('inserted')
-        .select([
-          'inserted.id',
-          'inserted.tenant_id',
-          'inserted.batch_id',
-          'inserted.subject',
-          sql.lit('queued').as('stage'),
-          sql<string>`jsonb_build_object('model', inserted.model, 'priority', inserted.priority)`.as('data'),
-        ]),
+    ),
+    events AS (
+      INSERT INTO generation_events (generation_id, tenant_id, batch_id, subject, stage, data)
+      SELECT id, tenant_id, batch_id, subject, 'queued', jsonb_build_object('model', model, 'priority', priority) FROM inserted
+      UNION ALL
+      SELECT id, tenant_id, batch_id, subject, CASE served_from_kind WHEN 'cache' THEN 'cache.hit' ELSE 'cache.joined' END,
+        jsonb_build_object('generationId', served_from_id) FROM inserted WHERE served_from_id IS NOT NULL
+      RETURNING id
     )
-    .execute();
+    SELECT id, served_from_id, served_from_kind FROM inserted
+  `.execute(db);
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  return inputs.map((input) => {
+    const row = byId.get(input.id);
+    return { id: input.id, servedFrom: row?.served_from_id && row.served_from_kind ? { kind: row.served_from_kind, generationId: row.served_from_id } : null };
+  });
 }
 
 export async function findGeneration(db: Db, tenantId: string, id: string): Promise<Generation | undefined> {
@@ -352,7 +390,14 @@ export async function startAttempt(db: Db, id: string, data: Record<string, unkn
 /** Writes the assets and the success in one transaction, fenced by attempt. */
 export async function completeGeneration(
   db: Kysely<Database>,
-  input: { id: string; attempt: number; assets: Omit<NewAsset, 'generation_id' | 'tenant_id'>[]; data: Record<string, unknown> },
+  input: {
+    id: string;
+    attempt: number;
+    assets: Omit<NewAsset, 'generation_id' | 'tenant_id'>[];
+    data: Record<string, unknown>;
+    /** Runs in the same transaction once it has succeeded (its followers are served from it). */
+    then?: (trx: Transaction<Database>, generation: Generation) => Promise<void>;
+  },
 ): Promise<Generation | undefined> {
   return db.transaction().execute(async (trx) => {
     const generation = await transition(trx, {
@@ -370,6 +415,7 @@ export async function completeGeneration(
         .values(input.assets.map((asset) => ({ ...asset, generation_id: generation.id, tenant_id: generation.tenant_id })))
         .execute();
     }
+    await input.then?.(trx, generation);
     return generation;
   });
 }

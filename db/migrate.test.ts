@@ -136,10 +136,53 @@ describe('migration 0012', () => {
     }));
 });
 
+describe('migration 0014', () => {
+  it('leaves earlier generations as their own work, charges one served from another its cache price, and releases followers of a failure', () =>
+    inFreshDatabase(async (db) => {
+      await migrateTo(db, '0013-credits');
+      const { rows } = await sql<{ id: string; tenant_id: string }>`
+        WITH tenant AS (INSERT INTO tenants (name) VALUES ('old') RETURNING id)
+        INSERT INTO generations (tenant_id, prompt, model, request, dispatch_order, price_per, unit_price, reserved)
+        SELECT id, 'from before', 'black-forest-labs/flux-schnell', '{}'::jsonb, now(), 'image', 3000, 3000 FROM tenant
+        RETURNING id, tenant_id
+      `.execute(db);
+      const { id: old, tenant_id: tenantId } = rows[0]!;
+      await sql`INSERT INTO credit_balances (tenant_id, available, held) VALUES (${tenantId}, 10000, 3000)`.execute(db);
+
+      assert.deepEqual(await migrateTo(db, '0014-cache-and-coalescing'), ['0014-cache-and-coalescing']);
+      const before = await db.selectFrom('generations').select(['fingerprint', 'may_reuse', 'served_from_id', 'served_from_kind']).where('id', '=', old).executeTakeFirstOrThrow();
+      assert.deepEqual(before, { fingerprint: null, may_reuse: false, served_from_id: null, served_from_kind: null });
+      await assert.rejects(sql`UPDATE generations SET served_from_kind = 'cache' WHERE id = ${old}`.execute(db), /generations_served_from_whole/);
+      await assert.rejects(sql`UPDATE generations SET served_from_kind = 'copied', served_from_id = ${old} WHERE id = ${old}`.execute(db), /generations_served_from_kind_known/);
+
+      // Two followers of the old one: one served from it (charged its cache price), one left waiting.
+      const followers = await sql<{ id: string }>`
+        INSERT INTO generations (tenant_id, prompt, model, request, dispatch_order, price_per, unit_price, reserved, cache_price, served_from_id, served_from_kind)
+        VALUES (${tenantId}, 'from before', 'black-forest-labs/flux-schnell', '{}'::jsonb, now(), 'image', 3000, 3000, 300, ${old}, 'joined'),
+               (${tenantId}, 'from before', 'black-forest-labs/flux-schnell', '{}'::jsonb, now(), 'image', 3000, 3000, 300, ${old}, 'joined')
+        RETURNING id
+      `.execute(db);
+      const [served, waiting] = followers.rows.map((row) => row.id);
+      await sql`UPDATE credit_balances SET available = available - 6000, held = held + 6000 WHERE tenant_id = ${tenantId}`.execute(db);
+      await sql`UPDATE generations SET state = 'succeeded' WHERE id = ${served!}`.execute(db);
+      const charged = await db.selectFrom('generations').select(['provider_cost']).where('id', '=', served!).executeTakeFirstOrThrow();
+      assert.equal(charged.provider_cost, '0', 'no provider call of its own');
+      const charge = await db.selectFrom('credit_ledger').select(['kind', 'spent']).where('generation_id', '=', served!).executeTakeFirstOrThrow();
+      assert.deepEqual(charge, { kind: 'charge', spent: '300' });
+
+      await sql`UPDATE generations SET state = 'failed', error_code = 'provider_failed' WHERE id = ${old}`.execute(db);
+      const released = await db.selectFrom('generations').select(['state', 'stage', 'served_from_id']).where('id', '=', waiting!).executeTakeFirstOrThrow();
+      assert.deepEqual(released, { state: 'queued', stage: 'cache.released', served_from_id: null }, 'back to the queue as its own work');
+
+      await migrateTo(db, '0013-credits');
+      await migrateToLatest(db);
+    }));
+});
+
 describe('migration 0015', () => {
   it('gives earlier batches no idempotency key, and lets a tenant use a key once', () =>
     inFreshDatabase(async (db) => {
-      await migrateTo(db, '0013-credits');
+      await migrateTo(db, '0014-cache-and-coalescing');
       const { rows } = await sql<{ id: string; tenant_id: string }>`
         WITH tenant AS (INSERT INTO tenants (name) VALUES ('old') RETURNING id)
         INSERT INTO batches (tenant_id, item_count) SELECT id, 1 FROM tenant RETURNING id, tenant_id
@@ -150,7 +193,7 @@ describe('migration 0015', () => {
       assert.deepEqual(batch, { idempotency_key: null, request_hash: null });
       await sql`INSERT INTO batches (tenant_id, item_count, idempotency_key) VALUES (${tenantId}, 1, 'k')`.execute(db);
       await assert.rejects(sql`INSERT INTO batches (tenant_id, item_count, idempotency_key) VALUES (${tenantId}, 1, 'k')`.execute(db), /batches_idempotency/);
-      await migrateTo(db, '0013-credits');
+      await migrateTo(db, '0014-cache-and-coalescing');
       await migrateToLatest(db);
     }));
 });

@@ -14,6 +14,7 @@ import * as dispatch from './migrations/0010-dispatch.ts';
 import * as dispatchAtScale from './migrations/0011-dispatch-at-scale.ts';
 import * as requestLimits from './migrations/0012-request-limits.ts';
 import * as credits from './migrations/0013-credits.ts';
+import * as cacheAndCoalescing from './migrations/0014-cache-and-coalescing.ts';
 import * as batchKeys from './migrations/0015-batch-keys.ts';
 
 /** Migrations live in code (not discovered on disk) so they ship with the build and run in order. */
@@ -31,6 +32,7 @@ const migrations = {
   '0011-dispatch-at-scale': dispatchAtScale,
   '0012-request-limits': requestLimits,
   '0013-credits': credits,
+  '0014-cache-and-coalescing': cacheAndCoalescing,
   '0015-batch-keys': batchKeys,
 } satisfies Record<string, Migration>;
 

@@ -102,6 +102,15 @@ export interface GenerationsTable {
   provider_cost: Int8 | null;
   /** Its place in its lane, fixed when queued: created_at, earlier by its priority's worth of waiting (jobs/dispatch/select.ts). */
   dispatch_order: Date;
+  /** sha256 of its provider input (model route and input, canonical JSON): identical requests share it (see migration 0014). */
+  fingerprint: string | null;
+  /** Whether it may be served from an identical generation of its tenant (its cache mode). */
+  may_reuse: Generated<boolean>;
+  /** The generation it is served from, and how: an earlier success, or identical work it joined; null: its own work. */
+  served_from_id: string | null;
+  served_from_kind: ServedFromKind | null;
+  /** What it is charged when served from another, in micro-dollars. */
+  cache_price: Int8 | null;
   error_code: string | null;
   error_message: string | null;
   created_at: Generated<Date>;
@@ -109,6 +118,10 @@ export interface GenerationsTable {
   finished_at: Date | null;
   updated_at: Generated<Date>;
 }
+
+/** How a generation is served from another: 'cache', from an earlier success; 'joined', by joining identical work in flight. */
+export const SERVED_FROM_KINDS = ['cache', 'joined'] as const;
+export type ServedFromKind = (typeof SERVED_FROM_KINDS)[number];
 
 export interface GenerationRequestJson {
   platforms: string[];

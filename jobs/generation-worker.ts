@@ -8,6 +8,8 @@ import type { JobResult, JobWithMetadata } from 'pg-boss';
 import type { Database, Generation } from '../db/schema.ts';
 import type { Logger } from './logger.ts';
 import { createCreatePhase } from './phases/create-phase.ts';
+import { createCopyPhase } from './phases/copy-phase.ts';
+import { createDelivery } from './phases/deliver.ts';
 import { createFinishPhase } from './phases/finish-phase.ts';
 import type { EarlierCreateSearch } from './phases/earlier-create.ts';
 import { handleFailure } from './phases/failures.ts';
@@ -16,7 +18,7 @@ import { createPredictionUpdates, type PredictionUpdates } from './phases/predic
 import { createWaitPhase, type WaitPhaseOptions } from './phases/wait-phase.ts';
 import type { DownloadLimits } from './provider/download-output.ts';
 import type { ImageProvider } from './provider/provider.ts';
-import { QUEUES, type CancelPredictionJob, type FinishJob, type GenerationJob, type JobQueue, type PollJob } from './queue.ts';
+import { QUEUES, isCopyJob, type CancelPredictionJob, type CopyJob, type FinishJob, type GenerationJob, type JobQueue, type PollJob } from './queue.ts';
 import type { RenderLimits } from './render/render-variants.ts';
 import type { AssetStorage } from './storage/storage.ts';
 
@@ -110,7 +112,9 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
       return base ? `${base}/webhooks/replicate?${new URLSearchParams({ tag: generation.id })}` : undefined;
     },
   });
-  const finish = createFinishPhase({ db, provider, storage: options.storage, logger, download: options.download, render: options.render });
+  const deliver = createDelivery({ db, queue, storage: options.storage, render: options.render });
+  const finish = createFinishPhase({ db, provider, deliver, logger, download: options.download });
+  const copy = createCopyPhase({ db, storage: options.storage, deliver, logger, workerId: options.workerId });
 
   async function cancelAtProvider(job: JobWithMetadata<CancelPredictionJob>): Promise<void> {
     try {
@@ -165,7 +169,9 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
       const { concurrency, pickup } = options;
       await phase<GenerationJob>(QUEUES.generation, concurrency.create, pickup.createLoops, pickup.backstopSeconds.create, (job) => create.run(job));
       await phase<PollJob>(QUEUES.poll, concurrency.poll, 1, pickup.backstopSeconds.poll, (job) => wait.run(job.data, job));
-      await phase<FinishJob>(QUEUES.finish, concurrency.finish, 1, pickup.backstopSeconds.finish, (job) => finish.run(job.data, job));
+      await phase<FinishJob | CopyJob>(QUEUES.finish, concurrency.finish, 1, pickup.backstopSeconds.finish, (job) =>
+        isCopyJob(job.data) ? copy.run(job.data, job) : finish.run(job.data, job),
+      );
       const cancelWork = { localConcurrency: pickup.cancelConcurrency, includeMetadata: true, notifyPollingIntervalSeconds: pickup.backstopSeconds.cancel } as const;
       await queue.boss.work<CancelPredictionJob, void, typeof cancelWork>(QUEUES.cancelPrediction, cancelWork, async ([job]) => {
         if (job) await cancelAtProvider(job);

@@ -9,7 +9,7 @@ export const QUEUES = {
   generation: 'kiln-generation',
   /** The wait phase: one job per poll of a prediction the provider is working on. */
   poll: 'kiln-poll',
-  /** The finish phase: download, render variants, store (CPU-bound, sized to the cores). */
+  /** The finish phase: download, render variants, store (CPU-bound, sized to the cores); and copies from an identical generation. */
   finish: 'kiln-finish',
   /** Jobs of any phase that failed for good land here, and their generation is marked failed. */
   generationDead: 'kiln-generation-dead',
@@ -42,6 +42,14 @@ export interface FinishJob {
   predictionId: string;
   outputUrl: string;
 }
+
+/** A generation served from an identical one: its variants are rendered from that one's original (finish queue). */
+export interface CopyJob {
+  generationId: string;
+  copyOf: string;
+}
+
+export const isCopyJob = (job: FinishJob | CopyJob): job is CopyJob => 'copyOf' in job;
 
 export interface CancelPredictionJob {
   generationId: string;
@@ -90,6 +98,8 @@ export interface JobQueue {
   deferGeneration(trx: Db, job: { generationId: string; priority: number }, delayMs: number): Promise<void>;
   enqueuePoll(trx: Db, job: PollJob, delayMs: number): Promise<void>;
   enqueueFinish(trx: Db, job: FinishJob): Promise<void>;
+  /** Copies of generations served from identical ones, in one statement; they share the renderers with the finish phase. */
+  enqueueCopies(trx: Db, jobs: readonly CopyJob[]): Promise<void>;
 }
 
 /** Passes errors on, except that "database unavailable" ones are passed on once per `everyMs`, with a count of the rest. */
@@ -183,6 +193,10 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
     },
     async enqueueFinish(trx, job) {
       await boss.send(QUEUES.finish, { ...job }, { db: fromKysely(trx) });
+    },
+    async enqueueCopies(trx, jobs) {
+      if (jobs.length === 0) return;
+      await boss.insert(QUEUES.finish, jobs.map((job) => ({ data: { generationId: job.generationId, copyOf: job.copyOf } satisfies CopyJob })), { db: fromKysely(trx) });
     },
     async enqueueCancelPrediction(trx, job) {
       await boss.send(QUEUES.cancelPrediction, { ...job }, { db: fromKysely(trx) });

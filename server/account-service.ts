@@ -19,6 +19,8 @@ export function createAccountService(options: { db: Kysely<Database> }): Account
           model: row.model,
           generations: row.generations,
           succeeded: row.succeeded,
+          fromCache: row.fromCache,
+          joined: row.joined,
           chargedUsd: toUsd(row.charged),
           providerCostUsd: toUsd(row.providerCost),
         })),

@@ -79,7 +79,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
   const services: KilnServices = {
     generations: createGenerationService({
       db, queue, publicUrl: assetsBase, defaultDeadlineSeconds: config.worker.deadlineSeconds, groupCommit: config.api.groupCommit,
-      estimates, priorityAgingSeconds: agingSeconds, requestLimiter, idempotencyKeySeconds: config.api.idempotencyKeySeconds,
+      estimates, priorityAgingSeconds: agingSeconds, requestLimiter, idempotencyKeySeconds: config.api.idempotencyKeySeconds, cachePriceShare: config.api.cache.priceShare,
     }),
     realtime: createRealtimeService({ db, feed, publicUrl: assetsBase, maxBuffered: config.realtime.maxBufferedEvents,
       maxSocketBufferBytes: config.realtime.maxSocketBufferBytes,

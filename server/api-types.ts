@@ -21,6 +21,20 @@ import type { CropStrategy, ImageFormat, Platform } from '../jobs/render/presets
  */
 export type GenerationState = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled';
 
+/**
+ * Whether a request may be served from an identical one of its tenant: 'default' when it names
+ * a seed, 'reuse-unseeded' even without one, 'off' never. The list lives in
+ * jobs/provider/cache-key.ts (a file that imports node:crypto); schemas.ts proves the two equal.
+ */
+export type CacheMode = 'default' | 'reuse-unseeded' | 'off';
+
+/** How a generation was served without a provider call of its own: from an earlier success ('cache'), or by joining identical work ('joined'). */
+export interface ServedFrom {
+  kind: 'cache' | 'joined';
+  /** The generation it was served from. */
+  generationId: string;
+}
+
 /** How many of a set of generations are in each state. */
 export type StateCounts = Record<GenerationState, number>;
 
@@ -48,6 +62,7 @@ export interface BatchItemInput {
   deadlineSeconds?: number | undefined;
   /** Whom within the tenant it is for (an end user, a store); opaque to Kiln. */
   subject?: string | undefined;
+  cache: CacheMode;
 }
 
 export interface GenerateInput extends BatchItemInput {
@@ -250,6 +265,8 @@ export interface GenerationSummary {
   prompt: string;
   model: string;
   predictionId: string | null;
+  /** Null: its own work; otherwise the identical generation it is (or will be) served from. */
+  servedFrom: ServedFrom | null;
   deadlineAt: Date | null;
   error: { code: string; message: string } | null;
   createdAt: Date;
@@ -350,6 +367,8 @@ export interface BudgetView {
 export interface OpsStats {
   /** The caller's generations per state. */
   generations: StateCounts;
+  /** Of them, served from an earlier success, and by joining identical work (so far). */
+  servedFrom: { cache: number; joined: number };
   provider: {
     /** null in an API-only process, which makes no provider calls (see the workers' /health). */
     breaker: BreakerState | null;
@@ -381,6 +400,9 @@ export interface UsageView {
   /** Generations that ended; of them, succeeded. */
   generations: number;
   succeeded: number;
+  /** Of them, served from an earlier success, and by joining identical work. */
+  fromCache: number;
+  joined: number;
   /** Charged to the tenant's credit, in US dollars (0 when it is not metered). */
   chargedUsd: number;
   /** What the provider bills for them, in US dollars. */

@@ -305,6 +305,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         /** After failing to read the webhook secret from the provider, ask again no sooner than this. */
         secretRetryMs: 30_000,
       },
+      /** Generations served from an identical one of their tenant (an earlier success, or work they joined). */
+      cache: {
+        /**
+         * They are charged this share of what the model reserves (its image price, or its GPU
+         * seconds' reserve): no provider call is made, but storage and rendering are, and the
+         * first requester paid for the image.
+         */
+        priceShare: 0.1,
+      },
       groupCommit: {
         /** Rows in one shared transaction at most: big enough to pay one commit for a burst, small enough to stay a short transaction. */
         maxItems: 200,

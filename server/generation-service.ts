@@ -20,6 +20,7 @@ import {
   type NewGenerationInput,
 } from '../db/generations.ts';
 import type { Asset, Database, Generation, GenerationEvent } from '../db/schema.ts';
+import { canonicalJson, mayReuse, providerFingerprint } from '../jobs/provider/cache-key.ts';
 import { MODEL_IDS, MODELS, mayUse, modelForTier, modelsForTenantTier, type ModelId, type ModelTier, type ModelPrice } from '../jobs/provider/models.ts';
 import { priorityHeadStartSeconds } from '../jobs/dispatch/select.ts';
 import type { JobQueue } from '../jobs/queue.ts';
@@ -70,6 +71,8 @@ export interface GenerationServiceOptions {
   requestLimiter: RequestLimiter;
   /** How long an idempotency key is remembered. */
   idempotencyKeySeconds: number;
+  /** A generation served from an identical one is charged this share of what its model reserves. */
+  cachePriceShare: number;
 }
 
 /** A tenant's tier picks the model when the request names neither model nor tier. */
@@ -81,7 +84,7 @@ type QueueEstimateMatchesTheQuery = Expect<Equal<DbQueueEstimate, QueueEstimate>
 type ModelPriceMatchesTheTable = Expect<Equal<ModelPrice, ModelView['price']>>;
 type ModelTierMatchesTheTable = Expect<Equal<ModelTier, ModelView['tier']>>;
 
-export function createGenerationService({ db, queue, publicUrl, defaultDeadlineSeconds, groupCommit, estimates, priorityAgingSeconds, requestLimiter, idempotencyKeySeconds }: GenerationServiceOptions): GenerationService {
+export function createGenerationService({ db, queue, publicUrl, defaultDeadlineSeconds, groupCommit, estimates, priorityAgingSeconds, requestLimiter, idempotencyKeySeconds, cachePriceShare }: GenerationServiceOptions): GenerationService {
   const newId = createIdFactory();
   /** The model a request asks for (by name, by `tier`, or its tenant's tier's choice), if the tenant's tier may use it. */
   const chooseModel = (caller: Caller, item: BatchItemInput, field: string): ModelId => {
@@ -93,29 +96,35 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
     throw forbidden(`model ${model} is not available on the ${caller.tenantTier} tier; ${may}`, { [path]: [`not available on the ${caller.tenantTier} tier`] });
   };
 
-  const modelAndPrice = (model: ModelId) => ({ model, price: pricing(MODELS[model].price) });
-
-  const toRow = (caller: Caller, item: BatchItemInput, batchId: string | null, idempotencyKey: string | null, field = ''): NewGenerationInput => ({
-    id: newId(),
-    tenantId: caller.tenantId,
-    batchId,
-    prompt: item.prompt,
-    ...modelAndPrice(chooseModel(caller, item, field)),
-    request: {
-      platforms: item.platforms,
-      customSizes: item.sizes,
-      formats: item.formats,
-      crop: item.crop,
-      aspectRatio: item.aspectRatio,
-      seed: item.seed ?? null,
-      negativePrompt: item.negativePrompt ?? null,
-    },
-    priority: item.priority,
-    idempotencyKey,
-    subject: item.subject ?? null,
-    deadlineSeconds: item.deadlineSeconds ?? defaultDeadlineSeconds ?? null,
-    agedBySeconds: priorityHeadStartSeconds(item.priority, priorityAgingSeconds),
-  });
+  const toRow = (caller: Caller, item: BatchItemInput, batchId: string | null, idempotencyKey: string | null, field = ''): NewGenerationInput => {
+    const model = chooseModel(caller, item, field);
+    const seed = item.seed ?? null;
+    return {
+      id: newId(),
+      tenantId: caller.tenantId,
+      batchId,
+      prompt: item.prompt,
+      model,
+      price: pricing(MODELS[model].price, cachePriceShare),
+      // What the provider would be sent decides what is identical; platforms and formats are Kiln's own work.
+      fingerprint: providerFingerprint(model, { prompt: item.prompt, negativePrompt: item.negativePrompt ?? null, aspectRatio: item.aspectRatio, seed }),
+      mayReuse: mayReuse(item.cache, seed),
+      request: {
+        platforms: item.platforms,
+        customSizes: item.sizes,
+        formats: item.formats,
+        crop: item.crop,
+        aspectRatio: item.aspectRatio,
+        seed,
+        negativePrompt: item.negativePrompt ?? null,
+      },
+      priority: item.priority,
+      idempotencyKey,
+      subject: item.subject ?? null,
+      deadlineSeconds: item.deadlineSeconds ?? defaultDeadlineSeconds ?? null,
+      agedBySeconds: priorityHeadStartSeconds(item.priority, priorityAgingSeconds),
+    };
+  };
 
   const assetView = (asset: Asset) => toAssetView(asset, publicUrl());
 
@@ -142,6 +151,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
     prompt: generation.prompt,
     model: generation.model,
     predictionId: generation.prediction_id,
+    servedFrom: generation.served_from_kind && generation.served_from_id ? { kind: generation.served_from_kind, generationId: generation.served_from_id } : null,
     deadlineAt: generation.deadline_at,
     error: generation.error_code ? { code: generation.error_code, message: generation.error_message ?? '' } : null,
     createdAt: generation.created_at,
@@ -154,10 +164,13 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
   /**
    * Rows and their 'queued' events, in one transaction. The row is the queue entry: the
    * dispatcher (jobs/dispatch/) gives it its create job when its turn comes, and the NOTIFY
-   * (sent at commit) wakes it.
+   * (sent at commit) wakes it. A row served from an earlier success gets its copy job instead;
+   * one that joined identical work waits for it (db/generations.ts).
    */
   async function insertQueued(trx: Transaction<Database>, rows: readonly NewGenerationInput[]): Promise<void> {
-    await insertGenerations(trx, rows);
+    const inserted = await insertGenerations(trx, rows);
+    const copies = inserted.flatMap(({ id, servedFrom }) => (servedFrom?.kind === 'cache' ? [{ generationId: id, copyOf: servedFrom.generationId }] : []));
+    await queue.enqueueCopies(trx, copies);
     await notifyDispatcher(trx);
   }
 
@@ -272,7 +285,8 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       const [assets, events, queue] = await Promise.all([
         listAssets(db, [id]),
         listEvents(db, id),
-        generation.state === 'queued' ? estimateQueue(db, generation, estimates) : null,
+        // A follower waits for the generation it follows, not in a lane.
+        generation.state === 'queued' && generation.served_from_id === null ? estimateQueue(db, generation, estimates) : null,
       ]);
       return { ...summaryView(generation), queue, assets: assets.map(assetView), events: events.map(eventView) };
     },
@@ -330,15 +344,6 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       });
     },
   };
-}
-
-/** JSON with object keys sorted, so two equal values compare equal whatever their key order. */
-function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, inner: unknown) =>
-    inner && typeof inner === 'object' && !Array.isArray(inner)
-      ? Object.fromEntries(Object.entries(inner).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : inner,
-  );
 }
 
 function sqlState(error: unknown): string | undefined {

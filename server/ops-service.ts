@@ -2,6 +2,7 @@
 // side every tenant shares — the rate-limit budgets (from the database, so the same from any
 // process) and this process's circuit breaker.
 import type { Kysely } from 'kysely';
+import { countServedFrom } from '../db/cache.ts';
 import { countTenantStates } from '../db/generations.ts';
 import type { Database } from '../db/schema.ts';
 import type { BreakerState as PolicyBreakerState, ProviderPolicies } from '../jobs/provider/policies.ts';
@@ -17,9 +18,14 @@ type BreakerStateMatchesThePolicies = Expect<Equal<PolicyBreakerState, BreakerSt
 export function createOpsService(options: { db: Kysely<Database>; limiter: ProviderRateLimiter; policies: ProviderPolicies | undefined }): OpsService {
   return {
     async stats(caller: Caller): Promise<OpsStats> {
-      const [generations, budgets] = await Promise.all([countTenantStates(options.db, caller.tenantId), options.limiter.state()]);
+      const [generations, servedFrom, budgets] = await Promise.all([
+        countTenantStates(options.db, caller.tenantId),
+        countServedFrom(options.db, caller.tenantId),
+        options.limiter.state(),
+      ]);
       return {
         generations,
+        servedFrom,
         provider: {
           breaker: options.policies?.breakerState() ?? null,
           budgets: budgets.map((budget) => ({

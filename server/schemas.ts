@@ -2,9 +2,10 @@
 // server and for the input types the client-sdk infers. What each schema outputs — what the
 // services receive — is stated in api-types.ts and proven equal here, at the end.
 import { z } from 'zod';
+import { CACHE_MODES } from '../jobs/provider/cache-key.ts';
 import { ASPECT_RATIOS, MODEL_IDS, MODEL_TIERS } from '../jobs/provider/models.ts';
 import { CROP_STRATEGIES, CUSTOM_SIZE_LIMITS, IMAGE_FORMATS, PLATFORMS, PLATFORM_PRESETS, type Platform } from '../jobs/render/presets.ts';
-import { GENERATION_STATES, SHARE_BY, TENANT_TIERS } from '../db/schema.ts';
+import { GENERATION_STATES, SERVED_FROM_KINDS, SHARE_BY, TENANT_TIERS } from '../db/schema.ts';
 import type * as api from './api-types.ts';
 import type { Equal, Expect } from './same-type.ts';
 
@@ -92,6 +93,11 @@ const generationOptions = {
   deadlineSeconds: z.int().min(10, 'deadlineSeconds must be at least 10').max(86_400, 'deadlineSeconds must be at most 86400 (a day)').optional(),
   /** Whom within the tenant it is for; fair share and limits may apply per subject. */
   subject: subject.optional(),
+  /**
+   * Whether it may be served from an identical request of the tenant (same model, prompt,
+   * parameters and seed): 'default' when seeded, 'reuse-unseeded' even without a seed, 'off' never.
+   */
+  cache: z.enum(CACHE_MODES, { error: `cache must be one of: ${CACHE_MODES.join(', ')}` }).default('default'),
 };
 
 /** Output pixels one generation may ask for, so one request cannot monopolise the renderers. */
@@ -251,4 +257,6 @@ type SchemasMatchTheContract = [
   Expect<Equal<z.output<typeof idInput>, { id: string }>>,
   Expect<Equal<z.output<typeof batchIdInput>, { batchId: string }>>,
   Expect<Equal<(typeof GENERATION_STATES)[number], api.GenerationState>>,
+  Expect<Equal<(typeof CACHE_MODES)[number], api.CacheMode>>,
+  Expect<Equal<(typeof SERVED_FROM_KINDS)[number], api.ServedFrom['kind']>>,
 ];

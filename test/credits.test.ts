@@ -71,7 +71,7 @@ describe('credits', () => {
     assert.equal(credits.heldUsd, 0);
     assert.deepEqual(
       credits.usage.map(({ day, ...rest }) => ({ rest, today: day === new Date().toISOString().slice(0, 10) })),
-      [{ rest: { model: 'black-forest-labs/flux-schnell', generations: 2, succeeded: 1, chargedUsd: 0.003, providerCostUsd: 0.003 }, today: true }],
+      [{ rest: { model: 'black-forest-labs/flux-schnell', generations: 2, succeeded: 1, fromCache: 0, joined: 0, chargedUsd: 0.003, providerCostUsd: 0.003 }, today: true }],
     );
   });
 

@@ -199,6 +199,7 @@ describe('tenant isolation', () => {
         assert.equal((await stranger.client.list({ batchId })).items.length, 0);
       },
       cancel: () => rejects(stranger.client.cancel({ id }), 'NOT_FOUND'),
+      cancelBatch: () => rejects(stranger.client.cancelBatch({ batchId }), 'NOT_FOUND'),
       'ops.stats': async () => assert.equal((await stranger.client.stats()).generations.succeeded, 0),
       // The model table is the same for everyone; what differs is only what each tier may use.
       models: async () => assert.deepEqual((await stranger.client.models()).map((model) => model.id), (await kiln.client.models()).map((model) => model.id)),

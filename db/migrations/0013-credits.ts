@@ -7,6 +7,27 @@ import { sql, type Kysely } from 'kysely';
 // success (never more than it reserved), refunded on failure or cancel. So every way a
 // generation can end settles it exactly once, in the transaction that ends it, and the balance
 // can never go below zero (the CHECK refuses the reservation instead).
+/** The settle function as this migration made it (a later one that replaces it restores it on the way down). */
+export const SETTLE_0013 = sql.raw(`kiln_settle_generation() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+      charged bigint;
+    BEGIN
+      -- Replicate bills an image model per image it delivered, a GPU-second model for the time it ran.
+      NEW.provider_cost := CASE
+        WHEN NEW.unit_price IS NULL THEN NULL
+        WHEN NEW.price_per = 'image' THEN CASE WHEN NEW.state = 'succeeded' AND NEW.prediction_id IS NOT NULL THEN NEW.unit_price ELSE 0 END
+        ELSE ceil(coalesce(NEW.predict_seconds, 0) * NEW.unit_price)::bigint
+      END;
+      IF NEW.reserved > 0 THEN
+        charged := CASE WHEN NEW.state = 'succeeded' THEN least(NEW.reserved, coalesce(NEW.provider_cost, NEW.reserved)) ELSE 0 END;
+        UPDATE credit_balances SET held = held - NEW.reserved, available = available + NEW.reserved - charged WHERE tenant_id = NEW.tenant_id;
+        INSERT INTO credit_ledger (tenant_id, generation_id, kind, model, available_delta, held_delta, spent)
+        VALUES (NEW.tenant_id, NEW.id, CASE WHEN NEW.state = 'succeeded' THEN 'charge' ELSE 'refund' END, NEW.model, NEW.reserved - charged, -NEW.reserved, charged);
+      END IF;
+      RETURN NEW;
+    END
+    $$;`);
+
 export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`
     CREATE TABLE credit_balances (
@@ -44,25 +65,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       -- What the provider bills for it, set when it ends.
       ADD COLUMN provider_cost bigint;
 
-    CREATE FUNCTION kiln_settle_generation() RETURNS trigger LANGUAGE plpgsql AS $$
-    DECLARE
-      charged bigint;
-    BEGIN
-      -- Replicate bills an image model per image it delivered, a GPU-second model for the time it ran.
-      NEW.provider_cost := CASE
-        WHEN NEW.unit_price IS NULL THEN NULL
-        WHEN NEW.price_per = 'image' THEN CASE WHEN NEW.state = 'succeeded' AND NEW.prediction_id IS NOT NULL THEN NEW.unit_price ELSE 0 END
-        ELSE ceil(coalesce(NEW.predict_seconds, 0) * NEW.unit_price)::bigint
-      END;
-      IF NEW.reserved > 0 THEN
-        charged := CASE WHEN NEW.state = 'succeeded' THEN least(NEW.reserved, coalesce(NEW.provider_cost, NEW.reserved)) ELSE 0 END;
-        UPDATE credit_balances SET held = held - NEW.reserved, available = available + NEW.reserved - charged WHERE tenant_id = NEW.tenant_id;
-        INSERT INTO credit_ledger (tenant_id, generation_id, kind, model, available_delta, held_delta, spent)
-        VALUES (NEW.tenant_id, NEW.id, CASE WHEN NEW.state = 'succeeded' THEN 'charge' ELSE 'refund' END, NEW.model, NEW.reserved - charged, -NEW.reserved, charged);
-      END IF;
-      RETURN NEW;
-    END
-    $$;
+    CREATE FUNCTION ${SETTLE_0013}
     CREATE TRIGGER generations_settle BEFORE UPDATE OF state ON generations
       FOR EACH ROW
       WHEN (NEW.state IN ('succeeded', 'failed', 'canceled') AND OLD.state NOT IN ('succeeded', 'failed', 'canceled'))

@@ -6,6 +6,7 @@ import type { Kysely, Transaction } from 'kysely';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { JobWithMetadata } from 'pg-boss';
 import { retryWhileDatabaseUnavailable } from '../../db/database-unavailable.ts';
+import { followIdentical } from '../../db/cache.ts';
 import { startAttempt, transition } from '../../db/generations.ts';
 import { clearCreateIntent, findGenerationForWork, forgetProviderStatus, markCreateSettled, recordCreateIntent } from '../../db/provider-work.ts';
 import type { Database, Generation } from '../../db/schema.ts';
@@ -107,6 +108,19 @@ export function createCreatePhase(options: CreatePhaseOptions) {
     }
   }
 
+  /**
+   * Identical work queued in an overlapping transaction could not be seen at insert: follow it
+   * now, before a create (db/cache.ts); served from a success at once, it gets its copy.
+   */
+  async function followIdenticalWork(generation: Generation): Promise<boolean> {
+    if (!generation.may_reuse || generation.create_sent_attempt !== null) return false;
+    return db.transaction().execute(async (trx) => {
+      const followed = await followIdentical(trx, { id: generation.id, attempt: generation.attempt });
+      if (followed?.kind === 'cache') await queue.enqueueCopies(trx, [{ generationId: generation.id, copyOf: followed.generationId }]);
+      return followed !== undefined;
+    });
+  }
+
   async function createOrResume(generation: Generation, signal: AbortSignal, slotBooked: boolean): Promise<void> {
     const { id, attempt } = generation;
     if (generation.prediction_id) {
@@ -120,6 +134,7 @@ export function createCreatePhase(options: CreatePhaseOptions) {
       return;
     }
     if (isPastDeadline(generation)) return failGeneration(db, id, attempt, NOT_STARTED_BEFORE_DEADLINE.code, NOT_STARTED_BEFORE_DEADLINE.message);
+    if (await followIdenticalWork(generation)) return;
     if (!isModelId(generation.model)) throw new PermanentProviderError(`unknown model ${generation.model}`);
     const model = MODELS[generation.model];
     const request = storedRequest.parse(generation.request);

@@ -27,7 +27,17 @@ export class EncodedEvent implements EventMessage {
   }
 }
 
-const STATE_OF_STAGE: Record<string, GenerationState> = { queued: 'queued', deferred: 'queued', succeeded: 'succeeded', failed: 'failed', canceled: 'canceled' };
+const STATE_OF_STAGE: Record<string, GenerationState> = {
+  queued: 'queued',
+  deferred: 'queued',
+  // Served from an identical generation: it waits for it (or for its copy), not for a slot.
+  'cache.hit': 'queued',
+  'cache.joined': 'queued',
+  'cache.released': 'queued',
+  succeeded: 'succeeded',
+  failed: 'failed',
+  canceled: 'canceled',
+};
 
 export function assetView(asset: Asset, publicUrl: string): AssetView {
   return {

@@ -1,0 +1,59 @@
+// The end of every successful generation, whether its image came from the provider (finish
+// phase) or from an identical generation (copy phase): render its variants, store them and the
+// original, complete — and, in the same transaction, queue the copies of the generations that
+// followed it. Every write is fenced by the attempt that owns the work.
+import type { Kysely } from 'kysely';
+import { waitingFollowers } from '../../db/cache.ts';
+import { completeGeneration, transition } from '../../db/generations.ts';
+import type { Database, Generation } from '../../db/schema.ts';
+import type { JobQueue } from '../queue.ts';
+import { IMAGE_FILE_TYPES, variantSpecs } from '../render/presets.ts';
+import { renderVariants, type RenderLimits } from '../render/render-variants.ts';
+import type { AssetStorage } from '../storage/storage.ts';
+import { storedRequest } from './outcomes.ts';
+
+export interface DeliveryOptions {
+  db: Kysely<Database>;
+  queue: JobQueue;
+  storage: AssetStorage;
+  render: RenderLimits;
+}
+
+export type Deliver = (generation: Generation, source: Buffer, data: Record<string, unknown>) => Promise<void>;
+
+export function createDelivery(options: DeliveryOptions): Deliver {
+  const { db, queue, storage } = options;
+  return async (generation, source, data) => {
+    const { id, attempt } = generation;
+    const fenced = (stage: string, eventData: Record<string, unknown>) => transition(db, { id, attempt, fromStates: ['running'], stage, data: eventData });
+    const request = storedRequest.parse(generation.request);
+    const specs = variantSpecs(request.platforms, request.customSizes, request.formats);
+    if (!(await fenced('rendering', { variants: specs.length, sourceBytes: source.length }))) return;
+    const rendered = await renderVariants(source, specs, request.crop, options.render);
+
+    const images = [rendered.original, ...rendered.variants];
+    const assets = images.map((image) => ({
+      kind: image.platform === null ? ('original' as const) : ('variant' as const),
+      platform: image.platform,
+      format: image.format,
+      width: image.width,
+      height: image.height,
+      bytes: image.bytes.length,
+      content_hash: image.contentHash,
+      storage_key: `${image.contentHash}.${IMAGE_FILE_TYPES[image.format].extension}`,
+      content_type: IMAGE_FILE_TYPES[image.format].contentType,
+    }));
+    await Promise.all(images.map((image, index) => storage.put(assets[index]!.storage_key, image.bytes)));
+    if (!(await fenced('stored', { assets: assets.length }))) return;
+    await completeGeneration(db, {
+      id,
+      attempt,
+      assets,
+      data: { assets: assets.length, ...data },
+      then: async (trx) => {
+        const followers = await waitingFollowers(trx, id);
+        await queue.enqueueCopies(trx, followers.map((generationId) => ({ generationId, copyOf: id })));
+      },
+    });
+  };
+}

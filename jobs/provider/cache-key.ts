@@ -1,0 +1,33 @@
+// What makes two requests the same for the cache: the provider input they would send. Platforms,
+// formats and crop are not part of it (they only shape the variants Kiln renders afterwards),
+// so a request can be served from an earlier one's original image with variants of its own.
+import { createHash } from 'node:crypto';
+import { MODELS, type ModelId, type ModelRequest } from './models.ts';
+
+/**
+ * How a request may be served from an identical one of its tenant:
+ * - default: when it names a seed (without one it asks for a new random image);
+ * - reuse-unseeded: even without a seed (any image for this prompt will do);
+ * - off: never; it always calls the provider (its result may still serve later requests).
+ */
+export const CACHE_MODES = ['default', 'reuse-unseeded', 'off'] as const;
+export type CacheMode = (typeof CACHE_MODES)[number];
+
+export function mayReuse(mode: CacheMode, seed: number | null): boolean {
+  return mode === 'reuse-unseeded' || (mode === 'default' && seed !== null);
+}
+
+/** sha256 (hex) of the model's route and the input its buildInput makes, as canonical JSON. */
+export function providerFingerprint(model: ModelId, request: ModelRequest): string {
+  const definition = MODELS[model];
+  return createHash('sha256').update(canonicalJson({ route: definition.route, input: definition.buildInput(request) })).digest('hex');
+}
+
+/** JSON with object keys sorted, so two equal values compare equal whatever their key order. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, inner: unknown) =>
+    inner && typeof inner === 'object' && !Array.isArray(inner)
+      ? Object.fromEntries(Object.entries(inner).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : inner,
+  );
+}

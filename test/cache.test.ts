@@ -1,0 +1,166 @@
+// Cache and coalescing: a request identical to an earlier one of its tenant (same model, prompt,
+// parameters and seed) is served from it — from its success, or by joining it while it is in
+// flight — with no provider call of its own, its own generation, events and variants, at the
+// cache price. Unseeded requests ask for a new image, so they reuse only when they opt in; any
+// request can opt out; tenants never share. A leader that fails or is canceled sends its
+// followers back to the queue as their own work.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { grantCredits, toMicroUsd } from '../db/credits.ts';
+import { updateTenant } from '../db/tenants.ts';
+import type { Simulator } from '../jobs/simulator/index.ts';
+import { startKiln, type TestKiln } from './support/kiln.ts';
+import { fieldsOf, rejects } from './support/rejections.ts';
+import { until } from './support/until.ts';
+
+const FLUX_SCHNELL = 3_000; // $0.003 an image, in micro-dollars
+const CACHE_PRICE = 300; // 10 % of it (server/config.ts)
+
+describe('cache and coalescing', () => {
+  let kiln: TestKiln;
+  let simulator: Simulator;
+  before(async () => {
+    kiln = await startKiln({ env: { KILN_AUTH_CACHE_MS: '0', KILN_WORKER_CONCURRENCY: '32' } });
+    assert.ok(kiln.app.simulator, 'the built-in simulator runs');
+    simulator = kiln.app.simulator;
+  });
+  after(() => kiln.stop());
+
+  /** Provider predictions created so far, across the whole test app. */
+  const creates = () => simulator.stats().creates;
+
+  async function tenant(options: { usd?: number } = {}) {
+    const created = await kiln.newTenant();
+    // Far above what these tests send: the rate limits are not what is tested here.
+    await updateTenant(kiln.app.database.db, created.tenantId, { requestsPerMinute: 1_000_000, requestBurst: 10_000 });
+    if (options.usd !== undefined) await grantCredits(kiln.app.database.db, created.tenantId, toMicroUsd(options.usd), 'test');
+    return created;
+  }
+
+  async function spent(tenantId: string): Promise<{ spent: number; held: number }> {
+    const db = kiln.app.database.db;
+    const ledger = await db.selectFrom('credit_ledger').select((eb) => eb.fn.sum<string>('spent').as('spent')).where('tenant_id', '=', tenantId).executeTakeFirstOrThrow();
+    const balance = await db.selectFrom('credit_balances').select('held').where('tenant_id', '=', tenantId).executeTakeFirstOrThrow();
+    return { spent: Number(ledger.spent), held: Number(balance.held) };
+  }
+
+  it('makes one prediction for 20 concurrent identical requests, and completes each with its own assets', async () => {
+    const { client } = await tenant();
+    const before = creates();
+    const input = { prompt: 'twenty at once [sim:slow=400]', seed: 20, platforms: ['thumbnail' as const] };
+    const accepted = await Promise.all(Array.from({ length: 20 }, () => client.generate(input)));
+    const done = await Promise.all(accepted.map(({ id }) => client.waitFor(id, { timeoutMs: 60_000 })));
+
+    assert.equal(creates() - before, 1, 'the provider was called once');
+    assert.deepEqual(done.map((generation) => generation.state), Array(20).fill('succeeded'));
+    const statuses = await Promise.all(accepted.map(({ id }) => client.status({ id })));
+    const leaders = statuses.filter((status) => status.servedFrom === null);
+    assert.equal(leaders.length, 1, 'one did the work');
+    const originals = new Set(statuses.map((status) => status.assets.find((asset) => asset.kind === 'original')?.contentHash));
+    assert.equal(originals.size, 1, 'every one holds the same original');
+    for (const status of statuses) {
+      assert.deepEqual(status.assets.map((asset) => [asset.kind, asset.platform]).sort(), [['original', null], ['variant', 'thumbnail']]);
+      if (status.servedFrom === null) continue;
+      assert.equal(status.predictionId, null, 'a follower has no prediction of its own');
+      assert.ok(status.events.some((event) => event.stage === 'cache.joined' || event.stage === 'cache.hit'), 'its events say how it was served');
+    }
+  });
+
+  it('serves a repeat of a success from it: no provider call, its own variants, the cache price', async () => {
+    const { tenantId, client } = await tenant({ usd: 1 });
+    const input = { prompt: 'served twice', seed: 5, platforms: ['thumbnail' as const] };
+    const first = await client.generate(input);
+    await client.waitFor(first.id);
+    const before = creates();
+    const again = await client.generate({ ...input, platforms: ['x-post'], formats: ['png'] });
+    const done = await client.waitFor(again.id);
+
+    assert.equal(creates(), before, 'no provider call');
+    assert.equal(done.state, 'succeeded');
+    const status = await client.status({ id: again.id });
+    assert.deepEqual(status.servedFrom, { kind: 'cache', generationId: first.id });
+    assert.deepEqual(status.events.map((event) => event.stage), ['queued', 'cache.hit', 'started', 'rendering', 'stored', 'succeeded']);
+    const firstStatus = await client.status({ id: first.id });
+    const original = (assets: typeof status.assets) => assets.find((asset) => asset.kind === 'original')?.contentHash;
+    assert.equal(original(status.assets), original(firstStatus.assets), 'rendered from the earlier original');
+    assert.deepEqual(status.assets.filter((asset) => asset.kind === 'variant').map((asset) => [asset.platform, asset.format]), [['x-post', 'png']]);
+
+    assert.deepEqual(await spent(tenantId), { spent: FLUX_SCHNELL + CACHE_PRICE, held: 0 });
+    const credits = await client.credits({ days: 1 });
+    assert.deepEqual(credits.usage.map((row) => [row.generations, row.fromCache, row.joined, row.chargedUsd, row.providerCostUsd]), [[2, 1, 0, 0.0033, 0.003]]);
+    const stats = await client.stats();
+    assert.deepEqual(stats.servedFrom, { cache: 1, joined: 0 });
+  });
+
+  it('calls the provider for an unseeded request unless it opts in, and always with the cache off', async () => {
+    const { client } = await tenant();
+    const run = async (input: Parameters<typeof client.generate>[0]) => {
+      const before = creates();
+      const { id } = await client.generate(input);
+      await client.waitFor(id);
+      return { calls: creates() - before, servedFrom: (await client.status({ id })).servedFrom };
+    };
+    const unseeded = { prompt: 'a new image each time', platforms: ['thumbnail' as const] };
+    assert.equal((await run(unseeded)).calls, 1);
+    assert.equal((await run(unseeded)).calls, 1, 'no seed: a new random image');
+    const reused = await run({ ...unseeded, cache: 'reuse-unseeded' });
+    assert.equal(reused.calls, 0, 'any image of this prompt will do');
+    assert.equal(reused.servedFrom?.kind, 'cache');
+
+    const seeded = { prompt: 'seeded, but fresh please', seed: 3, platforms: ['thumbnail' as const] };
+    assert.equal((await run(seeded)).calls, 1);
+    const off = await run({ ...seeded, cache: 'off' });
+    assert.deepEqual(off, { calls: 1, servedFrom: null });
+  });
+
+  it('never serves one tenant from another tenant\'s generations', async () => {
+    const a = await tenant();
+    const b = await tenant();
+    const input = { prompt: 'mine, not yours', seed: 8, platforms: ['thumbnail' as const] };
+    await a.client.waitFor((await a.client.generate(input)).id);
+    const before = creates();
+    const { id } = await b.client.generate(input);
+    await b.client.waitFor(id);
+    assert.equal(creates() - before, 1);
+    assert.equal((await b.client.status({ id })).servedFrom, null);
+  });
+
+  it('sends the followers of a canceled leader back to the queue, where one runs for the others', async () => {
+    const { client } = await tenant();
+    const input = { prompt: 'the leader gives up [sim:slow=1500]', seed: 4, platforms: ['thumbnail' as const] };
+    const leader = await client.generate(input);
+    await until(async () => ((await client.status({ id: leader.id })).predictionId ?? undefined));
+    const followers = await Promise.all([1, 2, 3].map(() => client.generate(input)));
+    for (const { id } of followers) assert.deepEqual((await client.status({ id })).servedFrom, { kind: 'joined', generationId: leader.id });
+
+    const before = creates();
+    await client.cancel({ id: leader.id });
+    const done = await Promise.all(followers.map(({ id }) => client.waitFor(id, { timeoutMs: 60_000 })));
+    assert.deepEqual(done.map((generation) => generation.state), ['succeeded', 'succeeded', 'succeeded']);
+    assert.equal(creates() - before, 1, 'one of them ran, the others joined it');
+    const statuses = await Promise.all(followers.map(({ id }) => client.status({ id })));
+    for (const status of statuses) assert.ok(status.events.some((event) => event.stage === 'cache.released'));
+    assert.equal(statuses.filter((status) => status.servedFrom === null).length, 1);
+  });
+
+  it('sends the followers of a failed leader back to the queue: each is its own work, charged as such', async () => {
+    const { tenantId, client } = await tenant({ usd: 1 });
+    const input = { prompt: 'fails for everyone [sim:fail] [sim:slow=800]', seed: 6, platforms: ['thumbnail' as const] };
+    const leader = await client.generate(input);
+    const followers = await Promise.all([1, 2].map(() => client.generate(input)));
+    const all = [leader, ...followers];
+    const done = await Promise.all(all.map(({ id }) => client.waitFor(id, { timeoutMs: 60_000 })));
+    assert.deepEqual(done.map((generation) => [generation.state, generation.error?.code]), Array(3).fill(['failed', 'provider_failed']));
+    const byTag = simulator.stats().createsByWebhookTag;
+    assert.deepEqual(all.map(({ id }) => byTag[id]), [1, 1, 1], 'after its leader failed, each tried once on its own');
+    for (const { id } of followers) assert.ok((await client.status({ id })).events.some((event) => event.stage === 'cache.released'));
+    assert.deepEqual(await spent(tenantId), { spent: 0, held: 0 }, 'all refunded');
+  });
+
+  it('refuses an unknown cache mode with the field named', async () => {
+    const error = await rejects(kiln.client.generate({ prompt: 'ok', cache: 'sometimes' as never }), 'BAD_REQUEST', /cache must be one of: default, reuse-unseeded, off/);
+    assert.deepEqual(Object.keys(fieldsOf(error)), ['cache']);
+    const inBatch = await rejects(kiln.client.batch({ items: [{ prompt: 'a' }, { prompt: 'b', cache: 1 as never }] }), 'BAD_REQUEST');
+    assert.deepEqual(Object.keys(fieldsOf(inBatch)), ['items.1.cache']);
+  });
+});
