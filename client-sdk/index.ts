@@ -29,6 +29,11 @@ interface ClientBaseOptions {
   fetch?: typeof globalThis.fetch;
   /** A WebSocket implementation where there is no global one. */
   WebSocket?: typeof globalThis.WebSocket;
+  /**
+   * `waitFor` calls that hold a subscription at once (default 80): the server allows 100 per
+   * WebSocket, so waiting for a thousand generations at once waits in turn instead of failing.
+   */
+  maxConcurrentWaits?: number;
 }
 
 /**
@@ -76,6 +81,7 @@ export function createKilnClient(options: KilnClientOptions) {
   });
 
   const status = (input: KilnInputs['status']) => trpc.status.query(input);
+  const waitTurns = createTurns(options.maxConcurrentWaits ?? 80);
 
   /**
    * A subscription that outlives transient failures: when it fails with one (Kiln's database is
@@ -193,8 +199,14 @@ export function createKilnClient(options: KilnClientOptions) {
       const timeout = AbortSignal.timeout(wait.timeoutMs ?? 10 * 60_000);
       const signal = wait.signal ? AbortSignal.any([wait.signal, timeout]) : timeout;
       try {
-        for await (const event of subscribe({ generationId: id }, signal)) {
-          if (FINAL_STATES.includes(event.state)) return await retryTransient(() => status({ id }), signal);
+        // A subscription to one generation starts with its history: waiting for a turn misses nothing.
+        const release = await waitTurns.take(signal);
+        try {
+          for await (const event of subscribe({ generationId: id }, signal)) {
+            if (FINAL_STATES.includes(event.state)) return await retryTransient(() => status({ id }), signal);
+          }
+        } finally {
+          release();
         }
       } catch (error) {
         if (!timeout.aborted) throw error;
@@ -212,3 +224,37 @@ export function createKilnClient(options: KilnClientOptions) {
 }
 
 export type KilnClient = ReturnType<typeof createKilnClient>;
+
+/** At most `limit` holders at once; the others wait in order (or give up when their signal aborts). */
+function createTurns(limit: number) {
+  let held = 0;
+  const waiting: (() => void)[] = [];
+  // A released turn passes straight to the next in line, so there are never more than `limit`.
+  const release = () => {
+    const next = waiting.shift();
+    if (next) next();
+    else held -= 1;
+  };
+  return {
+    async take(signal: AbortSignal): Promise<() => void> {
+      signal.throwIfAborted();
+      if (held < limit) {
+        held += 1;
+        return release;
+      }
+      await new Promise<void>((resolve, reject) => {
+        const turn = () => {
+          signal.removeEventListener('abort', abort);
+          resolve();
+        };
+        const abort = () => {
+          waiting.splice(waiting.indexOf(turn), 1);
+          reject(signal.reason);
+        };
+        waiting.push(turn);
+        signal.addEventListener('abort', abort, { once: true });
+      });
+      return release;
+    },
+  };
+}
