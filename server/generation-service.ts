@@ -188,6 +188,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       existing.model === repeated.model &&
       existing.priority === repeated.priority &&
       existing.subject === repeated.subject &&
+      existing.may_reuse === repeated.mayReuse &&
       canonicalJson(existing.request) === canonicalJson(repeated.request);
     if (!same) {
       throw conflict(`idempotencyKey "${existing.idempotency_key}" was already used for a different request; use a new key for a new request`);

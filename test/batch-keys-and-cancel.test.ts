@@ -34,6 +34,13 @@ describe('batches: idempotency, cancel, failures', () => {
     assert.notEqual(other.batchId, first.batchId);
   });
 
+  it('takes a repeated generate key with another cache choice for a different request', async () => {
+    const { client } = await kiln.newTenant();
+    await client.generate({ prompt: 'seeded', seed: 7, idempotencyKey: 'choice' });
+    assert.equal((await client.generate({ prompt: 'seeded', seed: 7, idempotencyKey: 'choice' })).deduplicated, true);
+    await rejects(client.generate({ prompt: 'seeded', seed: 7, cache: 'off', idempotencyKey: 'choice' }), 'CONFLICT', /already used for a different request/);
+  });
+
   it('queues one batch for concurrent calls with the same key', async () => {
     const { client } = await kiln.newTenant();
     const answers = await Promise.all(Array.from({ length: 5 }, () => client.batch({ items: items('x', 'y', 'z'), idempotencyKey: 'once' })));
