@@ -129,15 +129,14 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
   const assetView = (asset: Asset) => toAssetView(asset, publicUrl());
 
   /** Runs a write that reserves credit; a balance that cannot cover it becomes PAYMENT_REQUIRED, saying by how much. */
-  async function reserving<T>(caller: Caller, rows: () => readonly NewGenerationInput[], write: () => Promise<T>): Promise<T> {
+  async function reserving<T>(caller: Caller, rows: readonly NewGenerationInput[], write: () => Promise<T>): Promise<T> {
     try {
       return await write();
     } catch (error) {
       if (!isInsufficientCredit(error)) throw error;
-      const written = rows();
-      const cost = written.reduce((sum, row) => sum + row.price.reserve, 0);
+      const cost = rows.reduce((sum, row) => sum + row.price.reserve, 0);
       const balance = await findCreditBalance(db, caller.tenantId);
-      const what = written.length === 1 ? 'this generation reserves' : `these ${written.length} generations reserve`;
+      const what = rows.length === 1 ? 'this generation reserves' : `these ${rows.length} generations reserve`;
       throw paymentRequired(`not enough credit: ${what} ${formatUsd(cost)}, and ${formatUsd(balance?.available ?? 0)} is available; nothing was queued`);
     }
   }
@@ -213,12 +212,12 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       const earlier = key ? await findByIdempotencyKey(db, caller.tenantId, key, idempotencyKeySeconds) : undefined;
       if (earlier) return replay(earlier, row);
       if (!key) {
-        await reserving(caller, () => [row], () => generateCommits.submit(row));
+        await reserving(caller, [row], () => generateCommits.submit(row));
         return { id: row.id, status: 'queued', deduplicated: false };
       }
       try {
         // Alone, so that a duplicate key fails this request only.
-        await reserving(caller, () => [row], () =>
+        await reserving(caller, [row], () =>
           db.transaction().execute(async (trx) => {
             await releaseExpiredIdempotencyKey(trx, 'generations', caller.tenantId, key, idempotencyKeySeconds);
             await insertQueued(trx, [row]);
@@ -239,19 +238,18 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       // A repeated key answers before anything is counted: the batch was queued (and counted) once.
       const earlier = key ? await findBatchByIdempotencyKey(db, caller.tenantId, key.idempotencyKey, idempotencyKeySeconds) : undefined;
       if (earlier && key) return replayBatch(earlier, key.requestHash);
-      // An item's own subject wins over the batch's.
-      const items = request.items.map((item) => ({ ...item, subject: item.subject ?? request.subject }));
-      items.forEach((item, index) => chooseModel(caller, item, `items.${index}.`)); // refused before any budget is taken
+      // An item's own subject wins over the batch's. The rows are made (and their models checked)
+      // before any budget is taken; they get their batch's id once it exists.
+      const prepared = request.items.map((item, index) => toRow(caller, { ...item, subject: item.subject ?? request.subject }, null, null, `items.${index}.`));
       const perSubject = new Map<string | null, number>();
-      for (const item of items) perSubject.set(item.subject ?? null, (perSubject.get(item.subject ?? null) ?? 0) + 1);
+      for (const row of prepared) perSubject.set(row.subject, (perSubject.get(row.subject) ?? 0) + 1);
       await requestLimiter.admit(caller.tenantId, perSubject, 'items');
-      let rows: NewGenerationInput[] = [];
       try {
-        return await reserving(caller, () => rows, () =>
+        return await reserving(caller, prepared, () =>
           db.transaction().execute(async (trx) => {
             if (key) await releaseExpiredIdempotencyKey(trx, 'batches', caller.tenantId, key.idempotencyKey, idempotencyKeySeconds);
-            const batchId = await insertBatch(trx, caller.tenantId, items.length, key);
-            rows = items.map((item, index) => toRow(caller, item, batchId, null, `items.${index}.`));
+            const batchId = await insertBatch(trx, caller.tenantId, prepared.length, key);
+            const rows = prepared.map((row) => ({ ...row, batchId }));
             await insertQueued(trx, rows);
             return { batchId, ids: rows.map((row) => row.id), deduplicated: false };
           }),

@@ -3,7 +3,7 @@
 // its own (`tenants set`); they are read once per `cacheMs` per tenant, like a verified key. The
 // budgets themselves live in PostgreSQL (db/request-limits.ts), shared by every API process.
 import type { Kysely } from 'kysely';
-import type { BudgetRate } from '../db/gcra.ts';
+import type { Admission, BudgetRate } from '../db/gcra.ts';
 import { admitRequests, pruneRequestBudgets, subjectBudgetKey, tenantBudgetKey, type RequestBudget } from '../db/request-limits.ts';
 import type { Database } from '../db/schema.ts';
 import { findTenantRequestLimits, type TenantRequestLimits } from '../db/tenants.ts';
@@ -69,10 +69,9 @@ export function createRequestLimiter(db: Kysely<Database>, settings: RequestLimi
       // One budget (the common case): shared with concurrent requests. Several: all or nothing,
       // db/request-limits.ts giving back what it took on a refusal.
       const only = checks.length === 1 ? checks[0] : undefined;
-      const admission = only ? await admitShared(only.budget, only.count) : await admitRequests(db, checks);
+      const admission: Admission & { refused?: number } = only ? await admitShared(only.budget, only.count) : await admitRequests(db, checks);
       if (!admission.admitted) {
-        const refusedAt: number = 'refused' in admission && typeof admission.refused === 'number' ? admission.refused : 0;
-        const refused = checks[refusedAt]!;
+        const refused = checks[admission.refused ?? 0]!;
         const seconds = Math.max(1, Math.ceil(admission.retryInMs / 1000));
         throw tooManyRequests(`rate limit: ${refused.who} may send ${refused.budget.perMinute} requests a minute (bursts of ${refused.budget.burst}); retry in ${seconds} s`, seconds);
       }

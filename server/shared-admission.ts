@@ -15,13 +15,11 @@ interface Waiting {
 }
 
 export function createSharedAdmission(admitOne: AdmitOne): AdmitOne {
-  // Per budget (and rate, should a tenant's limits change meanwhile): who waits, and whether an admission is in flight.
-  const budgets = new Map<string, { budget: RequestBudget; waiting: Waiting[]; flushing: boolean }>();
+  // Per budget (and rate, should a tenant's limits change meanwhile), while an admission is in
+  // flight: who waits for the next. A budget is here exactly while its flush runs.
+  const budgets = new Map<string, { budget: RequestBudget; waiting: Waiting[] }>();
 
-  async function flush(key: string): Promise<void> {
-    const slot = budgets.get(key);
-    if (!slot) return;
-    slot.flushing = true;
+  async function flush(key: string, slot: { budget: RequestBudget; waiting: Waiting[] }): Promise<void> {
     try {
       while (slot.waiting.length > 0) {
         const group = slot.waiting.splice(0);
@@ -54,12 +52,13 @@ export function createSharedAdmission(admitOne: AdmitOne): AdmitOne {
   return (budget, count) =>
     new Promise<Admission>((resolve, reject) => {
       const key = `${budget.key}|${budget.perMinute}|${budget.burst}`;
-      let slot = budgets.get(key);
-      if (!slot) {
-        slot = { budget, waiting: [], flushing: false };
-        budgets.set(key, slot);
+      const running = budgets.get(key);
+      if (running) {
+        running.waiting.push({ count, resolve, reject });
+        return;
       }
-      slot.waiting.push({ count, resolve, reject });
-      if (!slot.flushing) void flush(key);
+      const slot = { budget, waiting: [{ count, resolve, reject }] };
+      budgets.set(key, slot);
+      void flush(key, slot);
     });
 }
