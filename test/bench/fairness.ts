@@ -10,11 +10,9 @@
 // (started − slot).
 import { createKilnClient, type KilnClient } from '../../client-sdk/index.ts';
 import { openDatabase } from '../../db/database.ts';
-import { createSimulator } from '../../jobs/simulator/index.ts';
-import { standaloneProviderEnv } from '../support/simulator.ts';
 import { provisionDatabase, type BenchDatabase } from './database.ts';
 import { numberFlag, readFlags, sleep, type Benchmark, type BenchmarkContext, type BenchmarkReport } from './harness.ts';
-import { createBenchTenant, startKiln, startKilnWorker } from './servers.ts';
+import { createBenchTenant, startBenchProvider, startKiln, startKilnWorker } from './servers.ts';
 import { formatTable, integer, ms, quantile } from './table.ts';
 
 const percent = (fraction: number): string => (Number.isFinite(fraction) ? `${(fraction * 100).toFixed(1)} %` : '–');
@@ -106,16 +104,8 @@ async function dispatchCounts(database: BenchDatabase, from: Date, to: Date): Pr
 async function runFairness(options: FairnessOptions, context: BenchmarkContext): Promise<BenchmarkReport> {
   const { scope, progress, signal } = context;
   const database = await provisionDatabase(scope, progress);
-  const simulator = createSimulator({ latencyMs: { min: 1000, max: 3000 }, createsPerMinute: options.createsPerMinute, readsPerMinute: 60_000, imageSize: 256 });
-  await simulator.start();
-  scope.defer(() => simulator.stop());
-  const provider = {
-    ...standaloneProviderEnv(simulator),
-    REPLICATE_WEBHOOK_SECRET: simulator.webhookSecret,
-    KILN_PROVIDER_CREATES_PER_MINUTE: String(options.createsPerMinute),
-    KILN_PROVIDER_READS_PER_MINUTE: '60000',
-    KILN_TENANT_IN_PROGRESS_CAP: '100000', // this measures shares of the budget, not the cap
-  };
+  const { simulator, env } = await startBenchProvider(scope, { latencyMs: { min: 1000, max: 3000 }, createsPerMinute: options.createsPerMinute, readsPerMinute: 60_000, imageSize: 256 });
+  const provider = { ...env, KILN_TENANT_IN_PROGRESS_CAP: '100000' }; // this measures shares of the budget, not the cap
   progress('kiln api: starting');
   const api = await startKiln(database.url, scope, signal, { keyLabel: 'fairness benchmark', env: { ...provider, KILN_ROLE: 'api' } });
   const url = `http://127.0.0.1:${api.port}`;

@@ -6,13 +6,11 @@
 // memory, and how long does the backlog take to drain against the ideal (count ÷ rate)?
 import os from 'node:os';
 import { createKilnClient } from '../../client-sdk/index.ts';
-import { createSimulator } from '../../jobs/simulator/index.ts';
-import { standaloneProviderEnv } from '../support/simulator.ts';
 import { provisionDatabase } from './database.ts';
 import { UsageError, numberFlag, readFlags, sleep, type Benchmark, type BenchmarkContext, type BenchmarkReport } from './harness.ts';
 import { residentKb, type Child } from './processes.ts';
 import { providerReport, type ProviderSample } from './provider-report.ts';
-import { startKiln, startKilnWorker } from './servers.ts';
+import { startBenchProvider, startKiln, startKilnWorker } from './servers.ts';
 
 export interface ProviderOptions {
   generations: number;
@@ -65,21 +63,14 @@ async function runProvider(options: ProviderOptions, context: BenchmarkContext):
   const database = await provisionDatabase(scope, progress);
 
   // The provider, in this process: Replicate's limits (with its tolerance for short bursts).
-  const simulator = createSimulator({
+  const { simulator, env: provider } = await startBenchProvider(scope, {
     latencyMs: options.latencyMs,
     createsPerMinute: options.createsPerMinute,
     readsPerMinute: options.readsPerMinute,
     // Small images: this measures the provider side, not our renderers.
     imageSize: 256,
   });
-  await simulator.start();
-  scope.defer(() => simulator.stop());
-  const provider = {
-    ...standaloneProviderEnv(simulator),
-    REPLICATE_WEBHOOK_SECRET: simulator.webhookSecret,
-    KILN_PROVIDER_CREATES_PER_MINUTE: String(options.createsPerMinute),
-    KILN_PROVIDER_READS_PER_MINUTE: String(options.readsPerMinute),
-  };
+
 
   progress('kiln api: starting (KILN_ROLE=api)');
   const api = await startKiln(database.url, scope, signal, { keyLabel: 'provider benchmark', env: { ...provider, KILN_ROLE: 'api' } });

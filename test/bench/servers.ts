@@ -11,6 +11,8 @@ import { openDatabase } from '../../db/database.ts';
 import type { Kysely } from 'kysely';
 import type { Database, ShareBy } from '../../db/schema.ts';
 import { createTenant, updateTenant } from '../../db/tenants.ts';
+import { createSimulator, type Simulator, type SimulatorOptions } from '../../jobs/simulator/index.ts';
+import { standaloneProviderEnv } from '../support/simulator.ts';
 import type { Scope } from './harness.ts';
 import { freePort, spawnChild, waitUntilHealthy, type Child } from './processes.ts';
 
@@ -144,3 +146,23 @@ export const BASELINE_TABLE_SQL = `CREATE TABLE IF NOT EXISTS bench_baseline (
   request jsonb NOT NULL,
   created_at timestamptz NOT NULL DEFAULT now()
 )`;
+
+/**
+ * A simulated Replicate in this process, stopped with the scope, and the environment that points
+ * Kiln processes at it with budgets equal to its limits (webhooks signed with its secret).
+ */
+export async function startBenchProvider(
+  scope: Scope,
+  options: SimulatorOptions & { createsPerMinute: number; readsPerMinute: number },
+): Promise<{ simulator: Simulator; env: Record<string, string> }> {
+  const simulator = createSimulator(options);
+  await simulator.start();
+  scope.defer(() => simulator.stop());
+  const env = {
+    ...standaloneProviderEnv(simulator),
+    REPLICATE_WEBHOOK_SECRET: simulator.webhookSecret,
+    KILN_PROVIDER_CREATES_PER_MINUTE: String(options.createsPerMinute),
+    KILN_PROVIDER_READS_PER_MINUTE: String(options.readsPerMinute),
+  };
+  return { simulator, env };
+}
