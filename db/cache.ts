@@ -2,6 +2,7 @@
 // tenant — an earlier success, or work still in flight that it follows. The first lookup is
 // part of the insert (generations.ts); these are the worker's side of it.
 import { sql } from 'kysely';
+import { DISPATCH_CHANNEL } from './dispatch.ts';
 import type { Asset, Db, ServedFromKind } from './schema.ts';
 
 export interface ServedFrom {
@@ -50,6 +51,51 @@ export async function followIdentical(db: Db, input: { id: string; attempt: numb
   `.execute(db);
   const row = rows[0];
   return row && { kind: row.served_from_kind, generationId: row.served_from_id };
+}
+
+/**
+ * A generation served from a success whose original image is no longer stored (pruned, or lost
+ * with its store) becomes its own work: back to waiting at the place in its lane it was queued
+ * at, its reservation topped up from the cache price to `reserve` (its model's full reservation),
+ * and the success it was served from forgotten as a cache source, so no later request is sent to
+ * it. A metered tenant whose balance cannot cover the top-up fails the statement
+ * (`isInsufficientCredit`). False when the attempt no longer owns it.
+ */
+export async function serveOnItsOwn(db: Db, input: { id: string; attempt: number; reserve: number }): Promise<boolean> {
+  const { rows } = await sql<{ id: string }>`
+    WITH me AS (
+      SELECT id, tenant_id, batch_id, subject, model, served_from_id,
+        CASE WHEN reserved > 0 THEN greatest(${input.reserve}::bigint - reserved, 0) ELSE 0 END AS top_up
+      FROM generations
+      WHERE id = ${input.id} AND attempt = ${input.attempt} AND state = 'running' AND served_from_id IS NOT NULL
+      FOR UPDATE
+    ),
+    held AS (
+      UPDATE credit_balances b SET available = b.available - me.top_up, held = b.held + me.top_up
+      FROM me WHERE b.tenant_id = me.tenant_id AND me.top_up > 0
+    ),
+    ledger AS (
+      INSERT INTO credit_ledger (tenant_id, generation_id, kind, model, available_delta, held_delta)
+      SELECT tenant_id, id, 'reserve', model, -top_up, top_up FROM me WHERE top_up > 0
+    ),
+    forgotten AS (
+      UPDATE generations SET fingerprint = NULL, updated_at = now()
+      FROM me WHERE generations.id = me.served_from_id AND generations.state = 'succeeded'
+    ),
+    moved AS (
+      UPDATE generations SET state = 'queued', dispatched_at = NULL, started_at = NULL, updated_at = now(),
+        served_from_id = NULL, served_from_kind = NULL, reserved = generations.reserved + me.top_up, stage = 'cache.released'
+      FROM me WHERE generations.id = me.id
+      RETURNING generations.id
+    ),
+    event AS (
+      INSERT INTO generation_events (generation_id, tenant_id, batch_id, subject, stage, data)
+      SELECT id, tenant_id, batch_id, subject, 'cache.released', jsonb_build_object('generationId', served_from_id, 'because', 'original_missing') FROM me
+    )
+    -- Waking the dispatchers (at commit) is part of the statement: it is waiting work again.
+    SELECT id, pg_notify(${DISPATCH_CHANNEL}, '') FROM moved
+  `.execute(db);
+  return rows.length > 0;
 }
 
 /** The generations waiting for this one to succeed: they are served from it next. */

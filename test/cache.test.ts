@@ -5,6 +5,8 @@
 // request can opt out; tenants never share. A leader that fails or is canceled sends its
 // followers back to the queue as their own work.
 import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { grantCredits, toMicroUsd } from '../db/credits.ts';
 import { updateTenant } from '../db/tenants.ts';
@@ -155,6 +157,58 @@ describe('cache and coalescing', () => {
     assert.deepEqual(all.map(({ id }) => byTag[id]), [1, 1, 1], 'after its leader failed, each tried once on its own');
     for (const { id } of followers) assert.ok((await client.status({ id })).events.some((event) => event.stage === 'cache.released'));
     assert.deepEqual(await spent(tenantId), { spent: 0, held: 0 }, 'all refunded');
+  });
+
+  /** Removes a generation's stored original, as pruning or a lost store would. */
+  async function loseOriginal(generationId: string): Promise<void> {
+    const db = kiln.app.database.db;
+    const { storage_key: key } = await db.selectFrom('assets').select('storage_key').where('generation_id', '=', generationId).where('kind', '=', 'original').executeTakeFirstOrThrow();
+    await rm(path.join(kiln.dataDir, 'assets', key.slice(0, 2), key));
+  }
+
+  it('runs a hit whose original is no longer stored as its own work, at its full price, and forgets that source', async () => {
+    const { tenantId, client } = await tenant({ usd: 1 });
+    const input = { prompt: 'its original is gone', seed: 12, platforms: ['thumbnail' as const] };
+    const first = await client.generate(input);
+    await client.waitFor(first.id);
+    await loseOriginal(first.id);
+
+    const before = creates();
+    const again = await client.generate(input);
+    const done = await client.waitFor(again.id, { timeoutMs: 60_000 });
+    assert.equal(done.state, 'succeeded');
+    assert.equal(creates() - before, 1, 'the provider made it anew');
+    const status = await client.status({ id: again.id });
+    assert.equal(status.servedFrom, null);
+    assert.ok(status.predictionId, 'it has a prediction of its own');
+    const stages = status.events.map((event) => event.stage);
+    assert.deepEqual(stages.slice(0, 4), ['queued', 'cache.hit', 'started', 'cache.released'], 'the lookup found the success, the copy found no image');
+    assert.equal(status.events[1]?.data.generationId, first.id);
+    assert.deepEqual(await spent(tenantId), { spent: 2 * FLUX_SCHNELL, held: 0 }, 'charged as its own work');
+
+    const third = await client.generate(input);
+    assert.equal((await client.waitFor(third.id)).state, 'succeeded');
+    assert.deepEqual((await client.status({ id: third.id })).servedFrom, { kind: 'cache', generationId: again.id }, 'served from the new success, not the one that lost its image');
+  });
+
+  it('fails such a hit as insufficient_credit when its tenant cannot pay for its own work, refunding it', async () => {
+    const { tenantId, client } = await tenant({ usd: (FLUX_SCHNELL + CACHE_PRICE + 100) / 1_000_000 });
+    const input = { prompt: 'gone, and no credit for another', seed: 13, platforms: ['thumbnail' as const] };
+    const first = await client.generate(input);
+    await client.waitFor(first.id);
+    await loseOriginal(first.id);
+
+    const before = creates();
+    const again = await client.generate(input);
+    const done = await client.waitFor(again.id, { timeoutMs: 60_000 });
+    assert.deepEqual([done.state, done.error?.code], ['failed', 'insufficient_credit']);
+    assert.match(done.error?.message ?? '', /no longer stored.*add credit/);
+    assert.equal(creates(), before, 'no provider call');
+    const stages = (await client.status({ id: again.id })).events.map((event) => event.stage);
+    assert.deepEqual(stages, ['queued', 'cache.hit', 'started', 'failed'], 'the cache price was covered; its own work would not be');
+    assert.deepEqual(await spent(tenantId), { spent: FLUX_SCHNELL, held: 0 });
+    const { availableUsd, heldUsd } = await client.credits({ days: 1 });
+    assert.deepEqual({ availableUsd, heldUsd }, { availableUsd: (CACHE_PRICE + 100) / 1_000_000, heldUsd: 0 }, 'its cache price refunded');
   });
 
   it('refuses an unknown cache mode with the field named', async () => {

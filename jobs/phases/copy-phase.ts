@@ -2,18 +2,25 @@
 // leader succeeded) claims its attempt, reads that one's original image from storage and is
 // delivered from it (deliver.ts) with its own variants. No provider call. It runs on the finish
 // queue, so copies and provider outputs share the renderers; failures follow the finish row of
-// failure-table.ts.
+// failure-table.ts. A copy whose original is no longer stored (pruned, or lost with its store)
+// is not a failure of the request: it goes back to the queue as its own work, paying its full
+// price — or fails `insufficient_credit` if its tenant's balance cannot cover that.
 import type { Kysely } from 'kysely';
 import { buffer } from 'node:stream/consumers';
-import { findOriginalAsset } from '../../db/cache.ts';
+import { findOriginalAsset, serveOnItsOwn } from '../../db/cache.ts';
+import { isInsufficientCredit, pricing } from '../../db/credits.ts';
 import { startAttempt } from '../../db/generations.ts';
-import type { Database } from '../../db/schema.ts';
+import type { Database, Generation } from '../../db/schema.ts';
 import type { Logger } from '../logger.ts';
+import { isModelId, MODELS } from '../provider/models.ts';
 import type { CopyJob } from '../queue.ts';
-import { UnusableImageError } from '../render/render-variants.ts';
 import type { AssetStorage } from '../storage/storage.ts';
 import type { Deliver } from './deliver.ts';
 import { handleFailure, type JobContext } from './failures.ts';
+import { failGeneration } from './outcomes.ts';
+
+const INSUFFICIENT_FOR_OWN_WORK =
+  'the image it was to be served from is no longer stored, and the credit left does not cover a generation of its own; add credit and submit it again';
 
 export interface CopyPhaseOptions {
   db: Kysely<Database>;
@@ -26,6 +33,20 @@ export interface CopyPhaseOptions {
 
 export function createCopyPhase(options: CopyPhaseOptions) {
   const { db } = options;
+
+  async function runOnItsOwn(generation: Generation): Promise<void> {
+    // Its full reservation, as the API reserves it for a model's own work (the cache price share plays no part).
+    const reserve = isModelId(generation.model) ? pricing(MODELS[generation.model].price, 0).reserve : 0;
+    try {
+      if (await serveOnItsOwn(db, { id: generation.id, attempt: generation.attempt, reserve })) {
+        options.logger.info('the image a copy was served from is gone; queued as its own work', { generationId: generation.id });
+      }
+    } catch (error) {
+      if (!isInsufficientCredit(error)) throw error;
+      await failGeneration(db, generation.id, generation.attempt, 'insufficient_credit', INSUFFICIENT_FOR_OWN_WORK);
+    }
+  }
+
   return {
     async run(job: CopyJob, context: JobContext): Promise<void> {
       // A new attempt each run, so a copy whose worker died is fenced off like any other.
@@ -34,8 +55,7 @@ export function createCopyPhase(options: CopyPhaseOptions) {
       try {
         const original = await findOriginalAsset(db, job.copyOf);
         const stored = original && (await options.storage.open(original.storage_key));
-        // A permanent failure (the finish row of the failure table fails it as unusable_output).
-        if (!stored) throw new UnusableImageError(`the image of generation ${job.copyOf}, which it is served from, is no longer stored`);
+        if (!stored) return await runOnItsOwn(generation);
         await options.deliver(generation, await buffer(stored.stream()), { copyOf: job.copyOf });
       } catch (error) {
         await handleFailure('finish', error, context, { db, generation, logger: options.logger });

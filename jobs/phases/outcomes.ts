@@ -14,6 +14,8 @@ export type FailureCode =
   | 'deadline_exceeded'
   | 'prediction_timeout'
   | 'unusable_output'
+  /** Only when work it was to be served from is gone and its own would cost more than the balance holds (copy-phase.ts). */
+  | 'insufficient_credit'
   | 'internal_error';
 
 /** Ends the generation as failed; with `attempt`, only if that attempt still owns it. */
