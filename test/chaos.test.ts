@@ -1,6 +1,7 @@
 // Chaos: three worker processes, two of them killed with SIGKILL at random moments and
 // restarted. Every generation still reaches a final state, and the provider's own count shows
-// no generation's prediction was created twice.
+// no generation's prediction was created twice. A quarter of the requests repeat earlier ones,
+// so copies (served from their leader's success) are in flight when workers die too.
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
@@ -11,6 +12,8 @@ import { standaloneProviderEnv } from './support/simulator.ts';
 import { startWorkerProcess, type WorkerProcess } from './support/worker-process.ts';
 
 const GENERATIONS = 200;
+/** The last REPEATS requests repeat the first ones (same prompt and seed): they follow them. */
+const REPEATS = 50;
 const FINAL = new Set(['succeeded', 'failed', 'canceled']);
 
 describe('chaos', () => {
@@ -28,13 +31,16 @@ describe('chaos', () => {
       KILN_WEBHOOK_BACKSTOP_SECONDS: '5',
     };
     const api = await startKiln({ env: { ...shared, KILN_ROLE: 'api' } });
-    const workerEnv = { ...shared, DATABASE_URL: api.databaseUrl, KILN_PUBLIC_URL: api.url, KILN_SHUTDOWN_GRACE_MS: '2000' };
+    // One asset folder for all: a copy is rendered from an original another worker stored.
+    const workerEnv = { ...shared, DATABASE_URL: api.databaseUrl, KILN_PUBLIC_URL: api.url, KILN_DATA_DIR: api.dataDir, KILN_SHUTDOWN_GRACE_MS: '2000' };
     const workers: WorkerProcess[] = [];
     try {
       for (let index = 0; index < 3; index += 1) workers.push(await startWorkerProcess(workerEnv));
       await Promise.all(workers.map((worker) => worker.ready));
 
-      const { ids } = await api.client.batch({ items: Array.from({ length: GENERATIONS }, (_, index) => ({ prompt: `chaos ${index}`, platforms: ['thumbnail'] as const })) });
+      const distinct = GENERATIONS - REPEATS;
+      const items = Array.from({ length: GENERATIONS }, (_, index) => ({ prompt: `chaos ${index % distinct}`, seed: index % distinct, platforms: ['thumbnail' as const] }));
+      const { ids } = await api.client.batch({ items });
 
       // Kill two of the three at random moments while the work is in flight, and bring them back.
       const kills = [0, 1].map(async (index) => {
@@ -75,7 +81,14 @@ describe('chaos', () => {
       const created = simulator.stats().createsByWebhookTag;
       const twice = ids.filter((id) => (created[id] ?? 0) > 1);
       assert.deepEqual(twice, [], 'no generation had its prediction created twice');
-      assert.equal(ids.filter((id) => created[id] === 1).length, GENERATIONS);
+      const leaders = ids.slice(0, GENERATIONS - REPEATS);
+      const repeats = ids.slice(GENERATIONS - REPEATS);
+      assert.equal(leaders.filter((id) => created[id] === 1).length, leaders.length, 'each distinct request made one prediction');
+      const own = repeats.filter((id) => created[id] !== undefined);
+      assert.deepEqual(own, [], 'no repeat made one of its own');
+      const originals = await api.app.database.db.selectFrom('assets').select(['generation_id', 'content_hash']).where('generation_id', 'in', ids).where('kind', '=', 'original').execute();
+      const originalOf = new Map(originals.map((row) => [row.generation_id, row.content_hash]));
+      assert.deepEqual(repeats.filter((id, index) => originalOf.get(id) !== originalOf.get(leaders[index]!)), [], 'each repeat holds its leader\'s original');
     } finally {
       await Promise.all(workers.map((worker) => worker.stop()));
       await api.stop();
