@@ -131,7 +131,11 @@ async function runBacklog(options: BacklogOptions, context: BenchmarkContext): P
       backPosition: row.backPosition,
     })),
   };
-  return { text, json };
+  const deepest = rows.at(-1);
+  const summary = deepest
+    ? [{ figure: `at ${integer(deepest.backlog + 1020)} waiting: tick read p50; status front / back p50`, value: `${ms(deepest.tick.p50)} ms; ${ms(deepest.front.p50)} / ${ms(deepest.back.p50)} ms` }]
+    : [];
+  return { text, json, summary };
 }
 
 /** Ends the measured transaction without a trace. */

@@ -99,5 +99,10 @@ export function enqueueReport(results: EnqueueResults): BenchmarkReport {
     targets,
     targetsMet: missed.length === 0,
   };
-  return { text, json };
+  const summary = [
+    { figure: 'generate calls/s (share of the bare tRPC + INSERT baseline)', value: `${integer(kiln.requestsPerSecond)} (${percent(share)})` },
+    { figure: 'generate latency p50 / p99', value: `${ms(kiln.latencyMs.p50)} / ${ms(kiln.latencyMs.p99)} ms` },
+    { figure: `batch of ${integer(batch.items)}, p50`, value: `${ms(batch.p50Ms)} ms` },
+  ];
+  return { text, json, summary };
 }

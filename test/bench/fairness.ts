@@ -249,5 +249,10 @@ async function runFairness(options: FairnessOptions, context: BenchmarkContext):
     `provider creates: ${createRate.toFixed(2)}/s of ${limitPerSecond.toFixed(2)}/s limit = ${percent(createRate / limitPerSecond)} (target ≥ 99 %); 429s: ${throttled}; deferred events: ${deferred}`,
     `dispatcher: ${json.dispatcher.enqueueCallsPerSecond.toFixed(1)} enqueue calls/s; started − booked slot p50 ${ms(json.dispatcher.pickupLateMs.p50)} ms, p95 ${ms(json.dispatcher.pickupLateMs.p95)} ms, p99 ${ms(json.dispatcher.pickupLateMs.p99)} ms`,
   ].join('\n');
-  return { text, json };
+  const summary = [
+    { figure: `small tenants' wait behind ${integer(options.backlog)}, p50 / p95`, value: `${ms(pooled.behindP50Ms)} / ${ms(pooled.behindP95Ms)} ms (${pooled.ratioP50.toFixed(2)}× / ${pooled.ratioP95.toFixed(2)}× alone)` },
+    { figure: "Jain's index of create throughput; tier shares", value: `${jain.toFixed(3)}; ${shares.map((row) => percent(row.share)).join(' / ')}` },
+    { figure: 'creates/s under the fair share (share of the limit), 429s', value: `${createRate.toFixed(2)} (${percent(createRate / limitPerSecond)}), ${throttled}` },
+  ];
+  return { text, json, summary };
 }

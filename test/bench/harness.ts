@@ -10,8 +10,15 @@ export class UsageError extends Error {
 export interface BenchmarkReport {
   /** The human table. */
   text: string;
+  /** Its headline figures, for the table `npm run bench` prints after running every benchmark. */
+  summary: readonly SummaryRow[];
   /** The same figures plus the conditions, printed as one JSON object with --json. */
   json: Record<string, unknown>;
+}
+
+export interface SummaryRow {
+  figure: string;
+  value: string;
 }
 
 export interface BenchmarkContext {

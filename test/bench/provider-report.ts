@@ -89,6 +89,10 @@ export function providerReport(results: ProviderResults): BenchmarkReport {
 
   return {
     text,
+    summary: [
+      { figure: 'provider creates/s (share of the limit), 429s', value: `${createRate.toFixed(2)} (${percent(createFraction)}), ${integer(throttled)}` },
+      { figure: `drain of ${integer(options.generations)} generations`, value: `${(results.drainMs / 1000).toFixed(1)} s (ideal ${(idealMs / 1000).toFixed(1)} s)` },
+    ],
     json: {
       benchmark: 'provider',
       conditions,

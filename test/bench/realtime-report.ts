@@ -193,5 +193,9 @@ export function realtimeReport(results: RealtimeResults): BenchmarkReport {
     targets,
     targetsMet: missed.length === 0,
   };
-  return { text, json };
+  const summary = [
+    { figure: 'pickup on an idle system, p50 / p99', value: `${ms(pickup.latencyMs.p50)} / ${ms(pickup.latencyMs.p99)} ms` },
+    ...delivery.map((run) => ({ figure: `event delivery p99, ${integer(run.receivers)} of ${integer(run.subscribers)} subscribers receiving`, value: `${ms(run.latencyMs.p99)} ms` })),
+  ];
+  return { text, json, summary };
 }
