@@ -66,7 +66,7 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
   const { provider, policies, limiter, simulator, baseUrl: providerBaseUrl, stop: stopProvider } = await setUpProvider(config, { needsSimulator: runsWorker, db: database.db, logger });
   undo.push(stopProvider);
   // Assets: the data folder, or a bucket; checked now, so a wrong bucket or folder fails the start.
-  const storage = await setUpStorage(config);
+  const storage = await setUpStorage(config, database.db, logger);
   undo.push(async () => storage.close());
   logger.info(`assets are stored in ${storage.description}`);
 

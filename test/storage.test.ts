@@ -1,10 +1,12 @@
 // Assets beyond one disk: with KILN_STORAGE=s3, an API and a worker that share nothing but the
-// database and the bucket (each its own data folder) deliver every asset through the API.
+// database and the bucket (each its own data folder) deliver every asset through the API; and
+// with local storage, processes of one database that do not share a folder are told so.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { Logger } from '../jobs/logger.ts';
 import { startTestBucket, type TestBucket } from './support/s3.ts';
 import { startKiln, type TestKiln } from './support/kiln.ts';
 
@@ -71,5 +73,30 @@ describe('assets in an S3-compatible bucket, API and worker apart', () => {
   it('never writes an asset to either process\'s data folder', async () => {
     assert.deepEqual(await filesUnder(path.join(api.dataDir, 'assets')), []);
     assert.deepEqual(await filesUnder(path.join(worker.dataDir, 'assets')), []);
+  });
+});
+
+describe('local storage with the roles split', () => {
+  const warningsOf = () => {
+    const warnings: string[] = [];
+    const logger: Logger = { info() {}, error() {}, warn: (message) => warnings.push(message) };
+    return { warnings, logger };
+  };
+
+  it('warns a process whose asset folder is not the one the others of its database use', async () => {
+    const api = await startKiln({ env: { KILN_ROLE: 'api' } });
+    try {
+      const apart = warningsOf();
+      const worker = await startKiln({ databaseUrl: api.databaseUrl, logger: apart.logger, env: { KILN_ROLE: 'worker' } });
+      await worker.stop();
+      assert.ok(apart.warnings.some((line) => /must share one asset folder/.test(line) && line.includes(path.join(worker.dataDir, 'assets'))), apart.warnings.join('\n'));
+
+      const together = warningsOf();
+      const sharing = await startKiln({ databaseUrl: api.databaseUrl, dataDir: api.dataDir, logger: together.logger, env: { KILN_ROLE: 'worker' } });
+      await sharing.stop();
+      assert.deepEqual(together.warnings.filter((line) => /asset folder|assets are kept/.test(line)), []);
+    } finally {
+      await api.stop();
+    }
   });
 });
