@@ -9,6 +9,8 @@ import { createDispatcher, type Dispatcher } from '../jobs/dispatch/dispatcher.t
 import { createGenerationWorker, type GenerationWorker } from '../jobs/generation-worker.ts';
 import type { Logger } from '../jobs/logger.ts';
 import { createJobQueue, type JobQueue } from '../jobs/queue.ts';
+import { createPruner } from '../jobs/retention/pruner.ts';
+import { scheduleRetention } from '../jobs/retention/schedule.ts';
 import type { Simulator } from '../jobs/simulator/index.ts';
 import { startApiServer } from './api-server.ts';
 import type { KilnConfig } from './config.ts';
@@ -136,6 +138,11 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
       },
     });
     await dispatcher.start();
+
+    // Retention: on a schedule, one run at a time across every process (see jobs/retention/).
+    const pruner = createPruner({ db: database.db, storage, logger, policy: config.retention });
+    const stopRetention = await scheduleRetention({ queue, pruner, cron: config.retention.cron, logger });
+    undo.push(stopRetention);
   }
 
   // 5. The API.

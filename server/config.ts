@@ -74,6 +74,10 @@ const environmentSchema = z.object({
   KILN_HTTP_IDLE_TIMEOUT_MS: intFromEnv(60_000, 100, 3600_000),
   KILN_ADMIN_TOKEN: optionalString.pipe(z.string().min(32, 'KILN_ADMIN_TOKEN must be at least 32 characters').optional()),
   KILN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  KILN_RETAIN_EVENTS_DAYS: intFromEnv(30, 0, 36_500),
+  KILN_RETAIN_GENERATIONS_DAYS: intFromEnv(0, 0, 36_500),
+  KILN_RETAIN_JOBS_HOURS: intFromEnv(24, 1, 24 * 365),
+  KILN_RETENTION_CRON: z.string().trim().min(1).default('*/10 * * * *'),
   KILN_STORAGE: z.enum(['local', 's3'], { error: 'KILN_STORAGE must be local or s3' }).default('local'),
   KILN_S3_BUCKET: optionalString,
   KILN_S3_PREFIX: z
@@ -205,6 +209,42 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       deadLetterRetryLimit: 5,
       /** While the database is away pg-boss reports every failed loop; one report per this long is enough. */
       outageReportEveryMs: 10_000,
+      /**
+       * Finished jobs (completed, failed, canceled) are deleted this long after they end (pg-boss's
+       * deleteAfterSeconds): the generation row and its events are the record; a day is left to look into an incident.
+       */
+      finishedJobsKeepSeconds: e.KILN_RETAIN_JOBS_HOURS * 3600,
+      /**
+       * A job still waiting this long is deleted (pg-boss's retentionSeconds): its default, two weeks,
+       * far past any backlog — Kiln's queued work waits in its own table, and jobs live seconds to minutes.
+       */
+      waitingJobsKeepSeconds: 14 * 24 * 3600,
+      /** A retention run's job is taken back after this: well past the run's own time budget. */
+      retentionJobExpireSeconds: 900,
+    },
+    /** What is pruned, and how gently (see jobs/retention/pruner.ts). */
+    retention: {
+      /** pg-boss cron (UTC): every ten minutes keeps each run small. One process runs it at a time. */
+      cron: e.KILN_RETENTION_CRON,
+      /**
+       * Events of final generations: the realtime replay needs minutes, and `status` lists a
+       * generation's stages; a month covers any support question. 0: kept forever.
+       */
+      eventsDays: e.KILN_RETAIN_EVENTS_DAYS > 0 ? e.KILN_RETAIN_EVENTS_DAYS : undefined,
+      /** Finished generations with their assets and objects: the tenants' deliverables, so kept unless the operator says. 0: kept forever. */
+      generationsDays: e.KILN_RETAIN_GENERATIONS_DAYS > 0 ? e.KILN_RETAIN_GENERATIONS_DAYS : undefined,
+      /** One statement deletes at most this many rows: tens of milliseconds, short locks, few round trips. */
+      batchSize: 1_000,
+      /** Between two batches: lets the hot path's writes and vacuum breathe. */
+      pauseMs: 100,
+      /** A run stops after this; the next goes on (well within the run's job expiry). */
+      maxRunMs: 5 * 60_000,
+      /** Objects deleted per transaction: their keys stay locked meanwhile, and a completion that names one waits. */
+      objectBatchSize: 100,
+      /** An orphaned key waits this long: far longer than a completion's transaction, so an asset being recorded as its key is orphaned is seen. */
+      orphanGraceSeconds: 60,
+      /** A deleted object's tombstone stays this long: far past a job's expiry, so a worker that found the object before it went and records it after still stores it again. */
+      tombstoneSeconds: 24 * 3600,
     },
     worker: {
       concurrency: { create: e.KILN_WORKER_CONCURRENCY, poll: e.KILN_POLL_CONCURRENCY, finish: e.KILN_RENDER_CONCURRENCY },
