@@ -399,6 +399,12 @@ export async function completeGeneration(
     data: Record<string, unknown>;
     /** Runs in the same transaction once it has succeeded (its followers are served from it). */
     then?: (trx: Transaction<Database>, generation: Generation) => Promise<void>;
+    /**
+     * Runs in the same transaction with the keys among the assets' that retention had taken as
+     * orphans (migration 0016): their objects may have been deleted since they were stored, so
+     * they are stored again before this commits.
+     */
+    restore?: (keys: string[]) => Promise<void>;
   },
 ): Promise<Generation | undefined> {
   return db.transaction().execute(async (trx) => {
@@ -412,10 +418,16 @@ export async function completeGeneration(
     });
     if (!generation) return undefined;
     if (input.assets.length > 0) {
-      await trx
-        .insertInto('assets')
-        .values(input.assets.map((asset) => ({ ...asset, generation_id: generation.id, tenant_id: generation.tenant_id })))
+      // One statement: the assets, and the orphan (or tombstone) rows of their keys taken away.
+      const reclaimed = await trx
+        .with('inserted', (qb) =>
+          qb.insertInto('assets').values(input.assets.map((asset) => ({ ...asset, generation_id: generation.id, tenant_id: generation.tenant_id }))),
+        )
+        .deleteFrom('storage_orphans')
+        .where('storage_key', 'in', [...new Set(input.assets.map((asset) => asset.storage_key))])
+        .returning('storage_key')
         .execute();
+      if (reclaimed.length > 0) await input.restore?.(reclaimed.map((row) => row.storage_key));
     }
     await input.then?.(trx, generation);
     return generation;

@@ -197,3 +197,34 @@ describe('migration 0015', () => {
       await migrateToLatest(db);
     }));
 });
+
+describe('migration 0016', () => {
+  it('notes the key of every asset row deleted, however it goes, and steps down and up again', () =>
+    inFreshDatabase(async (db) => {
+      await migrateTo(db, '0015-batch-keys');
+      const { rows } = await sql<{ id: string; tenant_id: string }>`
+        WITH tenant AS (INSERT INTO tenants (name) VALUES ('old') RETURNING id)
+        INSERT INTO generations (tenant_id, prompt, model, request, dispatch_order, deadline_at)
+        SELECT id, 'from before', 'black-forest-labs/flux-schnell', '{}'::jsonb, now(), now() FROM tenant
+        RETURNING id, tenant_id
+      `.execute(db);
+      const { id, tenant_id: tenantId } = rows[0]!;
+      const asset = (key: string, format: string) => sql`
+        INSERT INTO assets (generation_id, tenant_id, kind, format, width, height, bytes, content_hash, storage_key, content_type)
+        VALUES (${id}, ${tenantId}, 'variant', ${format}, 1, 1, 1, 'h', ${key}, 'image/png')
+      `;
+      await asset('a.png', 'png').execute(db);
+      assert.deepEqual(await migrateTo(db, '0016-retention'), ['0016-retention']);
+      await asset('b.webp', 'webp').execute(db);
+      await asset('b.webp', 'avif').execute(db);
+      // A generation deleted takes its assets along: their keys are noted, each once.
+      await sql`DELETE FROM generations WHERE id = ${id}`.execute(db);
+      const orphans = await db.selectFrom('storage_orphans').select(['storage_key', 'object_deleted_at']).orderBy('storage_key').execute();
+      assert.deepEqual(orphans, [
+        { storage_key: 'a.png', object_deleted_at: null },
+        { storage_key: 'b.webp', object_deleted_at: null },
+      ]);
+      await migrateTo(db, '0015-batch-keys');
+      await migrateToLatest(db);
+    }));
+});

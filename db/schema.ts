@@ -163,6 +163,14 @@ export interface AssetsTable {
   created_at: Generated<Date>;
 }
 
+/** A stored object's key that no asset may name any more (migration 0016): retention deletes its object. */
+export interface StorageOrphansTable {
+  storage_key: string;
+  since: Generated<Date>;
+  /** When its object was deleted; the row stays a while as a tombstone. */
+  object_deleted_at: Date | null;
+}
+
 export interface SecretsTable {
   name: string;
   value: Buffer;
@@ -245,6 +253,7 @@ export interface Database {
   credit_ledger: CreditLedgerTable;
   generation_events: GenerationEventsTable;
   assets: AssetsTable;
+  storage_orphans: StorageOrphansTable;
 }
 
 export type Generation = Selectable<GenerationsTable>;

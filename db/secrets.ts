@@ -8,3 +8,10 @@ export async function getOrCreateSecret(db: Kysely<Database>, name: string): Pro
   const row = await db.selectFrom('kiln_secrets').select('value').where('name', '=', name).executeTakeFirstOrThrow();
   return row.value;
 }
+
+/** The value stored under `name`: `value` if none was, else the one stored first (by any process). */
+export async function keepFirstValue(db: Kysely<Database>, name: string, value: Buffer): Promise<Buffer> {
+  await db.insertInto('kiln_secrets').values({ name, value }).onConflict((conflict) => conflict.column('name').doNothing()).execute();
+  const row = await db.selectFrom('kiln_secrets').select('value').where('name', '=', name).executeTakeFirstOrThrow();
+  return row.value;
+}

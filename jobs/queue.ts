@@ -15,6 +15,8 @@ export const QUEUES = {
   generationDead: 'kiln-generation-dead',
   /** Cancels a prediction at the provider after a client cancel. */
   cancelPrediction: 'kiln-cancel-prediction',
+  /** Retention runs, on a schedule; one at a time across every process. */
+  retention: 'kiln-retention',
 } as const;
 
 export interface GenerationJob {
@@ -70,6 +72,12 @@ export interface QueueSettings {
   deadLetterRetryLimit: number;
   /** How often a lost database is reported while it stays lost. */
   outageReportEveryMs: number;
+  /** Finished jobs are deleted this long after they end. */
+  finishedJobsKeepSeconds: number;
+  /** Jobs that wait longer than this are deleted. */
+  waitingJobsKeepSeconds: number;
+  /** A retention run's job is taken back after this. */
+  retentionJobExpireSeconds: number;
 }
 
 /** Retries of a failed job: exponential backoff with jitter, from `delaySeconds` up to `delayMaxSeconds`. */
@@ -149,8 +157,11 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
         retryBackoff: true,
         retryDelayMax: options.retry.delayMaxSeconds,
       };
+      // pg-boss's own retention, on every queue: finished jobs go after a while, waiting ones much later.
+      const kept = { deleteAfterSeconds: settings.finishedJobsKeepSeconds, retentionSeconds: settings.waitingJobsKeepSeconds };
       const phase = {
         ...retry,
+        ...kept,
         notify: true,
         // Work whose generation cannot go on (a job that died for good) ends it as failed.
         deadLetter: QUEUES.generationDead,
@@ -158,15 +169,18 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
         expireInSeconds: settings.jobExpireSeconds,
       };
       const queues = [
-        { name: QUEUES.generationDead, options: { notify: true, retryLimit: settings.deadLetterRetryLimit, retryBackoff: true } },
+        { name: QUEUES.generationDead, options: { ...kept, notify: true, retryLimit: settings.deadLetterRetryLimit, retryBackoff: true } },
         { name: QUEUES.generation, options: phase },
         { name: QUEUES.poll, options: phase },
         { name: QUEUES.finish, options: phase },
-        { name: QUEUES.cancelPrediction, options: { ...retry, notify: true } },
+        { name: QUEUES.cancelPrediction, options: { ...retry, ...kept, notify: true } },
+        // A missed or failed run is simply the next scheduled one's work: no retries.
+        { name: QUEUES.retention, options: { ...kept, retryLimit: 0, expireInSeconds: settings.retentionJobExpireSeconds } },
       ];
       for (const queue of queues) {
         // createQueue leaves an existing queue as it was; updateQueue applies today's configuration.
-        await boss.createQueue(queue.name, queue.options);
+        // 'exclusive' for retention: one run queued or running at a time, however many processes schedule it.
+        await boss.createQueue(queue.name, { ...queue.options, ...(queue.name === QUEUES.retention ? { policy: 'exclusive' } : {}) });
         await boss.updateQueue(queue.name, queue.options);
       }
     },

@@ -2,7 +2,6 @@
 // module-level, so tests can run several apps in one process.
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
-import path from 'node:path';
 import type { DatabaseHandle } from '../db/database.ts';
 import { DISPATCH_CHANNEL } from '../db/dispatch.ts';
 import { createListener } from '../db/listener.ts';
@@ -10,13 +9,15 @@ import { createDispatcher, type Dispatcher } from '../jobs/dispatch/dispatcher.t
 import { createGenerationWorker, type GenerationWorker } from '../jobs/generation-worker.ts';
 import type { Logger } from '../jobs/logger.ts';
 import { createJobQueue, type JobQueue } from '../jobs/queue.ts';
+import { createPruner } from '../jobs/retention/pruner.ts';
+import { scheduleRetention } from '../jobs/retention/schedule.ts';
 import type { Simulator } from '../jobs/simulator/index.ts';
-import { createLocalStorage } from '../jobs/storage/local-storage.ts';
 import { startApiServer } from './api-server.ts';
 import type { KilnConfig } from './config.ts';
 import { connectDatabase } from './database-setup.ts';
 import { createLogger } from './logger.ts';
 import { setUpProvider } from './provider-setup.ts';
+import { setUpStorage } from './storage-setup.ts';
 
 export interface RunningApp {
   /** Where the API listens (undefined for a worker-only process). */
@@ -66,7 +67,10 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
   const runsWorker = config.role !== 'api';
   const { provider, policies, limiter, simulator, baseUrl: providerBaseUrl, stop: stopProvider } = await setUpProvider(config, { needsSimulator: runsWorker, db: database.db, logger });
   undo.push(stopProvider);
-  const storage = createLocalStorage(path.join(config.dataDir, 'assets'));
+  // Assets: the data folder, or a bucket; checked now, so a wrong bucket or folder fails the start.
+  const storage = await setUpStorage(config, database.db, logger);
+  undo.push(async () => storage.close());
+  logger.info(`assets are stored in ${storage.description}`);
 
   // 3. The queue, in its own schema of the same database. Stopped before the provider and
   //    the database, so in-flight jobs can finish during the grace period.
@@ -134,6 +138,11 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
       },
     });
     await dispatcher.start();
+
+    // Retention: on a schedule, one run at a time across every process (see jobs/retention/).
+    const pruner = createPruner({ db: database.db, storage, logger, policy: config.retention });
+    const stopRetention = await scheduleRetention({ queue, pruner, cron: config.retention.cron, logger });
+    undo.push(stopRetention);
   }
 
   // 5. The API.

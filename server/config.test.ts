@@ -35,4 +35,26 @@ describe('configuration', () => {
     assert.equal(loadConfig({}).api.adminToken, undefined, 'admin procedures are off by default');
     assert.equal(loadConfig({ KILN_WS_MAX_SUBSCRIPTIONS: '10' }).realtime.maxMessagesPerFrame, 20);
   });
+
+  it('keeps assets in the data folder unless told to use a bucket, and a bucket needs its name', () => {
+    const local = loadConfig({ KILN_DATA_DIR: '/srv/kiln' }).storage;
+    assert.deepEqual(local, { kind: 'local', root: '/srv/kiln/assets' });
+    assert.throws(() => loadConfig({ KILN_STORAGE: 's3' }), /KILN_S3_BUCKET: KILN_S3_BUCKET is required with KILN_STORAGE=s3/);
+    assert.throws(() => loadConfig({ KILN_STORAGE: 's3', KILN_S3_BUCKET: 'b', KILN_S3_ACCESS_KEY_ID: 'AKIA' }), /go together/);
+    assert.throws(() => loadConfig({ KILN_STORAGE: 'ftp' }), /KILN_STORAGE must be local or s3/);
+  });
+
+  it('takes the bucket\'s region from AWS_REGION too, and path-style URLs by default only for another endpoint', () => {
+    const aws = loadConfig({ KILN_STORAGE: 's3', KILN_S3_BUCKET: 'b', AWS_REGION: 'eu-west-1' }).storage;
+    assert.ok(aws.kind === 's3');
+    assert.equal(aws.region, 'eu-west-1');
+    assert.equal(aws.forcePathStyle, false);
+    assert.equal(aws.credentials, undefined, 'the SDK\'s own credential chain');
+    const other = loadConfig({ KILN_STORAGE: 's3', KILN_S3_BUCKET: 'b', KILN_S3_ENDPOINT: 'http://127.0.0.1:9000' }).storage;
+    assert.ok(other.kind === 's3');
+    assert.equal(other.forcePathStyle, true);
+    assert.equal(other.region, 'us-east-1');
+    const virtual = loadConfig({ KILN_STORAGE: 's3', KILN_S3_BUCKET: 'b', KILN_S3_ENDPOINT: 'https://s3.example.net', KILN_S3_FORCE_PATH_STYLE: 'false' }).storage;
+    assert.ok(virtual.kind === 's3' && !virtual.forcePathStyle);
+  });
 });

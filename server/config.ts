@@ -74,9 +74,32 @@ const environmentSchema = z.object({
   KILN_HTTP_IDLE_TIMEOUT_MS: intFromEnv(60_000, 100, 3600_000),
   KILN_ADMIN_TOKEN: optionalString.pipe(z.string().min(32, 'KILN_ADMIN_TOKEN must be at least 32 characters').optional()),
   KILN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  KILN_RETAIN_EVENTS_DAYS: intFromEnv(30, 0, 36_500),
+  KILN_RETAIN_GENERATIONS_DAYS: intFromEnv(0, 0, 36_500),
+  KILN_RETAIN_JOBS_HOURS: intFromEnv(24, 1, 24 * 365),
+  KILN_RETENTION_CRON: z.string().trim().min(1).default('*/10 * * * *'),
+  KILN_STORAGE: z.enum(['local', 's3'], { error: 'KILN_STORAGE must be local or s3' }).default('local'),
+  KILN_S3_BUCKET: optionalString,
+  KILN_S3_PREFIX: z
+    .string()
+    .default('')
+    .refine((prefix) => !prefix.startsWith('/'), 'KILN_S3_PREFIX must not start with /'),
+  KILN_S3_ENDPOINT: optionalUrl,
+  KILN_S3_REGION: optionalString,
+  AWS_REGION: optionalString,
+  KILN_S3_FORCE_PATH_STYLE: z.enum(['true', 'false'], { error: 'KILN_S3_FORCE_PATH_STYLE must be true or false' }).optional(),
+  KILN_S3_ACCESS_KEY_ID: optionalString,
+  KILN_S3_SECRET_ACCESS_KEY: optionalString,
+  KILN_S3_CHECKSUMS: z.enum(['when-supported', 'when-required'], { error: 'KILN_S3_CHECKSUMS must be when-supported or when-required' }).default('when-supported'),
 }).refine((env) => !env.REPLICATE_BASE_URL || env.REPLICATE_API_TOKEN, {
   path: ['REPLICATE_API_TOKEN'],
   message: 'REPLICATE_API_TOKEN is required with REPLICATE_BASE_URL (for `npm run simulator`, the token it prints)',
+}).refine((env) => env.KILN_STORAGE !== 's3' || env.KILN_S3_BUCKET, {
+  path: ['KILN_S3_BUCKET'],
+  message: 'KILN_S3_BUCKET is required with KILN_STORAGE=s3',
+}).refine((env) => !env.KILN_S3_ACCESS_KEY_ID === !env.KILN_S3_SECRET_ACCESS_KEY, {
+  path: ['KILN_S3_SECRET_ACCESS_KEY'],
+  message: 'KILN_S3_ACCESS_KEY_ID and KILN_S3_SECRET_ACCESS_KEY go together (or leave both unset for the SDK\'s usual credentials)',
 }).refine((env) => env.KILN_HTTP_HEADERS_TIMEOUT_MS <= env.KILN_HTTP_REQUEST_TIMEOUT_MS, {
   path: ['KILN_HTTP_HEADERS_TIMEOUT_MS'],
   message: 'KILN_HTTP_HEADERS_TIMEOUT_MS must not exceed KILN_HTTP_REQUEST_TIMEOUT_MS (the headers are part of the request)',
@@ -186,6 +209,42 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       deadLetterRetryLimit: 5,
       /** While the database is away pg-boss reports every failed loop; one report per this long is enough. */
       outageReportEveryMs: 10_000,
+      /**
+       * Finished jobs (completed, failed, canceled) are deleted this long after they end (pg-boss's
+       * deleteAfterSeconds): the generation row and its events are the record; a day is left to look into an incident.
+       */
+      finishedJobsKeepSeconds: e.KILN_RETAIN_JOBS_HOURS * 3600,
+      /**
+       * A job still waiting this long is deleted (pg-boss's retentionSeconds): its default, two weeks,
+       * far past any backlog — Kiln's queued work waits in its own table, and jobs live seconds to minutes.
+       */
+      waitingJobsKeepSeconds: 14 * 24 * 3600,
+      /** A retention run's job is taken back after this: well past the run's own time budget. */
+      retentionJobExpireSeconds: 900,
+    },
+    /** What is pruned, and how gently (see jobs/retention/pruner.ts). */
+    retention: {
+      /** pg-boss cron (UTC): every ten minutes keeps each run small. One process runs it at a time. */
+      cron: e.KILN_RETENTION_CRON,
+      /**
+       * Events of final generations: the realtime replay needs minutes, and `status` lists a
+       * generation's stages; a month covers any support question. 0: kept forever.
+       */
+      eventsDays: e.KILN_RETAIN_EVENTS_DAYS > 0 ? e.KILN_RETAIN_EVENTS_DAYS : undefined,
+      /** Finished generations with their assets and objects: the tenants' deliverables, so kept unless the operator says. 0: kept forever. */
+      generationsDays: e.KILN_RETAIN_GENERATIONS_DAYS > 0 ? e.KILN_RETAIN_GENERATIONS_DAYS : undefined,
+      /** One statement deletes at most this many rows: tens of milliseconds, short locks, few round trips. */
+      batchSize: 1_000,
+      /** Between two batches: lets the hot path's writes and vacuum breathe. */
+      pauseMs: 100,
+      /** A run stops after this; the next goes on (well within the run's job expiry). */
+      maxRunMs: 5 * 60_000,
+      /** Objects deleted per transaction: their keys stay locked meanwhile, and a completion that names one waits. */
+      objectBatchSize: 100,
+      /** An orphaned key waits this long: far longer than a completion's transaction, so an asset being recorded as its key is orphaned is seen. */
+      orphanGraceSeconds: 60,
+      /** A deleted object's tombstone stays this long: far past a job's expiry, so a worker that found the object before it went and records it after still stores it again. */
+      tombstoneSeconds: 24 * 3600,
     },
     worker: {
       concurrency: { create: e.KILN_WORKER_CONCURRENCY, poll: e.KILN_POLL_CONCURRENCY, finish: e.KILN_RENDER_CONCURRENCY },
@@ -354,6 +413,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       /** The event listener's reconnect waits, doubling from `minMs` to `maxMs` while the database is away. */
       listenerReconnectMs: { minMs: 250, maxMs: 2_000 },
     },
+    storage: storageConfig(e, path.resolve(e.KILN_DATA_DIR)),
     /** Signs scoped tokens; by default a random secret kept in the database, shared by all API processes. */
     tokenSecret: e.KILN_TOKEN_SECRET ? Buffer.from(e.KILN_TOKEN_SECRET) : undefined,
     authCacheMs: e.KILN_AUTH_CACHE_MS,
@@ -362,7 +422,37 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   };
 }
 
+type ParsedEnvironment = z.output<typeof environmentSchema>;
+
+/** Where assets are kept: the data folder (one machine), or an S3-compatible bucket (any number). */
+function storageConfig(e: ParsedEnvironment, dataDir: string) {
+  if (e.KILN_STORAGE === 'local' || !e.KILN_S3_BUCKET) return { kind: 'local' as const, root: path.join(dataDir, 'assets') };
+  return {
+    kind: 's3' as const,
+    bucket: e.KILN_S3_BUCKET,
+    prefix: e.KILN_S3_PREFIX,
+    endpoint: e.KILN_S3_ENDPOINT,
+    /** The SDK insists on one; S3-compatible stores mostly ignore it. */
+    region: e.KILN_S3_REGION ?? e.AWS_REGION ?? 'us-east-1',
+    /** Another endpoint is most likely a store that wants path-style URLs (MinIO, Ceph…); AWS prefers virtual-hosted. */
+    forcePathStyle: e.KILN_S3_FORCE_PATH_STYLE ? e.KILN_S3_FORCE_PATH_STYLE === 'true' : e.KILN_S3_ENDPOINT !== undefined,
+    credentials: e.KILN_S3_ACCESS_KEY_ID && e.KILN_S3_SECRET_ACCESS_KEY ? { accessKeyId: e.KILN_S3_ACCESS_KEY_ID, secretAccessKey: e.KILN_S3_SECRET_ACCESS_KEY } : undefined,
+    checksums: e.KILN_S3_CHECKSUMS,
+    /** A store in reach answers a connect in milliseconds; seconds means it is not there. */
+    connectTimeoutMs: 5_000,
+    /** An image is a few MB: seconds even on a slow link; longer is a stuck connection. */
+    requestTimeoutMs: 30_000,
+    /** The SDK retries throttles and 5xx with backoff; a failed put is then retried by its job. */
+    maxAttempts: 3,
+    /** One finish job stores up to 41 objects at once, a few jobs run side by side, and the API streams besides. */
+    maxSockets: 128,
+    /** Deletes in flight at once while pruning: quick, and far below any store's request rate. */
+    deleteConcurrency: 8,
+  };
+}
+
 export type KilnConfig = ReturnType<typeof loadConfig>;
+export type StorageConfig = KilnConfig['storage'];
 
 export class ConfigError extends Error {
   override name = 'ConfigError';

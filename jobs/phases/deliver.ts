@@ -50,6 +50,10 @@ export function createDelivery(options: DeliveryOptions): Deliver {
       attempt,
       assets,
       data: { assets: assets.length, ...data },
+      // Retention may have deleted an object this put found already stored: put it back.
+      restore: async (keys) => {
+        await Promise.all(keys.map((key) => storage.put(key, images[assets.findIndex((asset) => asset.storage_key === key)]!.bytes)));
+      },
       then: async (trx) => {
         const followers = await waitingFollowers(trx, id);
         await queue.enqueueCopies(trx, followers.map((generationId) => ({ generationId, copyOf: id })));

@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
+import { access, constants, mkdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { STORAGE_KEY_PATTERN, type AssetStorage } from './storage.ts';
@@ -11,6 +11,7 @@ export function createLocalStorage(root: string): AssetStorage {
     return path.join(root, key.slice(0, 2), key);
   };
   return {
+    description: `the folder ${root}`,
     async put(key, bytes) {
       const file = fileFor(key);
       const existing = await stat(file).catch(() => undefined);
@@ -27,5 +28,17 @@ export function createLocalStorage(root: string): AssetStorage {
       if (!info?.isFile()) return undefined;
       return { size: info.size, stream: () => createReadStream(file) };
     },
+    async delete(keys) {
+      for (const key of keys) {
+        await unlink(fileFor(key)).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== 'ENOENT') throw error;
+        });
+      }
+    },
+    async check() {
+      await mkdir(root, { recursive: true });
+      await access(root, constants.R_OK | constants.W_OK);
+    },
+    close() {},
   };
 }
