@@ -1,11 +1,8 @@
-// Scale-out: two API processes and two worker processes share nothing but PostgreSQL and the
-// asset store. Work goes in through both APIs while subscribers listen on the other one, and a
+// Scale-out: two API processes and two worker processes share nothing but PostgreSQL and an
+// S3 bucket (each has a data folder of its own). Work goes in through both APIs while subscribers listen on the other one, and a
 // worker is killed midway: every generation completes once, every subscriber sees every event
 // of its generation once and in order, and every asset can be fetched from either API.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { describe, it } from 'node:test';
 import { createKilnClient, type GenerationEvent, type KilnClient } from '../client-sdk/index.ts';
 import { createApiKey } from '../db/api-keys.ts';
@@ -13,6 +10,7 @@ import { openDatabase } from '../db/database.ts';
 import { createTenant, updateTenant } from '../db/tenants.ts';
 import { createSimulator } from '../jobs/simulator/index.ts';
 import { createTestDatabase } from './support/kiln.ts';
+import { startTestBucket } from './support/s3.ts';
 import { standaloneProviderEnv } from './support/simulator.ts';
 import { until } from './support/until.ts';
 import { startKilnProcess, type KilnProcess } from './support/worker-process.ts';
@@ -26,12 +24,12 @@ describe('scale-out', () => {
     const simulator = createSimulator({ latencyMs: { min: 300, max: 1500 }, createsPerMinute: 6000, readsPerMinute: 60_000, imageSize: 256 });
     await simulator.start();
     const databaseUrl = await createTestDatabase();
-    const assetFolder = await mkdtemp(path.join(tmpdir(), 'kiln-scale-out-'));
+    const bucket = await startTestBucket();
     const database = openDatabase({ connectionString: databaseUrl, maxConnections: 2 });
     const processes: KilnProcess[] = [];
     const clients: KilnClient[] = [];
     const start = async (role: 'api' | 'worker', env: Record<string, string>) => {
-      const started = await startKilnProcess({ role, env, dataDir: assetFolder });
+      const started = await startKilnProcess({ role, env });
       processes.push(started);
       await started.ready;
       return started;
@@ -39,6 +37,7 @@ describe('scale-out', () => {
     try {
       const shared = {
         ...standaloneProviderEnv(simulator),
+        ...bucket.env,
         REPLICATE_WEBHOOK_SECRET: simulator.webhookSecret,
         DATABASE_URL: databaseUrl,
         KILN_PROVIDER_CREATES_PER_MINUTE: '6000',
@@ -120,6 +119,8 @@ describe('scale-out', () => {
       const statuses = await Promise.all(ids.map((id, index) => submitters[index % 2]!.status({ id })));
       const keys = statuses.flatMap((status) => status.assets.map((asset) => new URL(asset.url).pathname));
       assert.equal(keys.length, GENERATIONS * 2, 'an original and a thumbnail each');
+      const stored = new Set(await bucket.keys());
+      assert.deepEqual(keys.filter((pathname) => !stored.has(pathname.slice('/assets/'.length))), [], 'every asset is in the bucket');
       for (const api of apis) {
         const answers = await Promise.all(keys.map(async (pathname) => (await fetch(`${api.url()}${pathname}`)).status));
         assert.deepEqual(answers.filter((status) => status !== 200), [], `every asset is served by ${api.url()}`);
@@ -130,7 +131,7 @@ describe('scale-out', () => {
       await Promise.all(processes.map((process) => process.stop()));
       await database.close();
       await simulator.stop();
-      await rm(assetFolder, { recursive: true, force: true });
+      await bucket.stop();
     }
   });
 });
