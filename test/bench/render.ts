@@ -173,6 +173,9 @@ async function measure(render: Render, source: Buffer, concurrency: number, seco
   return { renders: latenciesMs.length, seconds: (performance.now() - started) / 1000, latenciesMs };
 }
 
+/** Rates with one decimal while they are small: 8.4, 123. */
+const rate = (value: number) => (value < 100 ? value.toFixed(1) : integer(value));
+
 function report(input: {
   options: RenderOptions;
   concurrency: number;
@@ -207,7 +210,7 @@ function report(input: {
     '',
     formatTable(
       ['source', 'format', 'Kiln variants/s', 'bare variants/s', 'Kiln / bare', 'Kiln p99 ms', 'bare p99 ms'],
-      rows.map((row) => [row.source, row.format, integer(row.kilnVariantsPerSecond), integer(row.bareVariantsPerSecond), percent(row.shareOfBare), ms(row.kilnP99Ms), ms(row.bareP99Ms)]),
+      rows.map((row) => [row.source, row.format, rate(row.kilnVariantsPerSecond), rate(row.bareVariantsPerSecond), percent(row.shareOfBare), ms(row.kilnP99Ms), ms(row.bareP99Ms)]),
     ),
     '',
     `default request (${input.defaultSpecs.map((spec) => `${spec.platform} ${spec.format}`).join(', ')}): ${input.generationsPerSecond.toFixed(1)} generations/s, ` +
