@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { KilnClient } from '../client-sdk/index.ts';
 import { grantCredits, toMicroUsd } from '../db/credits.ts';
 import { updateTenant } from '../db/tenants.ts';
 import type { Simulator } from '../jobs/simulator/index.ts';
@@ -159,19 +160,20 @@ describe('cache and coalescing', () => {
     assert.deepEqual(await spent(tenantId), { spent: 0, held: 0 }, 'all refunded');
   });
 
-  /** Removes a generation's stored original, as pruning or a lost store would. */
-  async function loseOriginal(generationId: string): Promise<void> {
+  /** A success whose stored original is then removed, as a lost store would; answers its id. */
+  async function successWithoutItsOriginal(client: KilnClient, input: { prompt: string; seed: number; platforms: 'thumbnail'[] }): Promise<string> {
+    const { id } = await client.generate(input);
+    await client.waitFor(id);
     const db = kiln.app.database.db;
-    const { storage_key: key } = await db.selectFrom('assets').select('storage_key').where('generation_id', '=', generationId).where('kind', '=', 'original').executeTakeFirstOrThrow();
+    const { storage_key: key } = await db.selectFrom('assets').select('storage_key').where('generation_id', '=', id).where('kind', '=', 'original').executeTakeFirstOrThrow();
     await rm(path.join(kiln.dataDir, 'assets', key.slice(0, 2), key));
+    return id;
   }
 
   it('runs a hit whose original is no longer stored as its own work, at its full price, and forgets that source', async () => {
     const { tenantId, client } = await tenant({ usd: 1 });
     const input = { prompt: 'its original is gone', seed: 12, platforms: ['thumbnail' as const] };
-    const first = await client.generate(input);
-    await client.waitFor(first.id);
-    await loseOriginal(first.id);
+    const first = { id: await successWithoutItsOriginal(client, input) };
 
     const before = creates();
     const again = await client.generate(input);
@@ -194,9 +196,7 @@ describe('cache and coalescing', () => {
   it('fails such a hit as insufficient_credit when its tenant cannot pay for its own work, refunding it', async () => {
     const { tenantId, client } = await tenant({ usd: (FLUX_SCHNELL + CACHE_PRICE + 100) / 1_000_000 });
     const input = { prompt: 'gone, and no credit for another', seed: 13, platforms: ['thumbnail' as const] };
-    const first = await client.generate(input);
-    await client.waitFor(first.id);
-    await loseOriginal(first.id);
+    await successWithoutItsOriginal(client, input);
 
     const before = creates();
     const again = await client.generate(input);
