@@ -141,12 +141,12 @@ export function createKilnMetrics(settings: MetricsSettings, options: { onSnapsh
   });
   new Gauge({
     name: 'kiln_predictions_in_flight',
-    help: 'Predictions created at the provider and not yet finished. Cluster-wide',
+    help: 'Predictions created at the provider and not yet finished (NaN when the database could not be read for this scrape). Cluster-wide',
     registers,
     async collect() {
       const snapshot = await snapshotForScrape();
-      this.reset();
-      if (snapshot) this.set(snapshot.predictionsInFlight);
+      // A series without labels is always exposed: NaN rather than a 0 that would look like an idle provider.
+      this.set(snapshot ? snapshot.predictionsInFlight : Number.NaN);
     },
   });
   new Gauge({
@@ -253,20 +253,20 @@ export function createKilnMetrics(settings: MetricsSettings, options: { onSnapsh
       const snapshot = cached(settings.snapshotCacheMs, read);
       cluster = {
         queues,
-        // A failed or slow read leaves the cluster series out of this scrape (absent, not stale) and is counted.
-        snapshot: () =>
-          within(
-            snapshot.get().catch((error: unknown) => {
-              snapshotErrors.inc();
-              options.onSnapshotError?.(error);
-              return undefined;
-            }),
-            settings.snapshotTimeoutMs,
-            () => {
-              snapshotErrors.inc();
-              return undefined;
-            },
-          ),
+        // A failed or slow read leaves the cluster series out of this scrape (absent, not stale) and is counted once.
+        snapshot: () => {
+          let counted = false;
+          const failed = () => {
+            if (!counted) snapshotErrors.inc();
+            counted = true;
+            return undefined;
+          };
+          const read = snapshot.get().catch((error: unknown) => {
+            options.onSnapshotError?.(error);
+            return failed();
+          });
+          return within(read, settings.snapshotTimeoutMs, failed);
+        },
       };
     },
     readBreaker(read) {
