@@ -39,6 +39,17 @@ export async function grantCredits(db: Db, tenantId: string, microUsd: number, n
   return { available: Number(row.available), held: Number(row.held) };
 }
 
+/** What a generation was charged when it succeeded (micro-dollars; 0 if nothing was): the settle trigger's ledger row. */
+export async function chargedFor(db: Db, generationId: string): Promise<number> {
+  const row = await db
+    .selectFrom('credit_ledger')
+    .select((eb) => eb.fn.coalesce(eb.fn.sum<string>('spent'), eb.lit(0)).as('spent'))
+    .where('generation_id', '=', generationId)
+    .where('kind', '=', 'charge')
+    .executeTakeFirst();
+  return Number(row?.spent ?? 0);
+}
+
 /** Whether a failed write was a reservation the balance could not cover. */
 export function isInsufficientCredit(error: unknown): boolean {
   return typeof error === 'object' && error !== null && 'constraint' in error && error.constraint === 'credit_balances_available_not_negative';

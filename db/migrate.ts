@@ -59,8 +59,18 @@ export function migrateTo(db: Kysely<Database>, name: keyof typeof migrations & 
   return migrate(db, (migrator) => migrator.migrateTo(name));
 }
 
+/** This code's migrations that the database has not run (none: the schema is current). */
+export async function pendingMigrations(db: Kysely<Database>): Promise<string[]> {
+  const known = await migratorFor(db).getMigrations();
+  return known.filter((migration) => migration.executedAt === undefined).map((migration) => migration.name);
+}
+
+function migratorFor(db: Kysely<Database>): Migrator {
+  return new Migrator({ db, provider: inCodeProvider, migrationTableName: 'kiln_migrations', migrationLockTableName: 'kiln_migrations_lock' });
+}
+
 async function migrate(db: Kysely<Database>, step: (migrator: Migrator) => Promise<MigrationResultSet>): Promise<string[]> {
-  const migrator = new Migrator({ db, provider: inCodeProvider, migrationTableName: 'kiln_migrations', migrationLockTableName: 'kiln_migrations_lock' });
+  const migrator = migratorFor(db);
   const { error, results = [] } = await step(migrator);
   const failed = results.find((result) => result.status === 'Error');
   if (error !== undefined || failed !== undefined) {

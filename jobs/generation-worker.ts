@@ -7,6 +7,7 @@ import type { Kysely } from 'kysely';
 import type { JobResult, JobWithMetadata } from 'pg-boss';
 import type { Database, Generation } from '../db/schema.ts';
 import type { Logger } from './logger.ts';
+import { NO_JOB_METRICS, type JobMetrics, type JobPhase } from './metrics.ts';
 import { createCreatePhase } from './phases/create-phase.ts';
 import { createCopyPhase } from './phases/copy-phase.ts';
 import { createDelivery } from './phases/deliver.ts';
@@ -67,6 +68,8 @@ export interface GenerationWorkerOptions {
   };
   download: DownloadLimits;
   render: RenderLimits;
+  /** Where each job's wait, run time and outcome (and each phase's own news) are reported. */
+  metrics?: JobMetrics;
 }
 
 export interface GenerationWorker {
@@ -83,6 +86,7 @@ export interface GenerationWorker {
 
 export function createGenerationWorker(options: GenerationWorkerOptions): GenerationWorker {
   const { db, queue, provider, logger } = options;
+  const metrics = options.metrics ?? NO_JOB_METRICS;
   const updates = createPredictionUpdates({ db, queue });
   const wait = createWaitPhase({
     db,
@@ -101,6 +105,7 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
     wait,
     logger,
     workerId: options.workerId,
+    metrics,
     createSettleMs: options.create.settleMs,
     minCancelAfterSeconds: options.create.minCancelAfterSeconds,
     predictionTimeoutSeconds: options.create.predictionTimeoutSeconds,
@@ -112,7 +117,7 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
       return base ? `${base}/webhooks/replicate?${new URLSearchParams({ tag: generation.id })}` : undefined;
     },
   });
-  const deliver = createDelivery({ db, queue, storage: options.storage, render: options.render });
+  const deliver = createDelivery({ db, queue, storage: options.storage, render: options.render, metrics });
   const finish = createFinishPhase({ db, provider, deliver, logger, download: options.download });
   const copy = createCopyPhase({ db, storage: options.storage, deliver, logger, workerId: options.workerId });
 
@@ -122,6 +127,19 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
     } catch (error) {
       // The generation is final already: nothing is written, whatever the table decides.
       await handleFailure('cancel', error, job, { db, logger });
+    }
+  }
+
+  /** Runs one job and reports it: its wait (from when it was due, by the database's clock), run time and outcome. */
+  async function measured<T>(phase: JobPhase, job: JobWithMetadata<T>, run: () => Promise<void>): Promise<void> {
+    const startedAt = performance.now();
+    const waitedSeconds = Math.max(0, (job.startedOn.getTime() - job.startAfter.getTime()) / 1000);
+    try {
+      await run();
+      metrics.jobRan(phase, 'completed', { waitedSeconds, ranSeconds: (performance.now() - startedAt) / 1000 });
+    } catch (error) {
+      metrics.jobRan(phase, 'failed', { waitedSeconds, ranSeconds: (performance.now() - startedAt) / 1000 });
+      throw error;
     }
   }
 
@@ -143,7 +161,7 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
       // cached backlog count lags fresh jobs, so batch size 1 with many loops leaves gaps).
       // Delayed jobs (polls, retries, deferrals) send no NOTIFY when they come due: the backstop
       // poll (`backstopSeconds`) finds them.
-      const phase = <T>(name: string, slots: number, loops: number, backstopSeconds: number, run: (job: JobWithMetadata<T>) => Promise<void>) => {
+      const phase = <T>(name: string, slots: number, loops: number, backstopSeconds: number, run: (job: JobWithMetadata<T>) => Promise<void>, phaseOf: (job: JobWithMetadata<T>) => JobPhase) => {
         const options = {
           localConcurrency: loops,
           batchSize: Math.max(2, Math.ceil(slots / loops)), // burstWhenBatchFull needs batches of 2 or more
@@ -157,7 +175,7 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
           Promise.all(
             jobs.map(async (job): Promise<JobResult> => {
               try {
-                await run(job);
+                await measured(phaseOf(job), job, () => run(job));
                 return { id: job.id, status: 'completed' };
               } catch (error) {
                 return { id: job.id, status: 'failed', output: { message: error instanceof Error ? error.message : String(error) } };
@@ -167,19 +185,24 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
         );
       };
       const { concurrency, pickup } = options;
-      await phase<GenerationJob>(QUEUES.generation, concurrency.create, pickup.createLoops, pickup.backstopSeconds.create, (job) => create.run(job));
-      await phase<PollJob>(QUEUES.poll, concurrency.poll, 1, pickup.backstopSeconds.poll, (job) => wait.run(job.data, job));
-      await phase<FinishJob | CopyJob>(QUEUES.finish, concurrency.finish, 1, pickup.backstopSeconds.finish, (job) =>
-        isCopyJob(job.data) ? copy.run(job.data, job) : finish.run(job.data, job),
+      await phase<GenerationJob>(QUEUES.generation, concurrency.create, pickup.createLoops, pickup.backstopSeconds.create, (job) => create.run(job), () => 'create');
+      await phase<PollJob>(QUEUES.poll, concurrency.poll, 1, pickup.backstopSeconds.poll, (job) => wait.run(job.data, job), () => 'poll');
+      await phase<FinishJob | CopyJob>(
+        QUEUES.finish,
+        concurrency.finish,
+        1,
+        pickup.backstopSeconds.finish,
+        (job) => (isCopyJob(job.data) ? copy.run(job.data, job) : finish.run(job.data, job)),
+        (job) => (isCopyJob(job.data) ? 'copy' : 'finish'),
       );
       const cancelWork = { localConcurrency: pickup.cancelConcurrency, includeMetadata: true, notifyPollingIntervalSeconds: pickup.backstopSeconds.cancel } as const;
       await queue.boss.work<CancelPredictionJob, void, typeof cancelWork>(QUEUES.cancelPrediction, cancelWork, async ([job]) => {
-        if (job) await cancelAtProvider(job);
+        if (job) await measured('cancel', job, () => cancelAtProvider(job));
       });
       // Jobs that failed for good (crashes, shutdowns past the retry limit) still end their generation.
       const deadWork = { includeMetadata: true, notifyPollingIntervalSeconds: pickup.backstopSeconds.dead } as const;
       await queue.boss.work<{ generationId: string }, void, typeof deadWork>(QUEUES.generationDead, deadWork, async ([job]) => {
-        if (job) await failGeneration(db, job.data.generationId, undefined, 'internal_error', 'processing stopped repeatedly before it could finish');
+        if (job) await measured('dead', job, () => failGeneration(db, job.data.generationId, undefined, 'internal_error', 'processing stopped repeatedly before it could finish'));
       });
     },
   };

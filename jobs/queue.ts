@@ -99,6 +99,8 @@ export interface JobQueue {
   readonly boss: PgBoss;
   start(): Promise<void>;
   stop(options: { graceful: boolean; timeoutMs: number }): Promise<void>;
+  /** Started and not stopped (a lost database does not stop it: pg-boss rides that out). */
+  isRunning(): boolean;
   /** The create jobs of dispatched generations, each with the slot booked for it. */
   enqueueCreates(trx: Db, jobs: readonly { generationId: string; priority: number; slotAt: number }[]): Promise<void>;
   enqueueCancelPrediction(trx: Db, job: CancelPredictionJob): Promise<void>;
@@ -146,9 +148,12 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
   // LISTEN comes back); meanwhile every loop and timer reports it, several times a second.
   boss.on('error', reportOutagesOnce(options.onError, settings.outageReportEveryMs));
   boss.on('warning', options.onWarning);
+  let running = false;
+  boss.on('stopped', () => (running = false));
 
   return {
     boss,
+    isRunning: () => running,
     async start() {
       await boss.start();
       const retry = {
@@ -183,8 +188,10 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
         await boss.createQueue(queue.name, { ...queue.options, ...(queue.name === QUEUES.retention ? { policy: 'exclusive' } : {}) });
         await boss.updateQueue(queue.name, queue.options);
       }
+      running = true;
     },
     async stop({ graceful, timeoutMs }) {
+      running = false;
       await boss.stop({ graceful, timeout: timeoutMs, close: true });
     },
     async enqueueCreates(trx, jobs) {

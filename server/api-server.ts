@@ -1,12 +1,11 @@
-// The API process part: tRPC over HTTP and WebSocket on one port, /health, /assets, and the
-// event feed that pushes realtime events to this process's subscribers.
+// The API process part: tRPC over HTTP and WebSocket on one port, /health, /ready, /metrics,
+// /assets, and the event feed that pushes realtime events to this process's subscribers.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { applyWSSHandler } from '@trpc/server/adapters/ws';
 import type { Kysely } from 'kysely';
-import { pingDatabase } from '../db/database.ts';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Database } from '../db/schema.ts';
 import type { Logger } from '../jobs/logger.ts';
@@ -20,7 +19,10 @@ import { createAccountService } from './account-service.ts';
 import { createTenantAdminService } from './tenant-admin-service.ts';
 import { createRequestLimiter } from './request-limiter.ts';
 import { createGenerationService } from './generation-service.ts';
-import { createHttpServer, type HealthReport } from './http-server.ts';
+import type { HealthChecks } from './health.ts';
+import { createHttpServer } from './http-server.ts';
+import type { KilnMetrics } from './metrics/kiln-metrics.ts';
+import { serveOpsRoute } from './ops-routes.ts';
 import { createEventFeed } from './realtime/event-feed.ts';
 import { createRealtimeService } from './realtime/realtime-service.ts';
 import { createRealtimeEncoder } from './realtime/ws-encoder.ts';
@@ -33,7 +35,7 @@ import { createWebhookRoute } from './webhook-route.ts';
 import { createPredictionUpdates } from '../jobs/phases/prediction-updates.ts';
 import type { AuthResult, Context } from './context.ts';
 import type { KilnServices } from './services.ts';
-import { DATABASE_RETRY_AFTER_SECONDS, DomainError } from './errors.ts';
+import { DomainError } from './errors.ts';
 import { createKeyService } from './key-service.ts';
 import { createOperatorCheck } from './operator.ts';
 import { trackSocketConnection } from './socket-connection.ts';
@@ -51,6 +53,10 @@ export interface ApiServerOptions {
   limiter: ProviderRateLimiter;
   /** The secret that signs the provider's webhooks. */
   webhookSecret: () => Promise<string>;
+  /** /health and /ready. */
+  health: HealthChecks;
+  /** This app's registry (/metrics) and what the API reports to it. */
+  metrics: KilnMetrics;
   logger: Logger;
 }
 
@@ -59,7 +65,7 @@ export interface ApiServer {
   stop(): Promise<void>;
 }
 
-export async function startApiServer({ config, db, databaseUrl, queue, storage, policies, limiter, webhookSecret, logger }: ApiServerOptions): Promise<ApiServer> {
+export async function startApiServer({ config, db, databaseUrl, queue, storage, policies, limiter, webhookSecret, health, metrics, logger }: ApiServerOptions): Promise<ApiServer> {
   let publicUrl = config.publicUrl ?? '';
   const assetsBase = () => publicUrl;
   const sockets = new Set<Duplex>(); // the WebSocket connections' network sockets
@@ -80,6 +86,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     generations: createGenerationService({
       db, queue, publicUrl: assetsBase, defaultDeadlineSeconds: config.worker.deadlineSeconds, groupCommit: config.api.groupCommit,
       estimates, priorityAgingSeconds: agingSeconds, requestLimiter, idempotencyKeySeconds: config.api.idempotencyKeySeconds, cachePriceShare: config.api.cache.priceShare,
+      onQueued: metrics.api.generationsQueued,
     }),
     realtime: createRealtimeService({ db, feed, publicUrl: assetsBase, maxBuffered: config.realtime.maxBufferedEvents,
       maxSocketBufferBytes: config.realtime.maxSocketBufferBytes,
@@ -98,6 +105,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     maxCallsPerHttpRequest: config.api.maxCallsPerHttpRequest,
     maxMessagesPerFrame: config.realtime.maxMessagesPerFrame,
     credentialRecheckMs: config.api.credentialRecheckMs,
+    onCall: metrics.api.trpcCall,
   });
   const missing = (): Promise<AuthResult> => Promise.resolve({ ok: false, reason: 'missing credentials' });
   /** A context's credential check: on every call, through the authenticator's short cache. */
@@ -141,32 +149,6 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     logger,
   });
 
-  const checkDatabase = async (): Promise<HealthReport['checks'][string]> => {
-    try {
-      await pingDatabase(db);
-      return { ok: true };
-    } catch (error) {
-      // The detail goes to the log; /health and /ready are public and say only what failed.
-      logger.warn('health check: database unreachable', { error: error instanceof Error ? error.message : String(error) });
-      return { ok: false, detail: 'unreachable' };
-    }
-  };
-  const ready = async (): Promise<HealthReport> => {
-    const database = await checkDatabase();
-    return database.ok ? { status: 'ok', checks: { database } } : { status: 'degraded', checks: { database }, retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS };
-  };
-  const health = async (): Promise<HealthReport> => {
-    const checks: HealthReport['checks'] = { database: await checkDatabase() };
-    if (policies) {
-      const breaker = policies.breakerState();
-      checks.provider = { ok: breaker !== 'open', detail: `circuit ${breaker}` };
-    }
-    return {
-      status: Object.values(checks).every((check) => check.ok) ? 'ok' : 'degraded',
-      checks,
-      ...(checks.database?.ok === false ? { retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS } : {}),
-    };
-  };
   const webhooks = createWebhookRoute({
     db,
     updates: createPredictionUpdates({ db, queue }),
@@ -174,7 +156,8 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     logger,
     settings: config.api.webhooks,
   });
-  const server = createHttpServer({ trpc, webhooks, storage, health, ready, logger, timeouts: config.api.http });
+  const ops = (req: http.IncomingMessage, res: http.ServerResponse, pathname: string) => serveOpsRoute(req, res, pathname, { live: health.live, ready: health.ready, metrics, logger });
+  const server = createHttpServer({ trpc, webhooks, storage, ops, observe: metrics.api.httpRequest, logger, timeouts: config.api.http });
 
   // WebSocket on the same port. The API key comes in the connection parameters (never the
   // URL) and is verified on every call, as over HTTP: a revoked key or an expired token opens
@@ -186,7 +169,11 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     if (!new URL(req.url ?? '/', 'http://kiln').pathname.startsWith('/trpc')) return void socket.destroy();
     wss.handleUpgrade(req, socket, head, (ws) => {
       sockets.add(socket);
-      socket.once('close', () => sockets.delete(socket));
+      metrics.api.websocketOpened();
+      socket.once('close', () => {
+        sockets.delete(socket);
+        metrics.api.websocketClosed();
+      });
       // From the start, before any message: a client that never sends its parameters is idle too.
       connections.set(ws, trackSocketConnection(ws, { maxSubscriptions, idleMs }));
       wss.emit('connection', ws, req);
@@ -199,7 +186,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     maxBatchSize: config.realtime.maxMessagesPerFrame,
     // Heartbeats: a connection quiet for pingMs is pinged and closed if no pong comes in time.
     keepAlive: { enabled: true, pingMs: config.realtime.pingMs, pongWaitMs: config.realtime.pongWaitMs },
-    experimental_encoder: createRealtimeEncoder(),
+    experimental_encoder: createRealtimeEncoder({ onEventSent: metrics.api.realtimeEventSent }),
     createContext: ({ res, info }): Context => {
       const params = info.connectionParams ?? {};
       const credential = [params.apiKey, params.token].find((value): value is string => typeof value === 'string' && value.length > 0);

@@ -5,23 +5,32 @@ import os from 'node:os';
 import type { DatabaseHandle } from '../db/database.ts';
 import { DISPATCH_CHANNEL } from '../db/dispatch.ts';
 import { createListener } from '../db/listener.ts';
+import { countAwaitingProvider } from '../db/provider-work.ts';
+import { DISPATCH_QUEUE_NAME, readQueueDepths } from '../db/queue-depth.ts';
 import { createDispatcher, type Dispatcher } from '../jobs/dispatch/dispatcher.ts';
 import { createGenerationWorker, type GenerationWorker } from '../jobs/generation-worker.ts';
 import type { Logger } from '../jobs/logger.ts';
-import { createJobQueue, type JobQueue } from '../jobs/queue.ts';
+import { QUEUES, createJobQueue, type JobQueue } from '../jobs/queue.ts';
 import { createPruner } from '../jobs/retention/pruner.ts';
 import { scheduleRetention } from '../jobs/retention/schedule.ts';
 import type { Simulator } from '../jobs/simulator/index.ts';
 import { startApiServer } from './api-server.ts';
 import type { KilnConfig } from './config.ts';
 import { connectDatabase } from './database-setup.ts';
+import { createHealthChecks } from './health.ts';
 import { createLogger } from './logger.ts';
+import { createKilnMetrics, type KilnMetrics } from './metrics/kiln-metrics.ts';
+import { startOpsServer } from './ops-server.ts';
 import { setUpProvider } from './provider-setup.ts';
 import { setUpStorage } from './storage-setup.ts';
 
 export interface RunningApp {
   /** Where the API listens (undefined for a worker-only process). */
   url: string | undefined;
+  /** Where /health, /ready and /metrics are served: the API's address, or a worker's own port (KILN_WORKER_PORT). */
+  opsUrl: string;
+  /** This app's metrics registry. */
+  metrics: KilnMetrics;
   /** The provider Kiln talks to: the simulator's URL when no Replicate token is set. */
   providerUrl: string;
   simulator: Simulator | undefined;
@@ -62,10 +71,18 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
   undo.push(() => connected.close()); // first in, so closed last
   const database = connected.handle;
   const databaseUrl = connected.url;
+  // This app's registry: every part below reports to it (jobs/ through its JobMetrics port).
+  let snapshotFailures = 0;
+  const metrics = createKilnMetrics(config.metrics, {
+    onSnapshotError: (error) => {
+      // A scrape every few seconds while the database is away: one line, then one per hundred.
+      if (snapshotFailures++ % 100 === 0) logger.warn('metrics: reading cluster state failed', { error: error instanceof Error ? error.message : String(error) });
+    },
+  });
 
   // 2. The provider: Replicate when a token is set, otherwise the built-in simulator.
   const runsWorker = config.role !== 'api';
-  const { provider, policies, limiter, simulator, baseUrl: providerBaseUrl, stop: stopProvider } = await setUpProvider(config, { needsSimulator: runsWorker, db: database.db, logger });
+  const { provider, policies, limiter, simulator, baseUrl: providerBaseUrl, stop: stopProvider } = await setUpProvider(config, { needsSimulator: runsWorker, db: database.db, logger, metrics: metrics.jobs });
   undo.push(stopProvider);
   // Assets: the data folder, or a bucket; checked now, so a wrong bucket or folder fails the start.
   const storage = await setUpStorage(config, database.db, logger);
@@ -83,6 +100,16 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
   });
   await queue.start();
   undo.push(() => queue.stop({ graceful: true, timeoutMs: config.shutdownGraceMs }));
+
+  // What /ready checks and /metrics reads at scrape time (the cluster's state, from the database).
+  const breakerState = runsWorker ? () => policies.breakerState() : undefined;
+  const health = createHealthChecks({ db: database.db, queue, role: config.role, breakerState, readyCacheMs: config.health.readyCacheMs, logger });
+  const budgets = [limiter.budget('create'), limiter.budget('read')];
+  metrics.readCluster(async () => {
+    const [queues, predictionsInFlight, states] = await Promise.all([readQueueDepths(database.db, 'pgboss', Object.values(QUEUES)), countAwaitingProvider(database.db), limiter.state()]);
+    return { queues, predictionsInFlight, budgets: states.map((state) => ({ ...state, perMinute: budgets.find((budget) => budget.name === state.name)?.perMinute ?? 0 })) };
+  }, [...Object.values(QUEUES).map((queue) => ({ queue, states: ['queued', 'scheduled', 'active'] as const })), { queue: DISPATCH_QUEUE_NAME, states: ['queued'] as const }]);
+  if (breakerState) metrics.readBreaker(breakerState);
 
   // 4. The worker. Predictions report back by webhook when the provider can reach us: at
   //    KILN_PUBLIC_URL, or at this process's own API when the provider is its built-in simulator
@@ -114,6 +141,7 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
       webhooks: { baseUrl: webhookBaseUrl, backstopMs: config.provider.webhookBackstopMs },
       download: { maxBytes: config.limits.maxDownloadBytes, timeoutMs: config.worker.downloadTimeoutMs },
       render: { maxInputPixels: config.limits.maxInputPixels, timeoutSeconds: config.worker.renderTimeoutSeconds },
+      metrics: metrics.jobs,
     });
     await worker.start();
 
@@ -159,11 +187,21 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
       limiter,
       // Verifies the provider's webhooks: the configured secret, or the provider's own.
       webhookSecret: webhookSecret ? () => Promise.resolve(webhookSecret) : () => provider.webhookSecret(),
+      health,
+      metrics,
       logger,
     });
     url = api.url;
     apiUrl = api.url;
     undo.push(() => api.stop());
+  }
+
+  // A worker-only process has no API: its probes and scrapes get a small port of their own.
+  let opsUrl = url ?? '';
+  if (config.role === 'worker') {
+    const ops = await startOpsServer({ host: config.host, port: config.workerPort, health, metrics, logger, timeouts: config.api.http });
+    opsUrl = ops.url;
+    undo.push(() => ops.stop());
   }
 
   // Shutdown runs these steps in reverse: first the worker stops fetching and finishes what it
@@ -174,5 +212,5 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
   const dispatching = dispatcher;
   if (dispatching) undo.push(() => dispatching.stop()); // stops first: no new create jobs while the worker drains
 
-  return { url, providerUrl: providerBaseUrl, simulator, database, databaseUrl, databaseDescription: connected.description, stop: stopAll };
+  return { url, opsUrl, metrics, providerUrl: providerBaseUrl, simulator, database, databaseUrl, databaseDescription: connected.description, stop: stopAll };
 }

@@ -98,7 +98,9 @@ async function serve(config: KilnConfig): Promise<number> {
   const lines = [
     '',
     `Kiln is running (role: ${config.role})`,
-    ...(app.url ? [`  API        ${app.url}/trpc`, `  Health     ${app.url}/health`] : []),
+    ...(app.url ? [`  API        ${app.url}/trpc`] : []),
+    `  Health     ${app.opsUrl}/health  ${app.opsUrl}/ready`,
+    `  Metrics    ${app.opsUrl}/metrics`,
     `  Provider   ${app.simulator ? `built-in Replicate simulator at ${app.simulator.url} (set REPLICATE_API_TOKEN for the real Replicate)` : app.providerUrl}`,
     `  Database   ${app.databaseDescription}`,
     developmentKey

@@ -18,6 +18,7 @@ const environmentSchema = z.object({
   KILN_ROLE: z.enum(['all', 'api', 'worker']).default('all'),
   HOST: z.string().default('127.0.0.1'),
   PORT: intFromEnv(3000, 0, 65535),
+  KILN_WORKER_PORT: intFromEnv(3001, 0, 65535),
   KILN_PUBLIC_URL: optionalUrl,
   KILN_DATA_DIR: z.string().default('.kiln'),
   DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/, error: 'DATABASE_URL must be a postgres:// URL' }).optional()),
@@ -91,6 +92,7 @@ const environmentSchema = z.object({
   KILN_S3_ACCESS_KEY_ID: optionalString,
   KILN_S3_SECRET_ACCESS_KEY: optionalString,
   KILN_S3_CHECKSUMS: z.enum(['when-supported', 'when-required'], { error: 'KILN_S3_CHECKSUMS must be when-supported or when-required' }).default('when-supported'),
+  KILN_METRICS_TENANT_LABELS: z.enum(['on', 'off'], { error: 'KILN_METRICS_TENANT_LABELS must be on or off' }).default('off'),
 }).refine((env) => !env.REPLICATE_BASE_URL || env.REPLICATE_API_TOKEN, {
   path: ['REPLICATE_API_TOKEN'],
   message: 'REPLICATE_API_TOKEN is required with REPLICATE_BASE_URL (for `npm run simulator`, the token it prints)',
@@ -127,6 +129,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     isDev: e.NODE_ENV === 'development',
     host: e.HOST,
     port: e.PORT,
+    /**
+     * Where a worker-only process (KILN_ROLE=worker) serves /health, /ready and /metrics: beside the
+     * API's 3000, so an API and a worker on one machine need no setting (0: any free port).
+     */
+    workerPort: e.KILN_WORKER_PORT,
     /** Where clients reach this server; asset URLs are built on it. Defaults to the listening address. */
     publicUrl: e.KILN_PUBLIC_URL,
     dataDir: path.resolve(e.KILN_DATA_DIR),
@@ -414,6 +421,35 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       listenerReconnectMs: { minMs: 250, maxMs: 2_000 },
     },
     storage: storageConfig(e, path.resolve(e.KILN_DATA_DIR)),
+    /** /health and /ready (see server/health.ts). */
+    health: {
+      /** A readiness answer is reused this long: probes every second from several places cost one database round trip. */
+      readyCacheMs: 1_000,
+    },
+    /** /metrics (see server/metrics/). */
+    metrics: {
+      /**
+       * Queue depth, waiting ages, predictions in flight and budgets are read from the database
+       * when scraped and reused this long: one query per scrape interval however many scrape.
+       */
+      snapshotCacheMs: 2_000,
+      /** A scrape waits this long at most for those reads, then answers without them: a slow database must not stall the scrape. */
+      snapshotTimeoutMs: 2_000,
+      /** Tenant ids as a label of the per-tenant series (generations, credits): off by default, since tenants are unbounded. */
+      tenantLabels: e.KILN_METRICS_TENANT_LABELS === 'on',
+      /** How finely the event loop's delay is sampled (ms): prom-client's default, cheap. */
+      eventLoopPrecisionMs: 10,
+      buckets: {
+        /** API calls: a status read is milliseconds, a batch of 1,000 a tenth of a second, a slow one seconds. */
+        requestSeconds: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+        /** Jobs, waits and generations: a poll is milliseconds, a render seconds, a backlog's wait minutes. */
+        jobSeconds: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800],
+        /** One provider call, up to its timeout (30 s by default) and a create with its retries. */
+        providerCallSeconds: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+        /** A wait for a budget slot: none, or up to KILN_PROVIDER_MAX_WAIT_MS (2 s by default). */
+        budgetWaitSeconds: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10],
+      },
+    },
     /** Signs scoped tokens; by default a random secret kept in the database, shared by all API processes. */
     tokenSecret: e.KILN_TOKEN_SECRET ? Buffer.from(e.KILN_TOKEN_SECRET) : undefined,
     authCacheMs: e.KILN_AUTH_CACHE_MS,

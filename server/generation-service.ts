@@ -19,7 +19,7 @@ import {
   releaseExpiredIdempotencyKey,
   type NewGenerationInput,
 } from '../db/generations.ts';
-import type { Asset, Database, Generation, GenerationEvent } from '../db/schema.ts';
+import type { Asset, Database, Generation, GenerationEvent, ServedFromKind } from '../db/schema.ts';
 import { canonicalJson, mayReuse, providerFingerprint } from '../jobs/provider/cache-key.ts';
 import { MODEL_IDS, MODELS, mayUse, modelForTier, modelsForTenantTier, type ModelId, type ModelTier, type ModelPrice } from '../jobs/provider/models.ts';
 import { priorityHeadStartSeconds } from '../jobs/dispatch/select.ts';
@@ -73,6 +73,13 @@ export interface GenerationServiceOptions {
   idempotencyKeySeconds: number;
   /** A generation served from an identical one is charged this share of what its model reserves. */
   cachePriceShare: number;
+  /** Told of the generations written, once committed, and how each is served (own work, cache, joined). */
+  onQueued?: (rows: readonly QueuedRow[]) => void;
+}
+
+export interface QueuedRow {
+  tenantId: string;
+  servedFrom: 'own' | ServedFromKind;
 }
 
 /** A tenant's tier picks the model when the request names neither model nor tier. */
@@ -84,7 +91,7 @@ type QueueEstimateMatchesTheQuery = Expect<Equal<DbQueueEstimate, QueueEstimate>
 type ModelPriceMatchesTheTable = Expect<Equal<ModelPrice, ModelView['price']>>;
 type ModelTierMatchesTheTable = Expect<Equal<ModelTier, ModelView['tier']>>;
 
-export function createGenerationService({ db, queue, publicUrl, defaultDeadlineSeconds, groupCommit, estimates, priorityAgingSeconds, requestLimiter, idempotencyKeySeconds, cachePriceShare }: GenerationServiceOptions): GenerationService {
+export function createGenerationService({ db, queue, publicUrl, defaultDeadlineSeconds, groupCommit, estimates, priorityAgingSeconds, requestLimiter, idempotencyKeySeconds, cachePriceShare, onQueued }: GenerationServiceOptions): GenerationService {
   const newId = createIdFactory();
   /** The model a request asks for (by name, by `tier`, or its tenant's tier's choice), if the tenant's tier may use it. */
   const chooseModel = (caller: Caller, item: BatchItemInput, field: string): ModelId => {
@@ -166,16 +173,27 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
    * (sent at commit) wakes it. A row served from an earlier success gets its copy job instead;
    * one that joined identical work waits for it (db/generations.ts).
    */
-  async function insertQueued(trx: Transaction<Database>, rows: readonly NewGenerationInput[]): Promise<void> {
+  async function insertQueued(trx: Transaction<Database>, rows: readonly NewGenerationInput[]): Promise<QueuedRow[]> {
     const inserted = await insertGenerations(trx, rows);
     const copies = inserted.flatMap(({ id, servedFrom }) => (servedFrom?.kind === 'cache' ? [{ generationId: id, copyOf: servedFrom.generationId }] : []));
     await queue.enqueueCopies(trx, copies);
     await notifyDispatcher(trx);
+    if (!onQueued) return [];
+    const tenantOf = new Map(rows.map((row) => [row.id, row.tenantId]));
+    return inserted.map(({ id, servedFrom }) => ({ tenantId: tenantOf.get(id) ?? '', servedFrom: servedFrom?.kind ?? 'own' }));
+  }
+
+  /** Runs a transaction that queues generations and reports them once it has committed. */
+  async function queueing<T>(run: (trx: Transaction<Database>, queued: QueuedRow[]) => Promise<T>): Promise<T> {
+    const queued: QueuedRow[] = [];
+    const result = await db.transaction().execute((trx) => run(trx, queued));
+    if (queued.length > 0) onQueued?.(queued);
+    return result;
   }
 
   // Concurrent generate calls share transactions (see group-commit.ts).
   const generateCommits = createGroupCommit<NewGenerationInput>({
-    write: (rows) => db.transaction().execute((trx) => insertQueued(trx, rows)),
+    write: (rows) => queueing(async (trx, queued) => void queued.push(...(await insertQueued(trx, rows)))),
     ...groupCommit,
     isItemError: isDataError,
   });
@@ -218,9 +236,9 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       try {
         // Alone, so that a duplicate key fails this request only.
         await reserving(caller, [row], () =>
-          db.transaction().execute(async (trx) => {
+          queueing(async (trx, queued) => {
             await releaseExpiredIdempotencyKey(trx, 'generations', caller.tenantId, key, idempotencyKeySeconds);
-            await insertQueued(trx, [row]);
+            queued.push(...(await insertQueued(trx, [row])));
           }),
         );
         return { id: row.id, status: 'queued', deduplicated: false };
@@ -246,11 +264,11 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       await requestLimiter.admit(caller.tenantId, perSubject, 'items');
       try {
         return await reserving(caller, prepared, () =>
-          db.transaction().execute(async (trx) => {
+          queueing(async (trx, queued) => {
             if (key) await releaseExpiredIdempotencyKey(trx, 'batches', caller.tenantId, key.idempotencyKey, idempotencyKeySeconds);
             const batchId = await insertBatch(trx, caller.tenantId, prepared.length, key);
             const rows = prepared.map((row) => ({ ...row, batchId }));
-            await insertQueued(trx, rows);
+            queued.push(...(await insertQueued(trx, rows)));
             return { batchId, ids: rows.map((row) => row.id), deduplicated: false };
           }),
         );

@@ -1,26 +1,21 @@
-// Plain HTTP beside tRPC: /trpc/* (the API), /health, /ready, /assets/<key> (immutable images),
-// /webhooks/replicate (the provider reporting back).
+// Plain HTTP beside tRPC: /trpc/* (the API), /health, /ready, /metrics (ops-routes.ts),
+// /assets/<key> (immutable images), /webhooks/replicate (the provider reporting back).
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { STORAGE_KEY_PATTERN, type AssetStorage } from '../jobs/storage/storage.ts';
 import type { Logger } from '../jobs/logger.ts';
 import { contentTypeOfFile } from '../jobs/render/presets.ts';
-
-export interface HealthReport {
-  status: 'ok' | 'degraded';
-  checks: Record<string, { ok: boolean; detail?: string }>;
-  /** Sent as Retry-After: what failed comes back by itself (a database that is down). */
-  retryAfterSeconds?: number;
-}
+import type { HttpRoute } from './metrics/kiln-metrics.ts';
 
 export interface HttpServerOptions {
   trpc: http.RequestListener;
   webhooks: http.RequestListener;
   storage: AssetStorage;
-  health: () => Promise<HealthReport>;
-  /** Whether this process can serve requests now (its database is reachable); the process stays up either way. */
-  ready: () => Promise<HealthReport>;
+  /** /health, /ready and /metrics: true when it answered the request. */
+  ops: (req: http.IncomingMessage, res: http.ServerResponse, pathname: string) => boolean;
+  /** Told of every answered request: its route (never the raw path), status and time. */
+  observe?: (route: HttpRoute, status: number, seconds: number) => void;
   logger: Logger;
   timeouts: { headersTimeoutMs: number; requestTimeoutMs: number; idleSocketTimeoutMs: number; keepAliveTimeoutMs: number; timeoutCheckIntervalMs: number };
 }
@@ -29,22 +24,13 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
   const { timeouts } = options;
   const server = http.createServer({ connectionsCheckingInterval: timeouts.timeoutCheckIntervalMs }, (req, res) => {
     const url = new URL(req.url ?? '/', 'http://kiln');
+    if (options.observe) observeRequest(res, routeOf(url.pathname), options.observe);
     if (url.pathname.startsWith('/trpc/')) return options.trpc(req, res);
     if (url.pathname === '/webhooks/replicate') return options.webhooks(req, res);
-    if (url.pathname === '/health' && (req.method === 'GET' || req.method === 'HEAD')) return void serveHealth(req, res, options.health);
-    if (url.pathname === '/ready' && (req.method === 'GET' || req.method === 'HEAD')) return void serveHealth(req, res, options.ready);
+    if (options.ops(req, res, url.pathname)) return;
     if (url.pathname.startsWith('/assets/')) return void serveAsset(req, res, url.pathname.slice('/assets/'.length));
     sendJson(res, 404, { error: 'not found' });
   });
-
-  async function serveHealth(req: http.IncomingMessage, res: http.ServerResponse, check: () => Promise<HealthReport>) {
-    const report = await check().catch((error: unknown): HealthReport => {
-      options.logger.error('health check failed', { error: error instanceof Error ? error.message : String(error) });
-      return { status: 'degraded', checks: { health: { ok: false, detail: 'check failed' } } };
-    });
-    const { retryAfterSeconds, ...body } = report;
-    sendJson(res, report.status === 'ok' ? 200 : 503, body, { headOnly: req.method === 'HEAD', ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}) });
-  }
 
   async function serveAsset(req: http.IncomingMessage, res: http.ServerResponse, key: string) {
     if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: 'method not allowed' });
@@ -86,6 +72,21 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
   return server;
 }
 
+/** The route a path belongs to, as the metrics name it. */
+export function routeOf(pathname: string): HttpRoute {
+  if (pathname.startsWith('/trpc/')) return 'trpc';
+  if (pathname.startsWith('/assets/')) return 'assets';
+  if (pathname === '/webhooks/replicate') return 'webhooks';
+  if (pathname === '/health' || pathname === '/ready' || pathname === '/metrics') return pathname.slice(1) as HttpRoute;
+  return 'other';
+}
+
+/** Reports the request once its answer is sent (or the client went away first: then with the status as it stood). */
+export function observeRequest(res: http.ServerResponse, route: HttpRoute, observe: (route: HttpRoute, status: number, seconds: number) => void): void {
+  const startedAt = performance.now();
+  res.once('close', () => observe(route, res.statusCode, (performance.now() - startedAt) / 1000));
+}
+
 /**
  * The body, or undefined when it is over the limit (or the client gave up): an oversized rest is
  * read to its end and dropped, so the reply reaches the client (the request timeout bounds it).
@@ -106,11 +107,12 @@ export function readBody(req: http.IncomingMessage, maxBytes: number): Promise<B
 }
 
 /** `close`: the request body was not read to its end, so the connection cannot be reused. */
-export function sendJson(res: http.ServerResponse, status: number, body: unknown, options: { headOnly?: boolean; close?: boolean; retryAfterSeconds?: number } = {}) {
+export function sendJson(res: http.ServerResponse, status: number, body: unknown, options: { headOnly?: boolean; close?: boolean; retryAfterSeconds?: number; noStore?: boolean } = {}) {
   const text = JSON.stringify(body);
   res.writeHead(status, {
     'Content-Type': 'application/json',
     'Content-Length': Buffer.byteLength(text),
+    ...(options.noStore ? { 'Cache-Control': 'no-store' } : {}),
     ...(options.close ? { Connection: 'close' } : {}),
     ...(options.retryAfterSeconds !== undefined ? { 'Retry-After': String(options.retryAfterSeconds) } : {}),
   });

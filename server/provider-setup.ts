@@ -8,6 +8,7 @@ import { createProviderRateLimiter, type ProviderRateLimiter } from '../jobs/pro
 import { createProviderPolicies, type ProviderPolicies } from '../jobs/provider/policies.ts';
 import { createReplicateProvider } from '../jobs/provider/replicate-provider.ts';
 import type { Logger } from '../jobs/logger.ts';
+import type { JobMetrics } from '../jobs/metrics.ts';
 import { DataFolderInUseError, createSimulator, type Simulator } from '../jobs/simulator/index.ts';
 import { REPLICATE_API_URL, type KilnConfig } from './config.ts';
 
@@ -47,7 +48,7 @@ async function startBuiltInSimulator(config: KilnConfig, logger: Logger): Promis
   }
 }
 
-export async function setUpProvider(config: KilnConfig, options: { needsSimulator: boolean; db: Kysely<Database>; logger: Logger }): Promise<ProviderSetup> {
+export async function setUpProvider(config: KilnConfig, options: { needsSimulator: boolean; db: Kysely<Database>; logger: Logger; metrics?: JobMetrics }): Promise<ProviderSetup> {
   let simulator: Simulator | undefined;
   let baseUrl = config.provider.baseUrl;
   // Without a token only the built-in simulator is used (the config refuses another endpoint without one).
@@ -68,10 +69,11 @@ export async function setUpProvider(config: KilnConfig, options: { needsSimulato
     reads: config.provider.reads,
     maxWaitMs: config.provider.maxRateWaitMs,
     throttledPauseMs: config.provider.throttledPauseMs,
+    ...(options.metrics ? { metrics: options.metrics } : {}),
   });
   await limiter.start();
   const { timeoutMs, retry, breaker, bulkhead } = config.provider;
-  const policies = createProviderPolicies({ limiter, timeoutMs, retry, breaker, bulkhead });
+  const policies = createProviderPolicies({ limiter, timeoutMs, retry, breaker, bulkhead, ...(options.metrics ? { metrics: options.metrics } : {}) });
   const running = simulator;
   return {
     provider: createReplicateProvider({ apiToken, baseUrl, policies, extraOutputOrigins }),

@@ -67,6 +67,8 @@ export interface TRPCOptions {
   /** Calls one HTTP request, and messages one WebSocket frame, may carry: named in the error that says so. */
   maxCallsPerHttpRequest: number;
   maxMessagesPerFrame: number;
+  /** Told of every call once it is answered: its procedure, type, transport, final code ('OK' or tRPC's) and time. */
+  onCall?: (call: { procedure: string; type: string; transport: 'http' | 'ws'; code: string; seconds: number }) => void;
 }
 
 export function createTRPC(options: TRPCOptions) {
@@ -116,7 +118,15 @@ export function createTRPC(options: TRPCOptions) {
     return result;
   });
 
-  const publicProcedure = t.procedure.use(domainErrors);
+  // Outermost, so it sees the code the client gets (after domainErrors, auth and input validation).
+  const observed = t.middleware(async ({ ctx, path, type, next }) => {
+    const startedAt = performance.now();
+    const result = await next();
+    options.onCall?.({ procedure: path, type, transport: ctx.connection ? 'ws' : 'http', code: result.ok ? 'OK' : result.error.code, seconds: (performance.now() - startedAt) / 1000 });
+    return result;
+  });
+
+  const publicProcedure = t.procedure.use(observed).use(domainErrors);
 
   /** Any valid credential: an API key or a scoped token (services check the token's scope). Verified on every call. */
   const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {

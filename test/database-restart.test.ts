@@ -83,6 +83,10 @@ describe('database restart', () => {
         const ready = await fetch(`${kiln.url}/ready`);
         assert.equal(ready.status, 503, '/ready says the database is down');
         assert.ok(ready.headers.get('retry-after'));
+        assert.equal((await fetch(`${kiln.url}/health`)).status, 200, '/health (liveness) does not depend on the database');
+        const scrape = await fetch(`${kiln.url}/metrics`);
+        assert.equal(scrape.status, 200, '/metrics answers without the database (the cluster series left out)');
+        assert.match(await scrape.text(), /^kiln_http_requests_total/m);
         // A client that starts waiting during the outage: its subscription is refused as
         // unavailable at first (its key cannot be checked), and it tries again until it works.
         if (round === 1) {

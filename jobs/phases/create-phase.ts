@@ -11,6 +11,7 @@ import { startAttempt, transition } from '../../db/generations.ts';
 import { clearCreateIntent, findGenerationForWork, forgetProviderStatus, markCreateSettled, recordCreateIntent } from '../../db/provider-work.ts';
 import type { Database, Generation } from '../../db/schema.ts';
 import type { Logger } from '../logger.ts';
+import type { JobMetrics } from '../metrics.ts';
 import { PermanentProviderError, ProviderUnavailableError, RateLimitedError, TransientProviderError } from '../provider/errors.ts';
 import { MODELS, isModelId } from '../provider/models.ts';
 import type { ImageProvider, Prediction } from '../provider/provider.ts';
@@ -29,6 +30,8 @@ export interface CreatePhaseOptions {
   logger: Logger;
   /** Names this worker in the events it writes. */
   workerId: string;
+  /** Where a generation's wait in Kiln's queue is reported when its first attempt starts. */
+  metrics: JobMetrics;
   /** Longest a create call may take, retries included (it is cut off then): an older unstored create has settled. */
   createSettleMs: number;
   /** The shortest Cancel-After the provider accepts. */
@@ -192,6 +195,7 @@ export function createCreatePhase(options: CreatePhaseOptions) {
       if (slotBooked && slotAt > Date.now()) await sleep(slotAt - Date.now(), undefined, { signal: job.signal });
       const generation = await startAttempt(db, job.data.generationId, { retry: job.retryCount, worker: options.workerId });
       if (!generation) return; // canceled while queued, or already finished
+      if (generation.attempt === 1) options.metrics.generationStarted(Math.max(0, (Date.now() - generation.created_at.getTime()) / 1000));
       try {
         await createOrResume(generation, job.signal, slotBooked);
       } catch (error) {

@@ -4,8 +4,10 @@
 // followed it. Every write is fenced by the attempt that owns the work.
 import type { Kysely } from 'kysely';
 import { waitingFollowers } from '../../db/cache.ts';
+import { chargedFor } from '../../db/credits.ts';
 import { completeGeneration, transition } from '../../db/generations.ts';
 import type { Database, Generation } from '../../db/schema.ts';
+import type { JobMetrics } from '../metrics.ts';
 import type { JobQueue } from '../queue.ts';
 import { IMAGE_FILE_TYPES, variantSpecs } from '../render/presets.ts';
 import { renderVariants, type RenderLimits } from '../render/render-variants.ts';
@@ -17,6 +19,8 @@ export interface DeliveryOptions {
   queue: JobQueue;
   storage: AssetStorage;
   render: RenderLimits;
+  /** Where images stored, and each success with its charge, are reported. */
+  metrics: JobMetrics;
 }
 
 export type Deliver = (generation: Generation, source: Buffer, data: Record<string, unknown>) => Promise<void>;
@@ -44,8 +48,10 @@ export function createDelivery(options: DeliveryOptions): Deliver {
       content_type: IMAGE_FILE_TYPES[image.format].contentType,
     }));
     await Promise.all(images.map((image, index) => storage.put(assets[index]!.storage_key, image.bytes)));
+    options.metrics.imagesStored(assets);
     if (!(await fenced('stored', { assets: assets.length }))) return;
-    await completeGeneration(db, {
+    let chargedMicroUsd = 0;
+    const completed = await completeGeneration(db, {
       id,
       attempt,
       assets,
@@ -54,10 +60,17 @@ export function createDelivery(options: DeliveryOptions): Deliver {
       restore: async (keys) => {
         await Promise.all(keys.map((key) => storage.put(key, images[assets.findIndex((asset) => asset.storage_key === key)]!.bytes)));
       },
-      then: async (trx) => {
+      then: async (trx, succeeded) => {
         const followers = await waitingFollowers(trx, id);
         await queue.enqueueCopies(trx, followers.map((generationId) => ({ generationId, copyOf: id })));
+        // Only a metered tenant's generation is charged (its settlement is in this transaction).
+        if (Number(succeeded.reserved) > 0) chargedMicroUsd = await chargedFor(trx, id);
       },
     });
+    if (completed) {
+      const servedFrom = completed.served_from_kind ?? 'own';
+      const seconds = Math.max(0, ((completed.finished_at ?? new Date()).getTime() - completed.created_at.getTime()) / 1000);
+      options.metrics.generationSucceeded({ tenantId: completed.tenant_id, servedFrom, seconds, chargedMicroUsd });
+    }
   };
 }

@@ -24,7 +24,8 @@ import {
   timeout,
   wrap,
 } from 'cockatiel';
-import { ProviderUnavailableError, RateLimitedError, TransientProviderError } from './errors.ts';
+import { NO_JOB_METRICS, type JobMetrics, type ProviderCallOutcome } from '../metrics.ts';
+import { PermanentProviderError, ProviderUnavailableError, RateLimitedError, TransientProviderError } from './errors.ts';
 import type { CallKind } from './provider.ts';
 import type { ProviderRateLimiter } from './rate-limiter.ts';
 
@@ -37,6 +38,8 @@ export interface ProviderPolicyOptions {
   /** The shared provider budgets; without one, 429s are retried after the provider's hint. */
   limiter?: ProviderRateLimiter;
   random?: () => number;
+  /** Where each call's outcome and time, and each 429, are reported. */
+  metrics?: JobMetrics;
 }
 
 export type BreakerState = 'closed' | 'open' | 'half-open' | 'isolated';
@@ -70,6 +73,7 @@ export function createProviderPolicies(options: ProviderPolicyOptions): Provider
   const perAttempt = timeout(options.timeoutMs, TimeoutStrategy.Cooperative);
   const policies = { read: wrap(retryReads, breaker, limit), create: wrap(retryCreates, breaker, limit) };
   const { limiter } = options;
+  const metrics = options.metrics ?? NO_JOB_METRICS;
 
   /** One attempt: wait for our slot in the shared budget, then call within the timeout. */
   async function attempt<T>(kind: CallKind, call: (signal: AbortSignal) => Promise<T>, attemptSignal: AbortSignal, callerSignal: AbortSignal | undefined, slotBooked: boolean): Promise<T> {
@@ -86,6 +90,7 @@ export function createProviderPolicies(options: ProviderPolicyOptions): Provider
             cause: error,
           });
         }
+        if (error instanceof TransientProviderError && error.status === 429) metrics.providerThrottled(kind);
         if (limiter && error instanceof TransientProviderError && error.status === 429) {
           const pausedMs = await limiter.throttled(kind, error.retryAfterMs);
           throw new RateLimitedError(`provider answered 429; ${kind} calls paused for ${pausedMs} ms`, { retryInMs: pausedMs, cause: error });
@@ -98,13 +103,17 @@ export function createProviderPolicies(options: ProviderPolicyOptions): Provider
   return {
     async execute(kind, call, signal, executeOptions) {
       let booked = executeOptions?.slotBooked === true;
+      const startedAt = performance.now();
       try {
-        return await policies[kind].execute((context) => {
+        const value = await policies[kind].execute((context) => {
           const slotBooked = booked;
           booked = false; // only the first attempt has a booked slot
           return attempt(kind, call, context.signal, signal, slotBooked);
         }, signal);
+        metrics.providerCall(kind, 'ok', (performance.now() - startedAt) / 1000);
+        return value;
       } catch (error) {
+        metrics.providerCall(kind, callOutcome(error, signal), (performance.now() - startedAt) / 1000);
         if (error instanceof BrokenCircuitError) throw new ProviderUnavailableError('circuit open: provider calls are paused', { retryInMs: options.breaker.halfOpenAfterMs, cause: error });
         if (error instanceof BulkheadRejectedError) {
           throw new TransientProviderError('too many concurrent provider calls in this process', {
@@ -129,4 +138,14 @@ export function createProviderPolicies(options: ProviderPolicyOptions): Provider
       }
     },
   };
+}
+
+/** How a failed call ended, for the metrics: by the error the policies let out. */
+function callOutcome(error: unknown, signal: AbortSignal | undefined): ProviderCallOutcome {
+  if (signal?.aborted) return 'canceled';
+  if (error instanceof BrokenCircuitError) return 'circuit_open';
+  if (error instanceof BulkheadRejectedError) return 'busy';
+  if (error instanceof RateLimitedError) return 'rate_limited';
+  if (error instanceof PermanentProviderError) return 'rejected';
+  return 'failed';
 }

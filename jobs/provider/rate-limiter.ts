@@ -6,6 +6,7 @@ import type { Kysely } from 'kysely';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { budgetStates, ensureBudgets, pauseBudget, reserveCall, type Budget, type BudgetState } from '../../db/rate-limits.ts';
 import type { Database } from '../../db/schema.ts';
+import { NO_JOB_METRICS, type JobMetrics } from '../metrics.ts';
 import { RateLimitedError } from './errors.ts';
 import type { CallKind } from './provider.ts';
 
@@ -19,6 +20,8 @@ export interface RateLimitOptions {
   maxWaitMs: number;
   /** Pause after a 429 that says nothing about when to retry. */
   throttledPauseMs: number;
+  /** Where each slot's wait (or refusal) is reported. */
+  metrics?: JobMetrics;
 }
 
 export interface ProviderRateLimiter {
@@ -37,10 +40,12 @@ export function createProviderRateLimiter(options: RateLimitOptions): ProviderRa
     create: { name: `${options.provider}:create`, ...options.creates },
     read: { name: `${options.provider}:read`, ...options.reads },
   };
+  const metrics = options.metrics ?? NO_JOB_METRICS;
   return {
     start: () => ensureBudgets(options.db, [budgets.create.name, budgets.read.name]),
     async acquire(kind, signal) {
       const reservation = await reserveCall(options.db, budgets[kind], options.maxWaitMs);
+      metrics.budgetSlot(kind, reservation.granted ? reservation.waitMs / 1000 : undefined);
       if (!reservation.granted) {
         throw new RateLimitedError(`provider ${kind} budget is booked for the next ${Math.round(reservation.retryInMs + options.maxWaitMs)} ms`, {
           retryInMs: reservation.retryInMs,

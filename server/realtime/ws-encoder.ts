@@ -4,7 +4,8 @@ import { randomUUID } from 'node:crypto';
 import { jsonEncoder, type Encoder } from '@trpc/server/adapters/ws';
 import { EncodedEvent } from './event-view.ts';
 
-export function createRealtimeEncoder(): Encoder {
+/** `onEventSent`: told of every subscription event encoded for a socket (each is written once). */
+export function createRealtimeEncoder(options: { onEventSent?: () => void } = {}): Encoder {
   // A stand-in no client can guess, so nothing a client sends (such as its request id) can
   // be mistaken for it.
   const slot = `kiln-encoded-event:${randomUUID()}`;
@@ -12,7 +13,11 @@ export function createRealtimeEncoder(): Encoder {
   return {
     encode(message) {
       const tracked = trackedEventIn(message);
-      if (!tracked) return jsonEncoder.encode(message);
+      if (!tracked) {
+        if (isSubscriptionData(message)) options.onEventSent?.();
+        return jsonEncoder.encode(message);
+      }
+      options.onEventSent?.();
       const { envelope, result, event } = tracked;
       const text = JSON.stringify({ ...envelope, result: { ...result, data: { id: result.data.id, data: slot } } });
       return text.replace(quotedSlot, () => event.json);
@@ -35,6 +40,11 @@ function trackedEventIn(message: unknown): { envelope: object; result: TrackedRe
   const data = result.data;
   if (!isRecord(data) || !(data.data instanceof EncodedEvent)) return undefined;
   return { envelope, result: result as unknown as TrackedResult, event: data.data };
+}
+
+/** A subscription's data message that was not pre-encoded (an event built for this subscriber alone, such as a queue position). */
+function isSubscriptionData(message: unknown): boolean {
+  return isRecord(message) && isRecord(message.result) && message.result.type === 'data';
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

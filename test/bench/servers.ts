@@ -111,7 +111,8 @@ export async function startKilnWorker(databaseUrl: string, scope: Scope, signal:
   const dataDir = await tempDataDir(scope);
   const child = spawnChild('kiln worker', ['server/cli.ts', 'serve'], {
     cwd: ROOT,
-    env: { ...kilnEnv(databaseUrl, 'worker', dataDir), ...options.env },
+    // Several workers share the machine: each takes a free port for its /health and /metrics.
+    env: { ...kilnEnv(databaseUrl, 'worker', dataDir), KILN_WORKER_PORT: '0', ...options.env },
   });
   scope.defer(() => child.stop());
   await child.waitForOutput('Kiln is running', { timeoutMs: HEALTHY_WITHIN_MS, signal });

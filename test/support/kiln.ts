@@ -63,6 +63,7 @@ export async function startKiln(options: StartOptions = {}): Promise<TestKiln> {
     DATABASE_URL: databaseUrl,
     KILN_DATA_DIR: dataDir,
     PORT: '0',
+    KILN_WORKER_PORT: '0',
     KILN_LOG_LEVEL: 'error',
     NODE_ENV: 'production',
     KILN_SIMULATOR_LATENCY_MS: '50-200',

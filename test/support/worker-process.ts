@@ -12,6 +12,8 @@ export interface KilnProcess {
   readonly ready: Promise<void>;
   /** Where the API listens, once ready (undefined for a worker). */
   url(): string | undefined;
+  /** Where /health, /ready and /metrics are served, once ready (a worker's own port). */
+  opsUrl(): string | undefined;
   /** SIGTERM and wait for the exit; resolves with the exit code. */
   stop(): Promise<number | null>;
   /** SIGKILL: no shutdown at all, as in a crash. */
@@ -31,17 +33,19 @@ export interface KilnProcessOptions {
 export async function startKilnProcess(options: KilnProcessOptions): Promise<KilnProcess> {
   const dataDir = options.dataDir ?? (await mkdtemp(path.join(tmpdir(), 'kiln-process-')));
   const child = spawn(process.execPath, [cli, 'serve'], {
-    env: { ...process.env, KILN_LOG_LEVEL: 'warn', PORT: '0', KILN_DATA_DIR: dataDir, ...options.env, KILN_ROLE: options.role },
+    env: { ...process.env, KILN_LOG_LEVEL: 'warn', PORT: '0', KILN_WORKER_PORT: '0', KILN_DATA_DIR: dataDir, ...options.env, KILN_ROLE: options.role },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   if (!options.dataDir) void exited.then(() => rm(dataDir, { recursive: true, force: true }));
   let output = '';
   let url: string | undefined;
+  let opsUrl: string | undefined;
   const ready = new Promise<void>((resolve, reject) => {
     child.stdout?.on('data', (chunk: Buffer) => {
       output += chunk.toString();
       url ??= /API\s+(http:\/\/\S+)\/trpc/.exec(output)?.[1];
+      opsUrl ??= /Metrics\s+(http:\/\/\S+)\/metrics/.exec(output)?.[1];
       if (output.includes('Kiln is running')) resolve();
     });
     child.once('exit', (code, signal) => reject(new Error(`kiln (${options.role}) exited before it was ready (${signal ?? code})`)));
@@ -51,7 +55,7 @@ export async function startKilnProcess(options: KilnProcessOptions): Promise<Kil
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     return exited;
   };
-  return { child, ready, url: () => url, stop: () => end('SIGTERM'), crash: () => end('SIGKILL') };
+  return { child, ready, url: () => url, opsUrl: () => opsUrl, stop: () => end('SIGTERM'), crash: () => end('SIGKILL') };
 }
 
 export function startWorkerProcess(env: Record<string, string>): Promise<WorkerProcess> {
