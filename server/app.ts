@@ -8,7 +8,7 @@ import { DISPATCH_CHANNEL } from '../db/dispatch.ts';
 import { createListener } from '../db/listener.ts';
 import { createDispatcher, type Dispatcher } from '../jobs/dispatch/dispatcher.ts';
 import { createGenerationWorker, type GenerationWorker } from '../jobs/generation-worker.ts';
-import type { Logger } from '../jobs/logger.ts';
+import { silentLogger, type Logger } from '../jobs/logger.ts';
 import { createJobQueue, type JobQueue } from '../jobs/queue.ts';
 import type { Simulator } from '../jobs/simulator/index.ts';
 import { createLocalStorage } from '../jobs/storage/local-storage.ts';
@@ -35,7 +35,8 @@ export interface App {
 }
 
 export function createApp(config: KilnConfig, options: { logger?: Logger } = {}): App {
-  const logger = options.logger ?? createLogger(config.logLevel);
+  const own = options.logger ? undefined : createLogger({ level: config.log.level, format: config.log.format, base: { role: config.role } });
+  const logger = options.logger ?? own ?? silentLogger;
   return {
     async start() {
       // Each step registers how to undo itself; a failed start undoes what it did, in reverse.
@@ -44,6 +45,7 @@ export function createApp(config: KilnConfig, options: { logger?: Logger } = {})
         for (const step of undo.splice(0).reverse()) {
           await step().catch((error: unknown) => logger.error('shutdown step failed', { error: String(error) }));
         }
+        own?.flush(); // lines are written asynchronously: the last ones are out before the process ends
       };
       try {
         return await startParts(config, logger, undo, stopAll);

@@ -127,7 +127,7 @@ async function serve(config: KilnConfig): Promise<number> {
 }
 
 async function migrate(config: KilnConfig): Promise<number> {
-  const connected = await connectDatabase(config, createLogger('info', (line) => console.log(line)));
+  const connected = await connectDatabase(config, createLogger({ level: 'info', format: config.log.format }));
   await connected.close();
   console.log(`schema is up to date (${connected.description})`);
   return 0;
@@ -145,7 +145,7 @@ async function keys(config: KilnConfig, args: string[]): Promise<number> {
   const tier = oneOf('--tier', values.tier, TENANT_TIERS);
   const shareBy = oneOf('--share-by', values['share-by'], SHARE_BY);
   if (action === 'create' && !values.tenant) return usageError('keys create needs --tenant NAME');
-  const connected = await connectDatabase(config, createLogger('warn'));
+  const connected = await connectDatabase(config, createLogger({ level: 'warn', format: config.log.format }));
   const db = connected.handle.db;
   try {
     if (action === 'create' && values.tenant) {
@@ -215,7 +215,7 @@ async function tenants(config: KilnConfig, args: string[]): Promise<number> {
     return usageError('tenants list takes no arguments or options');
   }
 
-  const connected = await connectDatabase(config, createLogger('warn'));
+  const connected = await connectDatabase(config, createLogger({ level: 'warn', format: config.log.format }));
   const db = connected.handle.db;
   try {
     if (action === 'list') {
@@ -254,7 +254,7 @@ async function grant(config: KilnConfig, args: string[]): Promise<number> {
   if (extra.length > 0) return usageError(`tenants grant takes one tenant; unexpected: ${extra.join(' ')}`);
   const usd = positiveOption('--usd', values.usd, { integer: false });
   if (usd === undefined || usd === null) return usageError('tenants grant needs --usd, the credit to add in US dollars (e.g. --usd 25)');
-  const connected = await connectDatabase(config, createLogger('warn'));
+  const connected = await connectDatabase(config, createLogger({ level: 'warn', format: config.log.format }));
   try {
     const tenant = await findTenant(connected.handle.db, target);
     if (!tenant) return usageError(`no tenant is named or has the id "${target}" (see: kiln tenants list)`);
