@@ -16,6 +16,7 @@ import * as requestLimits from './migrations/0012-request-limits.ts';
 import * as credits from './migrations/0013-credits.ts';
 import * as cacheAndCoalescing from './migrations/0014-cache-and-coalescing.ts';
 import * as batchKeys from './migrations/0015-batch-keys.ts';
+import * as requestCorrelation from './migrations/0016-request-correlation.ts';
 
 /** Migrations live in code (not discovered on disk) so they ship with the build and run in order. */
 const migrations = {
@@ -34,6 +35,7 @@ const migrations = {
   '0013-credits': credits,
   '0014-cache-and-coalescing': cacheAndCoalescing,
   '0015-batch-keys': batchKeys,
+  '0016-request-correlation': requestCorrelation,
 } satisfies Record<string, Migration>;
 
 const inCodeProvider: MigrationProvider = {

@@ -1,6 +1,7 @@
 // createApp(config) builds every part of Kiln explicitly and returns start/stop. Nothing is
 // module-level, so tests can run several apps in one process.
 import { randomBytes } from 'node:crypto';
+import { trace, type Tracer, type TracerProvider } from '@opentelemetry/api';
 import os from 'node:os';
 import path from 'node:path';
 import type { DatabaseHandle } from '../db/database.ts';
@@ -34,7 +35,18 @@ export interface App {
   start(): Promise<RunningApp>;
 }
 
-export function createApp(config: KilnConfig, options: { logger?: Logger } = {}): App {
+export interface AppOptions {
+  /** Where log lines go (default: pino to stderr, as configured). */
+  logger?: Logger;
+  /**
+   * Where spans go. Default: the OpenTelemetry API's global provider — a no-op unless the
+   * operator registers an SDK before Kiln starts (README, "Traces").
+   */
+  tracerProvider?: TracerProvider;
+}
+
+export function createApp(config: KilnConfig, options: AppOptions = {}): App {
+  const tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer('kiln');
   const own = options.logger ? undefined : createLogger({ level: config.log.level, format: config.log.format, base: { role: config.role } });
   const logger = options.logger ?? own ?? silentLogger;
   return {
@@ -48,7 +60,7 @@ export function createApp(config: KilnConfig, options: { logger?: Logger } = {})
         own?.flush(); // lines are written asynchronously: the last ones are out before the process ends
       };
       try {
-        return await startParts(config, logger, undo, stopAll);
+        return await startParts(config, logger, tracer, undo, stopAll);
       } catch (error) {
         await stopAll();
         throw error;
@@ -57,7 +69,7 @@ export function createApp(config: KilnConfig, options: { logger?: Logger } = {})
   };
 }
 
-async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promise<void>)[], stopAll: () => Promise<void>): Promise<RunningApp> {
+async function startParts(config: KilnConfig, logger: Logger, tracer: Tracer, undo: (() => Promise<void>)[], stopAll: () => Promise<void>): Promise<RunningApp> {
   // 1. The database: the one given, or an embedded PostgreSQL in the data folder; migrated.
   const connected = await connectDatabase(config, logger);
   undo.push(() => connected.close()); // first in, so closed last
@@ -153,6 +165,7 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
       // Verifies the provider's webhooks: the configured secret, or the provider's own.
       webhookSecret: webhookSecret ? () => Promise.resolve(webhookSecret) : () => provider.webhookSecret(),
       logger,
+      tracer,
     });
     url = api.url;
     apiUrl = api.url;

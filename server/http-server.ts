@@ -22,12 +22,15 @@ export interface HttpServerOptions {
   /** Whether this process can serve requests now (its database is reachable); the process stays up either way. */
   ready: () => Promise<HealthReport>;
   logger: Logger;
+  /** Sees every request first (its id and log line: request-log.ts). */
+  onRequest?: (req: http.IncomingMessage, res: http.ServerResponse) => void;
   timeouts: { headersTimeoutMs: number; requestTimeoutMs: number; idleSocketTimeoutMs: number; keepAliveTimeoutMs: number; timeoutCheckIntervalMs: number };
 }
 
 export function createHttpServer(options: HttpServerOptions): http.Server {
   const { timeouts } = options;
   const server = http.createServer({ connectionsCheckingInterval: timeouts.timeoutCheckIntervalMs }, (req, res) => {
+    options.onRequest?.(req, res);
     const url = new URL(req.url ?? '/', 'http://kiln');
     if (url.pathname.startsWith('/trpc/')) return options.trpc(req, res);
     if (url.pathname === '/webhooks/replicate') return options.webhooks(req, res);

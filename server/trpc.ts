@@ -6,7 +6,7 @@ import { TRPC_ERROR_CODES_BY_KEY, type TRPC_ERROR_CODE_KEY } from '@trpc/server/
 import { ZodError } from 'zod';
 import { DomainError, asDomainError, forbidden, missingApiKey, unauthorized, type DomainErrorCode } from './errors.ts';
 // Declared apart so that the router's type (which carries it) reaches no implementation.
-import type { Context } from './context.ts';
+import type { CallObserver, Context } from './context.ts';
 
 const DOMAIN_TO_TRPC: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {
   NOT_FOUND: 'NOT_FOUND',
@@ -67,6 +67,8 @@ export interface TRPCOptions {
   /** Calls one HTTP request, and messages one WebSocket frame, may carry: named in the error that says so. */
   maxCallsPerHttpRequest: number;
   maxMessagesPerFrame: number;
+  /** Each call's log line and span (call-telemetry.ts). */
+  observeCall: CallObserver;
 }
 
 export function createTRPC(options: TRPCOptions) {
@@ -116,7 +118,15 @@ export function createTRPC(options: TRPCOptions) {
     return result;
   });
 
-  const publicProcedure = t.procedure.use(domainErrors);
+  // Outermost, so its line and span see the code the client gets.
+  const observed = t.middleware(async ({ ctx, path, type, next, getRawInput }) => {
+    const call = options.observeCall({ path, type, request: ctx.request, overWebSocket: ctx.connection !== undefined });
+    const result = await next({ ctx: { call: call.record } });
+    await call.end(result.ok ? { ok: true, output: result.data } : { ok: false, error: result.error }, getRawInput);
+    return result;
+  });
+
+  const publicProcedure = t.procedure.use(observed).use(domainErrors);
 
   /** Any valid credential: an API key or a scoped token (services check the token's scope). Verified on every call. */
   const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
@@ -124,6 +134,7 @@ export function createTRPC(options: TRPCOptions) {
     if (ctx.isOperator) throw forbidden('the admin token is for admin procedures only; calls for a tenant need its API key');
     const result = await ctx.authenticate();
     if (!result.ok) throw unauthorized(result.reason);
+    ctx.call.tenantId = result.caller.tenantId;
     return next({ ctx: { ...ctx, caller: result.caller, authenticated: result } });
   });
 
