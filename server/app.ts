@@ -109,6 +109,7 @@ async function startParts(config: KilnConfig, logger: Logger, tracer: Tracer, un
       provider,
       storage,
       logger,
+      tracer,
       workerId: `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
       concurrency: config.worker.concurrency,
       pickup: config.worker.pickup,

@@ -8,7 +8,6 @@ import { buffer } from 'node:stream/consumers';
 import { findOriginalAsset } from '../../db/cache.ts';
 import { startAttempt } from '../../db/generations.ts';
 import type { Database } from '../../db/schema.ts';
-import type { Logger } from '../logger.ts';
 import type { CopyJob } from '../queue.ts';
 import { UnusableImageError } from '../render/render-variants.ts';
 import type { AssetStorage } from '../storage/storage.ts';
@@ -19,7 +18,6 @@ export interface CopyPhaseOptions {
   db: Kysely<Database>;
   storage: AssetStorage;
   deliver: Deliver;
-  logger: Logger;
   /** Names this worker in the events it writes. */
   workerId: string;
 }
@@ -29,16 +27,19 @@ export function createCopyPhase(options: CopyPhaseOptions) {
   return {
     async run(job: CopyJob, context: JobContext): Promise<void> {
       // A new attempt each run, so a copy whose worker died is fenced off like any other.
+      const { run } = context;
       const generation = await startAttempt(db, job.generationId, { copyOf: job.copyOf, retry: context.retryCount, worker: options.workerId });
-      if (!generation) return; // canceled, or past its deadline, while it waited
+      if (!generation) return run.outcome('stale'); // canceled, or past its deadline, while it waited
+      run.describe(generation);
       try {
         const original = await findOriginalAsset(db, job.copyOf);
         const stored = original && (await options.storage.open(original.storage_key));
         // A permanent failure (the finish row of the failure table fails it as unusable_output).
         if (!stored) throw new UnusableImageError(`the image of generation ${job.copyOf}, which it is served from, is no longer stored`);
-        await options.deliver(generation, await buffer(stored.stream()), { copyOf: job.copyOf });
+        const source = await run.step('storage read', { 'kiln.copy_of': job.copyOf }, async () => buffer(stored.stream()));
+        run.outcome(await options.deliver(generation, source, { copyOf: job.copyOf }, run));
       } catch (error) {
-        await handleFailure('finish', error, context, { db, generation, logger: options.logger });
+        await handleFailure('finish', error, context, { db, generation });
       }
     },
   };

@@ -11,6 +11,7 @@ import { IMAGE_FILE_TYPES, variantSpecs } from '../render/presets.ts';
 import { renderVariants, type RenderLimits } from '../render/render-variants.ts';
 import type { AssetStorage } from '../storage/storage.ts';
 import { storedRequest } from './outcomes.ts';
+import type { PhaseRun } from '../telemetry/phase-run.ts';
 
 export interface DeliveryOptions {
   db: Kysely<Database>;
@@ -19,17 +20,18 @@ export interface DeliveryOptions {
   render: RenderLimits;
 }
 
-export type Deliver = (generation: Generation, source: Buffer, data: Record<string, unknown>) => Promise<void>;
+/** What came of it: succeeded, or stale when another attempt owns the generation by now. */
+export type Deliver = (generation: Generation, source: Buffer, data: Record<string, unknown>, run: PhaseRun) => Promise<'succeeded' | 'stale'>;
 
 export function createDelivery(options: DeliveryOptions): Deliver {
   const { db, queue, storage } = options;
-  return async (generation, source, data) => {
+  return async (generation, source, data, run) => {
     const { id, attempt } = generation;
     const fenced = (stage: string, eventData: Record<string, unknown>) => transition(db, { id, attempt, fromStates: ['running'], stage, data: eventData });
     const request = storedRequest.parse(generation.request);
     const specs = variantSpecs(request.platforms, request.customSizes, request.formats);
-    if (!(await fenced('rendering', { variants: specs.length, sourceBytes: source.length }))) return;
-    const rendered = await renderVariants(source, specs, request.crop, options.render);
+    if (!(await fenced('rendering', { variants: specs.length, sourceBytes: source.length }))) return 'stale';
+    const rendered = await run.step('render', { 'kiln.variants': specs.length, 'kiln.source_bytes': source.length }, () => renderVariants(source, specs, request.crop, options.render));
 
     const images = [rendered.original, ...rendered.variants];
     const assets = images.map((image) => ({
@@ -43,9 +45,10 @@ export function createDelivery(options: DeliveryOptions): Deliver {
       storage_key: `${image.contentHash}.${IMAGE_FILE_TYPES[image.format].extension}`,
       content_type: IMAGE_FILE_TYPES[image.format].contentType,
     }));
-    await Promise.all(images.map((image, index) => storage.put(assets[index]!.storage_key, image.bytes)));
-    if (!(await fenced('stored', { assets: assets.length }))) return;
-    await completeGeneration(db, {
+    const bytes = assets.reduce((sum, asset) => sum + asset.bytes, 0);
+    await run.step('store', { 'kiln.assets': assets.length, 'kiln.bytes': bytes }, () => Promise.all(images.map((image, index) => storage.put(assets[index]!.storage_key, image.bytes))));
+    if (!(await fenced('stored', { assets: assets.length }))) return 'stale';
+    const completed = await completeGeneration(db, {
       id,
       attempt,
       assets,
@@ -55,5 +58,6 @@ export function createDelivery(options: DeliveryOptions): Deliver {
         await queue.enqueueCopies(trx, followers.map((generationId) => ({ generationId, copyOf: id })));
       },
     });
+    return completed ? 'succeeded' : 'stale';
   };
 }
