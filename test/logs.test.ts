@@ -78,6 +78,10 @@ describe('logs', () => {
         assert.equal(typeof job.durationMs, 'number');
         assert.equal(typeof job.jobId, 'string');
       }
+      // Kept with the generation for its jobs; with no SDK there is no trace to link to.
+      const row = await kiln.app.database.db.selectFrom('generations').select(['request_id', 'traceparent']).where('id', '=', id).executeTakeFirstOrThrow();
+      assert.deepEqual(row, { request_id: 'edge-7f3a', traceparent: null });
+      assert.equal(call.traceId, undefined, 'no trace id on the line without an SDK');
       // The provider's news came by webhook: its request line names the generation and the prediction.
       const [webhook] = await linesWhere((line) => line.msg === 'request' && line.path === '/webhooks/replicate' && line.outcome === 'done' && line.generationId === id);
       assert.equal(webhook?.predictionId, done.predictionId);
