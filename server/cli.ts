@@ -9,6 +9,7 @@ import { ensureDevelopmentKey } from './bootstrap.ts';
 import { ConfigError, loadConfig, type KilnConfig } from './config.ts';
 import { connectDatabase } from './database-setup.ts';
 import { createKeyForTenant } from './key-service.ts';
+import { trace } from '@opentelemetry/api';
 import { createLogger } from './logger.ts';
 
 const USAGE = `Usage:
@@ -122,8 +123,24 @@ async function serve(config: KilnConfig): Promise<number> {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
+  await flushRegisteredTracing();
   console.log('Kiln stopped');
   return 0;
+}
+
+/**
+ * An OpenTelemetry SDK the operator registered (README, "Logs and traces") batches its spans:
+ * it exports the last of them before the process exits. Without one this finds nothing to do.
+ */
+async function flushRegisteredTracing(): Promise<void> {
+  const registered: unknown = trace.getTracerProvider();
+  const provider = hasMethod(registered, 'getDelegate') ? registered.getDelegate() : registered;
+  if (!hasMethod(provider, 'forceFlush')) return;
+  await Promise.resolve(provider.forceFlush()).catch((error: unknown) => console.error('exporting the last spans failed:', error instanceof Error ? error.message : error));
+}
+
+function hasMethod<K extends string>(value: unknown, name: K): value is Record<K, () => unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as Record<string, unknown>)[name] === 'function';
 }
 
 async function migrate(config: KilnConfig): Promise<number> {
