@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SpanStatusCode } from '@opentelemetry/api';
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { TracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import type { LogFields, Logger } from '../logger.ts';
 import { startPhaseRun, type PhaseRunStart } from './phase-run.ts';
 
@@ -16,7 +16,7 @@ function captureLogger(lines: (LogFields & { level: string; message: string })[]
 
 function setUp(overrides: Partial<PhaseRunStart> = {}) {
   const exporter = new InMemorySpanExporter();
-  const tracer = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }).getTracer('test');
+  const tracer = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] }).getTracer('test');
   const lines: (LogFields & { level: string; message: string })[] = [];
   const run = startPhaseRun({ tracer, logger: captureLogger(lines), phase: 'finish', queue: 'kiln-finish', jobId: 'job-1', retry: 0, generationId: 'g-1', ...overrides });
   return { exporter, lines, run };
