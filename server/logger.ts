@@ -17,9 +17,33 @@ export type LogFormat = (typeof LOG_FORMATS)[number];
  * Field names that may hold a credential, at the top of a line and one level down (`headers.authorization`,
  * `error.token`). Redacted before the line is written, so a careless field cannot leak a key.
  */
-const SECRET_FIELDS = ['authorization', 'apiKey', 'api_key', 'token', 'secret', 'password', 'webhookSecret', 'tokenSecret', 'adminToken', 'connectionString', 'databaseUrl', 'cookie'];
-export const REDACTED_PATHS = [...SECRET_FIELDS, ...SECRET_FIELDS.map((field) => `*.${field}`)];
+export const SECRET_FIELDS: ReadonlySet<string> = new Set(['authorization', 'apiKey', 'api_key', 'token', 'secret', 'password', 'webhookSecret', 'tokenSecret', 'adminToken', 'connectionString', 'databaseUrl', 'cookie']);
 export const REDACTED = '[redacted]';
+
+/**
+ * The fields with every secret-named one (at the top or one level down) replaced; the same
+ * object when there is none. A loop over the line's few keys: pino's own path redaction with
+ * wildcards costs about 25 times as much, on a line written for every call.
+ */
+export function redactSecrets(fields: Record<string, unknown>): Record<string, unknown> {
+  let copy: Record<string, unknown> | undefined;
+  for (const key in fields) {
+    const value = fields[key];
+    if (SECRET_FIELDS.has(key)) (copy ??= { ...fields })[key] = REDACTED;
+    else if (typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Error)) {
+      const inner = redactSecrets1(value as Record<string, unknown>);
+      if (inner !== value) (copy ??= { ...fields })[key] = inner;
+    }
+  }
+  return copy ?? fields;
+}
+
+/** One level down: names only, no deeper. */
+function redactSecrets1(fields: Record<string, unknown>): Record<string, unknown> {
+  let copy: Record<string, unknown> | undefined;
+  for (const key in fields) if (SECRET_FIELDS.has(key)) (copy ??= { ...fields })[key] = REDACTED;
+  return copy ?? fields;
+}
 
 export interface LoggerOptions {
   level: LogLevel;
@@ -48,8 +72,7 @@ export function createLogger(options: LoggerOptions): RootLogger {
       base: { pid: process.pid, hostname: os.hostname(), ...options.base },
       timestamp: pino.stdTimeFunctions.isoTime,
       // Level names, not numbers: what a person filters on in a log viewer.
-      formatters: { level: (label) => ({ level: label }) },
-      redact: { paths: REDACTED_PATHS, censor: REDACTED },
+      formatters: { level: (label) => ({ level: label }), log: redactSecrets, bindings: redactSecrets },
     },
     destination,
   );
