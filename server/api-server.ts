@@ -116,8 +116,10 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     services,
     request: requests.of(req),
   });
-  const onError = ({ error, path }: { error: { code: string; message: string; cause?: Error | undefined }; path?: string | undefined }) => {
-    if (error.code === 'INTERNAL_SERVER_ERROR') logger.error('request failed', { procedure: path, error: error.message, stack: error.cause?.stack });
+  const onError = ({ error, path, ctx }: { error: { code: string; message: string; cause?: Error | undefined }; path?: string | undefined; ctx?: Pick<Context, 'request' | 'connection'> | undefined }) => {
+    // Over a WebSocket the context is the connection's: its call's own id is on the call's line.
+    const ids = ctx ? (ctx.connection ? { connectionId: ctx.request.id } : { requestId: ctx.request.id }) : {};
+    if (error.code === 'INTERNAL_SERVER_ERROR') logger.error('request failed', { ...ids, procedure: path, error: error.message, stack: error.cause?.stack });
   };
 
   const trpcHandler = createHTTPHandler({
