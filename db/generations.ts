@@ -26,6 +26,9 @@ export interface NewGenerationInput {
   fingerprint: string;
   /** Whether it may be served from an identical generation of its tenant. */
   mayReuse: boolean;
+  /** The API request that queued it, and its call's trace context (W3C traceparent): what the worker's lines and spans link to. */
+  requestId: string | null;
+  traceparent: string | null;
 }
 
 /** How an inserted generation is served: by its own work (null), or from another. */
@@ -59,9 +62,10 @@ export async function insertGenerations(db: Db, inputs: readonly NewGenerationIn
         ${column((i) => i.priority)}::int[], ${column((i) => i.idempotencyKey)}::text[], ${column((i) => i.subject)}::text[],
         ${column((i) => i.deadlineSeconds)}::float8[], ${column((i) => i.agedBySeconds)}::float8[],
         ${column((i) => i.price.per)}::text[], ${column((i) => i.price.unit)}::bigint[], ${column((i) => i.price.reserve)}::bigint[],
-        ${column((i) => i.price.cache)}::bigint[], ${column((i) => i.fingerprint)}::text[], ${column((i) => i.mayReuse)}::bool[]
+        ${column((i) => i.price.cache)}::bigint[], ${column((i) => i.fingerprint)}::text[], ${column((i) => i.mayReuse)}::bool[],
+        ${column((i) => i.requestId)}::text[], ${column((i) => i.traceparent)}::text[]
       ) WITH ORDINALITY AS v(id, tenant_id, batch_id, prompt, model, request, priority, idempotency_key, subject,
-        deadline_seconds, aged_by, price_per, unit_price, reserve, cache_price, fingerprint, may_reuse, ord)
+        deadline_seconds, aged_by, price_per, unit_price, reserve, cache_price, fingerprint, may_reuse, request_id, traceparent, ord)
     ),
     earlier AS (
       SELECT k.tenant_id, k.fingerprint, s.id, s.state
@@ -84,14 +88,16 @@ export async function insertGenerations(db: Db, inputs: readonly NewGenerationIn
     ),
     inserted AS (
       INSERT INTO generations (id, tenant_id, batch_id, prompt, model, request, priority, idempotency_key, subject, deadline_at,
-        dispatch_order, price_per, unit_price, reserved, cache_price, fingerprint, may_reuse, served_from_id, served_from_kind, stage)
+        dispatch_order, price_per, unit_price, reserved, cache_price, fingerprint, may_reuse, served_from_id, served_from_kind, stage,
+        request_id, traceparent)
       SELECT d.id, d.tenant_id, d.batch_id, d.prompt, d.model, d.request, d.priority, d.idempotency_key, d.subject,
         now() + make_interval(secs => d.deadline_seconds), now() - make_interval(secs => d.aged_by),
         d.price_per, d.unit_price,
         CASE WHEN EXISTS (SELECT 1 FROM credit_balances b WHERE b.tenant_id = d.tenant_id)
           THEN CASE WHEN d.served_from_kind = 'cache' THEN d.cache_price ELSE d.reserve END ELSE 0 END,
         d.cache_price, d.fingerprint, d.may_reuse, d.served_from_id, d.served_from_kind,
-        CASE d.served_from_kind WHEN 'cache' THEN 'cache.hit' WHEN 'joined' THEN 'cache.joined' ELSE 'queued' END
+        CASE d.served_from_kind WHEN 'cache' THEN 'cache.hit' WHEN 'joined' THEN 'cache.joined' ELSE 'queued' END,
+        d.request_id, d.traceparent
       FROM decided d ORDER BY d.ord
       RETURNING id, tenant_id, batch_id, subject, model, priority, reserved, served_from_id, served_from_kind
     ),

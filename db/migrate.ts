@@ -17,6 +17,7 @@ import * as credits from './migrations/0013-credits.ts';
 import * as cacheAndCoalescing from './migrations/0014-cache-and-coalescing.ts';
 import * as batchKeys from './migrations/0015-batch-keys.ts';
 import * as retention from './migrations/0016-retention.ts';
+import * as requestCorrelation from './migrations/0017-request-correlation.ts';
 
 /** Migrations live in code (not discovered on disk) so they ship with the build and run in order. */
 const migrations = {
@@ -36,6 +37,7 @@ const migrations = {
   '0014-cache-and-coalescing': cacheAndCoalescing,
   '0015-batch-keys': batchKeys,
   '0016-retention': retention,
+  '0017-request-correlation': requestCorrelation,
 } satisfies Record<string, Migration>;
 
 const inCodeProvider: MigrationProvider = {

@@ -109,6 +109,9 @@ export interface GenerationsTable {
   /** The generation it is served from, and how: an earlier success, or identical work it joined; null: its own work. */
   served_from_id: string | null;
   served_from_kind: ServedFromKind | null;
+  /** The API request that queued it (its request id) and that call's trace context (W3C traceparent): see migration 0017. */
+  request_id: string | null;
+  traceparent: string | null;
   /** What it is charged when served from another, in micro-dollars. */
   cache_price: Int8 | null;
   error_code: string | null;

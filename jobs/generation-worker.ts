@@ -3,6 +3,7 @@
 //   create (kiln-generation) → wait (kiln-poll, or a webhook) → finish (kiln-finish)
 // Every write is fenced by the attempt the worker claimed, so a worker that lost its job
 // cannot overwrite a newer attempt's result.
+import { SpanKind, type Tracer } from '@opentelemetry/api';
 import type { Kysely } from 'kysely';
 import type { JobResult, JobWithMetadata } from 'pg-boss';
 import type { Database, Generation } from '../db/schema.ts';
@@ -22,6 +23,9 @@ import type { ImageProvider } from './provider/provider.ts';
 import { QUEUES, isCopyJob, type CancelPredictionJob, type CopyJob, type FinishJob, type GenerationJob, type JobQueue, type PollJob } from './queue.ts';
 import type { RenderLimits } from './render/render-variants.ts';
 import type { AssetStorage } from './storage/storage.ts';
+import { findGenerationForWork } from '../db/provider-work.ts';
+import { startPhaseRun, type EndablePhaseRun } from './telemetry/phase-run.ts';
+import type { JobContext } from './phases/failures.ts';
 
 export interface GenerationWorkerOptions {
   db: Kysely<Database>;
@@ -29,6 +33,8 @@ export interface GenerationWorkerOptions {
   provider: ImageProvider;
   storage: AssetStorage;
   logger: Logger;
+  /** Spans for each job run and its steps; a no-op tracer unless an SDK is configured. */
+  tracer: Tracer;
   /** Names this worker in the events it writes (host, process and instance). */
   workerId: string;
   concurrency: {
@@ -85,7 +91,7 @@ export interface GenerationWorker {
 }
 
 export function createGenerationWorker(options: GenerationWorkerOptions): GenerationWorker {
-  const { db, queue, provider, logger } = options;
+  const { db, queue, provider, logger, tracer } = options;
   const metrics = options.metrics ?? NO_JOB_METRICS;
   const updates = createPredictionUpdates({ db, queue });
   const wait = createWaitPhase({
@@ -93,7 +99,6 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
     queue,
     provider,
     updates,
-    logger,
     polls: options.polls,
     readsPerMinute: options.readsPerMinute,
     webhookBackstopMs: () => (options.webhooks.baseUrl() ? options.webhooks.backstopMs : undefined),
@@ -103,7 +108,6 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
     queue,
     provider,
     wait,
-    logger,
     workerId: options.workerId,
     metrics,
     createSettleMs: options.create.settleMs,
@@ -118,26 +122,51 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
     },
   });
   const deliver = createDelivery({ db, queue, storage: options.storage, render: options.render, metrics });
-  const finish = createFinishPhase({ db, provider, deliver, logger, download: options.download });
-  const copy = createCopyPhase({ db, storage: options.storage, deliver, logger, workerId: options.workerId });
+  const finish = createFinishPhase({ db, provider, deliver, download: options.download });
+  const copy = createCopyPhase({ db, storage: options.storage, deliver, workerId: options.workerId });
 
-  async function cancelAtProvider(job: JobWithMetadata<CancelPredictionJob>): Promise<void> {
+  async function cancelAtProvider(job: CancelPredictionJob, context: JobContext): Promise<void> {
+    // Read only for its ids: the cancel's line and span join the generation's request.
+    const generation = await findGenerationForWork(db, job.generationId);
+    if (generation) context.run.describe(generation);
     try {
-      await provider.cancelPrediction(job.data.predictionId, job.signal);
+      await context.run.step('provider cancel', { 'kiln.provider.operation': 'predictions.cancel', 'kiln.prediction_id': job.predictionId }, () =>
+        provider.cancelPrediction(job.predictionId, context.signal), SpanKind.CLIENT);
+      context.run.outcome('canceled');
     } catch (error) {
       // The generation is final already: nothing is written, whatever the table decides.
-      await handleFailure('cancel', error, job, { db, logger });
+      await handleFailure('cancel', error, context, { db });
     }
   }
 
-  /** Runs one job and reports it: its wait (from when it was due, by the database's clock), run time and outcome. */
-  async function measured<T>(phase: JobPhase, job: JobWithMetadata<T>, run: () => Promise<void>): Promise<void> {
+  /**
+   * Runs one job as `phase`: its line and span (see telemetry/phase-run.ts), and its metrics —
+   * its wait (from when it was due, by the database's clock), run time and outcome.
+   */
+  async function observed<T extends { generationId: string; predictionId?: string }>(
+    phase: JobPhase,
+    queueName: string,
+    job: JobWithMetadata<T>,
+    work: (data: T, context: JobContext) => Promise<void>,
+  ): Promise<void> {
+    const run: EndablePhaseRun = startPhaseRun({
+      tracer,
+      logger,
+      phase,
+      queue: queueName,
+      jobId: job.id,
+      retry: job.retryCount,
+      generationId: job.data.generationId,
+      predictionId: job.data.predictionId,
+    });
     const startedAt = performance.now();
     const waitedSeconds = Math.max(0, (job.startedOn.getTime() - job.startAfter.getTime()) / 1000);
     try {
-      await run();
+      await work(job.data, { signal: job.signal, retryCount: job.retryCount, retryLimit: job.retryLimit, run });
+      run.end();
       metrics.jobRan(phase, 'completed', { waitedSeconds, ranSeconds: (performance.now() - startedAt) / 1000 });
     } catch (error) {
+      run.end(error);
       metrics.jobRan(phase, 'failed', { waitedSeconds, ranSeconds: (performance.now() - startedAt) / 1000 });
       throw error;
     }
@@ -161,7 +190,7 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
       // cached backlog count lags fresh jobs, so batch size 1 with many loops leaves gaps).
       // Delayed jobs (polls, retries, deferrals) send no NOTIFY when they come due: the backstop
       // poll (`backstopSeconds`) finds them.
-      const phase = <T>(name: string, slots: number, loops: number, backstopSeconds: number, run: (job: JobWithMetadata<T>) => Promise<void>, phaseOf: (job: JobWithMetadata<T>) => JobPhase) => {
+      const phase = <T>(name: string, slots: number, loops: number, backstopSeconds: number, run: (job: JobWithMetadata<T>) => Promise<void>) => {
         const options = {
           localConcurrency: loops,
           batchSize: Math.max(2, Math.ceil(slots / loops)), // burstWhenBatchFull needs batches of 2 or more
@@ -175,7 +204,7 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
           Promise.all(
             jobs.map(async (job): Promise<JobResult> => {
               try {
-                await measured(phaseOf(job), job, () => run(job));
+                await run(job);
                 return { id: job.id, status: 'completed' };
               } catch (error) {
                 return { id: job.id, status: 'failed', output: { message: error instanceof Error ? error.message : String(error) } };
@@ -185,24 +214,28 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
         );
       };
       const { concurrency, pickup } = options;
-      await phase<GenerationJob>(QUEUES.generation, concurrency.create, pickup.createLoops, pickup.backstopSeconds.create, (job) => create.run(job), () => 'create');
-      await phase<PollJob>(QUEUES.poll, concurrency.poll, 1, pickup.backstopSeconds.poll, (job) => wait.run(job.data, job), () => 'poll');
-      await phase<FinishJob | CopyJob>(
-        QUEUES.finish,
-        concurrency.finish,
-        1,
-        pickup.backstopSeconds.finish,
-        (job) => (isCopyJob(job.data) ? copy.run(job.data, job) : finish.run(job.data, job)),
-        (job) => (isCopyJob(job.data) ? 'copy' : 'finish'),
+      await phase<GenerationJob>(QUEUES.generation, concurrency.create, pickup.createLoops, pickup.backstopSeconds.create, (job) =>
+        observed('create', QUEUES.generation, job, create.run),
       );
+      await phase<PollJob>(QUEUES.poll, concurrency.poll, 1, pickup.backstopSeconds.poll, (job) => observed('poll', QUEUES.poll, job, wait.run));
+      await phase<FinishJob | CopyJob>(QUEUES.finish, concurrency.finish, 1, pickup.backstopSeconds.finish, (job) => {
+        const { data } = job;
+        return isCopyJob(data) ? observed('copy', QUEUES.finish, { ...job, data }, copy.run) : observed('finish', QUEUES.finish, { ...job, data }, finish.run);
+      });
       const cancelWork = { localConcurrency: pickup.cancelConcurrency, includeMetadata: true, notifyPollingIntervalSeconds: pickup.backstopSeconds.cancel } as const;
       await queue.boss.work<CancelPredictionJob, void, typeof cancelWork>(QUEUES.cancelPrediction, cancelWork, async ([job]) => {
-        if (job) await measured('cancel', job, () => cancelAtProvider(job));
+        if (job) await observed('cancel', QUEUES.cancelPrediction, job, cancelAtProvider);
       });
       // Jobs that failed for good (crashes, shutdowns past the retry limit) still end their generation.
       const deadWork = { includeMetadata: true, notifyPollingIntervalSeconds: pickup.backstopSeconds.dead } as const;
       await queue.boss.work<{ generationId: string }, void, typeof deadWork>(QUEUES.generationDead, deadWork, async ([job]) => {
-        if (job) await measured('dead', job, () => failGeneration(db, job.data.generationId, undefined, 'internal_error', 'processing stopped repeatedly before it could finish'));
+        if (!job) return;
+        await observed('dead', QUEUES.generationDead, job, async (data, { run }) => {
+          const generation = await findGenerationForWork(db, data.generationId);
+          if (generation) run.describe(generation);
+          await failGeneration(db, data.generationId, undefined, 'internal_error', 'processing stopped repeatedly before it could finish');
+          run.outcome('failed');
+        });
       });
     },
   };

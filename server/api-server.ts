@@ -1,6 +1,7 @@
 // The API process part: tRPC over HTTP and WebSocket on one port, /health, /ready, /metrics,
 // /assets, and the event feed that pushes realtime events to this process's subscribers.
 import http from 'node:http';
+import type { Tracer } from '@opentelemetry/api';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
@@ -40,6 +41,8 @@ import { createKeyService } from './key-service.ts';
 import { createOperatorCheck } from './operator.ts';
 import { trackSocketConnection } from './socket-connection.ts';
 import { createTrpcHttpEntry } from './trpc-http.ts';
+import { createCallObserver } from './call-telemetry.ts';
+import { createRequestLog } from './request-log.ts';
 
 export interface ApiServerOptions {
   config: KilnConfig;
@@ -58,6 +61,8 @@ export interface ApiServerOptions {
   /** This app's registry (/metrics) and what the API reports to it. */
   metrics: KilnMetrics;
   logger: Logger;
+  /** Spans of the API's calls (no-op unless an SDK is configured). */
+  tracer: Tracer;
 }
 
 export interface ApiServer {
@@ -65,7 +70,7 @@ export interface ApiServer {
   stop(): Promise<void>;
 }
 
-export async function startApiServer({ config, db, databaseUrl, queue, storage, policies, limiter, webhookSecret, health, metrics, logger }: ApiServerOptions): Promise<ApiServer> {
+export async function startApiServer({ config, db, databaseUrl, queue, storage, policies, limiter, webhookSecret, health, metrics, logger, tracer }: ApiServerOptions): Promise<ApiServer> {
   let publicUrl = config.publicUrl ?? '';
   const assetsBase = () => publicUrl;
   const sockets = new Set<Duplex>(); // the WebSocket connections' network sockets
@@ -106,18 +111,23 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     maxMessagesPerFrame: config.realtime.maxMessagesPerFrame,
     credentialRecheckMs: config.api.credentialRecheckMs,
     onCall: metrics.api.trpcCall,
+    observeCall: createCallObserver({ logger, tracer }),
   });
+  const requests = createRequestLog({ logger, requestIdMaxLength: config.log.requestIdMaxLength, quietPaths: config.log.quietPaths });
   const missing = (): Promise<AuthResult> => Promise.resolve({ ok: false, reason: 'missing credentials' });
   /** A context's credential check: on every call, through the authenticator's short cache. */
-  const contextFor = (credential: string | undefined): Omit<Context, 'connection'> => ({
+  const contextFor = (credential: string | undefined, req: http.IncomingMessage): Omit<Context, 'connection'> => ({
     hasCredentials: credential !== undefined,
     isOperator: isOperator(credential),
     adminEnabled,
     authenticate: () => (credential ? authenticator.authenticate(credential) : missing()),
     services,
+    request: requests.of(req),
   });
-  const onError = ({ error, path }: { error: { code: string; message: string; cause?: Error | undefined }; path?: string | undefined }) => {
-    if (error.code === 'INTERNAL_SERVER_ERROR') logger.error('request failed', { procedure: path, error: error.message, stack: error.cause?.stack });
+  const onError = ({ error, path, ctx }: { error: { code: string; message: string; cause?: Error | undefined }; path?: string | undefined; ctx?: Pick<Context, 'request' | 'connection'> | undefined }) => {
+    // Over a WebSocket the context is the connection's: its call's own id is on the call's line.
+    const ids = ctx ? (ctx.connection ? { connectionId: ctx.request.id } : { requestId: ctx.request.id }) : {};
+    if (error.code === 'INTERNAL_SERVER_ERROR') logger.error('request failed', { ...ids, procedure: path, error: error.message, stack: error.cause?.stack });
   };
 
   const trpcHandler = createHTTPHandler({
@@ -126,7 +136,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     maxBodySize: config.limits.maxBodyBytes,
     // HTTP batching must not become a way around the 1,000-item batch limit.
     maxBatchSize: config.api.maxCallsPerHttpRequest,
-    createContext: ({ req }): Context => contextFor(bearerToken(req.headers.authorization)),
+    createContext: ({ req }): Context => contextFor(bearerToken(req.headers.authorization), req),
     onError,
     // "Database unavailable" answers 503 (tRPC's status for SERVICE_UNAVAILABLE); Retry-After says when to try again.
     responseMeta: ({ errors }) => {
@@ -154,10 +164,11 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     updates: createPredictionUpdates({ db, queue }),
     secret: webhookSecret,
     logger,
+    annotate: requests.annotate,
     settings: config.api.webhooks,
   });
   const ops = (req: http.IncomingMessage, res: http.ServerResponse, pathname: string) => serveOpsRoute(req, res, pathname, { live: health.live, ready: health.ready, metrics, logger });
-  const server = createHttpServer({ trpc, webhooks, storage, ops, observe: metrics.api.httpRequest, logger, timeouts: config.api.http });
+  const server = createHttpServer({ trpc, webhooks, storage, ops, observe: metrics.api.httpRequest, logger, timeouts: config.api.http, onRequest: requests.observe });
 
   // WebSocket on the same port. The API key comes in the connection parameters (never the
   // URL) and is verified on every call, as over HTTP: a revoked key or an expired token opens
@@ -187,10 +198,10 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     // Heartbeats: a connection quiet for pingMs is pinged and closed if no pong comes in time.
     keepAlive: { enabled: true, pingMs: config.realtime.pingMs, pongWaitMs: config.realtime.pongWaitMs },
     experimental_encoder: createRealtimeEncoder({ onEventSent: metrics.api.realtimeEventSent }),
-    createContext: ({ res, info }): Context => {
+    createContext: ({ req, res, info }): Context => {
       const params = info.connectionParams ?? {};
       const credential = [params.apiKey, params.token].find((value): value is string => typeof value === 'string' && value.length > 0);
-      const context = contextFor(credential);
+      const context = contextFor(credential, req);
       context.authenticate().catch(() => {}); // warms the cache at once; a failure is reported by the call that meets it
       return { ...context, connection: connections.get(res) ?? trackSocketConnection(res, { maxSubscriptions, idleMs }) };
     },

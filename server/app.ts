@@ -1,6 +1,7 @@
 // createApp(config) builds every part of Kiln explicitly and returns start/stop. Nothing is
 // module-level, so tests can run several apps in one process.
 import { randomBytes } from 'node:crypto';
+import { trace, type Tracer, type TracerProvider } from '@opentelemetry/api';
 import os from 'node:os';
 import type { DatabaseHandle } from '../db/database.ts';
 import { DISPATCH_CHANNEL } from '../db/dispatch.ts';
@@ -9,7 +10,7 @@ import { countAwaitingProvider } from '../db/provider-work.ts';
 import { DISPATCH_QUEUE_NAME, readQueueDepths } from '../db/queue-depth.ts';
 import { createDispatcher, type Dispatcher } from '../jobs/dispatch/dispatcher.ts';
 import { createGenerationWorker, type GenerationWorker } from '../jobs/generation-worker.ts';
-import type { Logger } from '../jobs/logger.ts';
+import { silentLogger, type Logger } from '../jobs/logger.ts';
 import { QUEUES, createJobQueue, type JobQueue } from '../jobs/queue.ts';
 import { createPruner } from '../jobs/retention/pruner.ts';
 import { scheduleRetention } from '../jobs/retention/schedule.ts';
@@ -44,8 +45,20 @@ export interface App {
   start(): Promise<RunningApp>;
 }
 
-export function createApp(config: KilnConfig, options: { logger?: Logger } = {}): App {
-  const logger = options.logger ?? createLogger(config.logLevel);
+export interface AppOptions {
+  /** Where log lines go (default: pino to stderr, as configured). */
+  logger?: Logger;
+  /**
+   * Where spans go. Default: the OpenTelemetry API's global provider — a no-op unless the
+   * operator registers an SDK before Kiln starts (README, "Traces").
+   */
+  tracerProvider?: TracerProvider;
+}
+
+export function createApp(config: KilnConfig, options: AppOptions = {}): App {
+  const tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer('kiln');
+  const own = options.logger ? undefined : createLogger({ level: config.log.level, format: config.log.format, base: { role: config.role } });
+  const logger = options.logger ?? own ?? silentLogger;
   return {
     async start() {
       // Each step registers how to undo itself; a failed start undoes what it did, in reverse.
@@ -54,9 +67,10 @@ export function createApp(config: KilnConfig, options: { logger?: Logger } = {})
         for (const step of undo.splice(0).reverse()) {
           await step().catch((error: unknown) => logger.error('shutdown step failed', { error: String(error) }));
         }
+        own?.flush(); // lines are written asynchronously: the last ones are out before the process ends
       };
       try {
-        return await startParts(config, logger, undo, stopAll);
+        return await startParts(config, logger, tracer, undo, stopAll);
       } catch (error) {
         await stopAll();
         throw error;
@@ -65,7 +79,7 @@ export function createApp(config: KilnConfig, options: { logger?: Logger } = {})
   };
 }
 
-async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promise<void>)[], stopAll: () => Promise<void>): Promise<RunningApp> {
+async function startParts(config: KilnConfig, logger: Logger, tracer: Tracer, undo: (() => Promise<void>)[], stopAll: () => Promise<void>): Promise<RunningApp> {
   // 1. The database: the one given, or an embedded PostgreSQL in the data folder; migrated.
   const connected = await connectDatabase(config, logger);
   undo.push(() => connected.close()); // first in, so closed last
@@ -126,6 +140,7 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
       provider,
       storage,
       logger,
+      tracer,
       workerId: `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
       concurrency: config.worker.concurrency,
       pickup: config.worker.pickup,
@@ -190,6 +205,7 @@ async function startParts(config: KilnConfig, logger: Logger, undo: (() => Promi
       health,
       metrics,
       logger,
+      tracer,
     });
     url = api.url;
     apiUrl = api.url;

@@ -9,6 +9,7 @@ import { ensureDevelopmentKey } from './bootstrap.ts';
 import { ConfigError, loadConfig, type KilnConfig } from './config.ts';
 import { connectDatabase } from './database-setup.ts';
 import { createKeyForTenant } from './key-service.ts';
+import { trace } from '@opentelemetry/api';
 import { createLogger } from './logger.ts';
 
 const USAGE = `Usage:
@@ -124,12 +125,28 @@ async function serve(config: KilnConfig): Promise<number> {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
+  await flushRegisteredTracing();
   console.log('Kiln stopped');
   return 0;
 }
 
+/**
+ * An OpenTelemetry SDK the operator registered (README, "Logs and traces") batches its spans:
+ * it exports the last of them before the process exits. Without one this finds nothing to do.
+ */
+async function flushRegisteredTracing(): Promise<void> {
+  const registered: unknown = trace.getTracerProvider();
+  const provider = hasMethod(registered, 'getDelegate') ? registered.getDelegate() : registered;
+  if (!hasMethod(provider, 'forceFlush')) return;
+  await Promise.resolve(provider.forceFlush()).catch((error: unknown) => console.error('exporting the last spans failed:', error instanceof Error ? error.message : error));
+}
+
+function hasMethod<K extends string>(value: unknown, name: K): value is Record<K, () => unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as Record<string, unknown>)[name] === 'function';
+}
+
 async function migrate(config: KilnConfig): Promise<number> {
-  const connected = await connectDatabase(config, createLogger('info', (line) => console.log(line)));
+  const connected = await connectDatabase(config, createLogger({ level: 'info', format: config.log.format }));
   await connected.close();
   console.log(`schema is up to date (${connected.description})`);
   return 0;
@@ -147,7 +164,7 @@ async function keys(config: KilnConfig, args: string[]): Promise<number> {
   const tier = oneOf('--tier', values.tier, TENANT_TIERS);
   const shareBy = oneOf('--share-by', values['share-by'], SHARE_BY);
   if (action === 'create' && !values.tenant) return usageError('keys create needs --tenant NAME');
-  const connected = await connectDatabase(config, createLogger('warn'));
+  const connected = await connectDatabase(config, createLogger({ level: 'warn', format: config.log.format }));
   const db = connected.handle.db;
   try {
     if (action === 'create' && values.tenant) {
@@ -217,7 +234,7 @@ async function tenants(config: KilnConfig, args: string[]): Promise<number> {
     return usageError('tenants list takes no arguments or options');
   }
 
-  const connected = await connectDatabase(config, createLogger('warn'));
+  const connected = await connectDatabase(config, createLogger({ level: 'warn', format: config.log.format }));
   const db = connected.handle.db;
   try {
     if (action === 'list') {
@@ -256,7 +273,7 @@ async function grant(config: KilnConfig, args: string[]): Promise<number> {
   if (extra.length > 0) return usageError(`tenants grant takes one tenant; unexpected: ${extra.join(' ')}`);
   const usd = positiveOption('--usd', values.usd, { integer: false });
   if (usd === undefined || usd === null) return usageError('tenants grant needs --usd, the credit to add in US dollars (e.g. --usd 25)');
-  const connected = await connectDatabase(config, createLogger('warn'));
+  const connected = await connectDatabase(config, createLogger({ level: 'warn', format: config.log.format }));
   try {
     const tenant = await findTenant(connected.handle.db, target);
     if (!tenant) return usageError(`no tenant is named or has the id "${target}" (see: kiln tenants list)`);

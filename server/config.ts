@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import type { TenantTier } from '../db/schema.ts';
+import { LOG_FORMATS, LOG_LEVELS } from './logger.ts';
 
 const intFromEnv = (fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).default(fallback);
 const numberFromEnv = (fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().min(min).max(max).default(fallback);
@@ -74,7 +75,8 @@ const environmentSchema = z.object({
   KILN_HTTP_REQUEST_TIMEOUT_MS: intFromEnv(30_000, 100, 3600_000),
   KILN_HTTP_IDLE_TIMEOUT_MS: intFromEnv(60_000, 100, 3600_000),
   KILN_ADMIN_TOKEN: optionalString.pipe(z.string().min(32, 'KILN_ADMIN_TOKEN must be at least 32 characters').optional()),
-  KILN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  KILN_LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  KILN_LOG_FORMAT: z.enum(LOG_FORMATS, { error: 'KILN_LOG_FORMAT must be auto, json or pretty' }).default('auto'),
   KILN_RETAIN_EVENTS_DAYS: intFromEnv(30, 0, 36_500),
   KILN_RETAIN_GENERATIONS_DAYS: intFromEnv(0, 0, 36_500),
   KILN_RETAIN_JOBS_HOURS: intFromEnv(24, 1, 24 * 365),
@@ -454,7 +456,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     tokenSecret: e.KILN_TOKEN_SECRET ? Buffer.from(e.KILN_TOKEN_SECRET) : undefined,
     authCacheMs: e.KILN_AUTH_CACHE_MS,
     shutdownGraceMs: e.KILN_SHUTDOWN_GRACE_MS,
-    logLevel: e.KILN_LOG_LEVEL,
+    log: {
+      level: e.KILN_LOG_LEVEL,
+      /** JSON lines for machines; `auto` switches to readable lines when stderr is a terminal (a person is watching). */
+      format: e.KILN_LOG_FORMAT,
+      /**
+       * An incoming `x-request-id` longer than this (or with characters outside [A-Za-z0-9._:/+=@-])
+       * is replaced by one of ours: ids are logged on every line, and a client must not fill the log.
+       */
+      requestIdMaxLength: 128,
+      /** /health, /ready and /metrics are scraped every few seconds: their lines are at debug unless they fail. */
+      quietPaths: ['/health', '/ready', '/metrics'],
+    },
   };
 }
 

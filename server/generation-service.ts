@@ -52,7 +52,7 @@ import { badRequest, conflict, forbidden, notFound, paymentRequired } from './er
 import { createGroupCommit } from './group-commit.ts';
 import type { Equal, Expect } from './same-type.ts';
 import type { RequestLimiter } from './request-limiter.ts';
-import type { GenerationService } from './services.ts';
+import type { CallOrigin, GenerationService } from './services.ts';
 
 export interface GenerationServiceOptions {
   db: Kysely<Database>;
@@ -103,7 +103,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
     throw forbidden(`model ${model} is not available on the ${caller.tenantTier} tier; ${may}`, { [path]: [`not available on the ${caller.tenantTier} tier`] });
   };
 
-  const toRow = (caller: Caller, item: BatchItemInput, batchId: string | null, idempotencyKey: string | null, field = ''): NewGenerationInput => {
+  const toRow = (caller: Caller, item: BatchItemInput, batchId: string | null, idempotencyKey: string | null, origin: CallOrigin, field = ''): NewGenerationInput => {
     const model = chooseModel(caller, item, field);
     const seed = item.seed ?? null;
     return {
@@ -130,6 +130,8 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       subject: item.subject ?? null,
       deadlineSeconds: item.deadlineSeconds ?? defaultDeadlineSeconds ?? null,
       agedBySeconds: priorityHeadStartSeconds(item.priority, priorityAgingSeconds),
+      requestId: origin.requestId,
+      traceparent: origin.traceparent ?? null,
     };
   };
 
@@ -223,9 +225,9 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
   }
 
   return {
-    async generate(caller: Caller, input: GenerateInput): Promise<GenerateAnswer> {
+    async generate(caller: Caller, input: GenerateInput, origin: CallOrigin): Promise<GenerateAnswer> {
       const key = input.idempotencyKey ?? null;
-      const row = toRow(caller, input, null, key);
+      const row = toRow(caller, input, null, key, origin);
       await requestLimiter.admit(caller.tenantId, new Map([[input.subject ?? null, 1]]), '(input)');
       const earlier = key ? await findByIdempotencyKey(db, caller.tenantId, key, idempotencyKeySeconds) : undefined;
       if (earlier) return replay(earlier, row);
@@ -250,7 +252,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       }
     },
 
-    async batch(caller: Caller, input: BatchInput): Promise<BatchAccepted> {
+    async batch(caller: Caller, input: BatchInput, origin: CallOrigin): Promise<BatchAccepted> {
       const { idempotencyKey, ...request } = input;
       const key = idempotencyKey === undefined ? null : { idempotencyKey, requestHash: createHash('sha256').update(canonicalJson(request)).digest('hex') };
       // A repeated key answers before anything is counted: the batch was queued (and counted) once.
@@ -258,7 +260,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       if (earlier && key) return replayBatch(earlier, key.requestHash);
       // An item's own subject wins over the batch's. The rows are made (and their models checked)
       // before any budget is taken; they get their batch's id once it exists.
-      const prepared = request.items.map((item, index) => toRow(caller, { ...item, subject: item.subject ?? request.subject }, null, null, `items.${index}.`));
+      const prepared = request.items.map((item, index) => toRow(caller, { ...item, subject: item.subject ?? request.subject }, null, null, origin, `items.${index}.`));
       const perSubject = new Map<string | null, number>();
       for (const row of prepared) perSubject.set(row.subject, (perSubject.get(row.subject) ?? 0) + 1);
       await requestLimiter.admit(caller.tenantId, perSubject, 'items');

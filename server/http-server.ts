@@ -17,12 +17,15 @@ export interface HttpServerOptions {
   /** Told of every answered request: its route (never the raw path), status and time. */
   observe?: (route: HttpRoute, status: number, seconds: number) => void;
   logger: Logger;
+  /** Sees every request first (its id and log line: request-log.ts). */
+  onRequest?: (req: http.IncomingMessage, res: http.ServerResponse) => void;
   timeouts: { headersTimeoutMs: number; requestTimeoutMs: number; idleSocketTimeoutMs: number; keepAliveTimeoutMs: number; timeoutCheckIntervalMs: number };
 }
 
 export function createHttpServer(options: HttpServerOptions): http.Server {
   const { timeouts } = options;
   const server = http.createServer({ connectionsCheckingInterval: timeouts.timeoutCheckIntervalMs }, (req, res) => {
+    options.onRequest?.(req, res);
     const url = new URL(req.url ?? '/', 'http://kiln');
     if (options.observe) observeRequest(res, routeOf(url.pathname), options.observe);
     if (url.pathname.startsWith('/trpc/')) return options.trpc(req, res);

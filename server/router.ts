@@ -29,9 +29,9 @@ export function createAppRouter(options: RouterOptions) {
   const { router, authedProcedure, keyProcedure, operatorProcedure } = createTRPC(options);
   return router({
     /** Queue one prompt; answers at once with its id. */
-    generate: keyProcedure.input(generateInput).mutation(({ ctx, input }) => ctx.services.generations.generate(ctx.caller, input)),
+    generate: keyProcedure.input(generateInput).mutation(({ ctx, input }) => ctx.services.generations.generate(ctx.caller, input, ctx.call)),
     /** Up to 1,000 prompts in one transaction. */
-    batch: keyProcedure.input(batchInput).mutation(({ ctx, input }) => ctx.services.generations.batch(ctx.caller, input)),
+    batch: keyProcedure.input(batchInput).mutation(({ ctx, input }) => ctx.services.generations.batch(ctx.caller, input, ctx.call)),
     /** One generation with its assets and stage events. */
     status: authedProcedure.input(idInput).query(({ ctx, input }) => ctx.services.generations.status(ctx.caller, input.id)),
     /** Counts per state for a batch. */

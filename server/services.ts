@@ -50,11 +50,18 @@ export interface Caller {
   scope: Scope | null;
 }
 
+/** The API call a use case serves, as the work it queues remembers it: for log lines and traces, never for decisions. */
+export interface CallOrigin {
+  requestId: string;
+  /** The call's trace context (W3C traceparent); undefined when no trace is recorded. */
+  traceparent: string | undefined;
+}
+
 export interface GenerationService {
   /** Queues one prompt; a repeated idempotency key answers with the first generation. */
-  generate(caller: Caller, input: GenerateInput): Promise<GenerateAnswer>;
+  generate(caller: Caller, input: GenerateInput, origin: CallOrigin): Promise<GenerateAnswer>;
   /** Queues every item in one transaction. */
-  batch(caller: Caller, input: BatchInput): Promise<BatchAccepted>;
+  batch(caller: Caller, input: BatchInput, origin: CallOrigin): Promise<BatchAccepted>;
   status(caller: Caller, id: string): Promise<GenerationStatusView>;
   batchStatus(caller: Caller, batchId: string): Promise<BatchStatusView>;
   /** The caller's generations, newest first. */

@@ -6,7 +6,7 @@ import { TRPC_ERROR_CODES_BY_KEY, type TRPC_ERROR_CODE_KEY } from '@trpc/server/
 import { ZodError } from 'zod';
 import { DomainError, asDomainError, forbidden, missingApiKey, unauthorized, type DomainErrorCode } from './errors.ts';
 // Declared apart so that the router's type (which carries it) reaches no implementation.
-import type { Context } from './context.ts';
+import type { CallObserver, Context } from './context.ts';
 
 const DOMAIN_TO_TRPC: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {
   NOT_FOUND: 'NOT_FOUND',
@@ -69,6 +69,8 @@ export interface TRPCOptions {
   maxMessagesPerFrame: number;
   /** Told of every call once it is answered: its procedure, type, transport, final code ('OK' or tRPC's) and time. */
   onCall?: (call: { procedure: string; type: string; transport: 'http' | 'ws'; code: string; seconds: number }) => void;
+  /** Each call's log line and span (call-telemetry.ts). */
+  observeCall: CallObserver;
 }
 
 export function createTRPC(options: TRPCOptions) {
@@ -118,11 +120,13 @@ export function createTRPC(options: TRPCOptions) {
     return result;
   });
 
-  // Outermost, so it sees the code the client gets (after domainErrors, auth and input validation).
-  const observed = t.middleware(async ({ ctx, path, type, next }) => {
+  // Outermost, so its line, span and metrics see the code the client gets (after domainErrors, auth and input validation).
+  const observed = t.middleware(async ({ ctx, path, type, next, getRawInput }) => {
     const startedAt = performance.now();
-    const result = await next();
+    const call = options.observeCall({ path, type, request: ctx.request, overWebSocket: ctx.connection !== undefined });
+    const result = await next({ ctx: { call: call.record } });
     options.onCall?.({ procedure: path, type, transport: ctx.connection ? 'ws' : 'http', code: result.ok ? 'OK' : result.error.code, seconds: (performance.now() - startedAt) / 1000 });
+    await call.end(result.ok ? { ok: true, output: result.data } : { ok: false, error: result.error }, getRawInput);
     return result;
   });
 
@@ -134,6 +138,7 @@ export function createTRPC(options: TRPCOptions) {
     if (ctx.isOperator) throw forbidden('the admin token is for admin procedures only; calls for a tenant need its API key');
     const result = await ctx.authenticate();
     if (!result.ok) throw unauthorized(result.reason);
+    ctx.call.tenantId = result.caller.tenantId;
     return next({ ctx: { ...ctx, caller: result.caller, authenticated: result } });
   });
 

@@ -20,6 +20,8 @@ export interface WebhookRouteOptions {
   updates: PredictionUpdates;
   secret: () => Promise<string>;
   logger: Logger;
+  /** Adds the ids a webhook names (generation, prediction) to its request's log line. */
+  annotate?: (req: http.IncomingMessage, fields: { generationId: string; predictionId: string; outcome?: string }) => void;
   /** From Kiln's config, each with its reason there. */
   settings: { maxBodyBytes: number; maxDrainBytes: number; keepDeliveriesSeconds: number; pruneEveryMs: number; secretRetryMs: number };
 }
@@ -77,7 +79,9 @@ export function createWebhookRoute(options: WebhookRouteOptions): http.RequestLi
     } catch {
       return sendJson(res, 400, { error: 'the body is not a prediction' });
     }
+    options.annotate?.(req, { generationId, predictionId: prediction.id });
     const outcome = await options.updates.apply({ generationId, prediction });
+    options.annotate?.(req, { generationId, predictionId: prediction.id, outcome });
     // Faster than our create call's answer: not handled, so ask for it again (Replicate retries
     // the final webhook; a poll covers the rest).
     if (outcome === 'early') return sendJson(res, 503, { error: 'the prediction is not known here yet; retry' });

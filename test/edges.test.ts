@@ -27,7 +27,7 @@ describe('edges', () => {
         KILN_HTTP_IDLE_TIMEOUT_MS: '800',
       },
       // Every line at error level is kept: hostile input must never show up as one.
-      logger: createLogger('error', (line) => errors.push(line)),
+      logger: createLogger({ level: 'error', write: (line) => errors.push(line) }),
     });
   });
   after(() => kiln.stop());

@@ -2,6 +2,9 @@
 // revoked key stops working everywhere within the auth cache time — its calls, its open
 // subscriptions, the tokens it minted; a token's expiry holds on every call and every new
 // subscription; and no tenant reaches another's work through any procedure, route or socket.
+import { trace } from '@opentelemetry/api';
+import { silentLogger } from '../jobs/logger.ts';
+import { createCallObserver } from '../server/call-telemetry.ts';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
@@ -218,7 +221,7 @@ describe('tenant isolation', () => {
       'admin.tenants.set': () => rejects(stranger.client.trpc.admin.tenants.set.mutate({ tenant: kiln.tenantId, tier: 'free' }), 'FORBIDDEN'),
       'admin.tenants.grant': () => rejects(stranger.client.trpc.admin.tenants.grant.mutate({ tenant: kiln.tenantId, usd: 1 }), 'FORBIDDEN'),
     };
-    const router = createAppRouter({ isDev: false, maxCallsPerHttpRequest: 20, maxMessagesPerFrame: 200, credentialRecheckMs: 1000 });
+    const router = createAppRouter({ isDev: false, maxCallsPerHttpRequest: 20, maxMessagesPerFrame: 200, credentialRecheckMs: 1000, observeCall: createCallObserver({ logger: silentLogger, tracer: trace.getTracer('kiln') }) });
     assert.deepEqual(Object.keys(checks).sort(), Object.keys(router._def.procedures).sort(), 'every procedure is checked');
     for (const check of Object.values(checks)) await check();
 

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
+import { silentLogger } from '../jobs/logger.ts';
 import { createPruner } from '../jobs/retention/pruner.ts';
 import { createLocalStorage } from '../jobs/storage/local-storage.ts';
 import { createS3Storage } from '../jobs/storage/s3-storage.ts';
@@ -80,7 +81,7 @@ for (const kind of ['local', 's3'] as const) {
       for (const id of [old.id, batched.id, leader.id]) await age(id, 40);
       await age(quiet.id, 10, 'events');
 
-      const pruner = createPruner({ db: kiln.app.database.db, storage, logger: { info() {}, warn() {}, error() {} }, policy: loadConfig(env).retention });
+      const pruner = createPruner({ db: kiln.app.database.db, storage, logger: silentLogger, policy: loadConfig(env).retention });
       // As of two minutes on, so the objects orphaned by this very run are past their grace.
       const report = await pruner.run({ now: new Date(Date.now() + 120_000) });
       assert.equal(report.generations, 3);

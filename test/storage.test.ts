@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Logger } from '../jobs/logger.ts';
+import { silentLogger, type Logger } from '../jobs/logger.ts';
 import { startTestBucket, type TestBucket } from './support/s3.ts';
 import { startKiln, type TestKiln } from './support/kiln.ts';
 
@@ -79,7 +79,7 @@ describe('assets in an S3-compatible bucket, API and worker apart', () => {
 describe('local storage with the roles split', () => {
   const warningsOf = () => {
     const warnings: string[] = [];
-    const logger: Logger = { info() {}, error() {}, warn: (message) => warnings.push(message) };
+    const logger: Logger = { ...silentLogger, warn: (message) => void warnings.push(message) };
     return { warnings, logger };
   };
 

@@ -11,9 +11,9 @@ import { findOriginalAsset, serveOnItsOwn } from '../../db/cache.ts';
 import { isInsufficientCredit, pricing } from '../../db/credits.ts';
 import { startAttempt } from '../../db/generations.ts';
 import type { Database, Generation } from '../../db/schema.ts';
-import type { Logger } from '../logger.ts';
 import { isModelId, MODELS } from '../provider/models.ts';
 import type { CopyJob } from '../queue.ts';
+import type { PhaseRun } from '../telemetry/phase-run.ts';
 import type { AssetStorage } from '../storage/storage.ts';
 import type { Deliver } from './deliver.ts';
 import { handleFailure, type JobContext } from './failures.ts';
@@ -26,7 +26,6 @@ export interface CopyPhaseOptions {
   db: Kysely<Database>;
   storage: AssetStorage;
   deliver: Deliver;
-  logger: Logger;
   /** Names this worker in the events it writes. */
   workerId: string;
 }
@@ -34,31 +33,33 @@ export interface CopyPhaseOptions {
 export function createCopyPhase(options: CopyPhaseOptions) {
   const { db } = options;
 
-  async function runOnItsOwn(generation: Generation): Promise<void> {
+  async function runOnItsOwn(generation: Generation, run: PhaseRun): Promise<void> {
     // Its full reservation, as the API reserves it for a model's own work (the cache price share plays no part).
     const reserve = isModelId(generation.model) ? pricing(MODELS[generation.model].price, 0).reserve : 0;
     try {
-      if (await serveOnItsOwn(db, { id: generation.id, attempt: generation.attempt, reserve })) {
-        options.logger.info('the image a copy was served from is gone; queued as its own work', { generationId: generation.id });
-      }
+      run.outcome((await serveOnItsOwn(db, { id: generation.id, attempt: generation.attempt, reserve })) ? 'requeued-own-work' : 'stale');
     } catch (error) {
       if (!isInsufficientCredit(error)) throw error;
       await failGeneration(db, generation.id, generation.attempt, 'insufficient_credit', INSUFFICIENT_FOR_OWN_WORK);
+      run.outcome('failed');
     }
   }
 
   return {
     async run(job: CopyJob, context: JobContext): Promise<void> {
       // A new attempt each run, so a copy whose worker died is fenced off like any other.
+      const { run } = context;
       const generation = await startAttempt(db, job.generationId, { copyOf: job.copyOf, retry: context.retryCount, worker: options.workerId });
-      if (!generation) return; // canceled, or past its deadline, while it waited
+      if (!generation) return run.outcome('stale'); // canceled, or past its deadline, while it waited
+      run.describe(generation);
       try {
         const original = await findOriginalAsset(db, job.copyOf);
         const stored = original && (await options.storage.open(original.storage_key));
-        if (!stored) return await runOnItsOwn(generation);
-        await options.deliver(generation, await buffer(stored.stream()), { copyOf: job.copyOf });
+        if (!stored) return await runOnItsOwn(generation, run);
+        const source = await run.step('storage read', { 'kiln.copy_of': job.copyOf }, async () => buffer(stored.stream()));
+        run.outcome(await options.deliver(generation, source, { copyOf: job.copyOf }, run));
       } catch (error) {
-        await handleFailure('finish', error, context, { db, generation, logger: options.logger });
+        await handleFailure('finish', error, context, { db, generation });
       }
     },
   };

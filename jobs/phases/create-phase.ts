@@ -4,21 +4,21 @@
 // job ends there: no worker slot is held while the provider works.
 import type { Kysely, Transaction } from 'kysely';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { JobWithMetadata } from 'pg-boss';
 import { retryWhileDatabaseUnavailable } from '../../db/database-unavailable.ts';
 import { followIdentical } from '../../db/cache.ts';
 import { startAttempt, transition } from '../../db/generations.ts';
 import { clearCreateIntent, findGenerationForWork, forgetProviderStatus, markCreateSettled, recordCreateIntent } from '../../db/provider-work.ts';
 import type { Database, Generation } from '../../db/schema.ts';
-import type { Logger } from '../logger.ts';
+import { SpanKind } from '@opentelemetry/api';
 import type { JobMetrics } from '../metrics.ts';
+import type { PhaseRun } from '../telemetry/phase-run.ts';
 import { PermanentProviderError, ProviderUnavailableError, RateLimitedError, TransientProviderError } from '../provider/errors.ts';
 import { MODELS, isModelId } from '../provider/models.ts';
 import type { ImageProvider, Prediction } from '../provider/provider.ts';
 import type { GenerationJob, JobQueue } from '../queue.ts';
 import { NOT_STARTED_BEFORE_DEADLINE, cancelAfterSeconds, isPastDeadline, predictionDeadline } from './deadlines.ts';
 import { findEarlierPrediction, type EarlierCreateSearch } from './earlier-create.ts';
-import { handleFailure } from './failures.ts';
+import { handleFailure, type JobContext } from './failures.ts';
 import { failGeneration, storedRequest } from './outcomes.ts';
 import type { WaitPhase } from './wait-phase.ts';
 
@@ -27,7 +27,6 @@ export interface CreatePhaseOptions {
   queue: JobQueue;
   provider: ImageProvider;
   wait: WaitPhase;
-  logger: Logger;
   /** Names this worker in the events it writes. */
   workerId: string;
   /** Where a generation's wait in Kiln's queue is reported when its first attempt starts. */
@@ -46,7 +45,7 @@ export interface CreatePhaseOptions {
 }
 
 export function createCreatePhase(options: CreatePhaseOptions) {
-  const { db, queue, provider, logger } = options;
+  const { db, queue, provider } = options;
 
   /** Back to the queue for a while: not a failure, and not a retry. */
   async function defer(generation: Generation, retryInMs: number, reason: string): Promise<void> {
@@ -65,7 +64,9 @@ export function createCreatePhase(options: CreatePhaseOptions) {
   }
 
   /** Stores the prediction's id (fenced) and schedules the first poll, in one transaction. */
-  async function store(generation: Generation, prediction: Prediction, until: Date, recovered: boolean): Promise<void> {
+  async function store(generation: Generation, prediction: Prediction, until: Date, recovered: boolean, run: PhaseRun): Promise<void> {
+    const { logger } = run;
+    run.notePrediction(prediction.id);
     await db.transaction().execute(async (trx) => {
       const stored = await storePrediction(trx, generation, prediction, until, recovered);
       if (!stored) {
@@ -76,16 +77,19 @@ export function createCreatePhase(options: CreatePhaseOptions) {
           // A newer attempt took over while this create was out: it waits for this create to
           // settle and then finds the prediction among the recent ones (or has already), so
           // leave it be. Any other prediction of a superseded attempt is canceled below.
-          logger.info('a newer attempt took over while the prediction was created; leaving it to that attempt', { generationId: generation.id, predictionId: prediction.id });
+          logger.info('a newer attempt took over while the prediction was created; leaving it to that attempt');
+          run.outcome('superseded');
           return;
         }
         // Canceled, ended, or another prediction is used: do not leave this one running and billing.
-        logger.info('the generation no longer needs this prediction; canceling it', { generationId: generation.id, predictionId: prediction.id });
+        logger.info('the generation no longer needs this prediction; canceling it');
         await queue.enqueueCancelPrediction(trx, { generationId: generation.id, predictionId: prediction.id });
+        run.outcome('not-needed');
         return;
       }
       // A recovered prediction's age is unknown here (0): it is polled soon and not learnt from.
       await options.wait.schedule(trx, stored, { predictionId: prediction.id, polls: 0, createdAt: recovered ? 0 : Date.now(), soon: recovered });
+      run.outcome(recovered ? 'recovered' : 'created');
     });
   }
 
@@ -124,7 +128,7 @@ export function createCreatePhase(options: CreatePhaseOptions) {
     });
   }
 
-  async function createOrResume(generation: Generation, signal: AbortSignal, slotBooked: boolean): Promise<void> {
+  async function createOrResume(generation: Generation, signal: AbortSignal, slotBooked: boolean, run: PhaseRun): Promise<void> {
     const { id, attempt } = generation;
     if (generation.prediction_id) {
       // An earlier attempt created it: wait for it, never create again. What that attempt heard
@@ -134,10 +138,14 @@ export function createCreatePhase(options: CreatePhaseOptions) {
         await forgetProviderStatus(trx, id, attempt);
         await options.wait.schedule(trx, generation, { predictionId, polls: 0, createdAt: 0, soon: true });
       });
+      run.outcome('resumed');
       return;
     }
-    if (isPastDeadline(generation)) return failGeneration(db, id, attempt, NOT_STARTED_BEFORE_DEADLINE.code, NOT_STARTED_BEFORE_DEADLINE.message);
-    if (await followIdenticalWork(generation)) return;
+    if (isPastDeadline(generation)) {
+      run.outcome('past-deadline');
+      return failGeneration(db, id, attempt, NOT_STARTED_BEFORE_DEADLINE.code, NOT_STARTED_BEFORE_DEADLINE.message);
+    }
+    if (await followIdenticalWork(generation)) return run.outcome('followed-identical');
     if (!isModelId(generation.model)) throw new PermanentProviderError(`unknown model ${generation.model}`);
     const model = MODELS[generation.model];
     const request = storedRequest.parse(generation.request);
@@ -146,27 +154,33 @@ export function createCreatePhase(options: CreatePhaseOptions) {
     if (generation.create_sent_attempt !== null && generation.create_sent_at !== null) {
       // An earlier attempt sent a create and did not store what came of it.
       const settledInMs = (generation.create_settles_at?.getTime() ?? 0) - Date.now();
-      if (settledInMs > 0) return defer(generation, settledInMs, 'an earlier create may still be under way');
-      const earlier = await findEarlierPrediction({ db, provider, search: options.earlierCreate }, { sentAt: generation.create_sent_at, route: model.route, input }, signal);
+      if (settledInMs > 0) {
+        run.outcome('deferred');
+        return defer(generation, settledInMs, 'an earlier create may still be under way');
+      }
+      const sentAt = generation.create_sent_at;
+      const earlier = await run.step('provider list', { 'kiln.provider.operation': 'predictions.list' }, () =>
+        findEarlierPrediction({ db, provider, search: options.earlierCreate }, { sentAt, route: model.route, input }, signal), SpanKind.CLIENT);
       if (earlier) {
-        logger.info('found the prediction an earlier attempt created; resuming it', { generationId: id, predictionId: earlier.id });
+        run.logger.info('found the prediction an earlier attempt created; resuming it', { predictionId: earlier.id });
         // Its run limit counts from when that create was sent.
-        return store(generation, earlier, predictionDeadline(generation, options.predictionTimeoutSeconds, generation.create_sent_at.getTime()), true);
+        return store(generation, earlier, predictionDeadline(generation, options.predictionTimeoutSeconds, sentAt.getTime()), true, run);
       }
     }
 
-    if (!(await recordCreateIntent(db, id, attempt, options.createSettleMs))) return; // no longer ours
+    if (!(await recordCreateIntent(db, id, attempt, options.createSettleMs))) return run.outcome('stale'); // no longer ours
     let prediction: Prediction;
     // The whole call, retries included, is bounded: a later attempt can then tell when this one settled.
     const settled = AbortSignal.timeout(options.createSettleMs);
     const until = predictionDeadline(generation, options.predictionTimeoutSeconds);
     try {
       const webhook = options.webhookUrl(generation);
-      prediction = await provider.createPrediction(
-        // The provider ends the prediction at its limit too (`aborted` if it never started: not billed).
-        { route: model.route, input, cancelAfterSeconds: cancelAfterSeconds(until, options.minCancelAfterSeconds), ...(webhook ? { webhook } : {}), slotBooked },
-        AbortSignal.any([signal, settled]),
-      );
+      prediction = await run.step('provider create', { 'kiln.provider.operation': 'predictions.create', 'kiln.model': generation.model }, () =>
+        provider.createPrediction(
+          // The provider ends the prediction at its limit too (`aborted` if it never started: not billed).
+          { route: model.route, input, cancelAfterSeconds: cancelAfterSeconds(until, options.minCancelAfterSeconds), ...(webhook ? { webhook } : {}), slotBooked },
+          AbortSignal.any([signal, settled]),
+        ), SpanKind.CLIENT);
     } catch (error) {
       if (provablyNotSent(error)) await clearCreateIntent(db, id, attempt);
       else await markCreateSettled(db, id, attempt);
@@ -181,28 +195,29 @@ export function createCreatePhase(options: CreatePhaseOptions) {
     let tries = 0;
     await retryWhileDatabaseUnavailable(async () => {
       if (tries++ > 0 && (await findGenerationForWork(db, id))?.prediction_id === prediction.id) return;
-      await store(generation, prediction, until, false);
+      await store(generation, prediction, until, false, run);
     }, signal);
   }
 
   return {
-    async run(job: JobWithMetadata<GenerationJob>): Promise<void> {
+    async run(job: GenerationJob, context: JobContext): Promise<void> {
+      const { run, signal } = context;
       // A dispatched job's first run waits for the create slot the dispatcher booked for it (a
       // short wait: the dispatch horizon) and books none of its own; a retry, or a job deferred
       // back to the queue, books its own slot like any provider call.
-      const { slotAt } = job.data;
-      const slotBooked = slotAt !== undefined && job.retryCount === 0;
-      if (slotBooked && slotAt > Date.now()) await sleep(slotAt - Date.now(), undefined, { signal: job.signal });
-      const generation = await startAttempt(db, job.data.generationId, { retry: job.retryCount, worker: options.workerId });
-      if (!generation) return; // canceled while queued, or already finished
+      const { slotAt } = job;
+      const slotBooked = slotAt !== undefined && context.retryCount === 0;
+      if (slotBooked && slotAt > Date.now()) await sleep(slotAt - Date.now(), undefined, { signal });
+      const generation = await startAttempt(db, job.generationId, { retry: context.retryCount, worker: options.workerId });
+      if (!generation) return run.outcome('stale'); // canceled while queued, or already finished
+      run.describe(generation);
       if (generation.attempt === 1) options.metrics.generationStarted(Math.max(0, (Date.now() - generation.created_at.getTime()) / 1000));
       try {
-        await createOrResume(generation, job.signal, slotBooked);
+        await createOrResume(generation, signal, slotBooked, run);
       } catch (error) {
-        await handleFailure('create', error, job, {
+        await handleFailure('create', error, context, {
           db,
           generation,
-          logger,
           defer: (inMs, reason) => defer(generation, inMs, reason),
         });
       }

@@ -13,6 +13,7 @@ import { IMAGE_FILE_TYPES, variantSpecs } from '../render/presets.ts';
 import { renderVariants, type RenderLimits } from '../render/render-variants.ts';
 import type { AssetStorage } from '../storage/storage.ts';
 import { storedRequest } from './outcomes.ts';
+import type { PhaseRun } from '../telemetry/phase-run.ts';
 
 export interface DeliveryOptions {
   db: Kysely<Database>;
@@ -23,17 +24,18 @@ export interface DeliveryOptions {
   metrics: JobMetrics;
 }
 
-export type Deliver = (generation: Generation, source: Buffer, data: Record<string, unknown>) => Promise<void>;
+/** What came of it: succeeded, or stale when another attempt owns the generation by now. */
+export type Deliver = (generation: Generation, source: Buffer, data: Record<string, unknown>, run: PhaseRun) => Promise<'succeeded' | 'stale'>;
 
 export function createDelivery(options: DeliveryOptions): Deliver {
   const { db, queue, storage } = options;
-  return async (generation, source, data) => {
+  return async (generation, source, data, run) => {
     const { id, attempt } = generation;
     const fenced = (stage: string, eventData: Record<string, unknown>) => transition(db, { id, attempt, fromStates: ['running'], stage, data: eventData });
     const request = storedRequest.parse(generation.request);
     const specs = variantSpecs(request.platforms, request.customSizes, request.formats);
-    if (!(await fenced('rendering', { variants: specs.length, sourceBytes: source.length }))) return;
-    const rendered = await renderVariants(source, specs, request.crop, options.render);
+    if (!(await fenced('rendering', { variants: specs.length, sourceBytes: source.length }))) return 'stale';
+    const rendered = await run.step('render', { 'kiln.variants': specs.length, 'kiln.source_bytes': source.length }, () => renderVariants(source, specs, request.crop, options.render));
 
     const images = [rendered.original, ...rendered.variants];
     const assets = images.map((image) => ({
@@ -47,9 +49,10 @@ export function createDelivery(options: DeliveryOptions): Deliver {
       storage_key: `${image.contentHash}.${IMAGE_FILE_TYPES[image.format].extension}`,
       content_type: IMAGE_FILE_TYPES[image.format].contentType,
     }));
-    await Promise.all(images.map((image, index) => storage.put(assets[index]!.storage_key, image.bytes)));
+    const bytes = assets.reduce((sum, asset) => sum + asset.bytes, 0);
+    await run.step('store', { 'kiln.assets': assets.length, 'kiln.bytes': bytes }, () => Promise.all(images.map((image, index) => storage.put(assets[index]!.storage_key, image.bytes))));
     options.metrics.imagesStored(assets);
-    if (!(await fenced('stored', { assets: assets.length }))) return;
+    if (!(await fenced('stored', { assets: assets.length }))) return 'stale';
     let chargedMicroUsd = 0;
     const completed = await completeGeneration(db, {
       id,
@@ -67,10 +70,10 @@ export function createDelivery(options: DeliveryOptions): Deliver {
         if (Number(succeeded.reserved) > 0) chargedMicroUsd = await chargedFor(trx, id);
       },
     });
-    if (completed) {
-      const servedFrom = completed.served_from_kind ?? 'own';
-      const seconds = Math.max(0, ((completed.finished_at ?? new Date()).getTime() - completed.created_at.getTime()) / 1000);
-      options.metrics.generationSucceeded({ tenantId: completed.tenant_id, servedFrom, seconds, chargedMicroUsd });
-    }
+    if (!completed) return 'stale';
+    const servedFrom = completed.served_from_kind ?? 'own';
+    const seconds = Math.max(0, ((completed.finished_at ?? new Date()).getTime() - completed.created_at.getTime()) / 1000);
+    options.metrics.generationSucceeded({ tenantId: completed.tenant_id, servedFrom, seconds, chargedMicroUsd });
+    return 'succeeded';
   };
 }

@@ -3,22 +3,22 @@
 import { isDatabaseUnavailable } from '../../db/database-unavailable.ts';
 import type { Db, Generation } from '../../db/schema.ts';
 import { transition } from '../../db/generations.ts';
-import type { Logger } from '../logger.ts';
+import type { PhaseRun } from '../telemetry/phase-run.ts';
 import { decideOnFailure, type FailureDecision, type Phase, type PollTiming } from './failure-table.ts';
 import { failGeneration } from './outcomes.ts';
 
-/** The job whose step failed, as pg-boss describes it. */
+/** The job a phase runs, as pg-boss describes it, and the run's log line and span. */
 export interface JobContext {
   signal: AbortSignal;
   retryCount: number;
   retryLimit: number;
+  run: PhaseRun;
 }
 
 export interface FailureHandling {
   db: Db;
   /** The generation the job works on, as the attempt that failed holds it (none: nothing to record). */
   generation?: Pick<Generation, 'id' | 'attempt'>;
-  logger: Logger;
   /** The create phase's way back to the queue. */
   defer?: (inMs: number, reason: string) => Promise<void>;
   /** The wait phase's way to ask again later, and how it times that. */
@@ -27,7 +27,8 @@ export interface FailureHandling {
 
 export async function handleFailure(phase: Phase, error: unknown, job: JobContext, how: FailureHandling): Promise<void> {
   const decision = decideOnFailure(phase, error, { retryCount: job.retryCount, retryLimit: job.retryLimit, shuttingDown: job.signal.aborted }, how.pollAgain?.timing);
-  log(phase, error, decision, how);
+  job.run.outcome(OUTCOMES[decision.kind]);
+  log(phase, error, decision, job.run);
   const generation = how.generation;
   switch (decision.kind) {
     case 'abandon':
@@ -52,11 +53,23 @@ export async function handleFailure(phase: Phase, error: unknown, job: JobContex
   }
 }
 
-function log(phase: Phase, error: unknown, decision: FailureDecision, how: FailureHandling): void {
-  const detail = { phase, generationId: how.generation?.id, decision: decision.kind, error: error instanceof Error ? error.message : String(error) };
-  if (decision.kind === 'abandon' && isDatabaseUnavailable(error)) return how.logger.warn('step stopped: database unavailable', detail);
+/** What the run's line says came of it. */
+const OUTCOMES: Record<FailureDecision['kind'], string> = {
+  abandon: 'abandoned',
+  drop: 'dropped',
+  defer: 'deferred',
+  'poll-again': 'polling-again',
+  retry: 'retrying',
+  fail: 'failed',
+};
+
+/** The run's logger has its phase and ids bound already. */
+function log(phase: Phase, error: unknown, decision: FailureDecision, run: PhaseRun): void {
+  const { logger } = run;
+  const detail = { failedIn: phase, decision: decision.kind, error: error instanceof Error ? error.message : String(error) };
+  if (decision.kind === 'abandon' && isDatabaseUnavailable(error)) return logger.warn('step stopped: database unavailable', detail);
   if (decision.kind !== 'retry' && decision.kind !== 'fail') return;
-  if (decision.kind === 'fail' && decision.code !== 'internal_error') how.logger.info('generation failed', detail);
-  else if (decision.kind === 'retry' && decision.reason !== 'internal error') how.logger.warn('step failed; retrying', detail);
-  else how.logger.error('step failed unexpectedly', { ...detail, stack: error instanceof Error ? error.stack : undefined });
+  if (decision.kind === 'fail' && decision.code !== 'internal_error') logger.info('generation failed', { ...detail, code: decision.code });
+  else if (decision.kind === 'retry' && decision.reason !== 'internal error') logger.warn('step failed; retrying', detail);
+  else logger.error('step failed unexpectedly', { ...detail, stack: error instanceof Error ? error.stack : undefined });
 }

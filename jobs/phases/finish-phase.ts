@@ -5,7 +5,7 @@ import type { Kysely } from 'kysely';
 import { transition } from '../../db/generations.ts';
 import { findGenerationForWork } from '../../db/provider-work.ts';
 import type { Database } from '../../db/schema.ts';
-import type { Logger } from '../logger.ts';
+import { SpanKind } from '@opentelemetry/api';
 import { downloadOutput, type DownloadLimits } from '../provider/download-output.ts';
 import type { ImageProvider } from '../provider/provider.ts';
 import type { FinishJob } from '../queue.ts';
@@ -16,7 +16,6 @@ export interface FinishPhaseOptions {
   db: Kysely<Database>;
   provider: ImageProvider;
   deliver: Deliver;
-  logger: Logger;
   download: DownloadLimits;
 }
 
@@ -24,17 +23,18 @@ export function createFinishPhase(options: FinishPhaseOptions) {
   const { db } = options;
   return {
     async run(job: FinishJob, context: JobContext): Promise<void> {
-      const { signal } = context;
+      const { signal, run } = context;
       const generation = await findGenerationForWork(db, job.generationId);
-      if (!generation || generation.state !== 'running' || generation.attempt !== job.attempt) return;
+      if (generation) run.describe(generation);
+      if (!generation || generation.state !== 'running' || generation.attempt !== job.attempt) return run.outcome('stale');
       const { id, attempt } = generation;
       try {
-        if (!(await transition(db, { id, attempt, fromStates: ['running'], stage: 'downloading', data: { predictionId: job.predictionId } }))) return;
-        const source = await downloadOutput(options.provider, job.outputUrl, options.download, signal);
-        await options.deliver(generation, source, { predictionId: job.predictionId });
+        if (!(await transition(db, { id, attempt, fromStates: ['running'], stage: 'downloading', data: { predictionId: job.predictionId } }))) return run.outcome('stale');
+        const source = await run.step('provider download', { 'kiln.provider.operation': 'output.download' }, () => downloadOutput(options.provider, job.outputUrl, options.download, signal), SpanKind.CLIENT);
+        run.outcome(await options.deliver(generation, source, { predictionId: job.predictionId }, run));
       } catch (error) {
         // A retry downloads again: the provider keeps the output for an hour.
-        await handleFailure('finish', error, context, { db, generation, logger: options.logger });
+        await handleFailure('finish', error, context, { db, generation });
       }
     },
   };

@@ -4,7 +4,7 @@
 import type { Kysely } from 'kysely';
 import { advancePollSeq, countAwaitingProvider, findGenerationForWork } from '../../db/provider-work.ts';
 import type { Database, Db, Generation } from '../../db/schema.ts';
-import type { Logger } from '../logger.ts';
+import { SpanKind } from '@opentelemetry/api';
 import type { ImageProvider } from '../provider/provider.ts';
 import type { JobQueue, PollJob } from '../queue.ts';
 import { LIMIT_FAILURES, capAtNearestLimit, missedLimit } from './deadlines.ts';
@@ -18,7 +18,6 @@ export interface WaitPhaseOptions {
   queue: JobQueue;
   provider: ImageProvider;
   updates: PredictionUpdates;
-  logger: Logger;
   polls: PollSettings & {
     /** How long a count of predictions in flight is reused. */
     awaitingCountTtlMs: number;
@@ -83,11 +82,14 @@ export function createWaitPhase(options: WaitPhaseOptions): WaitPhase {
   return {
     schedule,
     async run(job, context) {
+      const { run } = context;
       const generation = await findGenerationForWork(db, job.generationId);
-      if (!generation || generation.state !== 'running' || generation.attempt !== job.attempt || generation.prediction_id !== job.predictionId) return;
-      if (generation.poll_seq !== job.polls) return; // superseded: a twin of this job ran already
+      if (generation) run.describe(generation);
+      if (!generation || generation.state !== 'running' || generation.attempt !== job.attempt || generation.prediction_id !== job.predictionId) return run.outcome('stale');
+      if (generation.poll_seq !== job.polls) return run.outcome('superseded'); // a twin of this job ran already
       const missed = missedLimit(generation);
       if (missed) {
+        run.outcome(`past-${missed}`);
         const failure = LIMIT_FAILURES[missed];
         await db.transaction().execute(async (trx) => {
           await queue.enqueueCancelPrediction(trx, { generationId: generation.id, predictionId: job.predictionId });
@@ -97,13 +99,15 @@ export function createWaitPhase(options: WaitPhaseOptions): WaitPhase {
       }
       let prediction;
       try {
-        prediction = await provider.getPrediction(job.predictionId, context.signal);
+        prediction = await run.step('provider get', { 'kiln.provider.operation': 'predictions.get', 'kiln.prediction_id': job.predictionId, 'kiln.poll': job.polls }, () =>
+          provider.getPrediction(job.predictionId, context.signal), SpanKind.CLIENT);
       } catch (error) {
         // Asked again, the same poll comes later (the limits bound the wait).
         const pollAgain = { timing: settings, schedule: (inMs: number) => queue.enqueuePoll(db, { ...job }, capAtNearestLimit(inMs, generation)) };
-        return handleFailure('poll', error, context, { db, generation, logger: options.logger, pollAgain });
+        return handleFailure('poll', error, context, { db, generation, pollAgain });
       }
       const outcome = await options.updates.apply({ generationId: job.generationId, attempt: job.attempt, prediction });
+      run.outcome(outcome === 'done' ? prediction.status : outcome);
       // createdAt is 0 for a prediction taken over from an earlier attempt: its age is unknown.
       if (outcome === 'done' && job.createdAt > 0) typicalMs.set(generation.model, learnTypical(typicalMs.get(generation.model), Date.now() - job.createdAt, settings));
       if (outcome === 'waiting') {

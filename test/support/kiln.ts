@@ -9,6 +9,7 @@ import { createApiKey } from '../../db/api-keys.ts';
 import { createTenant } from '../../db/tenants.ts';
 import { createApp, type RunningApp } from '../../server/app.ts';
 import { loadConfig, type Environment } from '../../server/config.ts';
+import type { TracerProvider } from '@opentelemetry/api';
 import type { Logger } from '../../jobs/logger.ts';
 
 export function databaseServerUrl(): string {
@@ -52,6 +53,8 @@ export interface StartOptions {
   env?: Environment;
   /** Where the app's log lines go (default: the configured level to stderr). */
   logger?: Logger;
+  /** Where the app's spans go (default: the API's global provider, a no-op). */
+  tracerProvider?: TracerProvider;
   databaseUrl?: string;
   dataDir?: string;
 }
@@ -71,7 +74,7 @@ export async function startKiln(options: StartOptions = {}): Promise<TestKiln> {
     KILN_SHUTDOWN_GRACE_MS: '2000',
     ...options.env,
   });
-  const app = await createApp(config, options.logger ? { logger: options.logger } : {}).start();
+  const app = await createApp(config, { ...(options.logger ? { logger: options.logger } : {}), ...(options.tracerProvider ? { tracerProvider: options.tracerProvider } : {}) }).start();
   const url = app.url ?? '';
   const clients: KilnClient[] = [];
   const newTenant = async (name = `tenant-${randomBytes(4).toString('hex')}`) => {

@@ -18,6 +18,8 @@ export interface KilnProcess {
   stop(): Promise<number | null>;
   /** SIGKILL: no shutdown at all, as in a crash. */
   crash(): Promise<number | null>;
+  /** What it wrote to stderr so far, with `stderr: 'pipe'`. */
+  logs(): string;
 }
 
 /** A worker is a KilnProcess; the name stays for the tests that start workers. */
@@ -28,14 +30,20 @@ export interface KilnProcessOptions {
   env: Record<string, string>;
   /** Shared with other processes (the caller removes it); by default a folder of its own, removed on exit. */
   dataDir?: string;
+  /** Node's own flags before the script (e.g. `--import` of an operator's tracing setup). */
+  nodeOptions?: string[];
+  /** Its log lines (stderr): shown with the test's output, or kept for the test to read (`logs()`). */
+  stderr?: 'inherit' | 'pipe';
 }
 
 export async function startKilnProcess(options: KilnProcessOptions): Promise<KilnProcess> {
   const dataDir = options.dataDir ?? (await mkdtemp(path.join(tmpdir(), 'kiln-process-')));
-  const child = spawn(process.execPath, [cli, 'serve'], {
+  const child = spawn(process.execPath, [...(options.nodeOptions ?? []), cli, 'serve'], {
     env: { ...process.env, KILN_LOG_LEVEL: 'warn', PORT: '0', KILN_WORKER_PORT: '0', KILN_DATA_DIR: dataDir, ...options.env, KILN_ROLE: options.role },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', options.stderr ?? 'inherit'],
   });
+  let errors = '';
+  child.stderr?.on('data', (chunk: Buffer) => (errors += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   if (!options.dataDir) void exited.then(() => rm(dataDir, { recursive: true, force: true }));
   let output = '';
@@ -55,7 +63,7 @@ export async function startKilnProcess(options: KilnProcessOptions): Promise<Kil
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     return exited;
   };
-  return { child, ready, url: () => url, opsUrl: () => opsUrl, stop: () => end('SIGTERM'), crash: () => end('SIGKILL') };
+  return { child, ready, url: () => url, opsUrl: () => opsUrl, stop: () => end('SIGTERM'), crash: () => end('SIGKILL'), logs: () => errors };
 }
 
 export function startWorkerProcess(env: Record<string, string>): Promise<WorkerProcess> {
