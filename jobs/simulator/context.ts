@@ -1,5 +1,6 @@
 import type { FaultState } from './faults.ts';
 import type { FileStore } from './file-store.ts';
+import type { InputStore } from './input-store.ts';
 import type { ResolvedOptions } from './options.ts';
 import type { PredictionEngine } from './predictions.ts';
 import type { TokenBucket } from './rate-limit.ts';
@@ -15,6 +16,8 @@ export interface SimulatorContext {
   readonly webhookSecret: string;
   readonly engine: PredictionEngine;
   readonly files: FileStore;
+  /** Predictions' input images, by content. */
+  readonly inputs: InputStore;
   readonly faults: FaultState;
   readonly stats: StatsCounters;
   readonly timers: TimerRegistry;

@@ -8,6 +8,7 @@ import { z } from 'zod';
 //                  account's do (mode 0600)
 //   journal.jsonl  predictions and uploaded files (see journal.ts)
 //   files/         the uploaded files' bytes
+//   inputs/        predictions' input images, by SHA-256 (see input-store.ts)
 
 export interface DataFolder {
   readonly journalPath: string;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import type { OutputFormat } from './validation.ts';
 
 // Deterministic placeholder images: same (prompt, seed, index, size, format, quality) ⇒ the same
@@ -44,12 +44,12 @@ function hsl(hue: number, saturation: number, lightness: number): string {
   return `hsl(${Math.round(hue)},${Math.round(saturation)}%,${Math.round(lightness)}%)`;
 }
 
-function escapeXml(text: string): string {
+export function escapeXml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c] ?? c);
 }
 
 /** Drops characters XML 1.0 forbids (they would make librsvg reject the whole SVG). */
-function stripInvalidXmlChars(text: string): string {
+export function stripInvalidXmlChars(text: string): string {
   return text.replace(/[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu, '');
 }
 
@@ -77,7 +77,10 @@ export function wrapText(text: string, maxChars: number, maxLines: number): stri
   return kept;
 }
 
-export function buildSvg(spec: ImageSpec): string {
+/** What the picture depends on (the encoding aside). */
+export type PictureSpec = Omit<ImageSpec, 'format' | 'quality'>;
+
+export function buildSvg(spec: PictureSpec): string {
   const { width, height } = spec;
   const random = new DigestStream(JSON.stringify([spec.prompt, spec.seed, spec.index]));
   const baseHue = random.next() * 360;
@@ -138,17 +141,25 @@ export function buildSvg(spec: ImageSpec): string {
   ].join('');
 }
 
-export async function renderImage(spec: ImageSpec): Promise<Buffer> {
-  // Flattened so outputs are opaque RGB like a model's, whatever the format.
-  const image = sharp(Buffer.from(buildSvg(spec)), { density: 72 })
+/** The placeholder picture as a sharp pipeline, opaque RGB like a model's output, not yet encoded. */
+export function placeholderImage(spec: PictureSpec): Sharp {
+  return sharp(Buffer.from(buildSvg(spec)), { density: 72 })
     .resize(spec.width, spec.height, { fit: 'fill' })
     .flatten({ background: '#000' });
-  switch (spec.format) {
+}
+
+/** Encodes as the prediction's output_format (quality 0 is read as 1, the lowest sharp takes). */
+export function encodeImage(image: Sharp, format: OutputFormat, quality: number): Promise<Buffer> {
+  switch (format) {
     case 'webp':
-      return image.webp({ quality: Math.max(1, spec.quality) }).toBuffer();
+      return image.webp({ quality: Math.max(1, quality) }).toBuffer();
     case 'jpg':
-      return image.jpeg({ quality: Math.max(1, spec.quality) }).toBuffer();
+      return image.jpeg({ quality: Math.max(1, quality) }).toBuffer();
     case 'png':
       return image.png().toBuffer();
   }
+}
+
+export async function renderImage(spec: ImageSpec): Promise<Buffer> {
+  return encodeImage(placeholderImage(spec), spec.format, spec.quality);
 }

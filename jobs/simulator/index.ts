@@ -5,6 +5,9 @@ import { handleApi } from './api.ts';
 import type { SimulatorContext } from './context.ts';
 import { FaultState, type FaultControls } from './faults.ts';
 import { FileStore } from './file-store.ts';
+import { InputImages } from './input-images.ts';
+import { InputStore } from './input-store.ts';
+import { readOwnFile } from './own-files.ts';
 import { readAccountSecrets } from './data-folder.ts';
 import { newApiToken } from './ids.ts';
 import { canWrite, sendJson } from './http.ts';
@@ -100,6 +103,17 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
     },
   });
 
+  const inputs = new InputStore(storage.inputsDir);
+  // Reading its own URLs needs the context, which needs the engine: bound once both exist.
+  let readOwn: (path: string) => Promise<Buffer | string> = () => Promise.resolve('not started');
+  const images = new InputImages(inputs, {
+    maxBytes: resolved.maxInputImageBytes,
+    maxPixels: resolved.maxImagePixels,
+    timeoutMs: resolved.inputFetchTimeoutMs,
+    ownBaseUrl: baseUrl,
+    readOwn: (path) => readOwn(path),
+  });
+
   const engine = new PredictionEngine({
     timers,
     random: resolved.random,
@@ -111,6 +125,7 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
     webhooks,
     baseUrl,
     journal: storage.predictions,
+    images,
   });
 
   const files = new FileStore({ retentionMs: resolved.fileRetentionMs, bytesDir: storage.filesDir, onSaved: storage.fileSaved, onDeleted: storage.fileDeleted });
@@ -121,6 +136,7 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
     webhookSecret,
     engine,
     files,
+    inputs,
     faults,
     stats,
     timers,
@@ -131,6 +147,8 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
     renders: new RenderCache(),
     baseUrl,
   };
+
+  readOwn = (path) => readOwnFile(ctx, path);
 
   const server = createServer((req, res) => void dispatch(ctx, req, res));
 
@@ -165,6 +183,8 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
       engine.resumeAll();
       engine.startPruning();
       timers.setInterval(() => void files.prune(), Math.min(60_000, Math.max(50, resolved.fileRetentionMs / 4)), { unref: true });
+      // Input images go with their predictions' data (at most a minute late).
+      timers.setInterval(() => void inputs.retainOnly(engine.referencedInputs()), Math.min(60_000, Math.max(50, resolved.outputRetentionMs / 4)), { unref: true });
     },
 
     async stop(): Promise<void> {
@@ -174,6 +194,7 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
       timers.stopAll();
       engine.stop();
       webhooks.stop();
+      images.stop();
       ctx.renders.clear();
       if (!wasListening) return;
       await new Promise<void>((resolve) => {

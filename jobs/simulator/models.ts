@@ -2,7 +2,12 @@ import { createHash } from 'node:crypto';
 
 // The models the simulator knows. Anything else answers 404 like Replicate.
 
-export type ModelFamily = 'flux' | 'sdxl';
+/**
+ * What a model does with its input: text-to-image (`flux`, `sdxl`; flux-dev also takes an image to
+ * start from), an edit by prompt (`kontext`), an upscale (`esrgan`, `crisp-upscale`) or a
+ * background removal (`remove-background`). Each family has its own input schema (input-schema.ts).
+ */
+export type ModelFamily = 'flux' | 'sdxl' | 'kontext' | 'esrgan' | 'crisp-upscale' | 'remove-background';
 
 export interface ModelSpec {
   readonly owner: string;
@@ -22,8 +27,8 @@ export interface ModelSpec {
   /** Whether `num_outputs` is an input (flux-1.1-pro has none and makes one image). */
   readonly acceptsNumOutputs: boolean;
   /**
-   * flux-1.1-pro's output schema is a single URI string; flux-schnell, flux-dev and sdxl
-   * return an array of URIs. Mirrored here so adapters handle both shapes.
+   * flux-1.1-pro, kontext, the upscalers and background removal return a single URI string;
+   * flux-schnell, flux-dev and sdxl an array of URIs. Mirrored here so adapters handle both shapes.
    */
   readonly singleOutput: boolean;
   /** As on the model's Replicate page (GET /v1/models). */
@@ -35,8 +40,19 @@ function fakeVersion(model: string): string {
   return createHash('sha256').update(`kiln-simulator:${model}`).digest('hex');
 }
 
-function flux(name: string, options: Pick<ModelSpec, 'defaultSteps' | 'maxSteps' | 'acceptsNumOutputs' | 'singleOutput' | 'description'>): ModelSpec {
-  return { owner: 'black-forest-labs', name, official: true, versions: [fakeVersion(`black-forest-labs/${name}`)], family: 'flux', ...options };
+type ModelTraits = Pick<ModelSpec, 'defaultSteps' | 'maxSteps' | 'acceptsNumOutputs' | 'singleOutput' | 'description'>;
+
+function official(owner: string, name: string, family: ModelFamily, traits: ModelTraits): ModelSpec {
+  return { owner, name, official: true, versions: [fakeVersion(`${owner}/${name}`)], family, ...traits };
+}
+
+function flux(name: string, traits: ModelTraits): ModelSpec {
+  return official('black-forest-labs', name, 'flux', traits);
+}
+
+/** One image in, one image out: no num_outputs, no num_inference_steps, a single URI out. */
+function imageModel(defaultSteps: number, description: string): ModelTraits {
+  return { defaultSteps, maxSteps: null, acceptsNumOutputs: false, singleOutput: true, description };
 }
 
 export const KNOWN_MODELS: readonly ModelSpec[] = [
@@ -57,6 +73,20 @@ export const KNOWN_MODELS: readonly ModelSpec[] = [
     singleOutput: false,
     description: 'A text-to-image generative AI model that creates beautiful images',
   },
+  // Image models. The step counts only pace the progress lines in the logs.
+  official('black-forest-labs', 'flux-kontext-pro', 'kontext', imageModel(28, 'A state-of-the-art text-based image editing model that delivers high-quality outputs with excellent prompt following and consistent results for transforming images through natural language')),
+  {
+    owner: 'nightmareai',
+    name: 'real-esrgan',
+    official: false,
+    // Community model, run by version: its public version ids on Replicate (the newest first), so
+    // code pinned against the simulator runs unchanged on Replicate.
+    versions: ['f121d640bd286e1fdc67f9799164c1d5be36ff74576ee11c803ae5b665dd46aa', '42fed1c4974146d4d2414e2be2c5277c7fcf05fcc3a73abf41610695738c1d7b'],
+    family: 'esrgan',
+    ...imageModel(10, 'Real-ESRGAN with optional face correction and adjustable upscale'),
+  },
+  official('recraft-ai', 'recraft-crisp-upscale', 'crisp-upscale', imageModel(4, 'Designed to make images sharper and cleaner, Crisp upscale increases overall quality, making visuals suitable for web use or print-ready materials.')),
+  official('bria', 'remove-background', 'remove-background', imageModel(4, 'Bria RMBG 2.0 enables seamless removal of backgrounds from images, ideal for professional editing tasks.')),
 ];
 
 export function modelRef(model: ModelSpec): string {

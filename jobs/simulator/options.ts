@@ -74,6 +74,15 @@ export interface SimulatorOptions {
   fileRetentionMs?: number;
   /** Request body limit; larger bodies get 413. Default 1 MiB. */
   maxBodyBytes?: number;
+  /** Largest input image a prediction fetches (larger: it fails). Default 100 MiB, what the Files API takes. */
+  maxInputImageBytes?: number;
+  /**
+   * Largest input and output image, in pixels (larger: the prediction fails). Default 4096² — it
+   * bounds the memory a transform takes; Replicate's models have their own, unpublished limits.
+   */
+  maxImagePixels?: number;
+  /** An input image download that takes longer fails the prediction. Default 30 s. */
+  inputFetchTimeoutMs?: number;
   /** Randomness for latency, failure and seed draws. Default Math.random. */
   random?: () => number;
 }
@@ -114,6 +123,9 @@ export interface ResolvedOptions {
   readonly maxFileBytes: number;
   readonly fileRetentionMs: number;
   readonly maxBodyBytes: number;
+  readonly maxInputImageBytes: number;
+  readonly maxImagePixels: number;
+  readonly inputFetchTimeoutMs: number;
   readonly random: () => number;
 }
 
@@ -158,6 +170,9 @@ const optionsSchema = z.object({
   maxFileBytes: z.number().int().positive().default(100 * 1024 * 1024),
   fileRetentionMs: z.number().positive().default(DAY_MS),
   maxBodyBytes: z.number().int().positive().default(1024 * 1024),
+  maxInputImageBytes: z.number().int().positive().default(100 * 1024 * 1024),
+  maxImagePixels: z.number().int().positive().default(4096 * 4096),
+  inputFetchTimeoutMs: z.number().positive().default(30_000),
 });
 
 export function resolveOptions(options: SimulatorOptions = {}): ResolvedOptions {
@@ -192,6 +207,9 @@ export function resolveOptions(options: SimulatorOptions = {}): ResolvedOptions 
     maxFileBytes: o.maxFileBytes,
     fileRetentionMs: o.fileRetentionMs,
     maxBodyBytes: o.maxBodyBytes,
+    maxInputImageBytes: o.maxInputImageBytes,
+    maxImagePixels: o.maxImagePixels,
+    inputFetchTimeoutMs: o.inputFetchTimeoutMs,
     random: random ?? Math.random,
   };
 }

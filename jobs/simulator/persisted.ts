@@ -12,6 +12,14 @@ import { WEBHOOK_EVENTS } from './webhooks.ts';
 
 const ms = z.number().finite();
 
+const imageOperationSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('img2img'), field: z.string(), url: z.string(), strength: z.number() }),
+  z.object({ kind: z.literal('edit'), field: z.string(), url: z.string(), matchInput: z.boolean() }),
+  z.object({ kind: z.literal('upscale'), field: z.string(), url: z.string(), scale: z.number() }),
+  z.object({ kind: z.literal('crisp-upscale'), field: z.string(), url: z.string() }),
+  z.object({ kind: z.literal('remove-background'), field: z.string(), url: z.string().nullable(), preserveAlpha: z.boolean() }),
+]);
+
 const paramsSchema = z.object({
   prompt: z.string(),
   seed: z.number().nullable(),
@@ -21,7 +29,11 @@ const paramsSchema = z.object({
   outputQuality: z.number(),
   numOutputs: z.int().positive(),
   steps: z.int().positive(),
+  // Journals written before image inputs existed have none.
+  image: imageOperationSchema.nullable().default(null),
 });
+
+const preparedSchema = z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), width: z.int().positive(), height: z.int().positive() });
 
 const predictionEntry = z.object({
   type: z.literal('prediction'),
@@ -41,6 +53,7 @@ const predictionEntry = z.object({
   outcome: z.discriminatedUnion('kind', [z.object({ kind: z.literal('succeed') }), z.object({ kind: z.literal('fail'), error: z.string() })]),
   deadlineAt: ms.nullable(),
   data: z.object({ input: z.record(z.string(), z.unknown()), params: paramsSchema }).nullable(),
+  prepared: preparedSchema.nullable().default(null),
   status: z.enum(PREDICTION_STATUSES),
   startedAt: ms.nullable(),
   completedAt: ms.nullable(),
@@ -94,6 +107,7 @@ export function predictionEntryOf(record: PredictionRecord): PredictionEntry {
     outcome: record.outcome,
     deadlineAt: record.deadlineAt,
     data: record.data,
+    prepared: record.prepared,
     status: record.status,
     startedAt: record.startedAt,
     completedAt: record.completedAt,

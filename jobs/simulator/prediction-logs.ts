@@ -1,5 +1,8 @@
 import type { PredictionRecord } from './prediction-record.ts';
+import type { ModelFamily } from './models.ts';
 import { progressLine } from './progress.ts';
+
+const TAKES_SEED: ReadonlySet<ModelFamily> = new Set(['flux', 'sdxl', 'kontext']);
 
 // A prediction's logs are a function of its timestamps: the header lines once it starts, then one
 // tqdm line per denoising step as its run time passes. So every reader (GET, webhooks, the SSE
@@ -20,7 +23,11 @@ export function logLines(record: PredictionRecord, from: number, to: number): st
   if (record.data === null || to < 0) return [];
   const { params } = record.data;
   const lines: string[] = [];
-  if (from <= 0) lines.push(`Using seed: ${record.seed}`, `Using dimensions ${params.width}x${params.height}`);
+  if (from <= 0) {
+    // Models without a seed input log none; an image operation's size follows its input.
+    if (TAKES_SEED.has(record.model.model.family)) lines.push(`Using seed: ${record.seed}`);
+    if (params.image === null) lines.push(`Using dimensions ${params.width}x${params.height}`);
+  }
   const secondsPerStep = record.runMs / record.steps / 1000;
   for (let step = Math.max(0, from); step <= to; step++) lines.push(progressLine(step, record.steps, step * secondsPerStep));
   return lines;

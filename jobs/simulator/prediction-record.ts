@@ -1,3 +1,4 @@
+import type { PreparedImage } from './image-operations.ts';
 import type { ModelVersion } from './models.ts';
 import type { PredictionStatus } from './stats.ts';
 import type { TimerHandle } from './timers.ts';
@@ -39,6 +40,8 @@ export interface PredictionRecord {
   readonly deadlineAt: number | null;
   /** null once removed (data_removed). */
   data: PredictionData | null;
+  /** The input image once fetched and checked (models that take one); null before that. */
+  prepared: PreparedImage | null;
   status: PredictionStatus;
   startedAt: number | null;
   completedAt: number | null;
@@ -55,8 +58,11 @@ export interface LiveState {
   stepsTold: number;
   lastProgressWebhookAt: number;
   progressWebhookScheduled: boolean;
+  /** The input image is being fetched; when that ended (a run never ends before its input is in). */
+  preparing: boolean;
+  preparedAt: number | null;
 }
 
 export function newLiveState(): LiveState {
-  return { timers: new Set(), finalListeners: new Set(), logListeners: new Set(), stepsTold: -1, lastProgressWebhookAt: 0, progressWebhookScheduled: false };
+  return { timers: new Set(), finalListeners: new Set(), logListeners: new Set(), stepsTold: -1, lastProgressWebhookAt: 0, progressWebhookScheduled: false, preparing: false, preparedAt: null };
 }

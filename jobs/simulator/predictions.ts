@@ -1,7 +1,8 @@
 import { parseDirectives, DIRECTIVE_FAILURE_ERROR, NSFW_ERROR, RANDOM_FAILURE_ERROR } from './directives.ts';
 import type { FaultState } from './faults.ts';
 import { newPredictionId } from './ids.ts';
-import type { ImageSpec } from './images.ts';
+import type { OutputSpec } from './image-outputs.ts';
+import type { Preparation } from './input-images.ts';
 import type { ModelSpec, ModelVersion } from './models.ts';
 import { outputNames, toPredictionJson, type PredictionJson } from './prediction-json.ts';
 import { logLines, stepsShown } from './prediction-logs.ts';
@@ -44,6 +45,12 @@ export interface PredictionEngineOptions {
   readonly baseUrl: () => string;
   /** Told of every change worth keeping across a restart (the data folder's journal). */
   readonly journal?: PredictionJournal;
+  /** Fetches and checks the input image of a model that takes one, when its prediction starts. */
+  readonly images: ImagePreparer;
+}
+
+export interface ImagePreparer {
+  prepare(operation: NonNullable<GenerationParams['image']>, params: GenerationParams): Promise<Preparation>;
 }
 
 export interface PredictionJournal {
@@ -55,7 +62,7 @@ export interface PredictionJournal {
 const PROGRESS_WEBHOOK_INTERVAL_MS = 500;
 const MIN_PROGRESS_TICK_MS = 20;
 
-export type OutputFileLookup = { kind: 'file'; spec: ImageSpec } | { kind: 'removed' } | { kind: 'missing' };
+export type OutputFileLookup = { kind: 'file'; spec: OutputSpec } | { kind: 'removed' } | { kind: 'missing' };
 
 export interface PredictionListener {
   /** New log lines, as they are written. */
@@ -111,6 +118,7 @@ export class PredictionEngine {
       outcome,
       deadlineAt: request.cancelAfterMs === null ? null : createdAt + request.cancelAfterMs,
       data: { input: request.input, params: { ...request.params, seed } },
+      prepared: null,
       status: 'starting',
       startedAt: null,
       completedAt: null,
@@ -262,10 +270,20 @@ export class PredictionEngine {
     const index = outputNames(record).indexOf(name);
     if (index < 0) return { kind: 'missing' };
     const { params } = record.data;
-    return {
-      kind: 'file',
-      spec: { prompt: params.prompt, seed: record.seed, index, width: params.width, height: params.height, format: params.outputFormat, quality: params.outputQuality },
-    };
+    const common = { prompt: params.prompt, seed: record.seed, index, format: params.outputFormat, quality: params.outputQuality };
+    if (params.image === null) return { kind: 'file', spec: { kind: 'generated', image: { ...common, width: params.width, height: params.height } } };
+    if (record.prepared === null) return { kind: 'missing' };
+    const { sha256, width, height } = record.prepared;
+    return { kind: 'file', spec: { kind: 'derived', operation: params.image, input: sha256, width, height, ...common } };
+  }
+
+  /** The input images that predictions whose data is kept still render from. */
+  referencedInputs(): Set<string> {
+    const referenced = new Set<string>();
+    for (const record of this.#records.values()) {
+      if (record.prepared !== null && record.data !== null && !this.isDataRemoved(record)) referenced.add(record.prepared.sha256);
+    }
+    return referenced;
   }
 
   toJson(record: PredictionRecord): PredictionJson {
@@ -300,13 +318,43 @@ export class PredictionEngine {
       }
       this.#start(record, record.startsAt);
     }
+    const waitsForImage = this.#needsImage(record);
+    if (waitsForImage && !record.live.preparing) this.#prepare(record);
     const completesAt = (record.startedAt ?? now) + record.runMs;
     const deadlineFirst = deadlineAt !== null && deadlineAt < completesAt;
     const endsAt = deadlineFirst ? deadlineAt : completesAt;
     if (endsAt > now) this.#wakeAt(record, endsAt);
     else if (deadlineFirst) this.#finish(record, 'canceled', null, endsAt);
+    // Its input image is not in yet: #prepare advances it again when it is.
+    else if (waitsForImage) return;
     else if (record.outcome.kind === 'fail') this.#finish(record, 'failed', record.outcome.error, endsAt);
-    else this.#finish(record, 'succeeded', null, endsAt);
+    // A run never ends before its input image was in.
+    else this.#finish(record, 'succeeded', null, Math.max(endsAt, record.live.preparedAt ?? endsAt));
+  }
+
+  #needsImage(record: PredictionRecord): boolean {
+    return record.prepared === null && record.data !== null && record.data.params.image !== null;
+  }
+
+  /** Fetches and checks the input image, as the model does when it starts; a failure ends the run. */
+  #prepare(record: PredictionRecord): void {
+    const params = record.data?.params;
+    const operation = params?.image;
+    if (params === undefined || operation === undefined || operation === null) return;
+    record.live.preparing = true;
+    void this.#options.images
+      .prepare(operation, params)
+      .catch((error: unknown): Preparation => ({ ok: false, error: `Could not use input.${operation.field}: ${error instanceof Error ? error.message : String(error)}` }))
+      .then((result) => {
+        record.live.preparing = false;
+        if (isFinal(record.status) || this.#options.timers.stopped) return;
+        const now = Date.now();
+        record.live.preparedAt = now;
+        if (!result.ok) return this.#finish(record, 'failed', result.error, now);
+        record.prepared = result.prepared;
+        this.#save(record);
+        this.#advance(record);
+      });
   }
 
   #wakeAt(record: PredictionRecord, at: number): void {

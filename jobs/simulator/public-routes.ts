@@ -4,7 +4,7 @@ import { canWrite, sendBytes, sendHtml } from './http.ts';
 import { methodNotAllowed, NOT_FOUND, sendProblem } from './problems.ts';
 import { isFinal } from './stats.ts';
 import { contentTypeOfFile } from '../render/presets.ts';
-import { renderImage } from './images.ts';
+import { readOutputFile } from './own-files.ts';
 
 // Routes outside /v1 that Replicate serves from other hosts: output files (replicate.delivery),
 // the SSE stream (stream.replicate.com) and the web page (replicate.com/p/…). No auth and no
@@ -23,18 +23,16 @@ function escapeHtml(text: string): string {
 }
 
 async function serveFile(ctx: SimulatorContext, req: IncomingMessage, res: ServerResponse, id: string, name: string): Promise<void> {
-  const lookup = ctx.engine.outputFile(id, name);
-  if (lookup.kind !== 'file') {
-    sendProblem(res, lookup.kind === 'removed' ? { ...NOT_FOUND, detail: 'This file has been deleted.' } : NOT_FOUND);
+  const file = await readOutputFile(ctx, id, name);
+  if (file.kind !== 'file') {
+    sendProblem(res, file.kind === 'removed' ? { ...NOT_FOUND, detail: 'This file has been deleted.' } : NOT_FOUND);
     return;
   }
-  // Keyed by content, so repeated prompts (load tests, demos) share one render.
-  const bytes = await ctx.renders.get(JSON.stringify(lookup.spec), () => renderImage(lookup.spec));
   sendBytes(
     res,
     200,
-    bytes,
-    { 'content-type': contentTypeOfFile(`out.${lookup.spec.format}`) ?? 'application/octet-stream', 'cache-control': 'public, max-age=3600, immutable' },
+    file.bytes,
+    { 'content-type': contentTypeOfFile(`out.${file.format}`) ?? 'application/octet-stream', 'cache-control': 'public, max-age=3600, immutable' },
     req.method === 'HEAD',
   );
 }

@@ -32,3 +32,21 @@ export function fluxDimensions(ratio: AspectRatio, imageSize: number, megapixels
   const scale = (imageSize / 1024) * (megapixels === '0.25' ? 0.5 : 1);
   return { width: toMultipleOf16(width * scale), height: toMultipleOf16(height * scale) };
 }
+
+/**
+ * A size for an "a:b" ratio with about `imageSize`² pixels, in multiples of 16 (flux-kontext-pro's
+ * ratios include 2:1 and 1:2, which flux's table lacks). Undefined for anything not "a:b".
+ */
+export function dimensionsForRatio(ratio: string, imageSize: number): { width: number; height: number } | undefined {
+  const match = /^(\d+):(\d+)$/.exec(ratio);
+  const a = Number(match?.[1]);
+  const b = Number(match?.[2]);
+  if (!(a > 0 && b > 0)) return undefined;
+  return dimensionsForArea(a / b, imageSize * imageSize);
+}
+
+/** The size with this width/height ratio and about `area` pixels, in multiples of 16. */
+export function dimensionsForArea(ratio: number, area: number): { width: number; height: number } {
+  const width = Math.sqrt(area * ratio);
+  return { width: toMultipleOf16(width), height: toMultipleOf16(width / ratio) };
+}

@@ -27,6 +27,11 @@ export class SimulatorStorage {
     return this.#dir === null ? null : path.join(this.#dir, 'files');
   }
 
+  /** Where predictions' input images go (null: in memory). */
+  get inputsDir(): string | null {
+    return this.#dir === null ? null : path.join(this.#dir, 'inputs');
+  }
+
   readonly predictions: PredictionJournal = {
     saved: (record) => this.#append(predictionEntryOf(record)),
     forgotten: (id) => this.#append({ type: 'prediction-forgotten', id }),

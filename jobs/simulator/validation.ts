@@ -1,6 +1,7 @@
-import { inputFields, OUTPUT_FORMATS, type InputField, type OutputFormat } from './input-schema.ts';
+import type { ImageOperation } from './image-operations.ts';
+import { inputFields, MATCH_INPUT_IMAGE, OUTPUT_FORMATS, type InputField, type OutputFormat } from './input-schema.ts';
 import type { ModelSpec } from './models.ts';
-import { fluxDimensions, isAspectRatio } from './sizes.ts';
+import { dimensionsForRatio, fluxDimensions, isAspectRatio } from './sizes.ts';
 
 // Input validation against the model's input fields (input-schema.ts), with Replicate's error
 // shape: JSON-schema style messages, one entry per field. Unknown input fields are ignored, as
@@ -9,15 +10,19 @@ import { fluxDimensions, isAspectRatio } from './sizes.ts';
 export { OUTPUT_FORMATS, type OutputFormat } from './input-schema.ts';
 
 export interface GenerationParams {
+  /** "" for models without a prompt (the upscalers, background removal). */
   readonly prompt: string;
   /** null: the simulator picks one when the prediction is created. */
   readonly seed: number | null;
+  /** The text-to-image size; an image operation's output size follows its input (PreparedImage). */
   readonly width: number;
   readonly height: number;
   readonly outputFormat: OutputFormat;
   readonly outputQuality: number;
   readonly numOutputs: number;
   readonly steps: number;
+  /** What to do with an input image; null for text-to-image. */
+  readonly image: ImageOperation | null;
 }
 
 export interface InvalidField {
@@ -29,6 +34,11 @@ export interface InvalidField {
 export type ValidationResult = { ok: true; params: GenerationParams } | { ok: false; invalidFields: InvalidField[] };
 
 type Value = string | number | boolean;
+
+/** WebP quality of recraft-crisp-upscale's output (it has no quality input). */
+const CRISP_WEBP_QUALITY = 90;
+/** JPEG quality of flux-kontext-pro's `jpg` output (it has no quality input). */
+const KONTEXT_JPEG_QUALITY = 95;
 
 function jsonTypeOf(value: unknown): string {
   if (value === null) return 'null';
@@ -44,7 +54,7 @@ function readField(field: InputField, value: unknown): { value: Value | undefine
   const typeError = (expected: string) => fail('invalid_type', `Invalid type. Expected: ${expected}, given: ${jsonTypeOf(value)}`);
   if (value === undefined) {
     // A missing property is reported on the object that lacks it, as JSON-schema validators do.
-    if (field.kind === 'string' && field.required === true) return { error: { type: 'required', field: 'input', description: `${field.name} is required` } };
+    if ((field.kind === 'string' || field.kind === 'uri') && field.required === true) return { error: { type: 'required', field: 'input', description: `${field.name} is required` } };
     return { value: 'default' in field ? field.default : undefined };
   }
   switch (field.kind) {
@@ -54,6 +64,10 @@ function readField(field: InputField, value: unknown): { value: Value | undefine
         return fail('string_gte', `String length must be greater than or equal to ${field.minLength}`);
       }
       return { value };
+    case 'uri':
+      if (typeof value !== 'string') return typeError('string');
+      // gojsonschema's "uri": anything that parses as an absolute URI (http(s), data:, …).
+      return URL.canParse(value) ? { value } : fail('format', "Does not match format 'uri'");
     case 'integer':
     case 'number': {
       const isInteger = field.kind === 'integer';
@@ -71,14 +85,30 @@ function readField(field: InputField, value: unknown): { value: Value | undefine
   }
 }
 
+/** Maxima that hold only while another input is given (kontext's safety_tolerance with an input image). */
+function checkConditionalMaxima(fields: readonly InputField[], input: Readonly<Record<string, unknown>>, values: ReadonlyMap<string, Value>): InvalidField[] {
+  const errors: InvalidField[] = [];
+  for (const field of fields) {
+    if (field.kind !== 'integer' || field.maxWhenGiven === undefined) continue;
+    const value = values.get(field.name);
+    const { field: other, max } = field.maxWhenGiven;
+    if (input[other] !== undefined && typeof value === 'number' && value > max) {
+      errors.push({ type: 'number_lte', field: `input.${field.name}`, description: `Must be less than or equal to ${max} when ${other} is given` });
+    }
+  }
+  return errors;
+}
+
 export function validateInput(model: ModelSpec, input: Readonly<Record<string, unknown>>, imageSize: number): ValidationResult {
   const errors: InvalidField[] = [];
   const values = new Map<string, Value>();
-  for (const field of inputFields(model)) {
+  const fields = inputFields(model);
+  for (const field of fields) {
     const read = readField(field, input[field.name]);
     if ('error' in read) errors.push(read.error);
     else if (read.value !== undefined) values.set(field.name, read.value);
   }
+  errors.push(...checkConditionalMaxima(fields, input, values));
   if (errors.length > 0) return { ok: false, invalidFields: errors };
 
   const number = (name: string, fallback: number): number => {
@@ -89,20 +119,51 @@ export function validateInput(model: ModelSpec, input: Readonly<Record<string, u
     const value = values.get(name);
     return typeof value === 'string' ? value : undefined;
   };
+  const flag = (name: string, fallback: boolean): boolean => {
+    const value = values.get(name);
+    return typeof value === 'boolean' ? value : fallback;
+  };
   const seed = values.get('seed');
   const common = {
     prompt: text('prompt') ?? '',
     seed: typeof seed === 'number' ? seed : null,
     numOutputs: number('num_outputs', 1),
     steps: number('num_inference_steps', model.defaultSteps),
+    image: null,
   };
-  if (model.family === 'sdxl') {
-    // SDXL always writes PNG.
-    return { ok: true, params: { ...common, width: number('width', 1024), height: number('height', 1024), outputFormat: 'png', outputQuality: 100 } };
+  const square = fluxDimensions('1:1', imageSize);
+  const ok = (params: GenerationParams): ValidationResult => ({ ok: true, params });
+  switch (model.family) {
+    case 'sdxl':
+      // SDXL always writes PNG.
+      return ok({ ...common, width: number('width', 1024), height: number('height', 1024), outputFormat: 'png', outputQuality: 100 });
+    case 'flux': {
+      const ratio = text('aspect_ratio');
+      const megapixels = text('megapixels') === '0.25' ? '0.25' : '1';
+      const { width, height } = fluxDimensions(isAspectRatio(ratio) ? ratio : '1:1', imageSize, megapixels);
+      const format = OUTPUT_FORMATS.find((f) => f === text('output_format')) ?? 'webp';
+      const url = text('image');
+      const image: ImageOperation | null = url === undefined ? null : { kind: 'img2img', field: 'image', url, strength: number('prompt_strength', 0.8) };
+      return ok({ ...common, width, height, outputFormat: format, outputQuality: number('output_quality', 80), image });
+    }
+    case 'kontext': {
+      const ratio = text('aspect_ratio') ?? MATCH_INPUT_IMAGE;
+      // Without an input image there is nothing to match; the simulator makes a square then.
+      const { width, height } = dimensionsForRatio(ratio, imageSize) ?? square;
+      const url = text('input_image');
+      const image: ImageOperation | null = url === undefined ? null : { kind: 'edit', field: 'input_image', url, matchInput: ratio === MATCH_INPUT_IMAGE };
+      return ok({ ...common, width, height, outputFormat: text('output_format') === 'jpg' ? 'jpg' : 'png', outputQuality: KONTEXT_JPEG_QUALITY, image });
+    }
+    case 'esrgan':
+      // The model writes PNG (alpha kept).
+      return ok({ ...common, ...square, outputFormat: 'png', outputQuality: 100, image: { kind: 'upscale', field: 'image', url: text('image') ?? '', scale: number('scale', 4) } });
+    case 'crisp-upscale':
+      return ok({ ...common, ...square, outputFormat: 'webp', outputQuality: CRISP_WEBP_QUALITY, image: { kind: 'crisp-upscale', field: 'image', url: text('image') ?? '' } });
+    case 'remove-background': {
+      // `image` wins when both are given (a choice; Replicate documents no order).
+      const field = text('image') !== undefined ? 'image' : 'image_url';
+      const url = text(field) ?? null;
+      return ok({ ...common, ...square, outputFormat: 'png', outputQuality: 100, image: { kind: 'remove-background', field, url, preserveAlpha: flag('preserve_alpha', true) } });
+    }
   }
-  const ratio = text('aspect_ratio');
-  const megapixels = text('megapixels') === '0.25' ? '0.25' : '1';
-  const { width, height } = fluxDimensions(isAspectRatio(ratio) ? ratio : '1:1', imageSize, megapixels);
-  const format = OUTPUT_FORMATS.find((f) => f === text('output_format')) ?? 'webp';
-  return { ok: true, params: { ...common, width, height, outputFormat: format, outputQuality: number('output_quality', 80) } };
 }
