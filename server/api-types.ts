@@ -135,6 +135,8 @@ export interface AdminSetTenantInput {
   /** A request limit for each of its subjects; null: none (the burst: null is 1). */
   subjectRequestsPerMinute?: number | null | undefined;
   subjectRequestBurst?: number | null | undefined;
+  /** Hosts its URL sources may come from ('cdn.shop.example', '*.shop.example'), normalised; null or []: none. */
+  sourceHosts?: string[] | null | undefined;
 }
 
 export interface AdminGrantInput {
@@ -209,6 +211,8 @@ export interface AdminTenantDetail extends AdminTenantView {
   requestBurst: number | null;
   subjectRequestsPerMinute: number | null;
   subjectRequestBurst: number | null;
+  /** Hosts its URL sources may come from; empty: URL sources are off for it. */
+  sourceHosts: string[];
   /** Null: not metered (never granted credit). */
   credit: { availableUsd: number; heldUsd: number } | null;
   createdAt: Date;

@@ -6,6 +6,7 @@ import { CACHE_MODES } from '../jobs/provider/cache-key.ts';
 import { ASPECT_RATIOS, MODEL_IDS, MODEL_TIERS } from '../jobs/provider/models.ts';
 import { CROP_STRATEGIES, CUSTOM_SIZE_LIMITS, IMAGE_FORMATS, PLATFORMS, PLATFORM_PRESETS, type Platform } from '../jobs/render/presets.ts';
 import { GENERATION_STATES, SERVED_FROM_KINDS, SHARE_BY, TENANT_TIERS } from '../db/schema.ts';
+import { normalizeHostPattern } from '../jobs/sources/host-allowlist.ts';
 import type * as api from './api-types.ts';
 import type { Equal, Expect } from './same-type.ts';
 
@@ -18,6 +19,8 @@ export const LIMITS = {
   listPageSize: 100,
   idempotencyKeyLength: 200,
   subjectLength: 200,
+  /** Allowed source hosts of one tenant: a store's few CDNs, not a list of the web. */
+  sourceHosts: 100,
 } as const;
 
 /** PostgreSQL text cannot hold NUL, and no prompt needs one. */
@@ -209,6 +212,14 @@ const positiveOrNull = (field: string, integer: boolean) =>
     .nullable()
     .optional();
 
+/** One allowed source host, stored normalised (see jobs/sources/host-allowlist.ts). */
+const sourceHost = z.string({ error: 'a source host must be a string' }).max(260, 'a source host is at most 253 characters').transform((entry, ctx) => {
+  const pattern = normalizeHostPattern(entry);
+  if (pattern !== undefined) return pattern;
+  ctx.addIssue({ code: 'custom', message: `"${entry}" is not a host: give a name like cdn.shop.example, *.shop.example for every host below it, or an IP address (no scheme, port or path)` });
+  return z.NEVER;
+});
+
 export const adminSetTenantInput = z
   .object({
     tenant: tenantName,
@@ -219,6 +230,13 @@ export const adminSetTenantInput = z
     requestBurst: positiveOrNull('requestBurst', true),
     subjectRequestsPerMinute: positiveOrNull('subjectRequestsPerMinute', false),
     subjectRequestBurst: positiveOrNull('subjectRequestBurst', true),
+    /** Replaces the tenant's allowed source hosts; null or []: none (URL sources off). */
+    sourceHosts: z
+      .array(sourceHost)
+      .max(LIMITS.sourceHosts, `at most ${LIMITS.sourceHosts} source hosts`)
+      .transform((hosts) => [...new Set(hosts)])
+      .nullable()
+      .optional(),
   })
   .strict();
 
