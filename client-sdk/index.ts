@@ -1,6 +1,6 @@
 // The typed Kiln client for Node and browsers. It imports the server's router as a type
 // only, so every input and output is checked at compile time and no server code ships.
-import { TRPCClientError, createTRPCClient, createWSClient, httpBatchLink, splitLink, wsLink } from '@trpc/client';
+import { TRPCClientError, createTRPCClient, createWSClient, httpBatchLink, httpLink, isNonJsonSerializable, splitLink, wsLink } from '@trpc/client';
 import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
 import type { AppRouter } from '../server/router.ts';
 import { isTransientError, pause, retryDelayMs, retryTransient } from './transient-errors.ts';
@@ -13,6 +13,8 @@ export type GenerationStatus = KilnOutputs['status'];
 export type GenerationState = GenerationStatus['state'];
 export type Asset = GenerationStatus['assets'][number];
 export type BatchStatus = KilnOutputs['batchStatus'];
+/** An image source, as `sources.get` answers it (`sources.upload` and `fromUrl` add `deduplicated`). */
+export type ImageSource = KilnOutputs['sources']['get'];
 /** One stage of a generation, as pushed by `onUpdate` / `watch`. */
 export type GenerationEvent = KilnOutputs['onUpdate'] extends AsyncIterable<{ data: infer Event }> ? Event : never;
 
@@ -64,17 +66,21 @@ export function createKilnClient(options: KilnClientOptions) {
     retryDelayMs: (attempt) => Math.min(10_000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2),
     ...(options.WebSocket ? { WebSocket: options.WebSocket } : {}),
   });
+  const http = { url: `${base}/trpc`, headers: () => ({ Authorization: `Bearer ${credential}` }), ...(options.fetch ? { fetch: options.fetch } : {}) };
   const trpc = createTRPCClient<AppRouter>({
     links: [
       splitLink({
         condition: (operation) => operation.type === 'subscription',
         true: wsLink({ client: socket }),
-        false: httpBatchLink({
-          url: `${base}/trpc`,
-          headers: () => ({ Authorization: `Bearer ${credential}` }),
-          maxURLLength: 4000,
-          maxItems: 20, // the server's limit of calls per HTTP request
-          ...(options.fetch ? { fetch: options.fetch } : {}),
+        // Uploads (FormData) cannot ride a JSON batch: each goes in a request of its own.
+        false: splitLink({
+          condition: (operation) => isNonJsonSerializable(operation.input),
+          true: httpLink(http),
+          false: httpBatchLink({
+            ...http,
+            maxURLLength: 4000,
+            maxItems: 20, // the server's limit of calls per HTTP request
+          }),
         }),
       }),
     ],
@@ -176,6 +182,25 @@ export function createKilnClient(options: KilnClientOptions) {
     models: () => trpc.models.query(),
     /** Your credit balance, and your spend by model and day (the last 30 days unless `days` says otherwise). */
     credits: (input?: KilnInputs['credits']) => trpc.credits.query(input),
+
+    /** Images to start from, each kept once (by content) and reusable by id. */
+    sources: {
+      /**
+       * Uploads an image (PNG, JPEG, WebP or AVIF; a browser's File is a Blob). The same bytes
+       * again answer the same source, `deduplicated: true`.
+       */
+      upload(file: Blob | Uint8Array, uploadOptions: { filename?: string } = {}) {
+        const form = new FormData();
+        const blob = file instanceof Blob ? file : new Blob([new Uint8Array(file)]);
+        form.append('file', blob, uploadOptions.filename ?? 'image');
+        if (uploadOptions.filename !== undefined) form.append('filename', uploadOptions.filename);
+        return trpc.sources.upload.mutate(form);
+      },
+      /** Fetches an image from a URL on one of your tenant's allowed source hosts, and keeps it. */
+      fromUrl: (input: KilnInputs['sources']['fromUrl']) => trpc.sources.fromUrl.mutate(input),
+      /** One of your sources. */
+      get: (input: KilnInputs['sources']['get']) => trpc.sources.get.query(input),
+    },
 
     /**
      * The events of a generation, a batch, or all of the caller's generations, as they happen

@@ -4,6 +4,8 @@ import { sql, type Kysely } from 'kysely';
 import { describe, it } from 'node:test';
 import { createTestDatabase } from '../test/support/kiln.ts';
 import { openDatabase } from './database.ts';
+import { recordImageSource } from './image-sources.ts';
+import { claimOrphanedKeys } from './retention.ts';
 import { migrateTo, migrateToLatest } from './migrate.ts';
 import type { Database } from './schema.ts';
 
@@ -225,6 +227,41 @@ describe('migration 0016', () => {
         { storage_key: 'b.webp', object_deleted_at: null },
       ]);
       await migrateTo(db, '0015-batch-keys');
+      await migrateToLatest(db);
+    }));
+});
+
+describe('migration 0018', () => {
+  it('gives earlier tenants no source hosts, keeps a source once per tenant, and keeps the object of a key a source names', () =>
+    inFreshDatabase(async (db) => {
+      await migrateTo(db, '0017-request-correlation');
+      const { rows } = await sql<{ id: string }>`INSERT INTO tenants (name) VALUES ('old'), ('other') RETURNING id`.execute(db);
+      const [tenantId, otherId] = rows.map((row) => row.id) as [string, string];
+      assert.deepEqual(await migrateTo(db, '0018-image-sources'), ['0018-image-sources']);
+      assert.deepEqual((await db.selectFrom('tenants').select('source_hosts').where('id', '=', tenantId).executeTakeFirstOrThrow()).source_hosts, []);
+
+      const hash = 'a'.repeat(64);
+      const source = (id: string, tenant: string) => ({ id, tenant_id: tenant, content_hash: hash, storage_key: `${hash}.png`, format: 'png' as const, width: 2, height: 2, bytes: 10, origin: 'upload' as const, url: null, filename: null });
+      const restored: string[] = [];
+      // The key was an orphan (an asset of the same bytes went): recording the source takes it back and stores the bytes again.
+      await db.insertInto('storage_orphans').values({ storage_key: `${hash}.png` }).execute();
+      const first = await recordImageSource(db, source('0190a0c0-0000-7000-8000-000000000001', tenantId), async () => void restored.push('first'));
+      const again = await recordImageSource(db, source('0190a0c0-0000-7000-8000-000000000002', tenantId), async () => void restored.push('again'));
+      assert.deepEqual([first.deduplicated, again.deduplicated, again.source.id, restored], [false, true, first.source.id, ['first']]);
+      assert.equal((await recordImageSource(db, source('0190a0c0-0000-7000-8000-000000000003', otherId), async () => {})).deduplicated, false, 'another tenant\'s own');
+      await assert.rejects(
+        sql`INSERT INTO image_sources (id, tenant_id, content_hash, storage_key, format, width, height, bytes, origin) VALUES (gen_random_uuid(), ${tenantId}, ${'b'.repeat(64)}, 'k', 'png', 1, 1, 1, 'url')`.execute(db),
+        /image_sources_url_check|violates check constraint/,
+        'a URL source names its URL',
+      );
+
+      // While any source names the key, retention keeps its object; when the last goes, it is an orphan again.
+      await db.insertInto('storage_orphans').values({ storage_key: `${hash}.png`, since: new Date(Date.now() - 3_600_000) }).execute();
+      assert.deepEqual((await claimOrphanedKeys(db, { orphanedBefore: new Date(), limit: 10 })).keys, []);
+      await db.deleteFrom('image_sources').execute();
+      await db.updateTable('storage_orphans').set({ since: new Date(Date.now() - 3_600_000) }).execute();
+      assert.deepEqual((await claimOrphanedKeys(db, { orphanedBefore: new Date(), limit: 10 })).keys, [`${hash}.png`]);
+      await migrateTo(db, '0017-request-correlation');
       await migrateToLatest(db);
     }));
 });

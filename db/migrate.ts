@@ -18,6 +18,7 @@ import * as cacheAndCoalescing from './migrations/0014-cache-and-coalescing.ts';
 import * as batchKeys from './migrations/0015-batch-keys.ts';
 import * as retention from './migrations/0016-retention.ts';
 import * as requestCorrelation from './migrations/0017-request-correlation.ts';
+import * as imageSources from './migrations/0018-image-sources.ts';
 
 /** Migrations live in code (not discovered on disk) so they ship with the build and run in order. */
 const migrations = {
@@ -38,6 +39,7 @@ const migrations = {
   '0015-batch-keys': batchKeys,
   '0016-retention': retention,
   '0017-request-correlation': requestCorrelation,
+  '0018-image-sources': imageSources,
 } satisfies Record<string, Migration>;
 
 const inCodeProvider: MigrationProvider = {

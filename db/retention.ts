@@ -74,15 +74,15 @@ export async function pruneEmptyBatches(db: Db, input: { createdBefore: Date; li
 }
 
 export interface OrphanClaim {
-  /** Keys whose objects are to be deleted now: no asset names them. */
+  /** Keys whose objects are to be deleted now: no asset or image source names them. */
   keys: string[];
-  /** Candidates looked at (deleted ones, and those an asset names again, which stop being candidates). */
+  /** Candidates looked at (deleted ones, and those an asset or source names again, which stop being candidates). */
   seen: number;
 }
 
 /**
  * Takes up to `limit` orphaned keys that have been orphans since before `orphanedBefore`:
- * those an asset names again stop being orphans; the rest are marked deleted (tombstones)
+ * those an asset or an image source names (again) stop being orphans; the rest are marked deleted (tombstones)
  * and answered. Run it in a transaction and delete their objects before it commits: the rows
  * stay locked meanwhile, so a worker recording one of these keys waits, then finds the
  * tombstone and stores its bytes again.
@@ -90,7 +90,9 @@ export interface OrphanClaim {
 export async function claimOrphanedKeys(db: Db, input: { orphanedBefore: Date; limit: number }): Promise<OrphanClaim> {
   const { rows } = await sql<{ seen: string; keys: string[] | null }>`
     WITH picked AS (
-      SELECT o.storage_key, EXISTS (SELECT 1 FROM assets a WHERE a.storage_key = o.storage_key) AS named
+      SELECT o.storage_key,
+        EXISTS (SELECT 1 FROM assets a WHERE a.storage_key = o.storage_key)
+          OR EXISTS (SELECT 1 FROM image_sources s WHERE s.storage_key = o.storage_key) AS named
       FROM storage_orphans o
       WHERE o.object_deleted_at IS NULL AND o.since < ${input.orphanedBefore}
       ORDER BY o.since

@@ -33,6 +33,8 @@ export interface TenantsTable {
   /** A request limit for each of its subjects; null: none. */
   subject_requests_per_minute: number | null;
   subject_request_burst: number | null;
+  /** Hosts its URL sources may come from ('shop.example', '*.shop.example'); empty: none. */
+  source_hosts: ColumnType<string[], string[] | undefined, string[]>;
   created_at: Generated<Date>;
 }
 
@@ -166,6 +168,34 @@ export interface AssetsTable {
   created_at: Generated<Date>;
 }
 
+/** Formats an image source may have: what the renderer reads (jobs/render/render-variants.ts sniffs them). */
+export const SOURCE_FORMATS = ['png', 'jpeg', 'webp', 'avif'] as const;
+export type SourceFormat = (typeof SOURCE_FORMATS)[number];
+
+/** How a source came in: uploaded, or fetched from a URL the tenant named. */
+export const SOURCE_ORIGINS = ['upload', 'url'] as const;
+export type SourceOrigin = (typeof SOURCE_ORIGINS)[number];
+
+/** An image a tenant gave Kiln to work from (migration 0018): stored once per tenant, by content. */
+export interface ImageSourcesTable {
+  id: string;
+  tenant_id: string;
+  /** SHA-256 of the bytes (hex): unique within the tenant. */
+  content_hash: string;
+  /** The object in the asset store (`<sha256>.<ext>`), shared with any asset of the same bytes. */
+  storage_key: string;
+  format: SourceFormat;
+  width: number;
+  height: number;
+  bytes: number;
+  origin: SourceOrigin;
+  /** The URL a URL source was fetched from, as the tenant named it; null for uploads. */
+  url: string | null;
+  /** The name an upload came with; null when it had none. */
+  filename: string | null;
+  created_at: Generated<Date>;
+}
+
 /** A stored object's key that no asset may name any more (migration 0016): retention deletes its object. */
 export interface StorageOrphansTable {
   storage_key: string;
@@ -256,6 +286,7 @@ export interface Database {
   credit_ledger: CreditLedgerTable;
   generation_events: GenerationEventsTable;
   assets: AssetsTable;
+  image_sources: ImageSourcesTable;
   storage_orphans: StorageOrphansTable;
 }
 
@@ -264,3 +295,5 @@ export type GenerationEvent = Selectable<GenerationEventsTable>;
 export type Asset = Selectable<AssetsTable>;
 export type NewAsset = Insertable<AssetsTable>;
 export type Tenant = Selectable<TenantsTable>;
+export type ImageSource = Selectable<ImageSourcesTable>;
+export type NewImageSource = Insertable<ImageSourcesTable>;

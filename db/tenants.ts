@@ -54,6 +54,8 @@ export interface TenantChanges {
   requestBurst?: number | null | undefined;
   subjectRequestsPerMinute?: number | null | undefined;
   subjectRequestBurst?: number | null | undefined;
+  /** Hosts its URL sources may come from, as normalised patterns; null or empty: none. */
+  sourceHosts?: readonly string[] | null | undefined;
 }
 
 /** Changes a tenant's settings; undefined when no tenant has this id. */
@@ -66,6 +68,7 @@ export async function updateTenant(db: Db, tenantId: string, changes: TenantChan
     ...(changes.requestBurst !== undefined ? { request_burst: changes.requestBurst } : {}),
     ...(changes.subjectRequestsPerMinute !== undefined ? { subject_requests_per_minute: changes.subjectRequestsPerMinute } : {}),
     ...(changes.subjectRequestBurst !== undefined ? { subject_request_burst: changes.subjectRequestBurst } : {}),
+    ...(changes.sourceHosts !== undefined ? { source_hosts: [...(changes.sourceHosts ?? [])] } : {}),
   };
   if (Object.keys(set).length === 0) return db.selectFrom('tenants').selectAll().where('id', '=', tenantId).executeTakeFirst();
   return db.updateTable('tenants').set(set).where('id', '=', tenantId).returningAll().executeTakeFirst();

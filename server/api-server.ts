@@ -28,6 +28,9 @@ import { createEventFeed } from './realtime/event-feed.ts';
 import { createRealtimeService } from './realtime/realtime-service.ts';
 import { createRealtimeEncoder } from './realtime/ws-encoder.ts';
 import { createAppRouter } from './router.ts';
+import { UPLOAD_PROCEDURES } from './trpc.ts';
+import { createSourceService } from './source-service.ts';
+import { DEVELOPMENT_KINDS } from '../jobs/sources/address-policy.ts';
 import { createTokenSigner } from './scoped-tokens.ts';
 import { createTokenService } from './token-service.ts';
 import { createOpsService } from './ops-service.ts';
@@ -102,11 +105,21 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     // Revoked here: this process forgets the key at once (others within KILN_AUTH_CACHE_MS).
     keys: createKeyService({ db, onRevoked: (keyId) => authenticator.forget(keyId) }),
     tenants: createTenantAdminService({ db }),
+    sources: createSourceService({
+      db, storage, publicUrl: assetsBase, requestLimiter,
+      limits: { maxBytes: config.sources.maxBytes, maxPixels: config.sources.maxPixels },
+      fetch: config.sources.fetch,
+      addresses: { alsoAllow: config.sources.allowPrivateAddresses ? DEVELOPMENT_KINDS : [] },
+    }),
   };
+  if (config.sources.allowPrivateAddresses) logger.warn('URL sources may reach loopback and private addresses (KILN_SOURCE_ALLOW_PRIVATE=true): for development only');
   const isOperator = createOperatorCheck(config.api.adminToken);
   const adminEnabled = config.api.adminToken !== undefined;
+  // Uploads carry an image: their own body limit, the image limit with room for the form around it.
+  const uploadBodyBytes = config.sources.maxBytes + config.sources.uploadOverheadBytes;
   const router = createAppRouter({
     isDev: config.isDev,
+    maxUploadBodyBytes: uploadBodyBytes,
     maxCallsPerHttpRequest: config.api.maxCallsPerHttpRequest,
     maxMessagesPerFrame: config.realtime.maxMessagesPerFrame,
     credentialRecheckMs: config.api.credentialRecheckMs,
@@ -130,10 +143,10 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     if (error.code === 'INTERNAL_SERVER_ERROR') logger.error('request failed', { ...ids, procedure: path, error: error.message, stack: error.cause?.stack });
   };
 
-  const trpcHandler = createHTTPHandler({
+  const trpcHandlerWith = (maxBodySize: number) => createHTTPHandler({
     router,
     basePath: '/trpc/',
-    maxBodySize: config.limits.maxBodyBytes,
+    maxBodySize,
     // HTTP batching must not become a way around the 1,000-item batch limit.
     maxBatchSize: config.api.maxCallsPerHttpRequest,
     createContext: ({ req }): Context => contextFor(bearerToken(req.headers.authorization), req),
@@ -144,6 +157,8 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
       return retryAfter > 0 ? { headers: { 'Retry-After': String(retryAfter) } } : {};
     },
   });
+  const trpcHandler = trpcHandlerWith(config.limits.maxBodyBytes);
+  const uploadHandler = trpcHandlerWith(uploadBodyBytes);
 
   // At run time tRPC keeps every procedure under its dotted path ('ops.stats'); its type is the nested router.
   const procedures = router._def.procedures as unknown as Record<string, { _def: { type: string } } | undefined>;
@@ -156,6 +171,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
       return credential === undefined ? undefined : authenticator.authenticate(credential);
     },
     maxBodyBytes: config.limits.maxBodyBytes,
+    uploads: { isUpload: (path) => UPLOAD_PROCEDURES.has(path), handler: uploadHandler, maxBodyBytes: uploadBodyBytes, maxDrainBytes: config.sources.uploadDrainBytes },
     logger,
   });
 

@@ -135,6 +135,8 @@ export interface AdminSetTenantInput {
   /** A request limit for each of its subjects; null: none (the burst: null is 1). */
   subjectRequestsPerMinute?: number | null | undefined;
   subjectRequestBurst?: number | null | undefined;
+  /** Hosts its URL sources may come from ('cdn.shop.example', '*.shop.example'), normalised; null or []: none. */
+  sourceHosts?: string[] | null | undefined;
 }
 
 export interface AdminGrantInput {
@@ -142,6 +144,17 @@ export interface AdminGrantInput {
   /** Credit to add, in US dollars. */
   usd: number;
   note?: string | undefined;
+}
+
+/** An image to keep as a source: the upload's file part, and the name to remember it by. */
+export interface UploadSourceInput {
+  file: Blob;
+  filename?: string | undefined;
+}
+
+export interface SourceFromUrlInput {
+  /** An http(s) URL on one of the tenant's allowed source hosts. */
+  url: string;
 }
 
 // ── Answers ──────────────────────────────────────────────────────────────────────────────
@@ -209,6 +222,8 @@ export interface AdminTenantDetail extends AdminTenantView {
   requestBurst: number | null;
   subjectRequestsPerMinute: number | null;
   subjectRequestBurst: number | null;
+  /** Hosts its URL sources may come from; empty: URL sources are off for it. */
+  sourceHosts: string[];
   /** Null: not metered (never granted credit). */
   credit: { availableUsd: number; heldUsd: number } | null;
   createdAt: Date;
@@ -416,4 +431,36 @@ export interface CreditsView {
   availableUsd: number;
   heldUsd: number;
   usage: UsageView[];
+}
+
+/**
+ * The formats and origins of an image source. The lists live in db/schema.ts (a file that
+ * imports kysely); schemas.ts proves these equal to them.
+ */
+export type SourceFormat = 'png' | 'jpeg' | 'webp' | 'avif';
+export type SourceOrigin = 'upload' | 'url';
+
+/** An image source: stored once per tenant by its content, reusable by id. */
+export interface SourceView {
+  id: string;
+  format: SourceFormat;
+  width: number;
+  height: number;
+  bytes: number;
+  /** SHA-256 of the bytes (hex). */
+  contentHash: string;
+  origin: SourceOrigin;
+  /** The stored image (GET /assets/<sha256>.<ext>; immutable, like any asset). */
+  url: string;
+  /** The URL a URL source was fetched from, as the tenant named it; null for uploads. */
+  fetchedFrom: string | null;
+  /** The name an upload came with; null when it had none. */
+  filename: string | null;
+  createdAt: Date;
+}
+
+/** What `sources.upload` and `sources.fromUrl` answer. */
+export interface SourceStored extends SourceView {
+  /** True when the tenant had this image already: the earlier source, nothing stored again. */
+  deduplicated: boolean;
 }

@@ -4,6 +4,7 @@ import { listApiKeys, revokeApiKey } from '../db/api-keys.ts';
 import { grantCredits, toMicroUsd, toUsd } from '../db/credits.ts';
 import { SHARE_BY, TENANT_TIERS, type Tenant } from '../db/schema.ts';
 import { findTenant, listTenants, updateTenant, type TenantChanges } from '../db/tenants.ts';
+import { normalizeHostPattern } from '../jobs/sources/host-allowlist.ts';
 import { createApp } from './app.ts';
 import { ensureDevelopmentKey } from './bootstrap.ts';
 import { ConfigError, loadConfig, type KilnConfig } from './config.ts';
@@ -22,11 +23,14 @@ const USAGE = `Usage:
   kiln tenants set NAME_OR_ID [--tier free|standard|pro] [--share-by tenant|subject] [--in-progress-cap N|default]
                  [--requests-per-minute N|default] [--request-burst N|default]
                  [--subject-requests-per-minute N|none] [--subject-request-burst N|default]
+                 [--source-hosts HOST,HOST…|none]
                                                change a tenant's tier (model, weight, request limits),
                                                what its fair share divides by (the tenant, or each
                                                subject), how many of its generations may be in
-                                               progress at once, its own request limits, or a
-                                               request limit for each of its subjects
+                                               progress at once, its own request limits, a
+                                               request limit for each of its subjects, or the
+                                               hosts its image sources may be fetched from
+                                               (cdn.shop.example exactly, *.shop.example below it)
   kiln tenants grant NAME_OR_ID --usd N [--note TEXT]
                                                add credit (a tenant granted credit is charged for
                                                its generations from then on)
@@ -81,6 +85,22 @@ function oneOf<T extends string>(option: string, value: string | undefined, allo
   if ((allowed as readonly string[]).includes(value)) return value as T;
   throw new UsageError(`${option} must be one of: ${allowed.join(', ')} (got "${value}")`);
 }
+
+/** `--source-hosts a.example,*.b.example`: the normalised patterns, `none` for none; undefined when not given. */
+function sourceHostsOption(value: string | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  if (value.trim() === 'none') return [];
+  const entries = value.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  if (entries.length === 0) throw new UsageError('--source-hosts needs host names separated by commas, or "none"');
+  const patterns = entries.map((entry) => {
+    const pattern = normalizeHostPattern(entry);
+    if (pattern === undefined) throw new UsageError(`--source-hosts: "${entry}" is not a host; give names like cdn.shop.example, *.shop.example for every host below it, or an IP address (no scheme, port or path)`);
+    return pattern;
+  });
+  return [...new Set(patterns)];
+}
+
+const hostsText = (hosts: readonly string[]) => (hosts.length > 0 ? hosts.join(',') : 'none');
 
 /** A positive number (whole, if `integer`), or the `clear` word (null); undefined when not given. */
 function positiveOption(flag: string, value: string | undefined, rule: { clear?: string; integer: boolean }): number | null | undefined {
@@ -216,7 +236,7 @@ async function tenants(config: KilnConfig, args: string[]): Promise<number> {
   const numberFlags = Object.fromEntries(TENANT_NUMBERS.map((setting) => [setting.flag, { type: 'string' as const }])) as Record<(typeof TENANT_NUMBERS)[number]['flag'], { type: 'string' }>;
   const [first] = args;
   if (first === 'grant') return grant(config, args.slice(1));
-  const { values, positionals } = parseCommand(args, { tier: { type: 'string' }, 'share-by': { type: 'string' }, ...numberFlags });
+  const { values, positionals } = parseCommand(args, { tier: { type: 'string' }, 'share-by': { type: 'string' }, ...numberFlags, 'source-hosts': { type: 'string' } });
   const [action, target, ...extra] = positionals;
   if (action !== 'set' && action !== 'list') return usageError(`unknown tenants action: ${action ?? '(none)'}`);
   if (extra.length > 0) return usageError(`tenants ${action} takes ${action === 'set' ? 'one tenant' : 'no arguments'}; unexpected: ${extra.join(' ')}`);
@@ -227,10 +247,13 @@ async function tenants(config: KilnConfig, args: string[]): Promise<number> {
     const value = positiveOption(`--${setting.flag}`, values[setting.flag], setting);
     return value === undefined ? [] : [{ setting, value }];
   });
+  const sourceHosts = sourceHostsOption(values['source-hosts']);
   if (action === 'set') {
     if (!target) return usageError('tenants set needs a tenant name or id (see: kiln tenants list)');
-    if (!tier && !shareBy && numbers.length === 0) return usageError(`tenants set needs --tier, --share-by or one of ${TENANT_NUMBERS.map((setting) => `--${setting.flag}`).join(', ')}`);
-  } else if (target || tier || shareBy || numbers.length > 0) {
+    if (!tier && !shareBy && numbers.length === 0 && !sourceHosts) {
+      return usageError(`tenants set needs --tier, --share-by or one of ${TENANT_NUMBERS.map((setting) => `--${setting.flag}`).join(', ')}, --source-hosts`);
+    }
+  } else if (target || tier || shareBy || numbers.length > 0 || sourceHosts) {
     return usageError('tenants list takes no arguments or options');
   }
 
@@ -241,20 +264,21 @@ async function tenants(config: KilnConfig, args: string[]): Promise<number> {
       const rows = await listTenants(db);
       for (const row of rows) {
         const own = TENANT_NUMBERS.map((setting) => `${setting.flag}=${row[setting.column] ?? setting.clear}`).join('  ');
-        console.log(`${row.id}  ${row.name}  tier=${row.tier}  share-by=${row.share_by}  ${own}  active-keys=${row.activeKeys}  created ${row.created_at.toISOString()}`);
+        console.log(`${row.id}  ${row.name}  tier=${row.tier}  share-by=${row.share_by}  ${own}  source-hosts=${hostsText(row.source_hosts)}  active-keys=${row.activeKeys}  created ${row.created_at.toISOString()}`);
       }
       if (rows.length === 0) console.log('no tenants');
       return 0;
     }
     const tenant = target ? await findTenant(db, target) : undefined;
     if (!tenant) return usageError(`no tenant is named or has the id "${target ?? ''}" (see: kiln tenants list)`);
-    const changes: TenantChanges = { tier, shareBy, ...Object.fromEntries(numbers.map(({ setting, value }) => [setting.change, value])) };
+    const changes: TenantChanges = { tier, shareBy, sourceHosts, ...Object.fromEntries(numbers.map(({ setting, value }) => [setting.change, value])) };
     const updated = await updateTenant(db, tenant.id, changes);
     if (!updated) return usageError(`tenant "${tenant.name}" was removed meanwhile`);
     const said = [
       ...(tier ? [`tier ${tenant.tier} → ${updated.tier}`] : []),
       ...(shareBy ? [`share-by ${tenant.share_by} → ${updated.share_by}`] : []),
       ...numbers.map(({ setting }) => `${setting.flag} ${tenant[setting.column] ?? setting.clear} → ${updated[setting.column] ?? setting.clear}`),
+      ...(sourceHosts ? [`source-hosts ${hostsText(tenant.source_hosts)} → ${hostsText(updated.source_hosts)}`] : []),
     ];
     console.log(`tenant "${updated.name}" (${updated.id}): ${said.join(', ')}`);
     // The tier and the limits are cached by API processes with verified keys.

@@ -62,6 +62,9 @@ const environmentSchema = z.object({
   KILN_MAX_DOWNLOAD_BYTES: intFromEnv(32 * 1024 * 1024, 1024, 512 * 1024 * 1024),
   KILN_MAX_INPUT_PIXELS: intFromEnv(16_000_000, 1, 268_402_689),
   KILN_DOWNLOAD_TIMEOUT_MS: intFromEnv(60_000, 1000, 600_000),
+  KILN_MAX_SOURCE_BYTES: intFromEnv(20 * 1024 * 1024, 1024, 512 * 1024 * 1024),
+  KILN_SOURCE_FETCH_TIMEOUT_MS: intFromEnv(20_000, 1000, 600_000),
+  KILN_SOURCE_ALLOW_PRIVATE: z.enum(['true', 'false'], { error: 'KILN_SOURCE_ALLOW_PRIVATE must be true or false' }).default('false'),
   KILN_AUTH_CACHE_MS: intFromEnv(5000, 0, 600_000),
   KILN_SHUTDOWN_GRACE_MS: intFromEnv(10_000, 0, 600_000),
   KILN_TOKEN_SECRET: optionalString.pipe(z.string().min(32, 'KILN_TOKEN_SECRET must be at least 32 characters').optional()),
@@ -393,6 +396,40 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxBodyBytes: e.KILN_MAX_BODY_BYTES,
       maxDownloadBytes: e.KILN_MAX_DOWNLOAD_BYTES,
       maxInputPixels: e.KILN_MAX_INPUT_PIXELS,
+    },
+    /** Image sources: uploads and URLs a tenant names (see server/source-service.ts, jobs/sources/). */
+    sources: {
+      /**
+       * The largest image, uploaded or fetched: a phone photo is 3–12 MB and a large PNG more;
+       * one request holds it in memory, so not much more than that.
+       */
+      maxBytes: e.KILN_MAX_SOURCE_BYTES,
+      /** An upload's request body may be this much over `maxBytes`: multipart framing and the filename field. */
+      uploadOverheadBytes: 64 * 1024,
+      /**
+       * Of an upload over the limit, up to this much more is read and dropped so the client gets its
+       * 413 (a client that is still sending sees a reset otherwise); a body declared larger is refused at once.
+       */
+      uploadDrainBytes: 8 * 1024 * 1024,
+      /** Pixels, checked from the header before anything decodes: the renderer's limit for provider outputs, which decodes these too. */
+      maxPixels: e.KILN_MAX_INPUT_PIXELS,
+      fetch: {
+        /** A whole URL fetch, every redirect and the body included: the API call waits for it; 20 MB at a few MB/s fits. */
+        totalTimeoutMs: e.KILN_SOURCE_FETCH_TIMEOUT_MS,
+        /** Connecting and the response's headers, per hop: an image host answers in well under a second. */
+        headersTimeoutMs: 5_000,
+        /** Redirects followed: CDNs use one or two (to https, to a signed URL); more is a loop or a maze. */
+        maxRedirects: 5,
+        /** Names Kiln to the image host's logs. */
+        userAgent: 'Kiln-image-sources/1 (+fetching an image a tenant named)',
+      },
+      /**
+       * Development only: URL sources may reach loopback, private (10/8, 172.16/12, 192.168/16,
+       * fc00::/7) and carrier-grade NAT addresses, where local test servers live. Never link-local
+       * or metadata addresses. Off by default, and not implied by NODE_ENV: a guard that a mode
+       * switches off quietly is off in the one deployment that forgot the mode.
+       */
+      allowPrivateAddresses: e.KILN_SOURCE_ALLOW_PRIVATE === 'true',
     },
     realtime: {
       /** Events waiting for one slow subscriber before its connection is closed (it resumes). */

@@ -2,6 +2,7 @@
 // codes in one place (trpc.ts). Anything else is a bug and reaches clients as a masked 500 —
 // except a database that cannot be reached, which is no bug: the request may simply be retried.
 import { isDatabaseUnavailable } from '../db/database-unavailable.ts';
+import type { SourceError, SourceErrorReason } from '../jobs/sources/source-error.ts';
 
 export type DomainErrorCode = 'NOT_FOUND' | 'CONFLICT' | 'BAD_REQUEST' | 'UNAUTHORIZED' | 'FORBIDDEN' | 'PAYMENT_REQUIRED' | 'TOO_MANY_REQUESTS' | 'METHOD_NOT_SUPPORTED' | 'PAYLOAD_TOO_LARGE' | 'SERVICE_UNAVAILABLE';
 
@@ -49,6 +50,30 @@ export const notServedHere = (message: string) => new DomainError('METHOD_NOT_SU
 
 export const databaseUnavailable = (cause?: unknown) =>
   new DomainError('SERVICE_UNAVAILABLE', 'database unavailable, retry in a moment', undefined, { retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS, cause });
+
+/**
+ * What each refusal of an image source answers. All are the caller's to act on — fix the URL,
+ * ask the operator for the host, send another image — so none is a 5xx: a tenant naming a dead
+ * URL must not look like Kiln failing (alerts count 5xx). The message says which; the field
+ * (`url`, `file`) is where.
+ */
+const SOURCE_REFUSALS: Record<SourceErrorReason, DomainErrorCode> = {
+  invalid_url: 'BAD_REQUEST',
+  host_not_allowed: 'BAD_REQUEST',
+  private_address: 'BAD_REQUEST',
+  bad_redirect: 'BAD_REQUEST',
+  unreachable: 'BAD_REQUEST',
+  http_status: 'BAD_REQUEST',
+  timeout: 'BAD_REQUEST',
+  too_large: 'BAD_REQUEST',
+  not_an_image: 'BAD_REQUEST',
+  too_many_pixels: 'BAD_REQUEST',
+  unreadable_image: 'BAD_REQUEST',
+};
+
+/** A refused image source as the API answers it, with the input field it is about. */
+export const sourceRefused = (error: SourceError, field: string) =>
+  new DomainError(SOURCE_REFUSALS[error.reason], `${field}: ${error.message}`, { [field]: [error.message] }, { cause: error });
 
 /** The domain error a failure stands for: itself, "database unavailable" for a lost database, or undefined (a bug). */
 export function asDomainError(error: unknown): DomainError | undefined {

@@ -16,6 +16,9 @@ import {
   idInput,
   listInput,
   onUpdateInput,
+  sourceFromUrlInput,
+  sourceIdInput,
+  uploadSourceInput,
 } from './schemas.ts';
 import { openSubscriptionSession } from './subscription-session.ts';
 import { createTRPC, subscriptionStream, type TRPCOptions } from './trpc.ts';
@@ -46,6 +49,15 @@ export function createAppRouter(options: RouterOptions) {
     models: keyProcedure.query(({ ctx }) => ctx.services.generations.models(ctx.caller)),
     /** The tenant's credit balance and its spend by model and day. */
     credits: keyProcedure.input(creditsInput).query(({ ctx, input }) => ctx.services.accounts.credits(ctx.caller, input)),
+    /** Images to start from: uploaded, or fetched from a host the tenant allows; each kept once, reusable by id. */
+    sources: router({
+      /** An image as multipart/form-data (`file`, optional `filename`); the client-sdk's `sources.upload` sends it. */
+      upload: keyProcedure.input(uploadSourceInput).mutation(({ ctx, input }) => ctx.services.sources.upload(ctx.caller, input)),
+      /** An image fetched from one of the tenant's allowed source hosts (public addresses only). */
+      fromUrl: keyProcedure.input(sourceFromUrlInput).mutation(({ ctx, input }) => ctx.services.sources.fromUrl(ctx.caller, input)),
+      /** One of the caller's sources: its format, size and stored image's URL. */
+      get: keyProcedure.input(sourceIdInput).query(({ ctx, input }) => ctx.services.sources.get(ctx.caller, input.id)),
+    }),
     /** Operations: the caller's generations per state, the provider budgets and breaker. */
     ops: router({
       stats: keyProcedure.query(({ ctx }) => ctx.services.ops.stats(ctx.caller)),

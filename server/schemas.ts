@@ -5,7 +5,8 @@ import { z } from 'zod';
 import { CACHE_MODES } from '../jobs/provider/cache-key.ts';
 import { ASPECT_RATIOS, MODEL_IDS, MODEL_TIERS } from '../jobs/provider/models.ts';
 import { CROP_STRATEGIES, CUSTOM_SIZE_LIMITS, IMAGE_FORMATS, PLATFORMS, PLATFORM_PRESETS, type Platform } from '../jobs/render/presets.ts';
-import { GENERATION_STATES, SERVED_FROM_KINDS, SHARE_BY, TENANT_TIERS } from '../db/schema.ts';
+import { GENERATION_STATES, SERVED_FROM_KINDS, SHARE_BY, SOURCE_FORMATS, SOURCE_ORIGINS, TENANT_TIERS } from '../db/schema.ts';
+import { normalizeHostPattern } from '../jobs/sources/host-allowlist.ts';
 import type * as api from './api-types.ts';
 import type { Equal, Expect } from './same-type.ts';
 
@@ -18,6 +19,10 @@ export const LIMITS = {
   listPageSize: 100,
   idempotencyKeyLength: 200,
   subjectLength: 200,
+  sourceUrlLength: 2048,
+  sourceFilenameLength: 255,
+  /** Allowed source hosts of one tenant: a store's few CDNs, not a list of the web. */
+  sourceHosts: 100,
 } as const;
 
 /** PostgreSQL text cannot hold NUL, and no prompt needs one. */
@@ -209,6 +214,14 @@ const positiveOrNull = (field: string, integer: boolean) =>
     .nullable()
     .optional();
 
+/** One allowed source host, stored normalised (see jobs/sources/host-allowlist.ts). */
+const sourceHost = z.string({ error: 'a source host must be a string' }).max(260, 'a source host is at most 253 characters').transform((entry, ctx) => {
+  const pattern = normalizeHostPattern(entry);
+  if (pattern !== undefined) return pattern;
+  ctx.addIssue({ code: 'custom', message: `"${entry}" is not a host: give a name like cdn.shop.example, *.shop.example for every host below it, or an IP address (no scheme, port or path)` });
+  return z.NEVER;
+});
+
 export const adminSetTenantInput = z
   .object({
     tenant: tenantName,
@@ -219,6 +232,13 @@ export const adminSetTenantInput = z
     requestBurst: positiveOrNull('requestBurst', true),
     subjectRequestsPerMinute: positiveOrNull('subjectRequestsPerMinute', false),
     subjectRequestBurst: positiveOrNull('subjectRequestBurst', true),
+    /** Replaces the tenant's allowed source hosts; null or []: none (URL sources off). */
+    sourceHosts: z
+      .array(sourceHost)
+      .max(LIMITS.sourceHosts, `at most ${LIMITS.sourceHosts} source hosts`)
+      .transform((hosts) => [...new Set(hosts)])
+      .nullable()
+      .optional(),
   })
   .strict();
 
@@ -235,6 +255,40 @@ export const adminListKeysInput = z.object({ tenant: tenantName.optional() }).st
 export const adminRevokeKeyInput = z
   .object({ key: z.string().trim().min(1, 'key must name a key id or prefix').max(100).refine(...wellFormed('key')) })
   .strict();
+
+const sourceFilename = z
+  .string({ error: 'filename must be text' })
+  .min(1, 'filename must not be empty')
+  .refine((value) => [...value].length <= LIMITS.sourceFilenameLength, `filename must be at most ${LIMITS.sourceFilenameLength} characters`)
+  .refine((value) => !/\p{Cc}/u.test(value), 'filename must not contain control characters')
+  .refine(...wellFormed('filename'));
+
+/**
+ * An upload is multipart/form-data (tRPC hands the procedure a FormData): the image in a `file`
+ * part, and optionally its `filename`. The client-sdk's `sources.upload` builds it.
+ */
+export const uploadSourceInput = z
+  .instanceof(FormData, { error: 'send the image as multipart/form-data with a "file" part (the client-sdk\'s sources.upload does)' })
+  .transform((form): { file?: unknown; filename?: unknown } => ({ file: form.get('file') ?? undefined, filename: form.get('filename') ?? undefined }))
+  .pipe(
+    z.object({
+      file: z.instanceof(Blob, { error: 'file must be a file part of the form (the image), not a text field' }),
+      filename: sourceFilename.optional(),
+    }),
+  );
+
+export const sourceFromUrlInput = z
+  .object({
+    url: z
+      .string({ error: 'url must be a string' })
+      .trim()
+      .min(1, 'url must not be empty')
+      .max(LIMITS.sourceUrlLength, `url must be at most ${LIMITS.sourceUrlLength} characters`)
+      .refine(...wellFormed('url')),
+  })
+  .strict();
+
+export const sourceIdInput = z.object({ id: z.uuid({ error: 'id must be a source UUID as returned by sources.upload or sources.fromUrl' }) }).strict();
 
 /**
  * Each schema outputs exactly the input type its service is declared with (api-types.ts), and
@@ -259,4 +313,9 @@ type SchemasMatchTheContract = [
   Expect<Equal<(typeof GENERATION_STATES)[number], api.GenerationState>>,
   Expect<Equal<(typeof CACHE_MODES)[number], api.CacheMode>>,
   Expect<Equal<(typeof SERVED_FROM_KINDS)[number], api.ServedFrom['kind']>>,
+  Expect<Equal<z.output<typeof uploadSourceInput>, api.UploadSourceInput>>,
+  Expect<Equal<z.output<typeof sourceFromUrlInput>, api.SourceFromUrlInput>>,
+  Expect<Equal<z.output<typeof sourceIdInput>, { id: string }>>,
+  Expect<Equal<(typeof SOURCE_FORMATS)[number], api.SourceFormat>>,
+  Expect<Equal<(typeof SOURCE_ORIGINS)[number], api.SourceOrigin>>,
 ];

@@ -34,6 +34,10 @@ import type {
   OpsStats,
   RealtimeEvent,
   ScopedToken,
+  SourceFromUrlInput,
+  SourceStored,
+  SourceView,
+  UploadSourceInput,
   WatchInput,
 } from './api-types.ts';
 
@@ -133,6 +137,16 @@ export interface TenantAdminService {
   grant(input: AdminGrantInput): Promise<AdminTenantDetail>;
 }
 
+/** Image sources: stored once per tenant by content, reusable by id (operations take them by id). */
+export interface SourceService {
+  /** Keeps an uploaded image; the same bytes again answer the source that has them. */
+  upload(caller: Caller, input: UploadSourceInput): Promise<SourceStored>;
+  /** Fetches an image from one of the tenant's allowed hosts (guarded: public addresses only) and keeps it. */
+  fromUrl(caller: Caller, input: SourceFromUrlInput): Promise<SourceStored>;
+  /** One of the caller's sources; another tenant's id answers NOT_FOUND, as a missing one does. */
+  get(caller: Caller, id: string): Promise<SourceView>;
+}
+
 export interface OpsService {
   stats(caller: Caller): Promise<OpsStats>;
 }
@@ -146,4 +160,5 @@ export interface KilnServices {
   accounts: AccountService;
   keys: KeyService;
   tenants: TenantAdminService;
+  sources: SourceService;
 }

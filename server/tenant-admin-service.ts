@@ -23,6 +23,7 @@ export function createTenantAdminService(options: { db: Kysely<Database> }): Ten
       requestBurst: tenant.request_burst,
       subjectRequestsPerMinute: tenant.subject_requests_per_minute,
       subjectRequestBurst: tenant.subject_request_burst,
+      sourceHosts: tenant.source_hosts,
       credit: balance ? { availableUsd: toUsd(balance.available), heldUsd: toUsd(balance.held) } : null,
       createdAt: tenant.created_at,
     };

@@ -5,6 +5,10 @@
 //   consumers cut off) do not apply, and where even a refused call answers 200. Asked over HTTP,
 //   a subscription answers 401 without a valid credential, as any call does, and 405
 //   (METHOD_NOT_SUPPORTED) with one.
+// - Uploads (multipart/form-data to an upload procedure) go to a tRPC handler of their own, whose
+//   body limit is the image limit rather than the JSON one; tRPC parses the form from the body as
+//   it streams and stops at the limit. A body declared over the limit is refused before it is
+//   read (read and dropped first when it is only a little over, so the client gets its 413).
 // - JSON bodies are read here, within the size limit (413 beyond). Bytes that are not valid
 //   UTF-8 would be decoded as U+FFFD and stored as a silently changed prompt; here each becomes
 //   the escape `\udfff`, a lone surrogate, which validation refuses with the field's path (and
@@ -26,14 +30,33 @@ export interface TrpcHttpOptions {
   /** The request's credential, verified; undefined when it carries none. */
   authenticate(req: http.IncomingMessage): Promise<AuthResult> | undefined;
   maxBodyBytes: number;
+  /** Upload procedures (multipart/form-data input), their handler and its body limit. */
+  uploads: {
+    isUpload(path: string): boolean;
+    handler: http.RequestListener;
+    maxBodyBytes: number;
+    /** A body declared over the limit by at most this much is read and dropped before the 413; larger, the connection is closed. */
+    maxDrainBytes: number;
+  };
   logger: Logger;
 }
 
 export function createTrpcHttpEntry(options: TrpcHttpOptions): http.RequestListener {
-  const answer = (res: http.ServerResponse, error: DomainError, path?: string) => {
+  const answer = (res: http.ServerResponse, error: DomainError, path?: string, close = false) => {
     const { status, body } = errorResponse(error, path);
-    sendJson(res, status, body, error.retryAfterSeconds !== undefined ? { retryAfterSeconds: error.retryAfterSeconds } : {});
+    sendJson(res, status, body, { ...(error.retryAfterSeconds !== undefined ? { retryAfterSeconds: error.retryAfterSeconds } : {}), ...(close ? { close } : {}) });
   };
+
+  async function upload(req: http.IncomingMessage, res: http.ServerResponse, path: string) {
+    const { maxBodyBytes, maxDrainBytes } = options.uploads;
+    const declared = Number(req.headers['content-length'] ?? Number.NaN);
+    if (!(declared > maxBodyBytes)) return options.uploads.handler(req, res);
+    const refusal = tooLarge(`upload of ${declared} bytes is over the ${maxBodyBytes}-byte limit; nothing was stored`);
+    if (declared > maxBodyBytes + maxDrainBytes) return answer(res, refusal, path, true);
+    await readBody(req, 0); // read and dropped, so the client is listening when the answer comes
+    if (!req.complete) return;
+    answer(res, refusal, path);
+  }
 
   async function refuseSubscription(req: http.IncomingMessage, res: http.ServerResponse, path: string) {
     const check = options.authenticate(req);
@@ -55,6 +78,7 @@ export function createTrpcHttpEntry(options: TrpcHttpOptions): http.RequestListe
     const paths = safelyDecoded(url.pathname.slice(options.basePath.length)).split(',');
     const subscription = paths.find((path) => options.isSubscription(path));
     if (subscription) return refuseSubscription(req, res, subscription);
+    if (req.method === 'POST' && paths.length === 1 && isMultipart(req) && options.uploads.isUpload(paths[0]!)) return upload(req, res, paths[0]!);
     if (req.method !== 'POST' || !isJson(req)) return options.handler(req, res);
     const bytes = await readBody(req, options.maxBodyBytes);
     if (!bytes) {
@@ -83,7 +107,9 @@ const safelyDecoded = (path: string) => {
   }
 };
 
-const isJson = (req: http.IncomingMessage) => req.headers['content-type']?.split(';', 1)[0]?.trim().toLowerCase() === 'application/json';
+const mediaType = (req: http.IncomingMessage) => req.headers['content-type']?.split(';', 1)[0]?.trim().toLowerCase();
+const isJson = (req: http.IncomingMessage) => mediaType(req) === 'application/json';
+const isMultipart = (req: http.IncomingMessage) => mediaType(req) === 'multipart/form-data';
 
 /** The bytes as text, each byte that is not part of a valid UTF-8 sequence written as the escape `\udfff`. */
 export function markInvalidUtf8(bytes: Buffer): string {

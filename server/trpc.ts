@@ -62,8 +62,16 @@ function fieldErrors(error: ZodError): Record<string, string[]> {
   return fields;
 }
 
+/**
+ * Procedures whose input is multipart/form-data rather than JSON: the HTTP entry gives their
+ * bodies the image size limit instead of the JSON one (trpc-http.ts).
+ */
+export const UPLOAD_PROCEDURES: ReadonlySet<string> = new Set(['sources.upload']);
+
 export interface TRPCOptions {
   isDev: boolean;
+  /** An upload's body limit, named when tRPC cuts one off as it streams. */
+  maxUploadBodyBytes: number;
   /** Calls one HTTP request, and messages one WebSocket frame, may carry: named in the error that says so. */
   maxCallsPerHttpRequest: number;
   maxMessagesPerFrame: number;
@@ -79,7 +87,7 @@ export function createTRPC(options: TRPCOptions) {
     // Subscriptions are served over WebSocket only (where their limits apply); the HTTP entry
     // refuses them before tRPC sees them, and this keeps tRPC from streaming one regardless.
     sse: { enabled: false },
-    errorFormatter({ shape: withStack, error }) {
+    errorFormatter({ shape: withStack, error, path }) {
       // Stack traces never leave the server, in development either; the log has them.
       const shape = { ...withStack, data: { ...withStack.data, stack: undefined } };
       const cause = error.cause;
@@ -103,6 +111,11 @@ export function createTRPC(options: TRPCOptions) {
           ...shape,
           message: `too many calls at once: at most ${options.maxCallsPerHttpRequest} in one HTTP request and ${options.maxMessagesPerFrame} in one WebSocket frame`,
         };
+      }
+      if (error.code === 'PAYLOAD_TOO_LARGE' && !(cause instanceof DomainError)) {
+        // tRPC's own words are the bare code: say which limit it was.
+        const upload = path !== undefined && UPLOAD_PROCEDURES.has(path);
+        return { ...shape, message: upload ? `upload over the ${options.maxUploadBodyBytes}-byte limit; nothing was stored` : 'request body too large' };
       }
       if (error.code === 'INTERNAL_SERVER_ERROR' && !options.isDev) {
         // Unexpected errors may carry database or file details: never show them to clients.

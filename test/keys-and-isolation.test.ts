@@ -184,6 +184,10 @@ describe('tenant isolation', () => {
     const id = ids[0]!;
     const done = await kiln.client.waitFor(id, { timeoutMs: 60_000 });
     assert.equal(done.state, 'succeeded');
+    // And an image source of the owner's: its original, uploaded back.
+    const original = done.assets.find((asset) => asset.kind === 'original')!;
+    const originalBytes = new Uint8Array(await (await fetch(original.url)).arrayBuffer());
+    const source = await kiln.client.sources.upload(originalBytes);
     const stranger = await kiln.newTenant();
     const tenantWide = await openRawSocket(kiln.url, { apiKey: stranger.apiKey });
     tenantWide.subscribe(1, {});
@@ -214,6 +218,12 @@ describe('tenant isolation', () => {
         await rejects(stranger.client.watch({ generationId: id }).next(), 'NOT_FOUND');
         await rejects(stranger.client.watch({ batchId }).next(), 'NOT_FOUND');
       },
+      'sources.upload': async () => {
+        const own = await stranger.client.sources.upload(originalBytes);
+        assert.deepEqual([own.id === source.id, own.deduplicated], [false, false], 'the same bytes are the stranger\'s own source');
+      },
+      'sources.fromUrl': () => rejects(stranger.client.sources.fromUrl({ url: original.url }), 'BAD_REQUEST', /URL sources are off/),
+      'sources.get': () => rejects(stranger.client.sources.get({ id: source.id }), 'NOT_FOUND'),
       'admin.keys.create': () => rejects(stranger.client.trpc.admin.keys.create.mutate({ tenant: 'owner' }), 'FORBIDDEN'),
       'admin.keys.list': () => rejects(stranger.client.trpc.admin.keys.list.query({}), 'FORBIDDEN'),
       'admin.keys.revoke': () => rejects(stranger.client.trpc.admin.keys.revoke.mutate({ key: randomUUID() }), 'FORBIDDEN'),
@@ -221,7 +231,7 @@ describe('tenant isolation', () => {
       'admin.tenants.set': () => rejects(stranger.client.trpc.admin.tenants.set.mutate({ tenant: kiln.tenantId, tier: 'free' }), 'FORBIDDEN'),
       'admin.tenants.grant': () => rejects(stranger.client.trpc.admin.tenants.grant.mutate({ tenant: kiln.tenantId, usd: 1 }), 'FORBIDDEN'),
     };
-    const router = createAppRouter({ isDev: false, maxCallsPerHttpRequest: 20, maxMessagesPerFrame: 200, credentialRecheckMs: 1000, observeCall: createCallObserver({ logger: silentLogger, tracer: trace.getTracer('kiln') }) });
+    const router = createAppRouter({ isDev: false, maxUploadBodyBytes: 1024, maxCallsPerHttpRequest: 20, maxMessagesPerFrame: 200, credentialRecheckMs: 1000, observeCall: createCallObserver({ logger: silentLogger, tracer: trace.getTracer('kiln') }) });
     assert.deepEqual(Object.keys(checks).sort(), Object.keys(router._def.procedures).sort(), 'every procedure is checked');
     for (const check of Object.values(checks)) await check();
 

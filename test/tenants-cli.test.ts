@@ -52,7 +52,7 @@ describe('kiln tenants', () => {
     assert.equal(listed.status, 0, listed.stderr);
     const line = listed.stdout.split('\n').find((candidate) => candidate.includes(' shops-inc '));
     assert.ok(line, listed.stdout);
-    const own = 'in-progress-cap=default  requests-per-minute=default  request-burst=default  subject-requests-per-minute=none  subject-request-burst=default';
+    const own = 'in-progress-cap=default  requests-per-minute=default  request-burst=default  subject-requests-per-minute=none  subject-request-burst=default  source-hosts=none';
     assert.match(line, new RegExp(`^[0-9a-f-]{36}  shops-inc  tier=free  share-by=subject  ${own}  active-keys=1  created \\d{4}-`));
     assert.match(listed.stdout, new RegExp(`^${kiln.tenantId} .* tier=standard  share-by=tenant  ${own}  active-keys=1 `, 'm'));
   });
@@ -90,6 +90,23 @@ describe('kiln tenants', () => {
     assert.equal(reset.status, 0, reset.stderr);
     assert.match(reset.stdout, /in-progress-cap 25 → default/);
     assert.equal(await capOf(), null);
+  });
+
+  it('sets the hosts a tenant\'s image sources may come from, normalised, and takes them away', async () => {
+    const { tenantId } = await kiln.newTenant('hosted-co');
+    const hostsOf = async () => (await kiln.app.database.db.selectFrom('tenants').select('source_hosts').where('id', '=', tenantId).executeTakeFirstOrThrow()).source_hosts;
+    const set = await run('tenants', 'set', 'hosted-co', '--source-hosts', 'CDN.Shop.Example, *.media.example,cdn.shop.example');
+    assert.equal(set.status, 0, set.stderr);
+    assert.match(set.stdout, /source-hosts none → cdn\.shop\.example,\*\.media\.example/);
+    assert.deepEqual(await hostsOf(), ['cdn.shop.example', '*.media.example']);
+    assert.match((await run('tenants', 'list')).stdout, /  hosted-co  .* source-hosts=cdn\.shop\.example,\*\.media\.example  active-keys=1 /);
+    const refused = await run('tenants', 'set', 'hosted-co', '--source-hosts', 'ok.example,https://cdn.shop.example/images');
+    assert.equal(refused.status, 2, refused.stderr);
+    assert.match(refused.stderr, /--source-hosts: "https:\/\/cdn\.shop\.example\/images" is not a host/);
+    assert.deepEqual(await hostsOf(), ['cdn.shop.example', '*.media.example'], 'a wrong entry changes nothing');
+    const off = await run('tenants', 'set', tenantId, '--source-hosts', 'none');
+    assert.equal(off.status, 0, off.stderr);
+    assert.deepEqual(await hostsOf(), []);
   });
 
   it('grants credit, which meters the tenant from then on', async () => {

@@ -20,11 +20,18 @@ export interface RenderedImage {
 }
 
 /**
- * Formats we accept from the provider, told by their first bytes. Anything else (SVG, PDF,
- * TIFF…) is refused before any decoder sees it, so a hostile file never reaches libvips'
- * less-travelled loaders.
+ * Formats we accept from the provider (and as image sources), told by their first bytes.
+ * Anything else (SVG, PDF, TIFF…) is refused before any decoder sees it, so a hostile file
+ * never reaches libvips' less-travelled loaders. The first SNIFF_BYTES bytes are enough.
  */
-function sniffImageFormat(bytes: Buffer): 'png' | 'jpeg' | 'webp' | 'avif' | undefined {
+export function sniffImageFormat(bytes: Uint8Array): 'png' | 'jpeg' | 'webp' | 'avif' | undefined {
+  return sniff(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+}
+
+/** How many leading bytes sniffImageFormat looks at. */
+export const SNIFF_BYTES = 12;
+
+function sniff(bytes: Buffer): 'png' | 'jpeg' | 'webp' | 'avif' | undefined {
   if (bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) return 'png';
   if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg';
   if (bytes.toString('latin1', 0, 4) === 'RIFF' && bytes.toString('latin1', 8, 12) === 'WEBP') return 'webp';
