@@ -114,18 +114,18 @@ function prepareAll(runs: readonly { name: string; args: readonly string[] }[]):
 
 function suiteReport(reports: readonly { name: string; report: BenchmarkReport | undefined }[], startedAt: number): { text: string; json: Record<string, unknown> } {
   const minutes = (performance.now() - startedAt) / 60_000;
-  const rows = reports.flatMap(({ name, report }) => (report ? report.summary.map((row) => [name, row.figure, row.value]) : [[name, 'did not finish (see the log above)', '–']]));
+  const rows = reports.flatMap(({ name, report }) => (report ? report.summary.map((row) => [`${name}: ${row.figure}`, row.value]) : [[`${name}: did not finish (see the log above)`, '–']]));
   const cpus = os.cpus();
   const text = [
     ...reports.flatMap(({ report }) => (report ? [report.text, ''] : [])),
     `summary — ${cpus.length} cores (${cpus[0]?.model.trim() ?? 'unknown CPU'}), Node ${process.version}, all benchmarks in ${minutes.toFixed(1)} min`,
-    formatTable(['benchmark', 'figure', 'value'], rows),
+    formatTable(['benchmark: figure', 'value'], rows),
   ].join('\n');
   const json = {
     machine: { cpus: cpus.length, cpuModel: cpus[0]?.model.trim() ?? 'unknown', node: process.version, loadAverage: os.loadavg()[0] },
     minutes: Math.round(minutes * 10) / 10,
     benchmarks: Object.fromEntries(reports.map(({ name, report }) => [name, report ? report.json : null])),
-    summary: rows.map(([benchmark, figure, value]) => ({ benchmark, figure, value })),
+    summary: reports.flatMap(({ name, report }) => (report ? report.summary.map((row) => ({ benchmark: name, ...row })) : [{ benchmark: name, figure: 'did not finish', value: '–' }])),
   };
   return { text, json };
 }
