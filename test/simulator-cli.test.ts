@@ -6,6 +6,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
+import sharp from 'sharp';
+import { until } from './support/until.ts';
 
 const cli = path.join(import.meta.dirname, '..', 'jobs', 'simulator', 'cli.ts');
 const children = new Set<ChildProcess>();
@@ -63,6 +65,31 @@ describe('the standalone simulator', () => {
       assert.equal(sim.token, 'r8_chosen_by_the_operator');
       assert.match(sim.tokenLine, /SIM_API_TOKEN/);
       assert.equal((await fetch(`${sim.url}/v1/account`, { headers: { authorization: 'Bearer r8_chosen_by_the_operator' } })).status, 200);
+    } finally {
+      sim.child.kill('SIGTERM');
+      await exited(sim.child);
+    }
+  });
+
+  test('SIM_MAX_INPUT_IMAGE_BYTES caps the input images its models fetch', async () => {
+    const sim = await startCli({ SIM_MAX_INPUT_IMAGE_BYTES: '1000', SIM_LATENCY_MS: '50' });
+    try {
+      const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#c84', noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).png().toBuffer();
+      assert.ok(png.length > 1000, 'the input is over the cap');
+      const headers = { authorization: `Bearer ${sim.token}`, 'content-type': 'application/json' };
+      const created = await fetch(`${sim.url}/v1/models/bria/remove-background/predictions`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ input: { image: `data:image/png;base64,${png.toString('base64')}` } }),
+      });
+      assert.equal(created.status, 201);
+      const { id } = (await created.json()) as { id: string };
+      const final = await until(async () => {
+        const prediction = (await (await fetch(`${sim.url}/v1/predictions/${id}`, { headers })).json()) as { status: string; error: string | null };
+        return ['succeeded', 'failed', 'canceled'].includes(prediction.status) ? prediction : undefined;
+      });
+      assert.equal(final.status, 'failed');
+      assert.match(final.error ?? '', /larger than 1000 bytes/);
     } finally {
       sim.child.kill('SIGTERM');
       await exited(sim.child);

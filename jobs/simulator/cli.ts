@@ -39,6 +39,9 @@ const envSchema = z.object({
   SIM_DATA_DIR: z.string().trim().min(1).optional(),
   SIM_MIN_CANCEL_AFTER_MS: optionalNumber(z.number().min(0).describe('a number of milliseconds >= 0')),
   SIM_WEBHOOK_SECRET: z.string().trim().startsWith('whsec_', 'must look like "whsec_<base64>"').optional(),
+  SIM_MAX_INPUT_IMAGE_BYTES: optionalNumber(z.number().int().positive().describe('a whole number of bytes > 0')),
+  SIM_MAX_IMAGE_PIXELS: optionalNumber(z.number().int().positive().describe('a whole number of pixels > 0')),
+  SIM_INPUT_FETCH_TIMEOUT_MS: optionalNumber(z.number().positive().describe('a number of milliseconds > 0')),
 });
 
 function optionsFromEnv(env: NodeJS.ProcessEnv): SimulatorOptions {
@@ -58,6 +61,9 @@ function optionsFromEnv(env: NodeJS.ProcessEnv): SimulatorOptions {
   if (e.SIM_DATA_DIR !== undefined) options.dataDir = e.SIM_DATA_DIR;
   if (e.SIM_MIN_CANCEL_AFTER_MS !== undefined) options.minCancelAfterMs = e.SIM_MIN_CANCEL_AFTER_MS;
   if (e.SIM_WEBHOOK_SECRET !== undefined) options.webhookSecret = e.SIM_WEBHOOK_SECRET;
+  if (e.SIM_MAX_INPUT_IMAGE_BYTES !== undefined) options.maxInputImageBytes = e.SIM_MAX_INPUT_IMAGE_BYTES;
+  if (e.SIM_MAX_IMAGE_PIXELS !== undefined) options.maxImagePixels = e.SIM_MAX_IMAGE_PIXELS;
+  if (e.SIM_INPUT_FETCH_TIMEOUT_MS !== undefined) options.inputFetchTimeoutMs = e.SIM_INPUT_FETCH_TIMEOUT_MS;
   return options;
 }
 
