@@ -35,6 +35,12 @@ export interface ServedFrom {
   generationId: string;
 }
 
+/**
+ * What a generation does. The list lives in jobs/provider/models.ts (the model table, which
+ * serves each operation); generation-service.ts proves the two equal.
+ */
+export type Operation = 'text-to-image' | 'edit' | 'upscale' | 'remove-background' | 'image-to-image';
+
 /** How many of a set of generations are in each state. */
 export type StateCounts = Record<GenerationState, number>;
 
@@ -394,7 +400,9 @@ export interface OpsStats {
 /** One model of the model table, as the caller's tier sees it. */
 export interface ModelView {
   id: string;
-  /** What a request's `tier` picks it by. */
+  /** The operations it serves. */
+  operations: Operation[];
+  /** What a request's `tier` picks it by, among the models of an operation. */
   tier: 'fast' | 'balanced' | 'quality';
   /** What one prediction costs at the provider: per image, or per second of GPU time. */
   price: { per: 'image'; usd: number } | { per: 'gpu-second'; usd: number; hardware: string; /** Reserved per generation; charged the time it took, never more. */ reserveSeconds: number };

@@ -21,7 +21,7 @@ import {
 } from '../db/generations.ts';
 import type { Asset, Database, Generation, GenerationEvent, ServedFromKind } from '../db/schema.ts';
 import { canonicalJson, mayReuse, providerFingerprint } from '../jobs/provider/cache-key.ts';
-import { MODEL_IDS, MODELS, mayUse, modelForTier, modelsForTenantTier, type ModelId, type ModelTier, type ModelPrice } from '../jobs/provider/models.ts';
+import { MODEL_IDS, MODELS, mayUse, modelDefinition, modelForTier, modelsForTenantTier, type ModelId, type ModelTier, type ModelPrice, type Operation } from '../jobs/provider/models.ts';
 import { priorityHeadStartSeconds } from '../jobs/dispatch/select.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import { notifyDispatcher } from '../db/dispatch.ts';
@@ -43,6 +43,7 @@ import type {
   GenerationSummary,
   ListInput,
   ModelView,
+  Operation as ApiOperation,
   QueueEstimate,
   StageEvent,
 } from './api-types.ts';
@@ -90,6 +91,7 @@ type QueueEstimateMatchesTheQuery = Expect<Equal<DbQueueEstimate, QueueEstimate>
 /** The model table's prices and tiers go out as they are (api-types.ts restates them for the client's declarations). */
 type ModelPriceMatchesTheTable = Expect<Equal<ModelPrice, ModelView['price']>>;
 type ModelTierMatchesTheTable = Expect<Equal<ModelTier, ModelView['tier']>>;
+type OperationsMatchTheTable = Expect<Equal<Operation, ApiOperation>>;
 
 export function createGenerationService({ db, queue, publicUrl, defaultDeadlineSeconds, groupCommit, estimates, priorityAgingSeconds, requestLimiter, idempotencyKeySeconds, cachePriceShare, onQueued }: GenerationServiceOptions): GenerationService {
   const newId = createIdFactory();
@@ -97,7 +99,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
   const chooseModel = (caller: Caller, item: BatchItemInput, field: string): ModelId => {
     const model = item.model ?? modelForTier(item.tier ?? TIER_FOR_TENANT[caller.tenantTier] ?? 'fast');
     if (mayUse(model, caller.tenantTier)) return model;
-    const allowed = modelsForTenantTier(caller.tenantTier);
+    const allowed = modelsForTenantTier(caller.tenantTier, 'text-to-image');
     const may = allowed.length > 0 ? `it may use: ${allowed.join(', ')}` : 'it may use no model';
     const path = `${field}${item.tier && !item.model ? 'tier' : 'model'}`;
     throw forbidden(`model ${model} is not available on the ${caller.tenantTier} tier; ${may}`, { [path]: [`not available on the ${caller.tenantTier} tier`] });
@@ -114,7 +116,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       model,
       price: pricing(MODELS[model].price, cachePriceShare),
       // What the provider would be sent decides what is identical; platforms and formats are Kiln's own work.
-      fingerprint: providerFingerprint(model, { prompt: item.prompt, negativePrompt: item.negativePrompt ?? null, aspectRatio: item.aspectRatio, seed }),
+      fingerprint: providerFingerprint(model, { operation: 'text-to-image', prompt: item.prompt, negativePrompt: item.negativePrompt ?? null, aspectRatio: item.aspectRatio, seed, strength: null, scale: null }),
       mayReuse: mayReuse(item.cache, seed),
       request: {
         platforms: item.platforms,
@@ -294,7 +296,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
     },
 
     async models(caller: Caller): Promise<ModelView[]> {
-      return MODEL_IDS.map((id) => ({ id, tier: MODELS[id].tier, price: MODELS[id].price, available: mayUse(id, caller.tenantTier) }));
+      return MODEL_IDS.map((id) => ({ id, operations: [...modelDefinition(id).operations], tier: MODELS[id].tier, price: MODELS[id].price, available: mayUse(id, caller.tenantTier) }));
     },
 
     async status(caller: Caller, id: string): Promise<GenerationStatusView> {

@@ -13,7 +13,7 @@ import { SpanKind } from '@opentelemetry/api';
 import type { JobMetrics } from '../metrics.ts';
 import type { PhaseRun } from '../telemetry/phase-run.ts';
 import { PermanentProviderError, ProviderUnavailableError, RateLimitedError, TransientProviderError } from '../provider/errors.ts';
-import { MODELS, isModelId } from '../provider/models.ts';
+import { isModelId, modelDefinition } from '../provider/models.ts';
 import type { ImageProvider, Prediction } from '../provider/provider.ts';
 import type { GenerationJob, JobQueue } from '../queue.ts';
 import { NOT_STARTED_BEFORE_DEADLINE, cancelAfterSeconds, isPastDeadline, predictionDeadline } from './deadlines.ts';
@@ -147,9 +147,12 @@ export function createCreatePhase(options: CreatePhaseOptions) {
     }
     if (await followIdenticalWork(generation)) return run.outcome('followed-identical');
     if (!isModelId(generation.model)) throw new PermanentProviderError(`unknown model ${generation.model}`);
-    const model = MODELS[generation.model];
+    const model = modelDefinition(generation.model);
     const request = storedRequest.parse(generation.request);
-    const input = model.buildInput({ prompt: generation.prompt, negativePrompt: request.negativePrompt, aspectRatio: request.aspectRatio, seed: request.seed });
+    const input = model.buildInput(
+      { operation: 'text-to-image', prompt: generation.prompt, negativePrompt: request.negativePrompt, aspectRatio: request.aspectRatio, seed: request.seed, strength: null, scale: null },
+      null,
+    );
 
     if (generation.create_sent_attempt !== null && generation.create_sent_at !== null) {
       // An earlier attempt sent a create and did not store what came of it.
