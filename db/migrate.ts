@@ -20,6 +20,7 @@ import * as retention from './migrations/0016-retention.ts';
 import * as requestCorrelation from './migrations/0017-request-correlation.ts';
 import * as imageSources from './migrations/0018-image-sources.ts';
 import * as providerFiles from './migrations/0019-provider-files.ts';
+import * as outputIndex from './migrations/0020-output-index.ts';
 
 /** Migrations live in code (not discovered on disk) so they ship with the build and run in order. */
 const migrations = {
@@ -42,6 +43,7 @@ const migrations = {
   '0017-request-correlation': requestCorrelation,
   '0018-image-sources': imageSources,
   '0019-provider-files': providerFiles,
+  '0020-output-index': outputIndex,
 } satisfies Record<string, Migration>;
 
 const inCodeProvider: MigrationProvider = {

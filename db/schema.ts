@@ -143,6 +143,8 @@ export interface GenerationRequestJson {
   /** image-to-image's strength (0–1); upscale's factor. */
   strength?: number | null;
   scale?: number | null;
+  /** Images asked of the prediction; absent: one. */
+  outputs?: number;
 }
 
 /**
@@ -178,6 +180,8 @@ export interface AssetsTable {
   id: Generated<string>;
   generation_id: string;
   tenant_id: string;
+  /** Which output of its generation's prediction it comes from, from 0 (migration 0020). */
+  output_index: Generated<number>;
   kind: 'original' | 'variant';
   platform: string | null;
   format: string;

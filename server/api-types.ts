@@ -66,6 +66,8 @@ export interface GenerationOptions {
   /** Whom within the tenant it is for (an end user, a store); opaque to Kiln. */
   subject?: string | undefined;
   cache: CacheMode;
+  /** Images of one prediction (1–4), each with its own variants. */
+  outputs: number;
 }
 
 /** A prompt in, an image out (the default operation). */
@@ -310,6 +312,8 @@ export interface AdminKeyRevoked {
 }
 
 export interface AssetView {
+  /** Which of the generation's outputs it belongs to, from 0 (its original and that original's variants). */
+  outputIndex: number;
   kind: 'original' | 'variant';
   platform: string | null;
   format: string;
@@ -335,6 +339,8 @@ export interface GenerationSummary {
   prompt: string;
   /** The image source it starts from; null for text-to-image. */
   sourceId: string | null;
+  /** Images it asked for, each an original with its own variants among `assets`. */
+  outputs: number;
   model: string;
   predictionId: string | null;
   /** Null: its own work; otherwise the identical generation it is (or will be) served from. */

@@ -143,6 +143,12 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       const offered = modelDefinition(model).scales.join(' or ');
       throw badRequest(`model ${model} upscales by ${offered} only; ask for that scale, or name a model that offers ${scale}`, { [`${field}scale`]: [`${model} upscales by ${offered} only`] });
     }
+    if (item.outputs > modelDefinition(model).maxOutputs) {
+      // Models without num_outputs make one image a prediction; several predictions for one request are not offered yet.
+      const able = modelsFor(operation).filter((id) => modelDefinition(id).maxOutputs >= item.outputs);
+      const instead = able.length > 0 ? `use one that takes num_outputs (${able.join(', ')})` : `no model for ${operation} makes more than one yet`;
+      throw badRequest(`model ${model} makes one image per prediction; for ${item.outputs} outputs ${instead}, or ask for one`, { [`${field}outputs`]: [`${model} makes one image per prediction`] });
+    }
     return model;
   };
 
@@ -172,6 +178,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       seed,
       strength: item.operation === 'image-to-image' ? item.strength : null,
       scale: item.operation === 'upscale' ? item.scale : null,
+      outputs: item.outputs,
     };
     const request: GenerationRequestJson = {
       platforms: item.platforms,
@@ -182,6 +189,8 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       seed,
       negativePrompt: modelRequest.negativePrompt,
       operation: item.operation,
+      // One output is what every row held before outputs: left out, so such a row stays as it was.
+      ...(item.outputs > 1 ? { outputs: item.outputs } : {}),
       ...(source
         ? {
             input: { kind: 'source' as const, sourceId: source.id, contentHash: source.content_hash, storageKey: source.storage_key, format: source.format },
@@ -196,7 +205,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       batchId,
       prompt,
       model,
-      price: pricing(MODELS[model].price, cachePriceShare),
+      price: pricing(MODELS[model].price, cachePriceShare, item.outputs),
       // What the provider would be sent decides what is identical (an input image by its content);
       // platforms and formats are Kiln's own work.
       fingerprint: providerFingerprint(model, modelRequest, source?.content_hash ?? null),
@@ -236,6 +245,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
     operation: operationOf(generation.request.operation),
     prompt: generation.prompt,
     sourceId: generation.request.input?.sourceId ?? null,
+    outputs: generation.request.outputs ?? 1,
     model: generation.model,
     predictionId: generation.prediction_id,
     servedFrom: generation.served_from_kind && generation.served_from_id ? { kind: generation.served_from_kind, generationId: generation.served_from_id } : null,

@@ -3,7 +3,7 @@
 // services receive — is stated in api-types.ts and proven equal here, at the end.
 import { z } from 'zod';
 import { CACHE_MODES } from '../jobs/provider/cache-key.ts';
-import { ASPECT_RATIOS, DEFAULT_STRENGTH, MODEL_IDS, MODEL_TIERS, OPERATIONS, UPSCALE_FACTORS } from '../jobs/provider/models.ts';
+import { ASPECT_RATIOS, DEFAULT_STRENGTH, MAX_OUTPUTS, MODEL_IDS, MODEL_TIERS, OPERATIONS, UPSCALE_FACTORS } from '../jobs/provider/models.ts';
 import { CROP_STRATEGIES, CUSTOM_SIZE_LIMITS, IMAGE_FORMATS, PLATFORMS, PLATFORM_PRESETS, type Platform } from '../jobs/render/presets.ts';
 import { GENERATION_STATES, SERVED_FROM_KINDS, SHARE_BY, SOURCE_FORMATS, SOURCE_ORIGINS, TENANT_TIERS } from '../db/schema.ts';
 import { normalizeHostPattern } from '../jobs/sources/host-allowlist.ts';
@@ -104,16 +104,26 @@ const generationOptions = {
    * parameters and seed): 'default' when seeded, 'reuse-unseeded' even without a seed, 'off' never.
    */
   cache: z.enum(CACHE_MODES, { error: `cache must be one of: ${CACHE_MODES.join(', ')}` }).default('default'),
+  /** Images of one prediction, each an original with its own variants (models with num_outputs only, for now). */
+  outputs: z.int({ error: 'outputs must be a whole number' }).min(1, `outputs must be between 1 and ${MAX_OUTPUTS}`).max(MAX_OUTPUTS, `outputs must be between 1 and ${MAX_OUTPUTS}`).default(1),
 };
 
+/** What a generation renders: its variants, for each of its outputs. */
+interface RenderRequest {
+  platforms: readonly Platform[];
+  sizes: readonly { width: number; height: number }[];
+  formats: readonly string[];
+  outputs: number;
+}
 /** Output pixels one generation may ask for, so one request cannot monopolise the renderers. */
-const outputPixels = (input: { platforms: readonly Platform[]; sizes: readonly { width: number; height: number }[]; formats: readonly string[] }) =>
+const outputPixels = (input: RenderRequest) =>
   [...input.platforms.map((platform) => PLATFORM_PRESETS[platform]), ...input.sizes].reduce((sum, size) => sum + size.width * size.height, 0) *
-  input.formats.length;
-const variantCountWithinLimit = (input: { platforms: readonly Platform[]; sizes: readonly { width: number; height: number }[]; formats: readonly string[] }) =>
-  (input.platforms.length + input.sizes.length) * input.formats.length <= LIMITS.variantsPerGeneration && outputPixels(input) <= LIMITS.outputPixels;
+  input.formats.length *
+  input.outputs;
+const variantCountWithinLimit = (input: RenderRequest) =>
+  (input.platforms.length + input.sizes.length) * input.formats.length * input.outputs <= LIMITS.variantsPerGeneration && outputPixels(input) <= LIMITS.outputPixels;
 const tooManyVariants = {
-  message: `(platforms + sizes) × formats must be at most ${LIMITS.variantsPerGeneration} variants and ${LIMITS.outputPixels / 1_000_000} megapixels in all`,
+  message: `(platforms + sizes) × formats × outputs must be at most ${LIMITS.variantsPerGeneration} variants and ${LIMITS.outputPixels / 1_000_000} megapixels in all`,
   path: ['formats'],
 };
 

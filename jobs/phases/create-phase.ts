@@ -166,7 +166,7 @@ export function createCreatePhase(options: CreatePhaseOptions) {
       image = file.url;
     }
     const input = model.buildInput(
-      { operation: request.operation, prompt: generation.prompt, negativePrompt: request.negativePrompt, aspectRatio: request.aspectRatio, seed: request.seed, strength: request.strength, scale: request.scale },
+      { operation: request.operation, prompt: generation.prompt, negativePrompt: request.negativePrompt, aspectRatio: request.aspectRatio, seed: request.seed, strength: request.strength, scale: request.scale, outputs: request.outputs },
       image,
     );
 

@@ -56,4 +56,5 @@ export const storedRequest = z.object({
     .default(null),
   strength: z.number().min(0).max(1).nullable().default(null),
   scale: z.literal(UPSCALE_FACTORS).nullable().default(null),
+  outputs: z.int().min(1).default(1),
 });

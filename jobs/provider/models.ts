@@ -48,6 +48,8 @@ export interface ModelDefinition {
   operations: readonly Operation[];
   /** Upscale factors it offers (upscalers only; empty otherwise). */
   scales: readonly UpscaleFactor[];
+  /** Images one prediction can make (its `num_outputs`, up to 4); 1: it takes no num_outputs and makes one. */
+  maxOutputs: number;
   /**
    * True when its output follows from its input alone (it takes no seed): a repeat of the same
    * request asks for the same image, so the cache may serve it without a seed.
@@ -72,6 +74,8 @@ export interface ModelRequest {
   strength: number | null;
   /** upscale: the factor of every edge. */
   scale: UpscaleFactor | null;
+  /** Images asked of the one prediction (1–4; above 1 only for models with num_outputs). */
+  outputs: number;
 }
 
 const seedOf = (request: ModelRequest) => (request.seed === null ? {} : { seed: request.seed });
@@ -81,7 +85,7 @@ const fluxInput = (request: ModelRequest): Record<string, unknown> => ({
   prompt: request.prompt,
   aspect_ratio: request.aspectRatio,
   output_format: 'png',
-  num_outputs: 1,
+  num_outputs: request.outputs,
   ...seedOf(request),
 });
 
@@ -91,7 +95,7 @@ const fluxImageToImage = (request: ModelRequest, image: string | null): Record<s
   image,
   prompt_strength: request.strength ?? DEFAULT_STRENGTH,
   output_format: 'png',
-  num_outputs: 1,
+  num_outputs: request.outputs,
   ...seedOf(request),
 });
 
@@ -106,6 +110,7 @@ export const MODELS = {
     tenantTiers: ['free', 'standard', 'pro'],
     operations: ['text-to-image'],
     scales: [],
+    maxOutputs: 4,
     deterministic: false,
     buildInput: fluxInput,
   },
@@ -117,6 +122,7 @@ export const MODELS = {
     tenantTiers: ['standard', 'pro'],
     operations: ['text-to-image'],
     scales: [],
+    maxOutputs: 4,
     deterministic: false,
     buildInput: (request) => {
       const [w = 1, h = 1] = request.aspectRatio.split(':').map(Number);
@@ -128,6 +134,8 @@ export const MODELS = {
         ...(request.negativePrompt ? { negative_prompt: request.negativePrompt } : {}),
         width: round8(w * scale),
         height: round8(h * scale),
+        // Sent only when above its default (1), so a one-image request's input stays as it was.
+        ...(request.outputs > 1 ? { num_outputs: request.outputs } : {}),
         ...seedOf(request),
       };
     },
@@ -139,6 +147,7 @@ export const MODELS = {
     tenantTiers: ['pro'],
     operations: ['text-to-image', 'image-to-image'],
     scales: [],
+    maxOutputs: 4,
     deterministic: false,
     buildInput: (request, image) => (request.operation === 'image-to-image' ? fluxImageToImage(request, image) : fluxInput(request)),
   },
@@ -149,6 +158,7 @@ export const MODELS = {
     tenantTiers: ['standard', 'pro'],
     operations: ['edit'],
     scales: [],
+    maxOutputs: 1,
     deterministic: false,
     // match_input_image keeps the source's shape; 2 is the most permissive safety setting allowed with an input image.
     buildInput: (request, image) => ({
@@ -168,6 +178,7 @@ export const MODELS = {
     tenantTiers: ['free', 'standard', 'pro'],
     operations: ['upscale'],
     scales: [2, 4],
+    maxOutputs: 1,
     deterministic: true,
     buildInput: (request, image) => ({ image, scale: request.scale ?? 2 }),
   },
@@ -179,6 +190,7 @@ export const MODELS = {
     operations: ['upscale'],
     // It takes no factor; it doubles (the simulator's choice, as Recraft publishes none).
     scales: [2],
+    maxOutputs: 1,
     deterministic: true,
     buildInput: (_request, image) => ({ image }),
   },
@@ -189,6 +201,7 @@ export const MODELS = {
     tenantTiers: ['standard', 'pro'],
     operations: ['remove-background'],
     scales: [],
+    maxOutputs: 1,
     deterministic: true,
     buildInput: (_request, image) => ({ image, preserve_alpha: true }),
   },
@@ -236,6 +249,9 @@ export function mayUse(model: ModelId, tenantTier: string): boolean {
 }
 
 /** The models a tenant of `tenantTier` may use, in the table's order (of one operation, when given). */
+/** The most outputs a request may ask of one prediction (num_outputs' range on Replicate). */
+export const MAX_OUTPUTS = 4;
+
 export function modelsForTenantTier(tenantTier: string, operation?: Operation): ModelId[] {
   return MODEL_IDS.filter((id) => mayUse(id, tenantTier) && (operation === undefined || serves(id, operation)));
 }
