@@ -188,11 +188,13 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       aspectRatio: modelRequest.aspectRatio,
       seed,
       negativePrompt: modelRequest.negativePrompt,
-      operation: item.operation,
-      // One output is what every row held before outputs: left out, so such a row stays as it was.
+      // A prompt with one output is what every row held before: its request is written as it was
+      // (readers take what is absent as text-to-image, one output), so an idempotent retry across
+      // an upgrade still matches its first request, and the hot path writes no more than before.
       ...(item.outputs > 1 ? { outputs: item.outputs } : {}),
       ...(source
         ? {
+            operation: item.operation,
             input: { kind: 'source' as const, sourceId: source.id, contentHash: source.content_hash, storageKey: source.storage_key, format: source.format },
             strength: modelRequest.strength,
             scale: modelRequest.scale,
