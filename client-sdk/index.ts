@@ -164,9 +164,9 @@ export function createKilnClient(options: KilnClientOptions) {
   }
 
   return {
-    /** Queue one prompt. Answers at once with `{ id, status }`. */
+    /** Queue one prompt, or one image operation on a source (`operation`). Answers at once with `{ id, status }`. */
     generate: (input: KilnInputs['generate']) => trpc.generate.mutate(input),
-    /** Queue up to 1,000 prompts in one transaction. */
+    /** Queue up to 1,000 prompts or image operations in one transaction. */
     batch: (input: KilnInputs['batch']) => trpc.batch.mutate(input),
     status,
     batchStatus: (input: KilnInputs['batchStatus']) => trpc.batchStatus.query(input),

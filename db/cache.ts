@@ -110,9 +110,9 @@ export async function waitingFollowers(db: Db, generationId: string): Promise<st
   return rows.map((row) => row.id);
 }
 
-/** The provider's image of a generation, as stored (every success keeps it). */
-export async function findOriginalAsset(db: Db, generationId: string): Promise<Asset | undefined> {
-  return db.selectFrom('assets').selectAll().where('generation_id', '=', generationId).where('kind', '=', 'original').executeTakeFirst();
+/** The provider's images of a generation (one per output, in output order), as stored: every success keeps them. */
+export async function findOriginalAssets(db: Db, generationId: string): Promise<Asset[]> {
+  return db.selectFrom('assets').selectAll().where('generation_id', '=', generationId).where('kind', '=', 'original').orderBy('output_index').execute();
 }
 
 /** A tenant's generations served from another, by how (the ops stats). */

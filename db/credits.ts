@@ -98,15 +98,18 @@ export async function creditUsage(db: Db, tenantId: string, days: number): Promi
 }
 
 /**
- * What a generation of a model with this price is billed by and reserves, in micro-dollars: an
- * image's price; or `reserveSeconds` of GPU time, of which it is charged the time it took. When
- * served from an identical generation it is charged `cache`: `cacheShare` of what it would reserve.
+ * What a generation of a model with this price is billed by and reserves, in micro-dollars, for a
+ * prediction of `images` images: the images' price (`unit` is then what the prediction's images
+ * cost together, the settle trigger's per-image charge); or `reserveSeconds` of GPU time per image,
+ * of which it is charged the time it took. When served from an identical generation it is charged
+ * `cache`: `cacheShare` of what it would reserve.
  */
 export function pricing(
   price: { per: 'image'; usd: number } | { per: 'gpu-second'; usd: number; reserveSeconds: number },
   cacheShare: number,
+  images = 1,
 ): { per: 'image' | 'gpu-second'; unit: number; reserve: number; cache: number } {
-  const unit = toMicroUsd(price.usd);
-  const reserve = price.per === 'image' ? unit : Math.ceil(unit * price.reserveSeconds);
+  const unit = price.per === 'image' ? toMicroUsd(price.usd) * images : toMicroUsd(price.usd);
+  const reserve = price.per === 'image' ? unit : Math.ceil(unit * price.reserveSeconds * images);
   return { per: price.per, unit, reserve, cache: Math.ceil(reserve * cacheShare) };
 }

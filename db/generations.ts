@@ -157,6 +157,7 @@ export async function listAssets(db: Db, generationIds: readonly string[]): Prom
     .selectAll()
     .where('generation_id', 'in', generationIds)
     .orderBy('generation_id')
+    .orderBy('output_index')
     .orderBy('kind')
     .orderBy('platform')
     .orderBy('format')

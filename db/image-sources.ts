@@ -55,3 +55,9 @@ export async function findTenantSourceHosts(db: Db, tenantId: string): Promise<s
   const row = await db.selectFrom('tenants').select('source_hosts').where('id', '=', tenantId).executeTakeFirst();
   return row?.source_hosts;
 }
+
+/** The tenant's sources among `ids` (one query for a whole batch); ids of another tenant find nothing. */
+export async function findImageSources(db: Db, tenantId: string, ids: readonly string[]): Promise<ImageSource[]> {
+  if (ids.length === 0) return [];
+  return db.selectFrom('image_sources').selectAll().where('tenant_id', '=', tenantId).where('id', 'in', ids).execute();
+}

@@ -19,6 +19,8 @@ import * as batchKeys from './migrations/0015-batch-keys.ts';
 import * as retention from './migrations/0016-retention.ts';
 import * as requestCorrelation from './migrations/0017-request-correlation.ts';
 import * as imageSources from './migrations/0018-image-sources.ts';
+import * as providerFiles from './migrations/0019-provider-files.ts';
+import * as outputIndex from './migrations/0020-output-index.ts';
 
 /** Migrations live in code (not discovered on disk) so they ship with the build and run in order. */
 const migrations = {
@@ -40,6 +42,8 @@ const migrations = {
   '0016-retention': retention,
   '0017-request-correlation': requestCorrelation,
   '0018-image-sources': imageSources,
+  '0019-provider-files': providerFiles,
+  '0020-output-index': outputIndex,
 } satisfies Record<string, Migration>;
 
 const inCodeProvider: MigrationProvider = {

@@ -136,6 +136,30 @@ export interface GenerationRequestJson {
   aspectRatio: string;
   seed: number | null;
   negativePrompt: string | null;
+  /** What it does (jobs/provider/models.ts); rows from before image operations have none: text-to-image. */
+  operation?: string;
+  /** The image it starts from (image operations); null or absent for text-to-image. */
+  input?: InputImageJson | null;
+  /** image-to-image's strength (0–1); upscale's factor. */
+  strength?: number | null;
+  scale?: number | null;
+  /** Images asked of the prediction; absent: one. */
+  outputs?: number;
+}
+
+/**
+ * The image a generation starts from, as it was when the request was accepted: enough for the
+ * worker to read its bytes and to upload them to the provider once. Today always a source; a
+ * generation's output (a chain) would be another kind with the same fields.
+ */
+export interface InputImageJson {
+  kind: 'source';
+  sourceId: string;
+  /** SHA-256 of the bytes (hex): how the provider's copy is found again (provider_files). */
+  contentHash: string;
+  /** Its object in the asset store. */
+  storageKey: string;
+  format: SourceFormat;
 }
 
 export interface GenerationEventsTable {
@@ -156,6 +180,8 @@ export interface AssetsTable {
   id: Generated<string>;
   generation_id: string;
   tenant_id: string;
+  /** Which output of its generation's prediction it comes from, from 0 (migration 0020). */
+  output_index: Generated<number>;
   kind: 'original' | 'variant';
   platform: string | null;
   format: string;
@@ -224,6 +250,17 @@ export interface ProviderRateLimitsTable {
   throttled: ColumnType<string, never, never>;
 }
 
+/** An input image uploaded to the provider, per account and content (migration 0019); see db/provider-files.ts. */
+export interface ProviderFilesTable {
+  scope: string;
+  content_hash: string;
+  file_id: string | null;
+  url: string | null;
+  expires_at: Date | null;
+  uploaded_at: Date | null;
+  uploads: Generated<number>;
+}
+
 export interface DispatchLanesTable {
   lane: string;
   pass: number;
@@ -287,6 +324,7 @@ export interface Database {
   generation_events: GenerationEventsTable;
   assets: AssetsTable;
   image_sources: ImageSourcesTable;
+  provider_files: ProviderFilesTable;
   storage_orphans: StorageOrphansTable;
 }
 

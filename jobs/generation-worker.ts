@@ -10,6 +10,7 @@ import type { Database, Generation } from '../db/schema.ts';
 import type { Logger } from './logger.ts';
 import { NO_JOB_METRICS, type JobMetrics, type JobPhase } from './metrics.ts';
 import { createCreatePhase } from './phases/create-phase.ts';
+import { createInputFiles } from './phases/input-files.ts';
 import { createCopyPhase } from './phases/copy-phase.ts';
 import { createDelivery } from './phases/deliver.ts';
 import { createFinishPhase } from './phases/finish-phase.ts';
@@ -61,6 +62,8 @@ export interface GenerationWorkerOptions {
     /** How long a prediction may run at the provider. */
     predictionTimeoutSeconds: number;
     earlierCreate: EarlierCreateSearch;
+    /** Input images uploaded to the provider: reused while they live this much longer; the lifetime assumed when the provider names none. */
+    inputFiles: { reuseMarginSeconds: number; assumedLifetimeSeconds: number };
   };
   defer: { minMs: number; jitter: number };
   polls: WaitPhaseOptions['polls'];
@@ -114,6 +117,13 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
     minCancelAfterSeconds: options.create.minCancelAfterSeconds,
     predictionTimeoutSeconds: options.create.predictionTimeoutSeconds,
     earlierCreate: options.create.earlierCreate,
+    inputs: createInputFiles({
+      db,
+      provider,
+      storage: options.storage,
+      ...options.create.inputFiles,
+      decode: { maxPixels: options.render.maxInputPixels, timeoutSeconds: options.render.timeoutSeconds },
+    }),
     defer: options.defer,
     webhookUrl: (generation: Generation) => {
       const base = options.webhooks.baseUrl();

@@ -42,7 +42,10 @@ export interface FinishJob {
   generationId: string;
   attempt: number;
   predictionId: string;
+  /** The first output (every job has it: jobs queued before several outputs name only this one). */
   outputUrl: string;
+  /** Every output of the prediction, in order, when it made more than one. */
+  outputUrls?: string[];
 }
 
 /** A generation served from an identical one: its variants are rendered from that one's original (finish queue). */

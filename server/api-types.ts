@@ -12,7 +12,7 @@
 // Outputs: services annotate their answers with these types, so a wrong or missing field
 // is a compile error in the service, not a silent change of the API. Dates are `Date`s here;
 // clients receive them as ISO strings (JSON), which tRPC's inferred output types say.
-import type { AspectRatio, ModelId, ModelTier } from '../jobs/provider/models.ts';
+import type { AspectRatio, ModelId, ModelTier, UpscaleFactor } from '../jobs/provider/models.ts';
 import type { CropStrategy, ImageFormat, Platform } from '../jobs/render/presets.ts';
 
 /**
@@ -45,29 +45,84 @@ export interface CustomSize {
   height: number;
 }
 
-/** One prompt of a batch, with the schema's defaults applied. */
-export interface BatchItemInput {
-  prompt: string;
-  negativePrompt?: string | undefined;
+/**
+ * What a generation does. The list lives in jobs/provider/models.ts (the model table, which
+ * serves each operation); schemas.ts proves the two equal.
+ */
+export type Operation = 'text-to-image' | 'edit' | 'upscale' | 'remove-background' | 'image-to-image';
+
+/** What every operation's request shares, with the schema's defaults applied. */
+export interface GenerationOptions {
   platforms: Platform[];
   /** Extra output sizes beside the platform presets. */
   sizes: CustomSize[];
   formats: ImageFormat[];
   crop: CropStrategy;
+  /** A model that serves the operation; otherwise `tier` (or the tenant's tier) picks one. */
   model?: ModelId | undefined;
   tier?: ModelTier | undefined;
-  aspectRatio: AspectRatio;
-  seed?: number | undefined;
   priority: number;
   deadlineSeconds?: number | undefined;
   /** Whom within the tenant it is for (an end user, a store); opaque to Kiln. */
   subject?: string | undefined;
   cache: CacheMode;
+  /** Images of one prediction (1–4), each with its own variants. */
+  outputs: number;
 }
 
-export interface GenerateInput extends BatchItemInput {
+/** A prompt in, an image out (the default operation). */
+export interface TextToImageInput extends GenerationOptions {
+  operation: 'text-to-image';
+  prompt: string;
+  negativePrompt?: string | undefined;
+  aspectRatio: AspectRatio;
+  seed?: number | undefined;
+}
+
+/** A source changed as the prompt says. */
+export interface EditInput extends GenerationOptions {
+  operation: 'edit';
+  /** A source of the caller's tenant (sources.upload, sources.fromUrl). */
+  sourceId: string;
+  prompt: string;
+  seed?: number | undefined;
+}
+
+/** A source with every edge × scale. */
+export interface UpscaleInput extends GenerationOptions {
+  operation: 'upscale';
+  sourceId: string;
+  scale: UpscaleFactor;
+}
+
+/** A source with its background made transparent. */
+export interface RemoveBackgroundInput extends GenerationOptions {
+  operation: 'remove-background';
+  sourceId: string;
+}
+
+/** A new picture from the prompt drawn over a source: strength 0 keeps the source, 1 ignores it. */
+export interface ImageToImageInput extends GenerationOptions {
+  operation: 'image-to-image';
+  sourceId: string;
+  prompt: string;
+  strength: number;
+  seed?: number | undefined;
+}
+
+/** One item of a batch, with the schema's defaults applied: one operation's request. */
+export type BatchItemInput = TextToImageInput | EditInput | UpscaleInput | RemoveBackgroundInput | ImageToImageInput;
+
+/** Repeating a key (within the remembered time) answers with the first generation, if the request is the same. */
+interface Keyed {
   idempotencyKey?: string | undefined;
 }
+export interface TextToImageGenerateInput extends TextToImageInput, Keyed {}
+export interface EditGenerateInput extends EditInput, Keyed {}
+export interface UpscaleGenerateInput extends UpscaleInput, Keyed {}
+export interface RemoveBackgroundGenerateInput extends RemoveBackgroundInput, Keyed {}
+export interface ImageToImageGenerateInput extends ImageToImageInput, Keyed {}
+export type GenerateInput = TextToImageGenerateInput | EditGenerateInput | UpscaleGenerateInput | RemoveBackgroundGenerateInput | ImageToImageGenerateInput;
 
 export interface BatchInput {
   /** The subject of every item that names none. */
@@ -257,6 +312,8 @@ export interface AdminKeyRevoked {
 }
 
 export interface AssetView {
+  /** Which of the generation's outputs it belongs to, from 0 (its original and that original's variants). */
+  outputIndex: number;
   kind: 'original' | 'variant';
   platform: string | null;
   format: string;
@@ -277,7 +334,13 @@ export interface GenerationSummary {
   state: GenerationState;
   /** The latest stage, finer than the state (e.g. 'rendering'). */
   stage: string;
+  /** What it does; the prompt is empty for operations that take none (upscale, remove-background). */
+  operation: Operation;
   prompt: string;
+  /** The image source it starts from; null for text-to-image. */
+  sourceId: string | null;
+  /** Images it asked for, each an original with its own variants among `assets`. */
+  outputs: number;
   model: string;
   predictionId: string | null;
   /** Null: its own work; otherwise the identical generation it is (or will be) served from. */
@@ -394,7 +457,9 @@ export interface OpsStats {
 /** One model of the model table, as the caller's tier sees it. */
 export interface ModelView {
   id: string;
-  /** What a request's `tier` picks it by. */
+  /** The operations it serves. */
+  operations: Operation[];
+  /** What a request's `tier` picks it by, among the models of an operation. */
   tier: 'fast' | 'balanced' | 'quality';
   /** What one prediction costs at the provider: per image, or per second of GPU time. */
   price: { per: 'image'; usd: number } | { per: 'gpu-second'; usd: number; hardware: string; /** Reserved per generation; charged the time it took, never more. */ reserveSeconds: number };

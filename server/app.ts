@@ -149,6 +149,7 @@ async function startParts(config: KilnConfig, logger: Logger, tracer: Tracer, un
         minCancelAfterSeconds: config.provider.minCancelAfterSeconds,
         predictionTimeoutSeconds: config.provider.predictionTimeoutSeconds,
         earlierCreate: config.provider.earlierCreate,
+        inputFiles: config.provider.inputFiles,
       },
       defer: config.worker.defer,
       polls: config.worker.polls,

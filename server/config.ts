@@ -42,6 +42,7 @@ const environmentSchema = z.object({
   KILN_WEBHOOKS: z.enum(['auto', 'off'], { error: 'KILN_WEBHOOKS must be auto or off' }).default('auto'),
   KILN_DEADLINE_SECONDS: z.coerce.number().int().min(10).max(24 * 3600).optional(),
   KILN_PREDICTION_TIMEOUT_SECONDS: intFromEnv(600, 5, 24 * 3600),
+  KILN_INPUT_FILE_REUSE_MARGIN_SECONDS: z.coerce.number().int().min(0).max(23 * 3600).optional(),
   KILN_RETRY_LIMIT: intFromEnv(5, 0, 50),
   KILN_RETRY_DELAY_SECONDS: intFromEnv(2, 1, 3600),
   KILN_RETRY_DELAY_MAX_SECONDS: intFromEnv(120, 1, 24 * 3600),
@@ -198,6 +199,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         maxPages: 50,
         /** Kiln's and the provider's clocks may disagree this much. */
         clockSkewMs: 60_000,
+      },
+      /** Input images uploaded to the provider's Files API once and named by URL (jobs/phases/input-files.ts). */
+      inputFiles: {
+        /**
+         * A file is reused only while it lives at least this much longer: the model reads it when
+         * its prediction starts, which may be up to a prediction's run limit after the create.
+         */
+        reuseMarginSeconds: e.KILN_INPUT_FILE_REUSE_MARGIN_SECONDS ?? Math.max(3600, e.KILN_PREDICTION_TIMEOUT_SECONDS * 2),
+        /** Replicate keeps a file 24 hours; assumed when its answer names no expiry. */
+        assumedLifetimeSeconds: 24 * 3600,
       },
     },
     simulator: {

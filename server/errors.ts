@@ -24,8 +24,11 @@ export class DomainError extends Error {
 /** A restart or failover of PostgreSQL takes seconds: asking again sooner only adds load. */
 export const DATABASE_RETRY_AFTER_SECONDS = 2;
 
-export const notFound = (what: string, id: string) =>
-  new DomainError('NOT_FOUND', `${what} ${id} was not found (it does not exist, or belongs to another tenant)`);
+/** `field`: the input field that named it (e.g. a request's `sourceId`), for `error.data.fields`. */
+export const notFound = (what: string, id: string, field?: string) => {
+  const message = `${what} ${id} was not found (it does not exist, or belongs to another tenant)`;
+  return new DomainError('NOT_FOUND', message, field === undefined ? undefined : { [field]: [`no such ${what}`] });
+};
 
 export const conflict = (message: string) => new DomainError('CONFLICT', message);
 

@@ -19,9 +19,25 @@ import {
   releaseExpiredIdempotencyKey,
   type NewGenerationInput,
 } from '../db/generations.ts';
-import type { Asset, Database, Generation, GenerationEvent, ServedFromKind } from '../db/schema.ts';
+import { findImageSources } from '../db/image-sources.ts';
+import type { Asset, Database, Generation, GenerationEvent, GenerationRequestJson, ImageSource, ServedFromKind } from '../db/schema.ts';
 import { canonicalJson, mayReuse, providerFingerprint } from '../jobs/provider/cache-key.ts';
-import { MODEL_IDS, MODELS, mayUse, modelForTier, modelsForTenantTier, type ModelId, type ModelTier, type ModelPrice } from '../jobs/provider/models.ts';
+import {
+  MODEL_IDS,
+  MODELS,
+  OPERATIONS,
+  mayUse,
+  modelDefinition,
+  modelFor,
+  modelsFor,
+  modelsForTenantTier,
+  serves,
+  type ModelId,
+  type ModelPrice,
+  type ModelRequest,
+  type ModelTier,
+  type Operation,
+} from '../jobs/provider/models.ts';
 import { priorityHeadStartSeconds } from '../jobs/dispatch/select.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import { notifyDispatcher } from '../db/dispatch.ts';
@@ -43,6 +59,7 @@ import type {
   GenerationSummary,
   ListInput,
   ModelView,
+  Operation as ApiOperation,
   QueueEstimate,
   StageEvent,
 } from './api-types.ts';
@@ -90,41 +107,112 @@ type QueueEstimateMatchesTheQuery = Expect<Equal<DbQueueEstimate, QueueEstimate>
 /** The model table's prices and tiers go out as they are (api-types.ts restates them for the client's declarations). */
 type ModelPriceMatchesTheTable = Expect<Equal<ModelPrice, ModelView['price']>>;
 type ModelTierMatchesTheTable = Expect<Equal<ModelTier, ModelView['tier']>>;
+type OperationsMatchTheTable = Expect<Equal<Operation, ApiOperation>>;
+
+const NO_SOURCES: ReadonlyMap<string, ImageSource> = new Map();
+
+/** A stored row's operation; rows from before image operations name none. */
+const operationOf = (stored: string | undefined): Operation => (OPERATIONS as readonly string[]).includes(stored ?? '') ? (stored as Operation) : 'text-to-image';
 
 export function createGenerationService({ db, queue, publicUrl, defaultDeadlineSeconds, groupCommit, estimates, priorityAgingSeconds, requestLimiter, idempotencyKeySeconds, cachePriceShare, onQueued }: GenerationServiceOptions): GenerationService {
   const newId = createIdFactory();
-  /** The model a request asks for (by name, by `tier`, or its tenant's tier's choice), if the tenant's tier may use it. */
+
+  /**
+   * The model a request asks for (by name, by `tier`, or its tenant's tier's choice) among those
+   * that serve its operation, if the tenant's tier may use it. An upscale picks a model that
+   * offers its scale.
+   */
   const chooseModel = (caller: Caller, item: BatchItemInput, field: string): ModelId => {
-    const model = item.model ?? modelForTier(item.tier ?? TIER_FOR_TENANT[caller.tenantTier] ?? 'fast');
-    if (mayUse(model, caller.tenantTier)) return model;
-    const allowed = modelsForTenantTier(caller.tenantTier);
-    const may = allowed.length > 0 ? `it may use: ${allowed.join(', ')}` : 'it may use no model';
-    const path = `${field}${item.tier && !item.model ? 'tier' : 'model'}`;
-    throw forbidden(`model ${model} is not available on the ${caller.tenantTier} tier; ${may}`, { [path]: [`not available on the ${caller.tenantTier} tier`] });
+    const { operation } = item;
+    const scale = item.operation === 'upscale' ? item.scale : null;
+    const offersScale = (id: ModelId) => scale === null || modelDefinition(id).scales.includes(scale);
+    if (item.model && !serves(item.model, operation)) {
+      const models = modelsFor(operation).join(', ');
+      throw badRequest(`model ${item.model} does not do ${operation}; for ${operation} use: ${models}`, { [`${field}model`]: [`does not do ${operation}`] });
+    }
+    const model = item.model ?? modelFor(operation, item.tier ?? TIER_FOR_TENANT[caller.tenantTier] ?? 'fast', offersScale);
+    if (!mayUse(model, caller.tenantTier)) {
+      const allowed = modelsForTenantTier(caller.tenantTier, operation);
+      const what = operation === 'text-to-image' ? '' : ` for ${operation}`;
+      const may = allowed.length > 0 ? `it may use${what}: ${allowed.join(', ')}` : `it may use no model${what}`;
+      // The field that chose it: the model or tier named, else the operation (its tenant's tier's pick).
+      const path = `${field}${item.tier && !item.model ? 'tier' : item.model || operation === 'text-to-image' ? 'model' : 'operation'}`;
+      throw forbidden(`model ${model} is not available on the ${caller.tenantTier} tier; ${may}`, { [path]: [`not available on the ${caller.tenantTier} tier`] });
+    }
+    if (!offersScale(model)) {
+      const offered = modelDefinition(model).scales.join(' or ');
+      throw badRequest(`model ${model} upscales by ${offered} only; ask for that scale, or name a model that offers ${scale}`, { [`${field}scale`]: [`${model} upscales by ${offered} only`] });
+    }
+    if (item.outputs > modelDefinition(model).maxOutputs) {
+      // Models without num_outputs make one image a prediction; several predictions for one request are not offered yet.
+      const able = modelsFor(operation).filter((id) => modelDefinition(id).maxOutputs >= item.outputs);
+      const instead = able.length > 0 ? `use one that takes num_outputs (${able.join(', ')})` : `no model for ${operation} makes more than one yet`;
+      throw badRequest(`model ${model} makes one image per prediction; for ${item.outputs} outputs ${instead}, or ask for one`, { [`${field}outputs`]: [`${model} makes one image per prediction`] });
+    }
+    return model;
   };
 
-  const toRow = (caller: Caller, item: BatchItemInput, batchId: string | null, idempotencyKey: string | null, origin: CallOrigin, field = ''): NewGenerationInput => {
+  /** The tenant's sources the items name, by id (one query, none for text-to-image); one that is not there is NOT_FOUND on its field. */
+  async function sourcesFor(caller: Caller, items: readonly BatchItemInput[], field: (index: number) => string): Promise<ReadonlyMap<string, ImageSource>> {
+    const ids = [...new Set(items.flatMap((item) => (item.operation === 'text-to-image' ? [] : [item.sourceId])))];
+    if (ids.length === 0) return NO_SOURCES;
+    const found = new Map((await findImageSources(db, caller.tenantId, ids)).map((source) => [source.id, source]));
+    const missing = items.findIndex((item) => item.operation !== 'text-to-image' && !found.has(item.sourceId));
+    const item = items[missing];
+    // Another tenant's source answers exactly as a missing one.
+    if (item && item.operation !== 'text-to-image') throw notFound('source', item.sourceId, `${field(missing)}sourceId`);
+    return found;
+  }
+
+  const toRow = (caller: Caller, item: BatchItemInput, sources: ReadonlyMap<string, ImageSource>, batchId: string | null, idempotencyKey: string | null, origin: CallOrigin, field = ''): NewGenerationInput => {
     const model = chooseModel(caller, item, field);
-    const seed = item.seed ?? null;
+    const seed = 'seed' in item ? (item.seed ?? null) : null;
+    const prompt = 'prompt' in item ? item.prompt : '';
+    const source = item.operation === 'text-to-image' ? undefined : sources.get(item.sourceId);
+    const modelRequest: ModelRequest = {
+      operation: item.operation,
+      prompt,
+      negativePrompt: item.operation === 'text-to-image' ? (item.negativePrompt ?? null) : null,
+      // Image operations follow the source's shape; the stored ratio is not sent for them.
+      aspectRatio: item.operation === 'text-to-image' ? item.aspectRatio : '1:1',
+      seed,
+      strength: item.operation === 'image-to-image' ? item.strength : null,
+      scale: item.operation === 'upscale' ? item.scale : null,
+      outputs: item.outputs,
+    };
+    const request: GenerationRequestJson = {
+      platforms: item.platforms,
+      customSizes: item.sizes,
+      formats: item.formats,
+      crop: item.crop,
+      aspectRatio: modelRequest.aspectRatio,
+      seed,
+      negativePrompt: modelRequest.negativePrompt,
+      // A prompt with one output is what every row held before: its request is written as it was
+      // (readers take what is absent as text-to-image, one output), so an idempotent retry across
+      // an upgrade still matches its first request, and the hot path writes no more than before.
+      ...(item.outputs > 1 ? { outputs: item.outputs } : {}),
+      ...(source
+        ? {
+            operation: item.operation,
+            input: { kind: 'source' as const, sourceId: source.id, contentHash: source.content_hash, storageKey: source.storage_key, format: source.format },
+            strength: modelRequest.strength,
+            scale: modelRequest.scale,
+          }
+        : {}),
+    };
     return {
       id: newId(),
       tenantId: caller.tenantId,
       batchId,
-      prompt: item.prompt,
+      prompt,
       model,
-      price: pricing(MODELS[model].price, cachePriceShare),
-      // What the provider would be sent decides what is identical; platforms and formats are Kiln's own work.
-      fingerprint: providerFingerprint(model, { prompt: item.prompt, negativePrompt: item.negativePrompt ?? null, aspectRatio: item.aspectRatio, seed }),
-      mayReuse: mayReuse(item.cache, seed),
-      request: {
-        platforms: item.platforms,
-        customSizes: item.sizes,
-        formats: item.formats,
-        crop: item.crop,
-        aspectRatio: item.aspectRatio,
-        seed,
-        negativePrompt: item.negativePrompt ?? null,
-      },
+      price: pricing(MODELS[model].price, cachePriceShare, item.outputs),
+      // What the provider would be sent decides what is identical (an input image by its content);
+      // platforms and formats are Kiln's own work.
+      fingerprint: providerFingerprint(model, modelRequest, source?.content_hash ?? null),
+      mayReuse: mayReuse(item.cache, seed, modelDefinition(model).deterministic),
+      request,
       priority: item.priority,
       idempotencyKey,
       subject: item.subject ?? null,
@@ -156,7 +244,10 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
     subject: generation.subject,
     state: generation.state,
     stage: generation.stage,
+    operation: operationOf(generation.request.operation),
     prompt: generation.prompt,
+    sourceId: generation.request.input?.sourceId ?? null,
+    outputs: generation.request.outputs ?? 1,
     model: generation.model,
     predictionId: generation.prediction_id,
     servedFrom: generation.served_from_kind && generation.served_from_id ? { kind: generation.served_from_kind, generationId: generation.served_from_id } : null,
@@ -227,7 +318,9 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
   return {
     async generate(caller: Caller, input: GenerateInput, origin: CallOrigin): Promise<GenerateAnswer> {
       const key = input.idempotencyKey ?? null;
-      const row = toRow(caller, input, null, key, origin);
+      // Text-to-image (the hot path) names no source: no query.
+      const sources = input.operation === 'text-to-image' ? NO_SOURCES : await sourcesFor(caller, [input], () => '');
+      const row = toRow(caller, input, sources, null, key, origin);
       await requestLimiter.admit(caller.tenantId, new Map([[input.subject ?? null, 1]]), '(input)');
       const earlier = key ? await findByIdempotencyKey(db, caller.tenantId, key, idempotencyKeySeconds) : undefined;
       if (earlier) return replay(earlier, row);
@@ -260,7 +353,8 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       if (earlier && key) return replayBatch(earlier, key.requestHash);
       // An item's own subject wins over the batch's. The rows are made (and their models checked)
       // before any budget is taken; they get their batch's id once it exists.
-      const prepared = request.items.map((item, index) => toRow(caller, { ...item, subject: item.subject ?? request.subject }, null, null, origin, `items.${index}.`));
+      const sources = await sourcesFor(caller, request.items, (index) => `items.${index}.`);
+      const prepared = request.items.map((item, index) => toRow(caller, { ...item, subject: item.subject ?? request.subject }, sources, null, null, origin, `items.${index}.`));
       const perSubject = new Map<string | null, number>();
       for (const row of prepared) perSubject.set(row.subject, (perSubject.get(row.subject) ?? 0) + 1);
       await requestLimiter.admit(caller.tenantId, perSubject, 'items');
@@ -294,7 +388,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
     },
 
     async models(caller: Caller): Promise<ModelView[]> {
-      return MODEL_IDS.map((id) => ({ id, tier: MODELS[id].tier, price: MODELS[id].price, available: mayUse(id, caller.tenantTier) }));
+      return MODEL_IDS.map((id) => ({ id, operations: [...modelDefinition(id).operations], tier: MODELS[id].tier, price: MODELS[id].price, available: mayUse(id, caller.tenantTier) }));
     },
 
     async status(caller: Caller, id: string): Promise<GenerationStatusView> {

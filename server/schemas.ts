@@ -3,7 +3,7 @@
 // services receive — is stated in api-types.ts and proven equal here, at the end.
 import { z } from 'zod';
 import { CACHE_MODES } from '../jobs/provider/cache-key.ts';
-import { ASPECT_RATIOS, MODEL_IDS, MODEL_TIERS } from '../jobs/provider/models.ts';
+import { ASPECT_RATIOS, DEFAULT_STRENGTH, MAX_OUTPUTS, MODEL_IDS, MODEL_TIERS, OPERATIONS, UPSCALE_FACTORS } from '../jobs/provider/models.ts';
 import { CROP_STRATEGIES, CUSTOM_SIZE_LIMITS, IMAGE_FORMATS, PLATFORMS, PLATFORM_PRESETS, type Platform } from '../jobs/render/presets.ts';
 import { GENERATION_STATES, SERVED_FROM_KINDS, SHARE_BY, SOURCE_FORMATS, SOURCE_ORIGINS, TENANT_TIERS } from '../db/schema.ts';
 import { normalizeHostPattern } from '../jobs/sources/host-allowlist.ts';
@@ -36,13 +36,17 @@ const withoutNul = (what: string) => [(value: string) => !value.includes('\u0000
 const wellFormed = (what: string) =>
   [(value: string) => value.isWellFormed(), `${what} must be well-formed UTF-8 text (no lone surrogates or invalid bytes)`] as const;
 
-const prompt = z
-  .string({ error: 'prompt must be a string' })
-  .trim()
-  .min(1, 'prompt must not be empty')
-  .max(LIMITS.promptLength, `prompt must be at most ${LIMITS.promptLength} characters`)
-  .refine(...withoutNul('prompt'))
-  .refine(...wellFormed('prompt'));
+/** `missing`: what a request without one is told (an edit must say what to change). */
+const promptText = (missing: string) =>
+  z
+    .string({ error: (issue) => (issue.input === undefined ? missing : 'prompt must be a string') })
+    .trim()
+    .min(1, 'prompt must not be empty')
+    .max(LIMITS.promptLength, `prompt must be at most ${LIMITS.promptLength} characters`)
+    .refine(...withoutNul('prompt'))
+    .refine(...wellFormed('prompt'));
+
+const prompt = promptText('prompt must be a string');
 
 /**
  * Whom within the tenant a request is for (an end user, a store), as the tenant names them.
@@ -72,9 +76,8 @@ const customSize = z.object({
   height: z.int().min(CUSTOM_SIZE_LIMITS.min).max(CUSTOM_SIZE_LIMITS.max, `height must be between ${CUSTOM_SIZE_LIMITS.min} and ${CUSTOM_SIZE_LIMITS.max} pixels`),
 });
 
+/** What every operation's request shares: what is delivered (variants), by which model, and how it is scheduled. */
 const generationOptions = {
-  prompt,
-  negativePrompt: z.string().trim().max(LIMITS.promptLength).refine(...withoutNul('negativePrompt')).refine(...wellFormed('negativePrompt')).optional(),
   platforms: uniqueList(z.enum(PLATFORMS, { error: `platform must be one of: ${PLATFORMS.join(', ')}` }), 'platform', PLATFORMS.length).default(['instagram-post']),
   /** Extra output sizes beside the platform presets. */
   sizes: z
@@ -87,8 +90,6 @@ const generationOptions = {
   /** A specific model; otherwise `tier` (or the tenant's tier) picks one. */
   model: z.enum(MODEL_IDS, { error: `model must be one of: ${MODEL_IDS.join(', ')}` }).optional(),
   tier: z.enum(MODEL_TIERS, { error: `tier must be one of: ${MODEL_TIERS.join(', ')}` }).optional(),
-  aspectRatio: z.enum(ASPECT_RATIOS, { error: `aspectRatio must be one of: ${ASPECT_RATIOS.join(', ')}` }).default('1:1'),
-  seed: z.int().min(0).max(2 ** 32 - 1, 'seed must be between 0 and 4294967295').optional(),
   /** Higher runs first within the queue. */
   priority: z.int().min(-10).max(10, 'priority must be between -10 and 10').default(0),
   /**
@@ -103,29 +104,94 @@ const generationOptions = {
    * parameters and seed): 'default' when seeded, 'reuse-unseeded' even without a seed, 'off' never.
    */
   cache: z.enum(CACHE_MODES, { error: `cache must be one of: ${CACHE_MODES.join(', ')}` }).default('default'),
+  /** Images of one prediction, each an original with its own variants (models with num_outputs only, for now). */
+  outputs: z.int({ error: 'outputs must be a whole number' }).min(1, `outputs must be between 1 and ${MAX_OUTPUTS}`).max(MAX_OUTPUTS, `outputs must be between 1 and ${MAX_OUTPUTS}`).default(1),
 };
 
+/** What a generation renders: its variants, for each of its outputs. */
+interface RenderRequest {
+  platforms: readonly Platform[];
+  sizes: readonly { width: number; height: number }[];
+  formats: readonly string[];
+  outputs: number;
+}
 /** Output pixels one generation may ask for, so one request cannot monopolise the renderers. */
-const outputPixels = (input: { platforms: readonly Platform[]; sizes: readonly { width: number; height: number }[]; formats: readonly string[] }) =>
+const outputPixels = (input: RenderRequest) =>
   [...input.platforms.map((platform) => PLATFORM_PRESETS[platform]), ...input.sizes].reduce((sum, size) => sum + size.width * size.height, 0) *
-  input.formats.length;
-const variantCountWithinLimit = (input: { platforms: readonly Platform[]; sizes: readonly { width: number; height: number }[]; formats: readonly string[] }) =>
-  (input.platforms.length + input.sizes.length) * input.formats.length <= LIMITS.variantsPerGeneration && outputPixels(input) <= LIMITS.outputPixels;
+  input.formats.length *
+  input.outputs;
+const variantCountWithinLimit = (input: RenderRequest) =>
+  (input.platforms.length + input.sizes.length) * input.formats.length * input.outputs <= LIMITS.variantsPerGeneration && outputPixels(input) <= LIMITS.outputPixels;
 const tooManyVariants = {
-  message: `(platforms + sizes) × formats must be at most ${LIMITS.variantsPerGeneration} variants and ${LIMITS.outputPixels / 1_000_000} megapixels in all`,
+  message: `(platforms + sizes) × formats × outputs must be at most ${LIMITS.variantsPerGeneration} variants and ${LIMITS.outputPixels / 1_000_000} megapixels in all`,
   path: ['formats'],
 };
 
-export const generateInput = z
-  .object({
-    ...generationOptions,
-    /** Repeating a generate with the same key returns the first generation instead of a new one. */
-    idempotencyKey: idempotencyKey.optional(),
-  })
-  .strict()
-  .refine(variantCountWithinLimit, tooManyVariants);
+const seed = z.int().min(0).max(2 ** 32 - 1, 'seed must be between 0 and 4294967295').optional();
+/** The image an operation starts from: a source of the caller's tenant (sources.upload / fromUrl). */
+const sourceId = z.uuid({ error: 'sourceId must be a source UUID as returned by sources.upload or sources.fromUrl' });
 
-export const batchItemInput = z.object(generationOptions).strict().refine(variantCountWithinLimit, tooManyVariants);
+/**
+ * Each operation's own fields, by `operation`. Text-to-image is the default, so a request that
+ * names no operation is what it always was.
+ */
+const operationFields = {
+  'text-to-image': {
+    operation: z.literal('text-to-image').default('text-to-image'),
+    prompt,
+    negativePrompt: z.string().trim().max(LIMITS.promptLength).refine(...withoutNul('negativePrompt')).refine(...wellFormed('negativePrompt')).optional(),
+    aspectRatio: z.enum(ASPECT_RATIOS, { error: `aspectRatio must be one of: ${ASPECT_RATIOS.join(', ')}` }).default('1:1'),
+    seed,
+  },
+  /** The source changed as the prompt says; it keeps its size. */
+  edit: { operation: z.literal('edit'), sourceId, prompt: promptText('prompt is required for edit: say what to change in the image'), seed },
+  /** Every edge × scale. */
+  upscale: {
+    operation: z.literal('upscale'),
+    sourceId,
+    scale: z.literal(UPSCALE_FACTORS, { error: `scale must be one of: ${UPSCALE_FACTORS.join(', ')}` }).default(2),
+  },
+  /** The background made transparent (PNG and WebP variants keep it; JPEG has none). */
+  'remove-background': { operation: z.literal('remove-background'), sourceId },
+  /** A new picture from the prompt, drawn over the source: strength 0 keeps the source, 1 ignores it. */
+  'image-to-image': {
+    operation: z.literal('image-to-image'),
+    sourceId,
+    prompt: promptText('prompt is required for image-to-image: describe the picture to draw from the image'),
+    strength: z.number({ error: 'strength must be a number between 0 and 1' }).min(0, 'strength must be between 0 and 1').max(1, 'strength must be between 0 and 1').default(DEFAULT_STRENGTH),
+    seed,
+  },
+} as const;
+
+const operationError = `operation must be one of: ${OPERATIONS.join(', ')}`;
+
+/** Repeating a generate with the same key returns the first generation instead of a new one. */
+const keyed = { idempotencyKey: idempotencyKey.optional() };
+
+// One operation's request: its own fields and the shared ones, strict, within the variant limits.
+export const batchItemInput = z.discriminatedUnion(
+  'operation',
+  [
+    z.object({ ...generationOptions, ...operationFields['text-to-image'] }).strict().refine(variantCountWithinLimit, tooManyVariants),
+    z.object({ ...generationOptions, ...operationFields.edit }).strict().refine(variantCountWithinLimit, tooManyVariants),
+    z.object({ ...generationOptions, ...operationFields.upscale }).strict().refine(variantCountWithinLimit, tooManyVariants),
+    z.object({ ...generationOptions, ...operationFields['remove-background'] }).strict().refine(variantCountWithinLimit, tooManyVariants),
+    z.object({ ...generationOptions, ...operationFields['image-to-image'] }).strict().refine(variantCountWithinLimit, tooManyVariants),
+  ],
+  { error: operationError },
+);
+
+export const generateInput = z.discriminatedUnion(
+  'operation',
+  [
+    z.object({ ...generationOptions, ...operationFields['text-to-image'], ...keyed }).strict().refine(variantCountWithinLimit, tooManyVariants),
+    z.object({ ...generationOptions, ...operationFields.edit, ...keyed }).strict().refine(variantCountWithinLimit, tooManyVariants),
+    z.object({ ...generationOptions, ...operationFields.upscale, ...keyed }).strict().refine(variantCountWithinLimit, tooManyVariants),
+    z.object({ ...generationOptions, ...operationFields['remove-background'], ...keyed }).strict().refine(variantCountWithinLimit, tooManyVariants),
+    z.object({ ...generationOptions, ...operationFields['image-to-image'], ...keyed }).strict().refine(variantCountWithinLimit, tooManyVariants),
+  ],
+  { error: operationError },
+);
 
 export const batchInput = z
   .object({
@@ -318,4 +384,5 @@ type SchemasMatchTheContract = [
   Expect<Equal<z.output<typeof sourceIdInput>, { id: string }>>,
   Expect<Equal<(typeof SOURCE_FORMATS)[number], api.SourceFormat>>,
   Expect<Equal<(typeof SOURCE_ORIGINS)[number], api.SourceOrigin>>,
+  Expect<Equal<(typeof OPERATIONS)[number], api.Operation>>,
 ];

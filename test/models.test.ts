@@ -24,9 +24,13 @@ describe('models by tier', () => {
     const free = await tenantOn('free');
     const models = await free.client.models();
     assert.deepEqual(models, [
-      { id: 'black-forest-labs/flux-schnell', tier: 'fast', price: { per: 'image', usd: 0.003 }, available: true },
-      { id: 'stability-ai/sdxl', tier: 'balanced', price: { per: 'gpu-second', usd: 0.000975, hardware: 'L40S', reserveSeconds: 10 }, available: false },
-      { id: 'black-forest-labs/flux-dev', tier: 'quality', price: { per: 'image', usd: 0.025 }, available: false },
+      { id: 'black-forest-labs/flux-schnell', operations: ['text-to-image'], tier: 'fast', price: { per: 'image', usd: 0.003 }, available: true },
+      { id: 'stability-ai/sdxl', operations: ['text-to-image'], tier: 'balanced', price: { per: 'gpu-second', usd: 0.000975, hardware: 'L40S', reserveSeconds: 10 }, available: false },
+      { id: 'black-forest-labs/flux-dev', operations: ['text-to-image', 'image-to-image'], tier: 'quality', price: { per: 'image', usd: 0.025 }, available: false },
+      { id: 'black-forest-labs/flux-kontext-pro', operations: ['edit'], tier: 'quality', price: { per: 'image', usd: 0.04 }, available: false },
+      { id: 'nightmareai/real-esrgan', operations: ['upscale'], tier: 'fast', price: { per: 'gpu-second', usd: 0.000225, hardware: 'T4', reserveSeconds: 30 }, available: true },
+      { id: 'recraft-ai/recraft-crisp-upscale', operations: ['upscale'], tier: 'quality', price: { per: 'image', usd: 0.006 }, available: false },
+      { id: 'bria/remove-background', operations: ['remove-background'], tier: 'fast', price: { per: 'image', usd: 0.018 }, available: false },
     ]);
     const pro = await tenantOn('pro');
     assert.ok((await pro.client.models()).every((model) => model.available));

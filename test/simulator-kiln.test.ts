@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Prediction } from 'replicate';
 import { updateTenant } from '../db/tenants.ts';
-import { MODEL_IDS } from '../jobs/provider/models.ts';
+import sharp from 'sharp';
+import type { GenerateInput } from '../client-sdk/index.ts';
+import { MODEL_IDS, modelDefinition } from '../jobs/provider/models.ts';
 import { startKiln } from './support/kiln.ts';
 import { clientFor } from './support/simulator.ts';
 
@@ -13,11 +15,29 @@ describe('Kiln against the strict simulator', () => {
     const kiln = await startKiln();
     try {
       await updateTenant(kiln.app.database.db, kiln.tenantId, { tier: 'pro' }); // the tier that may use every model
-      const ids = await Promise.all(MODEL_IDS.map(async (model) => (await kiln.client.generate({ prompt: `routed to ${model}`, model, platforms: ['thumbnail'] })).id));
+      const photo = await sharp({ create: { width: 48, height: 32, channels: 3, background: '#c08040' } }).png().toBuffer();
+      const sourceId = (await kiln.client.sources.upload(photo)).id;
+      // Each model with each operation it serves, with the fields Kiln sends for it.
+      const routes = MODEL_IDS.flatMap((model) => modelDefinition(model).operations.map((operation) => ({ model, operation })));
+      const requestFor = ({ model, operation }: (typeof routes)[number]): GenerateInput => {
+        const common = { model, platforms: ['thumbnail' as const] };
+        switch (operation) {
+          case 'text-to-image':
+            return { ...common, prompt: `routed to ${model}` };
+          case 'edit':
+          case 'image-to-image':
+            return { ...common, operation, sourceId, prompt: `routed to ${model}` };
+          case 'upscale':
+            return { ...common, operation, sourceId, scale: modelDefinition(model).scales[0] ?? 2 };
+          case 'remove-background':
+            return { ...common, operation, sourceId };
+        }
+      };
+      const ids = await Promise.all(routes.map(async (route) => (await kiln.client.generate(requestFor(route))).id));
       const done = await Promise.all(ids.map((id) => kiln.client.waitFor(id, { timeoutMs: 60_000 })));
       assert.deepEqual(
-        done.map((generation) => [generation.model, generation.state]),
-        MODEL_IDS.map((model) => [model, 'succeeded']),
+        done.map((generation) => [generation.model, generation.operation, generation.state, generation.error?.message]),
+        routes.map(({ model, operation }) => [model, operation, 'succeeded', undefined]),
       );
     } finally {
       await kiln.stop();

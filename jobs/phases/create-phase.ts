@@ -1,7 +1,8 @@
 // The create phase: one job per generation. It claims the next attempt, then creates the
 // prediction — or resumes the one an earlier attempt stored, or recovers the one an earlier
 // attempt sent but never stored — stores its id at once and hands over to the wait phase. The
-// job ends there: no worker slot is held while the provider works.
+// job ends there: no worker slot is held while the provider works. A generation that starts
+// from an image names it by the URL of the provider's file of it, uploaded once (input-files.ts).
 import type { Kysely, Transaction } from 'kysely';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { retryWhileDatabaseUnavailable } from '../../db/database-unavailable.ts';
@@ -13,12 +14,13 @@ import { SpanKind } from '@opentelemetry/api';
 import type { JobMetrics } from '../metrics.ts';
 import type { PhaseRun } from '../telemetry/phase-run.ts';
 import { PermanentProviderError, ProviderUnavailableError, RateLimitedError, TransientProviderError } from '../provider/errors.ts';
-import { MODELS, isModelId } from '../provider/models.ts';
+import { isModelId, modelDefinition } from '../provider/models.ts';
 import type { ImageProvider, Prediction } from '../provider/provider.ts';
 import type { GenerationJob, JobQueue } from '../queue.ts';
 import { NOT_STARTED_BEFORE_DEADLINE, cancelAfterSeconds, isPastDeadline, predictionDeadline } from './deadlines.ts';
 import { findEarlierPrediction, type EarlierCreateSearch } from './earlier-create.ts';
 import { handleFailure, type JobContext } from './failures.ts';
+import type { InputFiles } from './input-files.ts';
 import { failGeneration, storedRequest } from './outcomes.ts';
 import type { WaitPhase } from './wait-phase.ts';
 
@@ -40,6 +42,8 @@ export interface CreatePhaseOptions {
   /** A deferred job's wait: at least `minMs`, stretched by up to `jitter` so deferred jobs do not return together. */
   defer: { minMs: number; jitter: number };
   earlierCreate: EarlierCreateSearch;
+  /** Where an input image's provider URL comes from (uploaded once per file lifetime). */
+  inputs: InputFiles;
   /** Where the provider should report back for this attempt, if Kiln can be reached. */
   webhookUrl: (generation: Generation) => string | undefined;
 }
@@ -147,9 +151,24 @@ export function createCreatePhase(options: CreatePhaseOptions) {
     }
     if (await followIdenticalWork(generation)) return run.outcome('followed-identical');
     if (!isModelId(generation.model)) throw new PermanentProviderError(`unknown model ${generation.model}`);
-    const model = MODELS[generation.model];
+    const model = modelDefinition(generation.model);
     const request = storedRequest.parse(generation.request);
-    const input = model.buildInput({ prompt: generation.prompt, negativePrompt: request.negativePrompt, aspectRatio: request.aspectRatio, seed: request.seed });
+    let image: string | null = null;
+    if (request.input) {
+      const inputImage = request.input;
+      // Before the create intent: an upload is no create, and a later attempt finds the same file again.
+      const file = await run.step('provider input', { 'kiln.source_id': inputImage.sourceId }, () => options.inputs.urlFor(inputImage, signal), SpanKind.CLIENT);
+      if (file.uploaded) {
+        const { fileId, expiresAt, bytes } = file.uploaded;
+        const noted = await transition(db, { id, attempt, fromStates: ['running'], stage: 'provider.input_uploaded', data: { sourceId: inputImage.sourceId, fileId, bytes, expiresAt: expiresAt.toISOString() } });
+        if (!noted) return run.outcome('stale');
+      }
+      image = file.url;
+    }
+    const input = model.buildInput(
+      { operation: request.operation, prompt: generation.prompt, negativePrompt: request.negativePrompt, aspectRatio: request.aspectRatio, seed: request.seed, strength: request.strength, scale: request.scale, outputs: request.outputs },
+      image,
+    );
 
     if (generation.create_sent_attempt !== null && generation.create_sent_at !== null) {
       // An earlier attempt sent a create and did not store what came of it.

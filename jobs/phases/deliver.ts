@@ -10,7 +10,7 @@ import type { Database, Generation } from '../../db/schema.ts';
 import type { JobMetrics } from '../metrics.ts';
 import type { JobQueue } from '../queue.ts';
 import { IMAGE_FILE_TYPES, variantSpecs } from '../render/presets.ts';
-import { renderVariants, type RenderLimits } from '../render/render-variants.ts';
+import { renderVariants, type RenderedImage, type RenderLimits } from '../render/render-variants.ts';
 import type { AssetStorage } from '../storage/storage.ts';
 import { storedRequest } from './outcomes.ts';
 import type { PhaseRun } from '../telemetry/phase-run.ts';
@@ -24,21 +24,31 @@ export interface DeliveryOptions {
   metrics: JobMetrics;
 }
 
-/** What came of it: succeeded, or stale when another attempt owns the generation by now. */
-export type Deliver = (generation: Generation, source: Buffer, data: Record<string, unknown>, run: PhaseRun) => Promise<'succeeded' | 'stale'>;
+/**
+ * What came of it: succeeded, or stale when another attempt owns the generation by now.
+ * `sources`: the provider's images, one per output, in order; each gets the variants.
+ */
+export type Deliver = (generation: Generation, sources: readonly Buffer[], data: Record<string, unknown>, run: PhaseRun) => Promise<'succeeded' | 'stale'>;
 
 export function createDelivery(options: DeliveryOptions): Deliver {
   const { db, queue, storage } = options;
-  return async (generation, source, data, run) => {
+  return async (generation, sources, data, run) => {
     const { id, attempt } = generation;
     const fenced = (stage: string, eventData: Record<string, unknown>) => transition(db, { id, attempt, fromStates: ['running'], stage, data: eventData });
     const request = storedRequest.parse(generation.request);
     const specs = variantSpecs(request.platforms, request.customSizes, request.formats);
-    if (!(await fenced('rendering', { variants: specs.length, sourceBytes: source.length }))) return 'stale';
-    const rendered = await run.step('render', { 'kiln.variants': specs.length, 'kiln.source_bytes': source.length }, () => renderVariants(source, specs, request.crop, options.render));
+    const sourceBytes = sources.reduce((sum, source) => sum + source.length, 0);
+    const outputs = sources.length > 1 ? { outputs: sources.length } : {};
+    if (!(await fenced('rendering', { variants: specs.length * sources.length, sourceBytes, ...outputs }))) return 'stale';
+    // One output after another: each render already uses the cores, and holds its decoded pixels meanwhile.
+    const images: { outputIndex: number; image: RenderedImage }[] = [];
+    for (const [outputIndex, source] of sources.entries()) {
+      const rendered = await run.step('render', { 'kiln.variants': specs.length, 'kiln.source_bytes': source.length, 'kiln.output_index': outputIndex }, () => renderVariants(source, specs, request.crop, options.render));
+      for (const image of [rendered.original, ...rendered.variants]) images.push({ outputIndex, image });
+    }
 
-    const images = [rendered.original, ...rendered.variants];
-    const assets = images.map((image) => ({
+    const assets = images.map(({ outputIndex, image }) => ({
+      output_index: outputIndex,
       kind: image.platform === null ? ('original' as const) : ('variant' as const),
       platform: image.platform,
       format: image.format,
@@ -50,7 +60,7 @@ export function createDelivery(options: DeliveryOptions): Deliver {
       content_type: IMAGE_FILE_TYPES[image.format].contentType,
     }));
     const bytes = assets.reduce((sum, asset) => sum + asset.bytes, 0);
-    await run.step('store', { 'kiln.assets': assets.length, 'kiln.bytes': bytes }, () => Promise.all(images.map((image, index) => storage.put(assets[index]!.storage_key, image.bytes))));
+    await run.step('store', { 'kiln.assets': assets.length, 'kiln.bytes': bytes }, () => Promise.all(images.map(({ image }, index) => storage.put(assets[index]!.storage_key, image.bytes))));
     options.metrics.imagesStored(assets);
     if (!(await fenced('stored', { assets: assets.length }))) return 'stale';
     let chargedMicroUsd = 0;
@@ -58,10 +68,10 @@ export function createDelivery(options: DeliveryOptions): Deliver {
       id,
       attempt,
       assets,
-      data: { assets: assets.length, ...data },
+      data: { assets: assets.length, ...outputs, ...data },
       // Retention may have deleted an object this put found already stored: put it back.
       restore: async (keys) => {
-        await Promise.all(keys.map((key) => storage.put(key, images[assets.findIndex((asset) => asset.storage_key === key)]!.bytes)));
+        await Promise.all(keys.map((key) => storage.put(key, images[assets.findIndex((asset) => asset.storage_key === key)]!.image.bytes)));
       },
       then: async (trx, succeeded) => {
         const followers = await waitingFollowers(trx, id);

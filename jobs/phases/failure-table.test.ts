@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { PermanentProviderError, ProviderUnavailableError, RateLimitedError, TransientProviderError } from '../provider/errors.ts';
 import { UnusableImageError } from '../render/render-variants.ts';
 import { decideOnFailure, type FailedJob } from './failure-table.ts';
+import { UnusableSourceError } from './input-files.ts';
 
 const firstTry: FailedJob = { retryCount: 0, retryLimit: 5, shuttingDown: false };
 const lastTry: FailedJob = { retryCount: 5, retryLimit: 5, shuttingDown: false };
@@ -58,6 +59,11 @@ describe('the failure table', () => {
       message: 'the provider no longer knows the prediction: prompt is required',
     });
     assert.deepEqual(decideOnFailure('finish', new UnusableImageError('output is not an image'), firstTry), { kind: 'fail', code: 'unusable_output', message: 'output is not an image' });
+  });
+
+  it('fails a create whose input image cannot be used at once, before anything is sent', () => {
+    const broken = new UnusableSourceError('source s1 cannot be decoded (PNG, it may be truncated or corrupt); upload a sound copy of the image');
+    assert.deepEqual(decideOnFailure('create', broken, firstTry), { kind: 'fail', code: 'unusable_source', message: broken.message });
   });
 
   it('drops a cancel that has nothing left to cancel, or that kept failing', () => {

@@ -1,12 +1,12 @@
 // What the worker does when a step fails: one table for every phase, read top to bottom.
 // Each phase catches its errors, asks `decideOnFailure`, and carries the decision out.
 //
-//            shutting down,      provider busy  transient   permanent                unusable image        anything else
+//            shutting down,      provider busy  transient   permanent                unusable image        unusable source       anything else
 //            database away
-//   create   abandon             defer          retry       fail provider_rejected   —                     retry
-//   poll     abandon             poll again     poll again  fail provider_failed     —                     retry
-//   finish   abandon             retry          retry       fail unusable_output     fail unusable_output  retry
-//   cancel   abandon             retry          retry       drop                     —                     retry
+//   create   abandon             defer          retry       fail provider_rejected   —                     fail unusable_source  retry
+//   poll     abandon             poll again     poll again  fail provider_failed     —                     —                     retry
+//   finish   abandon             retry          retry       fail unusable_output     fail unusable_output  —                     retry
+//   cancel   abandon             retry          retry       drop                     —                     —                     retry
 //
 // - abandon: nothing is written (the process is stopping, or the database cannot be reached);
 //   the job goes back to pg-boss as it is, which runs it again once it can.
@@ -20,15 +20,17 @@
 // - drop: nothing is left to do (a cancel of a prediction that is gone or already final).
 // "Provider busy" is our shared rate limit or the open circuit breaker; "transient" a network
 // failure, timeout, 5xx or 429 (jobs/provider/errors.ts); "database away" what
-// db/database-unavailable.ts recognises.
+// db/database-unavailable.ts recognises; "unusable source" an input image that is gone from the
+// store or does not decode (input-files.ts), found before anything is sent.
 import { isDatabaseUnavailable } from '../../db/database-unavailable.ts';
 import { PermanentProviderError, ProviderUnavailableError, RateLimitedError, TransientProviderError } from '../provider/errors.ts';
 import { UnusableImageError } from '../render/render-variants.ts';
+import { UnusableSourceError } from './input-files.ts';
 import type { FailureCode } from './outcomes.ts';
 
 export type Phase = 'create' | 'poll' | 'finish' | 'cancel';
 
-type ErrorKind = 'shutting-down' | 'database-unavailable' | 'provider-busy' | 'transient' | 'permanent' | 'unusable-image' | 'unexpected';
+type ErrorKind = 'shutting-down' | 'database-unavailable' | 'provider-busy' | 'transient' | 'permanent' | 'unusable-image' | 'unusable-source' | 'unexpected';
 
 /** `fail`: with the error's public reason, after `saying` if given. */
 type Action = 'abandon' | 'defer' | 'poll-again' | 'retry' | 'drop' | { fail: FailureCode; saying?: string };
@@ -41,6 +43,7 @@ const TABLE: Record<Phase, Record<ErrorKind, Action>> = {
     transient: 'retry',
     permanent: { fail: 'provider_rejected' },
     'unusable-image': 'retry',
+    'unusable-source': { fail: 'unusable_source' },
     unexpected: 'retry',
   },
   poll: {
@@ -50,6 +53,7 @@ const TABLE: Record<Phase, Record<ErrorKind, Action>> = {
     transient: 'poll-again',
     permanent: { fail: 'provider_failed', saying: 'the provider no longer knows the prediction' },
     'unusable-image': 'retry',
+    'unusable-source': 'retry',
     unexpected: 'retry',
   },
   finish: {
@@ -59,6 +63,7 @@ const TABLE: Record<Phase, Record<ErrorKind, Action>> = {
     transient: 'retry',
     permanent: { fail: 'unusable_output' },
     'unusable-image': { fail: 'unusable_output' },
+    'unusable-source': 'retry',
     unexpected: 'retry',
   },
   cancel: {
@@ -68,6 +73,7 @@ const TABLE: Record<Phase, Record<ErrorKind, Action>> = {
     transient: 'retry',
     permanent: 'drop',
     'unusable-image': 'retry',
+    'unusable-source': 'retry',
     unexpected: 'retry',
   },
 };
@@ -103,6 +109,7 @@ function kindOf(error: unknown, job: FailedJob): ErrorKind {
   if (error instanceof TransientProviderError) return 'transient';
   if (error instanceof PermanentProviderError) return 'permanent';
   if (error instanceof UnusableImageError) return 'unusable-image';
+  if (error instanceof UnusableSourceError) return 'unusable-source';
   return 'unexpected';
 }
 
@@ -110,7 +117,7 @@ function kindOf(error: unknown, job: FailedJob): ErrorKind {
 function publicReason(error: unknown, kind: ErrorKind): string {
   if (error instanceof PermanentProviderError || error instanceof TransientProviderError) return error.publicReason;
   if (error instanceof RateLimitedError || error instanceof ProviderUnavailableError) return error.publicReason;
-  if (kind === 'unusable-image' && error instanceof Error) return error.message;
+  if ((kind === 'unusable-image' || kind === 'unusable-source') && error instanceof Error) return error.message;
   return 'internal error';
 }
 

@@ -1,5 +1,5 @@
-// The finish phase: the prediction succeeded; download its output (from the provider's hosts
-// only, size-capped) and deliver it (deliver.ts: render the variants, store, complete). CPU-bound:
+// The finish phase: the prediction succeeded; download its outputs (from the provider's hosts
+// only, size-capped, one after another) and deliver them (deliver.ts: render the variants, store, complete). CPU-bound:
 // this queue's concurrency follows the cores.
 import type { Kysely } from 'kysely';
 import { transition } from '../../db/generations.ts';
@@ -30,8 +30,12 @@ export function createFinishPhase(options: FinishPhaseOptions) {
       const { id, attempt } = generation;
       try {
         if (!(await transition(db, { id, attempt, fromStates: ['running'], stage: 'downloading', data: { predictionId: job.predictionId } }))) return run.outcome('stale');
-        const source = await run.step('provider download', { 'kiln.provider.operation': 'output.download' }, () => downloadOutput(options.provider, job.outputUrl, options.download, signal), SpanKind.CLIENT);
-        run.outcome(await options.deliver(generation, source, { predictionId: job.predictionId }, run));
+        const urls = job.outputUrls ?? [job.outputUrl];
+        const sources: Buffer[] = [];
+        for (const url of urls) {
+          sources.push(await run.step('provider download', { 'kiln.provider.operation': 'output.download' }, () => downloadOutput(options.provider, url, options.download, signal), SpanKind.CLIENT));
+        }
+        run.outcome(await options.deliver(generation, sources, { predictionId: job.predictionId }, run));
       } catch (error) {
         // A retry downloads again: the provider keeps the output for an hour.
         await handleFailure('finish', error, context, { db, generation });

@@ -2,7 +2,8 @@
 import { z } from 'zod';
 import { transition } from '../../db/generations.ts';
 import type { Db } from '../../db/schema.ts';
-import { ASPECT_RATIOS } from '../provider/models.ts';
+import { SOURCE_FORMATS } from '../../db/schema.ts';
+import { ASPECT_RATIOS, OPERATIONS, UPSCALE_FACTORS } from '../provider/models.ts';
 import { CROP_STRATEGIES, IMAGE_FORMATS, PLATFORMS } from '../render/presets.ts';
 
 /** Why a generation failed, as stored and shown to clients. */
@@ -14,6 +15,8 @@ export type FailureCode =
   | 'deadline_exceeded'
   | 'prediction_timeout'
   | 'unusable_output'
+  /** The image it starts from is gone from the store or cannot be decoded (input-files.ts): nothing was sent. */
+  | 'unusable_source'
   /** Only when work it was to be served from is gone and its own would cost more than the balance holds (copy-phase.ts). */
   | 'insufficient_credit'
   | 'internal_error';
@@ -39,4 +42,19 @@ export const storedRequest = z.object({
   aspectRatio: z.enum(ASPECT_RATIOS),
   seed: z.int().nullable(),
   negativePrompt: z.string().nullable(),
+  // Rows from before image operations have none of these: text-to-image.
+  operation: z.enum(OPERATIONS).default('text-to-image'),
+  input: z
+    .object({
+      kind: z.literal('source'),
+      sourceId: z.string(),
+      contentHash: z.string().regex(/^[0-9a-f]{64}$/),
+      storageKey: z.string(),
+      format: z.enum(SOURCE_FORMATS),
+    })
+    .nullable()
+    .default(null),
+  strength: z.number().min(0).max(1).nullable().default(null),
+  scale: z.literal(UPSCALE_FACTORS).nullable().default(null),
+  outputs: z.int().min(1).default(1),
 });

@@ -54,7 +54,10 @@ export function createPredictionUpdates(options: { db: Kysely<Database>; queue: 
           case 'succeeded': {
             const [outputUrl] = prediction.output;
             if (!outputUrl) await failGeneration(trx, generation.id, generation.attempt, 'unusable_output', 'the provider reported success but returned no image');
-            else await queue.enqueueFinish(trx, { generationId: generation.id, attempt: generation.attempt, predictionId: prediction.id, outputUrl });
+            else {
+              const several = prediction.output.length > 1 ? { outputUrls: prediction.output } : {};
+              await queue.enqueueFinish(trx, { generationId: generation.id, attempt: generation.attempt, predictionId: prediction.id, outputUrl, ...several });
+            }
             return 'done';
           }
           case 'failed':

@@ -1,8 +1,10 @@
 // What makes two requests the same for the cache: the provider input they would send. Platforms,
 // formats and crop are not part of it (they only shape the variants Kiln renders afterwards),
-// so a request can be served from an earlier one's original image with variants of its own.
+// so a request can be served from an earlier one's original image with variants of its own. An
+// input image stands in it by its content (the SHA-256 of its bytes), not by the URL the
+// provider reads it from: that URL changes when the file is uploaded again, the image does not.
 import { createHash } from 'node:crypto';
-import { MODELS, type ModelId, type ModelRequest } from './models.ts';
+import { modelDefinition, type ModelId, type ModelRequest } from './models.ts';
 
 /**
  * How a request may be served from an identical one of its tenant:
@@ -13,14 +15,19 @@ import { MODELS, type ModelId, type ModelRequest } from './models.ts';
 export const CACHE_MODES = ['default', 'reuse-unseeded', 'off'] as const;
 export type CacheMode = (typeof CACHE_MODES)[number];
 
-export function mayReuse(mode: CacheMode, seed: number | null): boolean {
-  return mode === 'reuse-unseeded' || (mode === 'default' && seed !== null);
+/** `deterministic`: the model takes no seed, so the same input asks for the same image (an upscale, a background removal). */
+export function mayReuse(mode: CacheMode, seed: number | null, deterministic = false): boolean {
+  return mode === 'reuse-unseeded' || (mode === 'default' && (seed !== null || deterministic));
 }
 
-/** sha256 (hex) of the model's route and the input its buildInput makes, as canonical JSON. */
-export function providerFingerprint(model: ModelId, request: ModelRequest): string {
-  const definition = MODELS[model];
-  return createHash('sha256').update(canonicalJson({ route: definition.route, input: definition.buildInput(request) })).digest('hex');
+/** How an input image stands in a fingerprint: by its bytes' SHA-256 (hex). */
+export const imageFingerprint = (contentHash: string): string => `sha256:${contentHash}`;
+
+/** sha256 (hex) of the model's route and the input its buildInput makes, as canonical JSON; `inputImageHash`: the input image's content hash. */
+export function providerFingerprint(model: ModelId, request: ModelRequest, inputImageHash: string | null = null): string {
+  const definition = modelDefinition(model);
+  const input = definition.buildInput(request, inputImageHash === null ? null : imageFingerprint(inputImageHash));
+  return createHash('sha256').update(canonicalJson({ route: definition.route, input })).digest('hex');
 }
 
 /** JSON with object keys sorted, so two equal values compare equal whatever their key order. */

@@ -1,4 +1,5 @@
-// The provider as the worker sees it: create, get and cancel predictions.
+// The provider as the worker sees it: create, get and cancel predictions, and upload the files
+// their inputs name.
 import type { PredictionStatus } from '../../db/schema.ts';
 
 export { FINAL_PREDICTION_STATUSES, PREDICTION_STATUSES, isFinalPredictionStatus, type PredictionStatus } from '../../db/schema.ts';
@@ -47,8 +48,32 @@ export interface CreatePredictionRequest {
   slotBooked?: boolean;
 }
 
+/** A file uploaded to the provider (Replicate's Files API): its URL is what a model's image field takes. */
+export interface ProviderFile {
+  id: string;
+  /** The file's `urls.get`: readable by this account's predictions only. */
+  url: string;
+  /** When the provider deletes it (Replicate: 24 h after upload); null when its answer did not say. */
+  expiresAt: Date | null;
+}
+
+export interface FileUpload {
+  bytes: Buffer;
+  /** e.g. image/png: kept with the file, so the model reads it as what it is. */
+  contentType: string;
+  filename: string;
+  metadata: Record<string, string>;
+}
+
 export interface ImageProvider {
   readonly name: string;
+  /**
+   * Where an uploaded file may be used: the provider account it belongs to (its endpoint and
+   * credentials). A file of another scope is not readable by this one's predictions.
+   */
+  readonly fileScope: string;
+  /** Uploads one file (a provider call on the read budget: Replicate counts it among "all other endpoints"). */
+  uploadFile(file: FileUpload, signal?: AbortSignal): Promise<ProviderFile>;
   createPrediction(request: CreatePredictionRequest, signal?: AbortSignal): Promise<Prediction>;
   getPrediction(id: string, signal?: AbortSignal): Promise<Prediction>;
   cancelPrediction(id: string, signal?: AbortSignal): Promise<Prediction>;

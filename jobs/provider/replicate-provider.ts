@@ -1,10 +1,11 @@
 // Replicate through its official client. Each call gets a fresh client around a one-shot fetch
 // (see one-shot-fetch.ts), so our policies own retries; the client still owns the wire format.
+import { createHash } from 'node:crypto';
 import Replicate from 'replicate';
 import { PermanentProviderError, TransientProviderError } from './errors.ts';
 import { oneShotFetch, type Fetch } from './one-shot-fetch.ts';
 import type { ProviderPolicies } from './policies.ts';
-import { PREDICTION_STATUSES, type CallKind, type CreatePredictionRequest, type ImageProvider, type ListedPrediction, type Prediction, type PredictionStatus } from './provider.ts';
+import { PREDICTION_STATUSES, type CallKind, type CreatePredictionRequest, type FileUpload, type ImageProvider, type ListedPrediction, type Prediction, type PredictionStatus, type ProviderFile } from './provider.ts';
 
 export interface ReplicateProviderOptions {
   apiToken: string;
@@ -24,6 +25,11 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Imag
       auth: options.apiToken,
       baseUrl: options.baseUrl,
       useFileOutput: false,
+      // Inputs name their images by URL (uploaded once: jobs/phases/input-files.ts), so the client
+      // never has a file to encode. 'upload' is the strategy that can never fall back to a data
+      // URI ('data-uri' in 1.4 sends the client, API token included, as the input); and
+      // createPrediction refuses binary input values, so it is never used either.
+      fileEncodingStrategy: 'upload',
       fetch: oneShotFetch({ ...(extraHeaders ? { extraHeaders } : {}), ...(options.fetch ? { baseFetch: options.fetch } : {}) }),
     });
   const extraOrigins = new Set(options.extraOutputOrigins ?? []);
@@ -39,7 +45,16 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Imag
 
   return {
     name: 'replicate',
+    // The token's hash, not the token: the scope is stored beside each uploaded file.
+    fileScope: `${options.baseUrl}#${createHash('sha256').update(options.apiToken).digest('hex').slice(0, 16)}`,
+    uploadFile(file: FileUpload, signal?: AbortSignal) {
+      // An upload is not a create: Replicate budgets it with every other call. Retrying one that
+      // may have gone through leaves at worst a second copy, which expires with the first.
+      return call('read', async (attemptSignal) => toProviderFile(await client().files.create(new File([file.bytes], file.filename, { type: file.contentType }), file.metadata, { signal: attemptSignal })), signal);
+    },
     createPrediction(request: CreatePredictionRequest, signal?: AbortSignal) {
+      const binary = Object.entries(request.input).find(([, value]) => value instanceof Blob || Buffer.isBuffer(value) || value instanceof Uint8Array);
+      if (binary) return Promise.reject(new PermanentProviderError(`input ${binary[0]} is binary; upload it first and pass its URL`));
       const headers = request.cancelAfterSeconds ? { 'Cancel-After': `${Math.ceil(request.cancelAfterSeconds)}s` } : undefined;
       return call('create', async (attemptSignal) => {
         const prediction = await client(headers).predictions.create({
@@ -134,6 +149,16 @@ export function toPrediction(raw: unknown): Prediction {
     progress: progressFromLogs(logs),
     predictSeconds: predictSecondsOf(value.metrics),
   };
+}
+
+function toProviderFile(raw: unknown): ProviderFile {
+  const value = (raw ?? {}) as Record<string, unknown>;
+  const urls = (value.urls ?? {}) as Record<string, unknown>;
+  const expires = typeof value.expires_at === 'string' ? new Date(value.expires_at) : null;
+  if (typeof value.id !== 'string' || typeof urls.get !== 'string') {
+    throw new TransientProviderError('provider answered an upload with an unreadable file', { publicReason: 'the provider gave an unreadable answer', ambiguous: true });
+  }
+  return { id: value.id, url: urls.get, expiresAt: expires && !Number.isNaN(expires.getTime()) ? expires : null };
 }
 
 function predictSecondsOf(metrics: unknown): number | null {

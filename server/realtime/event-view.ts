@@ -41,6 +41,7 @@ const STATE_OF_STAGE: Record<string, GenerationState> = {
 
 export function assetView(asset: Asset, publicUrl: string): AssetView {
   return {
+    outputIndex: asset.output_index,
     kind: asset.kind,
     platform: asset.platform,
     format: asset.format,

@@ -34,6 +34,8 @@ const router = t.router({
   health: t.procedure.query(() => 'ok'),
   generate: t.procedure.input(generateInput).mutation(async ({ ctx, input }) => {
     if (!ctx.authorized) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'API key not recognised' });
+    // The benchmark sends prompts only; image operations are Kiln's, not the floor's.
+    if (input.operation !== 'text-to-image') throw new TRPCError({ code: 'BAD_REQUEST', message: 'the baseline takes prompts only' });
     const request = {
       platforms: input.platforms,
       customSizes: input.sizes,
