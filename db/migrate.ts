@@ -21,6 +21,7 @@ import * as requestCorrelation from './migrations/0017-request-correlation.ts';
 import * as imageSources from './migrations/0018-image-sources.ts';
 import * as providerFiles from './migrations/0019-provider-files.ts';
 import * as outputIndex from './migrations/0020-output-index.ts';
+import * as followersShareUnusableSource from './migrations/0021-followers-share-unusable-source.ts';
 
 /** Migrations live in code (not discovered on disk) so they ship with the build and run in order. */
 const migrations = {
@@ -44,6 +45,7 @@ const migrations = {
   '0018-image-sources': imageSources,
   '0019-provider-files': providerFiles,
   '0020-output-index': outputIndex,
+  '0021-followers-share-unusable-source': followersShareUnusableSource,
 } satisfies Record<string, Migration>;
 
 const inCodeProvider: MigrationProvider = {

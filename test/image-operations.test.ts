@@ -238,6 +238,20 @@ describe('image operations', () => {
     assert.deepEqual([gateway.sim.stats().creates, gateway.uploads()], [creates, uploads], 'no upload, no create');
   });
 
+  it('fails the followers of a leader whose source does not decode with it, without running each', async () => {
+    const whole = await sharp(Buffer.from(Array.from({ length: 48 * 48 * 3 }, (_, i) => (i * 53) % 256)), { raw: { width: 48, height: 48, channels: 3 } }).png().toBuffer();
+    const broken = (await pro.sources.upload(whole.subarray(0, Math.floor(whole.length * 0.6)))).id;
+    // One statement: the second and third join the first (an upscale takes no seed, so it reuses by default).
+    const { ids } = await pro.batch({ items: [1, 2, 3].map(() => ({ operation: 'upscale' as const, sourceId: broken, scale: 2 as const })) });
+    const done = await Promise.all(ids.map((id) => pro.waitFor(id)));
+    assert.deepEqual(done.map((generation) => [generation.state, generation.error?.code]), Array(3).fill(['failed', 'unusable_source']));
+    const followers = await Promise.all(ids.slice(1).map((id) => pro.status({ id })));
+    for (const follower of followers) {
+      assert.deepEqual(follower.events.map((event) => event.stage), ['queued', 'cache.joined', 'failed'], 'it never ran on its own');
+      assert.match(follower.error?.message ?? '', /the identical request it joined could not use its image/);
+    }
+  });
+
   it('refuses bad input with the field at fault, and writes nothing', async () => {
     const before = await kiln.countGenerations();
     const unknown = randomUUID();
