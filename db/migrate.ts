@@ -22,6 +22,7 @@ import * as imageSources from './migrations/0018-image-sources.ts';
 import * as providerFiles from './migrations/0019-provider-files.ts';
 import * as outputIndex from './migrations/0020-output-index.ts';
 import * as followersShareUnusableSource from './migrations/0021-followers-share-unusable-source.ts';
+import * as providerFilesExpiry from './migrations/0022-provider-files-expiry.ts';
 
 /** Migrations live in code (not discovered on disk) so they ship with the build and run in order. */
 const migrations = {
@@ -46,6 +47,7 @@ const migrations = {
   '0019-provider-files': providerFiles,
   '0020-output-index': outputIndex,
   '0021-followers-share-unusable-source': followersShareUnusableSource,
+  '0022-provider-files-expiry': providerFilesExpiry,
 } satisfies Record<string, Migration>;
 
 const inCodeProvider: MigrationProvider = {

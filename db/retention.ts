@@ -123,3 +123,15 @@ export async function pruneTombstones(db: Db, input: { deletedBefore: Date; limi
   `.execute(db);
   return Number(result.numAffectedRows ?? 0);
 }
+
+/** Provider files (migration 0019) that expired before `expiredBefore`: the provider has deleted them, and the next use of the image uploads it again. */
+export async function pruneExpiredProviderFiles(db: Db, input: { expiredBefore: Date; limit: number }): Promise<number> {
+  const result = await sql`
+    DELETE FROM provider_files WHERE (scope, content_hash) IN (
+      SELECT scope, content_hash FROM provider_files WHERE expires_at < ${input.expiredBefore}
+      ORDER BY expires_at LIMIT ${input.limit}
+      FOR UPDATE SKIP LOCKED
+    )
+  `.execute(db);
+  return Number(result.numAffectedRows ?? 0);
+}

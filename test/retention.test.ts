@@ -81,6 +81,13 @@ for (const kind of ['local', 's3'] as const) {
       for (const id of [old.id, batched.id, leader.id]) await age(id, 40);
       await age(quiet.id, 10, 'events');
 
+      // Two files at the provider: one that expired an hour ago, one that lives another hour.
+      const providerFile = (hash: string, expiresInSeconds: number) =>
+        sql`INSERT INTO provider_files (scope, content_hash, file_id, url, expires_at, uploaded_at, uploads)
+            VALUES ('retention-test', ${hash}, ${`file-${hash.slice(0, 6)}`}, ${`http://provider.test/${hash}`}, now() + make_interval(secs => ${expiresInSeconds}), now(), 1)`.execute(kiln.app.database.db);
+      await providerFile('a'.repeat(64), -3600);
+      await providerFile('b'.repeat(64), 3600);
+
       const pruner = createPruner({ db: kiln.app.database.db, storage, logger: silentLogger, policy: loadConfig(env).retention });
       // As of two minutes on, so the objects orphaned by this very run are past their grace.
       const report = await pruner.run({ now: new Date(Date.now() + 120_000) });
@@ -88,6 +95,9 @@ for (const kind of ['local', 's3'] as const) {
       assert.equal(report.batches, 1);
       assert.ok(report.events >= 5, `the quiet generation's events went (${report.events})`);
       assert.equal(report.cutShort, false);
+      assert.equal(report.providerFiles, 1, 'the expired provider file is forgotten');
+      const { rows: files } = await sql<{ content_hash: string }>`SELECT content_hash FROM provider_files WHERE scope = 'retention-test'`.execute(kiln.app.database.db);
+      assert.deepEqual(files.map((row) => row.content_hash), ['b'.repeat(64)], 'the living one stays');
 
       for (const gone of [old, batched, leader]) await rejects(client.status({ id: gone.id }), 'NOT_FOUND');
       await rejects(client.batchStatus({ batchId: batch.batchId }), 'NOT_FOUND');
@@ -112,7 +122,7 @@ for (const kind of ['local', 's3'] as const) {
 
       // A second run finds nothing more to do.
       const again = await pruner.run({ now: new Date(Date.now() + 120_000) });
-      assert.deepEqual(again, { events: 0, generations: 0, batches: 0, objects: 0, cutShort: false });
+      assert.deepEqual(again, { events: 0, generations: 0, batches: 0, objects: 0, providerFiles: 0, cutShort: false });
 
       // The same image made again is stored again, and its key stops being a tombstone.
       const remade = await generated(client, { prompt: 'an old harbour', platforms: ['banner'], formats: ['png'], seed: 1, cache: 'off' });

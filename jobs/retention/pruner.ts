@@ -4,7 +4,7 @@
 // after its time budget and the next one goes on where it left off.
 import type { Kysely } from 'kysely';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { claimOrphanedKeys, pruneEmptyBatches, pruneFinishedGenerations, pruneOldEvents, pruneTombstones } from '../../db/retention.ts';
+import { claimOrphanedKeys, pruneEmptyBatches, pruneFinishedGenerations, pruneOldEvents, pruneExpiredProviderFiles, pruneTombstones } from '../../db/retention.ts';
 import type { Database } from '../../db/schema.ts';
 import type { Logger } from '../logger.ts';
 import type { AssetStorage } from '../storage/storage.ts';
@@ -33,6 +33,8 @@ export interface PruneReport {
   generations: number;
   batches: number;
   objects: number;
+  /** Expired provider files forgotten. */
+  providerFiles: number;
   /** Whether the run stopped (its time budget, or a shutdown) with work perhaps left. */
   cutShort: boolean;
 }
@@ -48,7 +50,7 @@ export function createPruner(options: { db: Kysely<Database>; storage: AssetStor
   const { db, storage, policy } = options;
   return {
     async run({ now = new Date(), signal }: { now?: Date; signal?: AbortSignal } = {}) {
-      const report: PruneReport = { events: 0, generations: 0, batches: 0, objects: 0, cutShort: false };
+      const report: PruneReport = { events: 0, generations: 0, batches: 0, objects: 0, providerFiles: 0, cutShort: false };
       const stopAt = performance.now() + policy.maxRunMs;
       /** Runs `step` until it says it is done, pausing between batches; false when the time budget ran out first. */
       const loop = async (step: () => Promise<boolean>): Promise<boolean> => {
@@ -107,6 +109,14 @@ export function createPruner(options: { db: Kysely<Database>; storage: AssetStor
       );
       const deletedBefore = new Date(now.getTime() - policy.tombstoneSeconds * 1000);
       stages.push(() => loop(async () => (await pruneTombstones(db, { deletedBefore, limit })) === limit));
+      // Files the provider has deleted by now: the next generation of such an image uploads it again.
+      stages.push(() =>
+        loop(async () => {
+          const deleted = await pruneExpiredProviderFiles(db, { expiredBefore: now, limit });
+          report.providerFiles += deleted;
+          return deleted === limit;
+        }),
+      );
 
       for (const stage of stages) {
         if (!(await stage())) {
@@ -114,7 +124,7 @@ export function createPruner(options: { db: Kysely<Database>; storage: AssetStor
           break;
         }
       }
-      if (report.events + report.generations + report.batches + report.objects > 0 || report.cutShort) {
+      if (report.events + report.generations + report.batches + report.objects + report.providerFiles > 0 || report.cutShort) {
         options.logger.info('retention pruned', { ...report });
       }
       return report;
