@@ -29,9 +29,12 @@ export async function findLiveProviderFile(db: Db, key: ProviderFileKey, marginS
 
 /**
  * The provider's file of these bytes, uploading it (with `upload`) unless a live one is known.
- * Concurrent callers for the same bytes upload once: each claims the row (inserted if new) and
- * holds its lock while it uploads, so the next one waits and then finds the file just recorded.
- * A failed upload rolls the claim back and leaves the row as it was.
+ * Concurrent callers for the same bytes upload once: each takes an advisory lock on the key and
+ * holds it while it uploads, so the next one waits and then finds the file just recorded. The
+ * lock, not a row lock: a transaction that writes gets a transaction id, and one held open through
+ * an upload would hold back the realtime event feed (db/events.ts releases events only below the
+ * oldest running transaction id) for every tenant. So nothing is written until the file is known,
+ * and the write comes last. A failed upload writes nothing.
  */
 export async function claimProviderFile(
   db: Kysely<Database>,
@@ -40,21 +43,22 @@ export async function claimProviderFile(
   upload: () => Promise<KnownProviderFile>,
 ): Promise<{ file: KnownProviderFile; uploaded: boolean }> {
   return db.transaction().execute(async (trx) => {
-    await trx.insertInto('provider_files').values({ scope: key.scope, content_hash: key.contentHash }).onConflict((conflict) => conflict.doNothing()).execute();
-    const row = await trx
-      .selectFrom('provider_files')
-      .select(['file_id', 'url', 'expires_at', sql<boolean>`expires_at > now() + make_interval(secs => ${marginSeconds})`.as('live')])
-      .where('scope', '=', key.scope)
-      .where('content_hash', '=', key.contentHash)
-      .forUpdate()
-      .executeTakeFirstOrThrow();
-    if (row.live && row.file_id && row.url && row.expires_at) return { file: { fileId: row.file_id, url: row.url, expiresAt: row.expires_at }, uploaded: false };
+    await sql`SELECT pg_advisory_xact_lock(hashtextextended(${`provider-file:${key.scope}:${key.contentHash}`}, 0))`.execute(trx);
+    const live = await findLiveProviderFile(trx, key, marginSeconds);
+    if (live) return { file: live, uploaded: false };
     const file = await upload();
     await trx
-      .updateTable('provider_files')
-      .set((eb) => ({ file_id: file.fileId, url: file.url, expires_at: file.expiresAt, uploaded_at: sql<Date>`now()`, uploads: eb('uploads', '+', 1) }))
-      .where('scope', '=', key.scope)
-      .where('content_hash', '=', key.contentHash)
+      .insertInto('provider_files')
+      .values({ scope: key.scope, content_hash: key.contentHash, file_id: file.fileId, url: file.url, expires_at: file.expiresAt, uploaded_at: sql<Date>`now()`, uploads: 1 })
+      .onConflict((conflict) =>
+        conflict.columns(['scope', 'content_hash']).doUpdateSet((eb) => ({
+          file_id: file.fileId,
+          url: file.url,
+          expires_at: file.expiresAt,
+          uploaded_at: sql<Date>`now()`,
+          uploads: eb('provider_files.uploads', '+', 1),
+        })),
+      )
       .execute();
     return { file, uploaded: true };
   });

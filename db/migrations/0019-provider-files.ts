@@ -3,8 +3,7 @@ import { sql, type Kysely } from 'kysely';
 // Input images uploaded to the provider (Replicate's Files API), so an image reaches the provider
 // once and its URL is reused while the file lives (24 h on Replicate), however many generations
 // and retries start from it (db/provider-files.ts). One row per provider account (`scope`) and
-// image content: the row is also the claim that makes concurrent creates of one image upload it
-// once — each takes the row's lock, and the second finds the first's file.
+// image content; concurrent creates of one image upload it once (see db/provider-files.ts).
 export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`
     CREATE TABLE provider_files (
