@@ -36,6 +36,12 @@ interface ClientBaseOptions {
    * WebSocket, so waiting for a thousand generations at once waits in turn instead of failing.
    */
   maxConcurrentWaits?: number;
+  /**
+   * A subscription the server has not acknowledged within this long is made again (default
+   * 10 s): one sent just as the idle WebSocket closes could otherwise wait forever, since the
+   * lazily opened socket is not reopened for it.
+   */
+  subscriptionStartTimeoutMs?: number;
 }
 
 /**
@@ -88,6 +94,7 @@ export function createKilnClient(options: KilnClientOptions) {
 
   const status = (input: KilnInputs['status']) => trpc.status.query(input);
   const waitTurns = createTurns(options.maxConcurrentWaits ?? 80);
+  const subscriptionStartTimeoutMs = options.subscriptionStartTimeoutMs ?? 10_000;
 
   /**
    * A subscription that outlives transient failures: when it fails with one (Kiln's database is
@@ -127,9 +134,18 @@ export function createKilnClient(options: KilnClientOptions) {
     let finished = false;
     let wake: (() => void) | undefined;
     const notify = () => wake?.();
+    // Not acknowledged in time: a transient failure, so subscribe() makes it again (resuming).
+    const startTimer = setTimeout(() => {
+      failure ??= new TRPCClientError(`the subscription did not start within ${subscriptionStartTimeoutMs} ms; subscribing again`);
+      notify();
+    }, subscriptionStartTimeoutMs);
     const subscription = trpc.onUpdate.subscribe(input, {
-      ...(onStarted ? { onStarted } : {}),
+      onStarted: () => {
+        clearTimeout(startTimer);
+        onStarted?.();
+      },
       onData: ({ data }) => {
+        clearTimeout(startTimer);
         pending.push(data);
         notify();
       },
@@ -158,6 +174,7 @@ export function createKilnClient(options: KilnClientOptions) {
         wake = undefined;
       }
     } finally {
+      clearTimeout(startTimer);
       signal?.removeEventListener('abort', notify);
       subscription.unsubscribe();
     }
