@@ -57,12 +57,23 @@ const prompt = promptText('prompt must be a string');
 /** Repeating a key answers with the first request's result (generate or batch), within the remembered time. */
 const idempotencyKey = z.string().min(1).max(LIMITS.idempotencyKeyLength).refine(...withoutNul('idempotencyKey')).refine(...wellFormed('idempotencyKey'));
 
-const subject = z
-  .string({ error: 'subject must be a string' })
-  .min(1, 'subject must not be empty')
-  .refine((value) => [...value].length <= LIMITS.subjectLength, `subject must be at most ${LIMITS.subjectLength} characters`)
-  .refine((value) => !/\p{Cc}/u.test(value), 'subject must not contain control characters (such as NUL, tab or newline)')
-  .refine(...wellFormed('subject'));
+/**
+ * A short name kept exactly as sent (a subject, a file name): not empty, at most `maxCharacters`
+ * characters (not UTF-16 units), no control characters, well-formed.
+ */
+const shortName = (field: string, options: { maxCharacters: number; notText: string; controlCharacters: string }) =>
+  z
+    .string({ error: options.notText })
+    .min(1, `${field} must not be empty`)
+    .refine((value) => [...value].length <= options.maxCharacters, `${field} must be at most ${options.maxCharacters} characters`)
+    .refine((value) => !/\p{Cc}/u.test(value), options.controlCharacters)
+    .refine(...wellFormed(field));
+
+const subject = shortName('subject', {
+  maxCharacters: LIMITS.subjectLength,
+  notText: 'subject must be a string',
+  controlCharacters: 'subject must not contain control characters (such as NUL, tab or newline)',
+});
 
 const uniqueList = <T extends z.ZodType>(item: T, what: string, max: number) =>
   z
@@ -322,12 +333,11 @@ export const adminRevokeKeyInput = z
   .object({ key: z.string().trim().min(1, 'key must name a key id or prefix').max(100).refine(...wellFormed('key')) })
   .strict();
 
-const sourceFilename = z
-  .string({ error: 'filename must be text' })
-  .min(1, 'filename must not be empty')
-  .refine((value) => [...value].length <= LIMITS.sourceFilenameLength, `filename must be at most ${LIMITS.sourceFilenameLength} characters`)
-  .refine((value) => !/\p{Cc}/u.test(value), 'filename must not contain control characters')
-  .refine(...wellFormed('filename'));
+const sourceFilename = shortName('filename', {
+  maxCharacters: LIMITS.sourceFilenameLength,
+  notText: 'filename must be text',
+  controlCharacters: 'filename must not contain control characters',
+});
 
 /**
  * An upload is multipart/form-data (tRPC hands the procedure a FormData): the image in a `file`
