@@ -102,6 +102,13 @@ describe('a real Prometheus scraping a running Kiln', () => {
         return response ? ((await response.json()) as { status: string; error?: string; data: { result: { metric: Record<string, string>; value: [number, string] }[] } }) : undefined;
       };
 
+      // Ready first: while it replays its write-ahead log, Prometheus answers 503 in plain text.
+      await until(async () => {
+        if (prometheus?.exitCode !== null) throw new Error(`prometheus exited: ${log}`);
+        const ready = await fetch(`http://127.0.0.1:${port}/-/ready`).catch(() => undefined);
+        return ready?.ok ? true : undefined;
+      }, 60_000);
+
       // Scraped: a series of Kiln's, with the job's labels on it.
       const scraped = await until(async () => {
         if (prometheus?.exitCode !== null) throw new Error(`prometheus exited: ${log}`);
