@@ -30,9 +30,10 @@ const UNDISPATCHED = (alias: string) => `${alias}.state = 'queued' AND ${alias}.
 
 /**
  * Undispatched work waiting its turn; every index of the waiting work has this predicate. A
- * follower (served_from_id set, see migration 0014) is not waiting work: it never gets a slot.
+ * follower (served_from_id set, see migration 0014) is not waiting work: it never gets a slot;
+ * nor is a held generation (awaiting its input or its parts, migration 0023) until it is released.
  */
-export const WAITING = (alias: string) => sql.raw(`${UNDISPATCHED(alias)} AND ${alias}.served_from_id IS NULL`);
+export const WAITING = (alias: string) => sql.raw(`${UNDISPATCHED(alias)} AND ${alias}.served_from_id IS NULL AND ${alias}.awaiting IS NULL`);
 
 /**
  * The lanes with waiting work, as CTEs of a `WITH RECURSIVE` statement, in the one place that

@@ -22,8 +22,8 @@ export interface NewGenerationInput {
   agedBySeconds: number;
   /** How its model is billed, the price of one image or GPU second, what it reserves if its tenant is metered, and what it is charged when served from another (micro-dollars; see credits.ts). */
   price: { per: 'image' | 'gpu-second'; unit: number; reserve: number; cache: number };
-  /** sha256 of its provider input (jobs/provider/cache-key.ts): identical requests of a tenant share it. */
-  fingerprint: string;
+  /** sha256 of its provider input (jobs/provider/cache-key.ts): identical requests of a tenant share it; null: not known yet, or no provider work (a composite). */
+  fingerprint: string | null;
   /** Whether it may be served from an identical generation of its tenant. */
   mayReuse: boolean;
   /** The API request that queued it, and its call's trace context (W3C traceparent): what the worker's lines and spans link to. */
@@ -179,7 +179,8 @@ export interface ListFilter {
 
 /** Newest first; `after` must be an id this tenant can see (the caller validates that). */
 export async function listGenerations(db: Db, filter: ListFilter): Promise<Generation[]> {
-  let query = db.selectFrom('generations').selectAll().where('tenant_id', '=', filter.tenantId);
+  // A composite's parts are listed with it (status), not among the tenant's requests.
+  let query = db.selectFrom('generations').selectAll().where('tenant_id', '=', filter.tenantId).where('part_of', 'is', null);
   if (filter.states && filter.states.length > 0) query = query.where('state', 'in', filter.states);
   if (filter.batchId) query = query.where('batch_id', '=', filter.batchId);
   if (filter.subject !== undefined) query = query.where('subject', '=', filter.subject);

@@ -23,6 +23,7 @@ import * as providerFiles from './migrations/0019-provider-files.ts';
 import * as outputIndex from './migrations/0020-output-index.ts';
 import * as followersShareUnusableSource from './migrations/0021-followers-share-unusable-source.ts';
 import * as providerFilesExpiry from './migrations/0022-provider-files-expiry.ts';
+import * as chainsAndParts from './migrations/0023-chains-and-parts.ts';
 
 /** Migrations live in code (not discovered on disk) so they ship with the build and run in order. */
 const migrations = {
@@ -48,6 +49,7 @@ const migrations = {
   '0020-output-index': outputIndex,
   '0021-followers-share-unusable-source': followersShareUnusableSource,
   '0022-provider-files-expiry': providerFilesExpiry,
+  '0023-chains-and-parts': chainsAndParts,
 } satisfies Record<string, Migration>;
 
 const inCodeProvider: MigrationProvider = {

@@ -116,6 +116,16 @@ export interface GenerationsTable {
   traceparent: string | null;
   /** What it is charged when served from another, in micro-dollars. */
   cache_price: Int8 | null;
+  /** The generation whose output it starts from (a chain), and which of its outputs (migration 0023). */
+  parent_id: string | null;
+  parent_output: number | null;
+  /** Its chain's root: set on every member of a chain, the root included, once it has a child. */
+  chain_id: string | null;
+  /** The composite it is a step or part of, and its place there (from 0). */
+  part_of: string | null;
+  part_index: number | null;
+  /** Why it is not waiting work yet: its input is not made ('input'), or it is a composite waiting for its parts ('parts'). */
+  awaiting: AwaitingKind | null;
   error_code: string | null;
   error_message: string | null;
   created_at: Generated<Date>;
@@ -123,6 +133,10 @@ export interface GenerationsTable {
   finished_at: Date | null;
   updated_at: Generated<Date>;
 }
+
+/** What a held generation waits for (migration 0023). */
+export const AWAITING_KINDS = ['input', 'parts'] as const;
+export type AwaitingKind = (typeof AWAITING_KINDS)[number];
 
 /** How a generation is served from another: 'cache', from an earlier success; 'joined', by joining identical work in flight. */
 export const SERVED_FROM_KINDS = ['cache', 'joined'] as const;
@@ -145,22 +159,37 @@ export interface GenerationRequestJson {
   scale?: number | null;
   /** Images asked of the prediction; absent: one. */
   outputs?: number;
+  /** The optimiser's framing (operation 'optimize'). */
+  optimize?: { background: string; targetShortEdge: number } | null;
+  /** The generation output it builds on, as the request named it (the input is that output once it exists). */
+  from?: { generationId: string; output: number } | null;
 }
 
 /**
- * The image a generation starts from, as it was when the request was accepted: enough for the
- * worker to read its bytes and to upload them to the provider once. Today always a source; a
- * generation's output (a chain) would be another kind with the same fields.
+ * The image a generation starts from, as it was when it was known: enough for the worker to read
+ * its bytes and to upload them to the provider once. A source the tenant gave, or an output of
+ * another generation (a chain, or an earlier step of a composite).
  */
-export interface InputImageJson {
-  kind: 'source';
-  sourceId: string;
+export type InputImageJson = (
+  | { kind: 'source'; sourceId: string }
+  | { kind: 'generation'; generationId: string; outputIndex: number }
+) & {
   /** SHA-256 of the bytes (hex): how the provider's copy is found again (provider_files). */
   contentHash: string;
   /** Its object in the asset store. */
   storageKey: string;
   format: SourceFormat;
-}
+  /** Its size; absent on rows from before chains. */
+  bytes?: number;
+};
+
+/** Where an input image came from, for events and spans: its source, or its generation and output. */
+export const inputImageOrigin = (image: InputImageJson): Record<string, string | number> =>
+  image.kind === 'source' ? { sourceId: image.sourceId } : { generationId: image.generationId, outputIndex: image.outputIndex };
+
+/** How a person names an input image in a message: "source …", or "output 1 of generation …". */
+export const describeInputImage = (image: InputImageJson): string =>
+  image.kind === 'source' ? `source ${image.sourceId}` : `output ${image.outputIndex + 1} of generation ${image.generationId}`;
 
 export interface GenerationEventsTable {
   id: Generated<string>; // bigint identity; read as string to keep all 64 bits

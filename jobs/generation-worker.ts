@@ -14,6 +14,7 @@ import { createInputFiles } from './phases/input-files.ts';
 import { createCopyPhase } from './phases/copy-phase.ts';
 import { createDelivery } from './phases/deliver.ts';
 import { createFinishPhase } from './phases/finish-phase.ts';
+import { createAssemblePhase } from './phases/assemble-phase.ts';
 import type { EarlierCreateSearch } from './phases/earlier-create.ts';
 import { handleFailure } from './phases/failures.ts';
 import { failGeneration } from './phases/outcomes.ts';
@@ -21,7 +22,7 @@ import { createPredictionUpdates, type PredictionUpdates } from './phases/predic
 import { createWaitPhase, type WaitPhaseOptions } from './phases/wait-phase.ts';
 import type { DownloadLimits } from './provider/download-output.ts';
 import type { ImageProvider } from './provider/provider.ts';
-import { QUEUES, isCopyJob, type CancelPredictionJob, type CopyJob, type FinishJob, type GenerationJob, type JobQueue, type PollJob } from './queue.ts';
+import { QUEUES, isAssembleJob, isCopyJob, type AssembleJob, type CancelPredictionJob, type CopyJob, type FinishJob, type GenerationJob, type JobQueue, type PollJob } from './queue.ts';
 import type { RenderLimits } from './render/render-variants.ts';
 import type { AssetStorage } from './storage/storage.ts';
 import { findGenerationForWork } from '../db/provider-work.ts';
@@ -77,6 +78,8 @@ export interface GenerationWorkerOptions {
   };
   download: DownloadLimits;
   render: RenderLimits;
+  /** The optimiser's margin around a product, as a share of its longer edge. */
+  catalogueMarginShare: number;
   /** Where each job's wait, run time and outcome (and each phase's own news) are reported. */
   metrics?: JobMetrics;
 }
@@ -134,6 +137,7 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
   const deliver = createDelivery({ db, queue, storage: options.storage, render: options.render, metrics });
   const finish = createFinishPhase({ db, provider, deliver, download: options.download });
   const copy = createCopyPhase({ db, storage: options.storage, deliver, workerId: options.workerId });
+  const assemble = createAssemblePhase({ db, storage: options.storage, deliver, render: options.render, catalogueMarginShare: options.catalogueMarginShare, workerId: options.workerId });
 
   async function cancelAtProvider(job: CancelPredictionJob, context: JobContext): Promise<void> {
     // Read only for its ids: the cancel's line and span join the generation's request.
@@ -228,8 +232,9 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
         observed('create', QUEUES.generation, job, create.run),
       );
       await phase<PollJob>(QUEUES.poll, concurrency.poll, 1, pickup.backstopSeconds.poll, (job) => observed('poll', QUEUES.poll, job, wait.run));
-      await phase<FinishJob | CopyJob>(QUEUES.finish, concurrency.finish, 1, pickup.backstopSeconds.finish, (job) => {
+      await phase<FinishJob | CopyJob | AssembleJob>(QUEUES.finish, concurrency.finish, 1, pickup.backstopSeconds.finish, (job) => {
         const { data } = job;
+        if (isAssembleJob(data)) return observed('assemble', QUEUES.finish, { ...job, data }, assemble.run);
         return isCopyJob(data) ? observed('copy', QUEUES.finish, { ...job, data }, copy.run) : observed('finish', QUEUES.finish, { ...job, data }, finish.run);
       });
       const cancelWork = { localConcurrency: pickup.cancelConcurrency, includeMetadata: true, notifyPollingIntervalSeconds: pickup.backstopSeconds.cancel } as const;

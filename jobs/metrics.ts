@@ -4,7 +4,7 @@
 import type { CallKind } from './provider/provider.ts';
 
 /** The worker's queues as phases: what a job's duration and wait are reported under. */
-export type JobPhase = 'create' | 'poll' | 'finish' | 'copy' | 'cancel' | 'dead';
+export type JobPhase = 'create' | 'poll' | 'finish' | 'copy' | 'assemble' | 'cancel' | 'dead';
 
 /** How a job ended: completed (whatever became of its generation), or failed (pg-boss retries it, or it died). */
 export type JobOutcome = 'completed' | 'failed';

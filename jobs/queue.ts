@@ -9,7 +9,7 @@ export const QUEUES = {
   generation: 'kiln-generation',
   /** The wait phase: one job per poll of a prediction the provider is working on. */
   poll: 'kiln-poll',
-  /** The finish phase: download, render variants, store (CPU-bound, sized to the cores); and copies from an identical generation. */
+  /** The finish phase: download, render variants, store (CPU-bound, sized to the cores); copies from an identical generation; composites assembled from their parts. */
   finish: 'kiln-finish',
   /** Jobs of any phase that failed for good land here, and their generation is marked failed. */
   generationDead: 'kiln-generation-dead',
@@ -54,7 +54,15 @@ export interface CopyJob {
   copyOf: string;
 }
 
-export const isCopyJob = (job: FinishJob | CopyJob): job is CopyJob => 'copyOf' in job;
+export const isCopyJob = (job: FinishJob | CopyJob | AssembleJob): job is CopyJob => 'copyOf' in job;
+
+/** A composite whose parts have all succeeded: it is delivered from their images (finish queue). */
+export interface AssembleJob {
+  generationId: string;
+  assemble: true;
+}
+
+export const isAssembleJob = (job: FinishJob | CopyJob | AssembleJob): job is AssembleJob => 'assemble' in job;
 
 export interface CancelPredictionJob {
   generationId: string;
@@ -113,6 +121,7 @@ export interface JobQueue {
   enqueueFinish(trx: Db, job: FinishJob): Promise<void>;
   /** Copies of generations served from identical ones, in one statement; they share the renderers with the finish phase. */
   enqueueCopies(trx: Db, jobs: readonly CopyJob[]): Promise<void>;
+  enqueueAssemble(trx: Db, job: AssembleJob): Promise<void>;
 }
 
 /** Passes errors on, except that "database unavailable" ones are passed on once per `everyMs`, with a count of the rest. */
@@ -221,6 +230,9 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
     async enqueueCopies(trx, jobs) {
       if (jobs.length === 0) return;
       await boss.insert(QUEUES.finish, jobs.map((job) => ({ data: { generationId: job.generationId, copyOf: job.copyOf } satisfies CopyJob })), { db: fromKysely(trx) });
+    },
+    async enqueueAssemble(trx, job) {
+      await boss.send(QUEUES.finish, { generationId: job.generationId, assemble: true } satisfies AssembleJob, { db: fromKysely(trx) });
     },
     async enqueueCancelPrediction(trx, job) {
       await boss.send(QUEUES.cancelPrediction, { ...job }, { db: fromKysely(trx) });

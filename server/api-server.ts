@@ -94,6 +94,7 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     generations: createGenerationService({
       db, queue, publicUrl: assetsBase, defaultDeadlineSeconds: config.worker.deadlineSeconds, groupCommit: config.api.groupCommit,
       estimates, priorityAgingSeconds: agingSeconds, requestLimiter, idempotencyKeySeconds: config.api.idempotencyKeySeconds, cachePriceShare: config.api.cache.priceShare,
+      optimizer: { targetShortEdge: config.optimizer.targetShortEdge, maxPixels: config.limits.maxInputPixels },
       onQueued: metrics.api.generationsQueued,
     }),
     realtime: createRealtimeService({ db, feed, publicUrl: assetsBase, maxBuffered: config.realtime.maxBufferedEvents,

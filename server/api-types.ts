@@ -49,7 +49,21 @@ export interface CustomSize {
  * What a generation does. The list lives in jobs/provider/models.ts (the model table, which
  * serves each operation); schemas.ts proves the two equal.
  */
-export type Operation = 'text-to-image' | 'edit' | 'upscale' | 'remove-background' | 'image-to-image';
+export type Operation = 'text-to-image' | 'edit' | 'upscale' | 'remove-background' | 'image-to-image' | 'optimize';
+
+/** What the optimiser lays a cut-out product on. */
+export type CatalogueBackground = 'white' | 'transparent';
+
+/**
+ * The image an operation starts from: `sourceId`, a source of the caller's tenant
+ * (sources.upload, sources.fromUrl); or `from`, one of its generations (a chain), and which of
+ * its outputs (`fromOutput`, from 0; default 0). Exactly one of sourceId and from.
+ */
+export interface ImageInput {
+  sourceId?: string | undefined;
+  from?: string | undefined;
+  fromOutput?: number | undefined;
+}
 
 /** What every operation's request shares, with the schema's defaults applied. */
 export interface GenerationOptions {
@@ -80,38 +94,45 @@ export interface TextToImageInput extends GenerationOptions {
 }
 
 /** A source changed as the prompt says. */
-export interface EditInput extends GenerationOptions {
+export interface EditInput extends GenerationOptions, ImageInput {
   operation: 'edit';
-  /** A source of the caller's tenant (sources.upload, sources.fromUrl). */
-  sourceId: string;
   prompt: string;
   seed?: number | undefined;
 }
 
 /** A source with every edge × scale. */
-export interface UpscaleInput extends GenerationOptions {
+export interface UpscaleInput extends GenerationOptions, ImageInput {
   operation: 'upscale';
-  sourceId: string;
   scale: UpscaleFactor;
 }
 
 /** A source with its background made transparent. */
-export interface RemoveBackgroundInput extends GenerationOptions {
+export interface RemoveBackgroundInput extends GenerationOptions, ImageInput {
   operation: 'remove-background';
-  sourceId: string;
+}
+
+/**
+ * A product photo made a catalogue image: upscaled when its short edge is below
+ * `targetShortEdge` (default: the server's), its background removed, framed on white or kept
+ * transparent, padded to each platform's shape (crop 'pad'). Each paid step is a generation of
+ * its own (`parts` in status), so a retry never pays for a step twice.
+ */
+export interface OptimizeInput extends GenerationOptions, ImageInput {
+  operation: 'optimize';
+  background: CatalogueBackground;
+  targetShortEdge?: number | undefined;
 }
 
 /** A new picture from the prompt drawn over a source: strength 0 keeps the source, 1 ignores it. */
-export interface ImageToImageInput extends GenerationOptions {
+export interface ImageToImageInput extends GenerationOptions, ImageInput {
   operation: 'image-to-image';
-  sourceId: string;
   prompt: string;
   strength: number;
   seed?: number | undefined;
 }
 
 /** One item of a batch, with the schema's defaults applied: one operation's request. */
-export type BatchItemInput = TextToImageInput | EditInput | UpscaleInput | RemoveBackgroundInput | ImageToImageInput;
+export type BatchItemInput = TextToImageInput | EditInput | UpscaleInput | RemoveBackgroundInput | ImageToImageInput | OptimizeInput;
 
 /** Repeating a key (within the remembered time) answers with the first generation, if the request is the same. */
 interface Keyed {
@@ -122,7 +143,8 @@ export interface EditGenerateInput extends EditInput, Keyed {}
 export interface UpscaleGenerateInput extends UpscaleInput, Keyed {}
 export interface RemoveBackgroundGenerateInput extends RemoveBackgroundInput, Keyed {}
 export interface ImageToImageGenerateInput extends ImageToImageInput, Keyed {}
-export type GenerateInput = TextToImageGenerateInput | EditGenerateInput | UpscaleGenerateInput | RemoveBackgroundGenerateInput | ImageToImageGenerateInput;
+export interface OptimizeGenerateInput extends OptimizeInput, Keyed {}
+export type GenerateInput = TextToImageGenerateInput | EditGenerateInput | UpscaleGenerateInput | RemoveBackgroundGenerateInput | ImageToImageGenerateInput | OptimizeGenerateInput;
 
 export interface BatchInput {
   /** The subject of every item that names none. */
@@ -337,8 +359,14 @@ export interface GenerationSummary {
   /** What it does; the prompt is empty for operations that take none (upscale, remove-background). */
   operation: Operation;
   prompt: string;
-  /** The image source it starts from; null for text-to-image. */
+  /** The image source it starts from; null for text-to-image, or when it starts from a generation. */
   sourceId: string | null;
+  /** The generation whose output it starts from (its chain parent), and which output; null when none. */
+  from: { generationId: string; output: number } | null;
+  /** The root of the chain it belongs to (the root's own id); null while it is in none. */
+  chainId: string | null;
+  /** The composite generation it is a step or part of; null when it is none. */
+  partOf: string | null;
   /** Images it asked for, each an original with its own variants among `assets`. */
   outputs: number;
   model: string;
@@ -372,12 +400,36 @@ export interface StageEvent {
   data: Record<string, unknown>;
 }
 
+/** A generation related to another (a child in its chain, a part of its composite), briefly. */
+export interface RelatedGeneration {
+  id: string;
+  operation: Operation;
+  model: string;
+  state: GenerationState;
+  error: { code: string; message: string } | null;
+  createdAt: Date;
+}
+
 /** `status`: one generation with its assets and stage events. */
 export interface GenerationStatusView extends GenerationSummary {
   /** While queued: its place in the queue; otherwise null. */
   queue: QueueEstimate | null;
   assets: AssetView[];
   events: StageEvent[];
+  /** The generations made from its outputs, oldest first. */
+  children: RelatedGeneration[];
+  /** A composite's parts (each paid step, or one prediction per output), in order; empty for other generations. */
+  parts: RelatedGeneration[];
+  /** The optimiser's result: the photo's bytes, and the variants' bytes in all, once it has succeeded; null otherwise. */
+  optimized: { bytesBefore: number; bytesAfter: number } | null;
+}
+
+/** `chain`: the chain a generation belongs to, and its latest success. */
+export interface ChainView {
+  /** The chain's root (null: the generation is in no chain, and is its own). */
+  chainId: string | null;
+  /** The chain's most recently finished success (the generation itself when it is in none and has succeeded). */
+  latest: GenerationSummary | null;
 }
 
 export interface GenerationListItem extends GenerationSummary {

@@ -157,6 +157,7 @@ async function startParts(config: KilnConfig, logger: Logger, tracer: Tracer, un
       webhooks: { baseUrl: webhookBaseUrl, backstopMs: config.provider.webhookBackstopMs },
       download: { maxBytes: config.limits.maxDownloadBytes, timeoutMs: config.worker.downloadTimeoutMs },
       render: { maxInputPixels: config.limits.maxInputPixels, timeoutSeconds: config.worker.renderTimeoutSeconds },
+      catalogueMarginShare: config.optimizer.marginShare,
       metrics: metrics.jobs,
     });
     await worker.start();

@@ -442,6 +442,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
        */
       allowPrivateAddresses: e.KILN_SOURCE_ALLOW_PRIVATE === 'true',
     },
+    /** The product-photo optimiser (operation 'optimize'). */
+    optimizer: {
+      /** A photo whose short edge is below this is upscaled first (a request may ask otherwise): 1024 px is what marketplaces ask of zoomable product images. */
+      targetShortEdge: 1024,
+      /** The margin left around a cut-out product, as a share of its longer edge: close framing without touching the edge. */
+      marginShare: 0.06,
+    },
     realtime: {
       /** Events waiting for one slow subscriber before its connection is closed (it resumes). */
       maxBufferedEvents: e.KILN_REALTIME_MAX_BUFFERED,

@@ -19,29 +19,13 @@ import {
   releaseExpiredIdempotencyKey,
   type NewGenerationInput,
 } from '../db/generations.ts';
-import { findImageSources } from '../db/image-sources.ts';
-import type { Asset, Database, Generation, GenerationEvent, GenerationRequestJson, ImageSource, ServedFromKind } from '../db/schema.ts';
-import { canonicalJson, mayReuse, providerFingerprint } from '../jobs/provider/cache-key.ts';
-import {
-  MODEL_IDS,
-  MODELS,
-  OPERATIONS,
-  mayUse,
-  modelDefinition,
-  modelFor,
-  modelsFor,
-  modelsForTenantTier,
-  serves,
-  type ModelId,
-  type ModelPrice,
-  type ModelRequest,
-  type ModelTier,
-  type Operation,
-} from '../jobs/provider/models.ts';
-import { priorityHeadStartSeconds } from '../jobs/dispatch/select.ts';
+import { findLatestOfChain, listChildren, listParts, tieGenerations, type GenerationTies } from '../db/chains.ts';
+import type { Asset, Database, Generation, GenerationEvent, GenerationRequestJson, ServedFromKind } from '../db/schema.ts';
+import { canonicalJson } from '../jobs/provider/cache-key.ts';
+import { MODEL_IDS, MODELS, OPERATIONS, mayUse, modelDefinition, type ModelPrice, type ModelTier, type Operation } from '../jobs/provider/models.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import { notifyDispatcher } from '../db/dispatch.ts';
-import { findCreditBalance, isInsufficientCredit, pricing, toUsd } from '../db/credits.ts';
+import { findCreditBalance, isInsufficientCredit, toUsd } from '../db/credits.ts';
 import { createIdFactory } from '../db/ids.ts';
 import { estimateQueue, type EstimateSettings, type QueueEstimate as DbQueueEstimate } from '../db/queue-estimates.ts';
 import type {
@@ -51,6 +35,7 @@ import type {
   BatchItemInput,
   BatchStatusView,
   CancelAnswer,
+  ChainView,
   GenerateAnswer,
   GenerateInput,
   GenerationDeduplicated,
@@ -61,11 +46,13 @@ import type {
   ModelView,
   Operation as ApiOperation,
   QueueEstimate,
+  RelatedGeneration,
   StageEvent,
 } from './api-types.ts';
+import { createGenerationPlanner, type GenerationPlannerOptions, type Plan, type PlanMeta } from './generation-planner.ts';
 import { assertMayReadBatch, assertMayReadGeneration, type Caller } from './caller.ts';
 import { assetView as toAssetView } from './realtime/event-view.ts';
-import { badRequest, conflict, forbidden, notFound, paymentRequired } from './errors.ts';
+import { badRequest, conflict, notFound, paymentRequired } from './errors.ts';
 import { createGroupCommit } from './group-commit.ts';
 import type { Equal, Expect } from './same-type.ts';
 import type { RequestLimiter } from './request-limiter.ts';
@@ -90,6 +77,8 @@ export interface GenerationServiceOptions {
   idempotencyKeySeconds: number;
   /** A generation served from an identical one is charged this share of what its model reserves. */
   cachePriceShare: number;
+  /** The product-photo optimiser's default target and the pixel limit its upscale keeps to. */
+  optimizer: GenerationPlannerOptions['optimizer'];
   /** Told of the generations written, once committed, and how each is served (own work, cache, joined). */
   onQueued?: (rows: readonly QueuedRow[]) => void;
 }
@@ -99,9 +88,6 @@ export interface QueuedRow {
   servedFrom: 'own' | ServedFromKind;
 }
 
-/** A tenant's tier picks the model when the request names neither model nor tier. */
-const TIER_FOR_TENANT: Record<string, ModelTier> = { free: 'fast', standard: 'fast', pro: 'quality' };
-
 /** The estimate goes out as db/queue-estimates.ts computes it: the API's type must not drift from it. */
 type QueueEstimateMatchesTheQuery = Expect<Equal<DbQueueEstimate, QueueEstimate>>;
 /** The model table's prices and tiers go out as they are (api-types.ts restates them for the client's declarations). */
@@ -109,119 +95,21 @@ type ModelPriceMatchesTheTable = Expect<Equal<ModelPrice, ModelView['price']>>;
 type ModelTierMatchesTheTable = Expect<Equal<ModelTier, ModelView['tier']>>;
 type OperationsMatchTheTable = Expect<Equal<Operation, ApiOperation>>;
 
-const NO_SOURCES: ReadonlyMap<string, ImageSource> = new Map();
-
 /** A stored row's operation; rows from before image operations name none. */
 const operationOf = (stored: string | undefined): Operation => (OPERATIONS as readonly string[]).includes(stored ?? '') ? (stored as Operation) : 'text-to-image';
 
-export function createGenerationService({ db, queue, publicUrl, defaultDeadlineSeconds, groupCommit, estimates, priorityAgingSeconds, requestLimiter, idempotencyKeySeconds, cachePriceShare, onQueued }: GenerationServiceOptions): GenerationService {
+export function createGenerationService({ db, queue, publicUrl, defaultDeadlineSeconds, groupCommit, estimates, priorityAgingSeconds, requestLimiter, idempotencyKeySeconds, cachePriceShare, optimizer, onQueued }: GenerationServiceOptions): GenerationService {
   const newId = createIdFactory();
 
-  /**
-   * The model a request asks for (by name, by `tier`, or its tenant's tier's choice) among those
-   * that serve its operation, if the tenant's tier may use it. An upscale picks a model that
-   * offers its scale.
-   */
-  const chooseModel = (caller: Caller, item: BatchItemInput, field: string): ModelId => {
-    const { operation } = item;
-    const scale = item.operation === 'upscale' ? item.scale : null;
-    const offersScale = (id: ModelId) => scale === null || modelDefinition(id).scales.includes(scale);
-    if (item.model && !serves(item.model, operation)) {
-      const models = modelsFor(operation).join(', ');
-      throw badRequest(`model ${item.model} does not do ${operation}; for ${operation} use: ${models}`, { [`${field}model`]: [`does not do ${operation}`] });
-    }
-    const model = item.model ?? modelFor(operation, item.tier ?? TIER_FOR_TENANT[caller.tenantTier] ?? 'fast', offersScale);
-    if (!mayUse(model, caller.tenantTier)) {
-      const allowed = modelsForTenantTier(caller.tenantTier, operation);
-      const what = operation === 'text-to-image' ? '' : ` for ${operation}`;
-      const may = allowed.length > 0 ? `it may use${what}: ${allowed.join(', ')}` : `it may use no model${what}`;
-      // The field that chose it: the model or tier named, else the operation (its tenant's tier's pick).
-      const path = `${field}${item.tier && !item.model ? 'tier' : item.model || operation === 'text-to-image' ? 'model' : 'operation'}`;
-      throw forbidden(`model ${model} is not available on the ${caller.tenantTier} tier; ${may}`, { [path]: [`not available on the ${caller.tenantTier} tier`] });
-    }
-    if (!offersScale(model)) {
-      const offered = modelDefinition(model).scales.join(' or ');
-      throw badRequest(`model ${model} upscales by ${offered} only; ask for that scale, or name a model that offers ${scale}`, { [`${field}scale`]: [`${model} upscales by ${offered} only`] });
-    }
-    if (item.outputs > modelDefinition(model).maxOutputs) {
-      // Models without num_outputs make one image a prediction; several predictions for one request are not offered yet.
-      const able = modelsFor(operation).filter((id) => modelDefinition(id).maxOutputs >= item.outputs);
-      const instead = able.length > 0 ? `use one that takes num_outputs (${able.join(', ')})` : `no model for ${operation} makes more than one yet`;
-      throw badRequest(`model ${model} makes one image per prediction; for ${item.outputs} outputs ${instead}, or ask for one`, { [`${field}outputs`]: [`${model} makes one image per prediction`] });
-    }
-    return model;
-  };
+  const planner = createGenerationPlanner({ db, newId, defaultDeadlineSeconds, priorityAgingSeconds, cachePriceShare, optimizer });
 
-  /** The tenant's sources the items name, by id (one query, none for text-to-image); one that is not there is NOT_FOUND on its field. */
-  async function sourcesFor(caller: Caller, items: readonly BatchItemInput[], field: (index: number) => string): Promise<ReadonlyMap<string, ImageSource>> {
-    const ids = [...new Set(items.flatMap((item) => (item.operation === 'text-to-image' ? [] : [item.sourceId])))];
-    if (ids.length === 0) return NO_SOURCES;
-    const found = new Map((await findImageSources(db, caller.tenantId, ids)).map((source) => [source.id, source]));
-    const missing = items.findIndex((item) => item.operation !== 'text-to-image' && !found.has(item.sourceId));
-    const item = items[missing];
-    // Another tenant's source answers exactly as a missing one.
-    if (item && item.operation !== 'text-to-image') throw notFound('source', item.sourceId, `${field(missing)}sourceId`);
-    return found;
+  /** Each item planned (generations.ts rows and their ties), after one lookup of what they start from. */
+  async function planAll(caller: Caller, items: readonly BatchItemInput[], meta: (index: number) => PlanMeta): Promise<Plan[]> {
+    const needsLookup = items.some((item) => item.operation !== 'text-to-image');
+    // Text-to-image (the hot path) starts from nothing: no query.
+    const inputs = needsLookup ? await planner.resolveInputs(caller, items, (index) => meta(index).field) : items.map(() => ({ kind: 'none' as const }));
+    return items.map((item, index) => planner.plan(caller, item, inputs[index]!, meta(index)));
   }
-
-  const toRow = (caller: Caller, item: BatchItemInput, sources: ReadonlyMap<string, ImageSource>, batchId: string | null, idempotencyKey: string | null, origin: CallOrigin, field = ''): NewGenerationInput => {
-    const model = chooseModel(caller, item, field);
-    const seed = 'seed' in item ? (item.seed ?? null) : null;
-    const prompt = 'prompt' in item ? item.prompt : '';
-    const source = item.operation === 'text-to-image' ? undefined : sources.get(item.sourceId);
-    const modelRequest: ModelRequest = {
-      operation: item.operation,
-      prompt,
-      negativePrompt: item.operation === 'text-to-image' ? (item.negativePrompt ?? null) : null,
-      // Image operations follow the source's shape; the stored ratio is not sent for them.
-      aspectRatio: item.operation === 'text-to-image' ? item.aspectRatio : '1:1',
-      seed,
-      strength: item.operation === 'image-to-image' ? item.strength : null,
-      scale: item.operation === 'upscale' ? item.scale : null,
-      outputs: item.outputs,
-    };
-    const request: GenerationRequestJson = {
-      platforms: item.platforms,
-      customSizes: item.sizes,
-      formats: item.formats,
-      crop: item.crop,
-      aspectRatio: modelRequest.aspectRatio,
-      seed,
-      negativePrompt: modelRequest.negativePrompt,
-      // A prompt with one output is what every row held before: its request is written as it was
-      // (readers take what is absent as text-to-image, one output), so an idempotent retry across
-      // an upgrade still matches its first request, and the hot path writes no more than before.
-      ...(item.outputs > 1 ? { outputs: item.outputs } : {}),
-      ...(source
-        ? {
-            operation: item.operation,
-            input: { kind: 'source' as const, sourceId: source.id, contentHash: source.content_hash, storageKey: source.storage_key, format: source.format },
-            strength: modelRequest.strength,
-            scale: modelRequest.scale,
-          }
-        : {}),
-    };
-    return {
-      id: newId(),
-      tenantId: caller.tenantId,
-      batchId,
-      prompt,
-      model,
-      price: pricing(MODELS[model].price, cachePriceShare, item.outputs),
-      // What the provider would be sent decides what is identical (an input image by its content);
-      // platforms and formats are Kiln's own work.
-      fingerprint: providerFingerprint(model, modelRequest, source?.content_hash ?? null),
-      mayReuse: mayReuse(item.cache, seed, modelDefinition(model).deterministic),
-      request,
-      priority: item.priority,
-      idempotencyKey,
-      subject: item.subject ?? null,
-      deadlineSeconds: item.deadlineSeconds ?? defaultDeadlineSeconds ?? null,
-      agedBySeconds: priorityHeadStartSeconds(item.priority, priorityAgingSeconds),
-      requestId: origin.requestId,
-      traceparent: origin.traceparent ?? null,
-    };
-  };
 
   const assetView = (asset: Asset) => toAssetView(asset, publicUrl());
 
@@ -246,7 +134,10 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
     stage: generation.stage,
     operation: operationOf(generation.request.operation),
     prompt: generation.prompt,
-    sourceId: generation.request.input?.sourceId ?? null,
+    sourceId: generation.request.input?.kind === 'source' ? generation.request.input.sourceId : null,
+    from: generation.parent_id === null ? null : { generationId: generation.parent_id, output: generation.parent_output ?? 0 },
+    chainId: generation.chain_id,
+    partOf: generation.part_of,
     outputs: generation.request.outputs ?? 1,
     model: generation.model,
     predictionId: generation.prediction_id,
@@ -260,14 +151,24 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
 
   const eventView = (event: GenerationEvent): StageEvent => ({ id: event.id, stage: event.stage, at: event.at, data: event.data });
 
+  const relatedView = (generation: Generation): RelatedGeneration => ({
+    id: generation.id,
+    operation: operationOf(generation.request.operation),
+    model: generation.model,
+    state: generation.state,
+    error: generation.error_code ? { code: generation.error_code, message: generation.error_message ?? '' } : null,
+    createdAt: generation.created_at,
+  });
+
   /**
    * Rows and their 'queued' events, in one transaction. The row is the queue entry: the
    * dispatcher (jobs/dispatch/) gives it its create job when its turn comes, and the NOTIFY
    * (sent at commit) wakes it. A row served from an earlier success gets its copy job instead;
    * one that joined identical work waits for it (db/generations.ts).
    */
-  async function insertQueued(trx: Transaction<Database>, rows: readonly NewGenerationInput[]): Promise<QueuedRow[]> {
+  async function insertQueued(trx: Transaction<Database>, rows: readonly NewGenerationInput[], ties: readonly GenerationTies[] = []): Promise<QueuedRow[]> {
     const inserted = await insertGenerations(trx, rows);
+    await tieGenerations(trx, ties);
     const copies = inserted.flatMap(({ id, servedFrom }) => (servedFrom?.kind === 'cache' ? [{ generationId: id, copyOf: servedFrom.generationId }] : []));
     await queue.enqueueCopies(trx, copies);
     await notifyDispatcher(trx);
@@ -299,7 +200,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       existing.priority === repeated.priority &&
       existing.subject === repeated.subject &&
       existing.may_reuse === repeated.mayReuse &&
-      canonicalJson(existing.request) === canonicalJson(repeated.request);
+      canonicalJson(asRequested(existing.request)) === canonicalJson(asRequested(repeated.request));
     if (!same) {
       throw conflict(`idempotencyKey "${existing.idempotency_key}" was already used for a different request; use a new key for a new request`);
     }
@@ -318,28 +219,27 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
   return {
     async generate(caller: Caller, input: GenerateInput, origin: CallOrigin): Promise<GenerateAnswer> {
       const key = input.idempotencyKey ?? null;
-      // Text-to-image (the hot path) names no source: no query.
-      const sources = input.operation === 'text-to-image' ? NO_SOURCES : await sourcesFor(caller, [input], () => '');
-      const row = toRow(caller, input, sources, null, key, origin);
+      const [plan] = await planAll(caller, [input], () => ({ batchId: null, idempotencyKey: key, origin, field: '' }));
+      const { primary: row, rows, ties } = plan!;
       await requestLimiter.admit(caller.tenantId, new Map([[input.subject ?? null, 1]]), '(input)');
       const earlier = key ? await findByIdempotencyKey(db, caller.tenantId, key, idempotencyKeySeconds) : undefined;
       if (earlier) return replay(earlier, row);
-      if (!key) {
-        await reserving(caller, [row], () => generateCommits.submit(row));
+      if (!key && rows.length === 1 && ties.length === 0) {
+        await reserving(caller, rows, () => generateCommits.submit(row));
         return { id: row.id, status: 'queued', deduplicated: false };
       }
       try {
-        // Alone, so that a duplicate key fails this request only.
-        await reserving(caller, [row], () =>
+        // Alone, so that a duplicate key fails this request only (and parts commit with their composite).
+        await reserving(caller, rows, () =>
           queueing(async (trx, queued) => {
-            await releaseExpiredIdempotencyKey(trx, 'generations', caller.tenantId, key, idempotencyKeySeconds);
-            queued.push(...(await insertQueued(trx, [row])));
+            if (key) await releaseExpiredIdempotencyKey(trx, 'generations', caller.tenantId, key, idempotencyKeySeconds);
+            queued.push(...(await insertQueued(trx, rows, ties)));
           }),
         );
         return { id: row.id, status: 'queued', deduplicated: false };
       } catch (error) {
         // Two requests with one idempotency key raced: the loser answers with the winner.
-        const winner = isUniqueViolation(error) ? await findByIdempotencyKey(db, caller.tenantId, key, idempotencyKeySeconds) : undefined;
+        const winner = key && isUniqueViolation(error) ? await findByIdempotencyKey(db, caller.tenantId, key, idempotencyKeySeconds) : undefined;
         if (winner) return replay(winner, row);
         throw error;
       }
@@ -353,19 +253,22 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       if (earlier && key) return replayBatch(earlier, key.requestHash);
       // An item's own subject wins over the batch's. The rows are made (and their models checked)
       // before any budget is taken; they get their batch's id once it exists.
-      const sources = await sourcesFor(caller, request.items, (index) => `items.${index}.`);
-      const prepared = request.items.map((item, index) => toRow(caller, { ...item, subject: item.subject ?? request.subject }, sources, null, null, origin, `items.${index}.`));
+      const items = request.items.map((item) => ({ ...item, subject: item.subject ?? request.subject }));
+      const plans = await planAll(caller, items, (index) => ({ batchId: null, idempotencyKey: null, origin, field: `items.${index}.` }));
+      const prepared = plans.map((plan) => plan.primary);
       const perSubject = new Map<string | null, number>();
       for (const row of prepared) perSubject.set(row.subject, (perSubject.get(row.subject) ?? 0) + 1);
       await requestLimiter.admit(caller.tenantId, perSubject, 'items');
       try {
-        return await reserving(caller, prepared, () =>
+        return await reserving(caller, plans.flatMap((plan) => plan.rows), () =>
           queueing(async (trx, queued) => {
             if (key) await releaseExpiredIdempotencyKey(trx, 'batches', caller.tenantId, key.idempotencyKey, idempotencyKeySeconds);
             const batchId = await insertBatch(trx, caller.tenantId, prepared.length, key);
-            const rows = prepared.map((row) => ({ ...row, batchId }));
-            queued.push(...(await insertQueued(trx, rows)));
-            return { batchId, ids: rows.map((row) => row.id), deduplicated: false };
+            // The items are the batch's; their parts belong to their composites, not to it.
+            const primaries = new Set(prepared.map((row) => row.id));
+            const rows = plans.flatMap((plan) => plan.rows).map((row) => (primaries.has(row.id) ? { ...row, batchId } : row));
+            queued.push(...(await insertQueued(trx, rows, plans.flatMap((plan) => plan.ties))));
+            return { batchId, ids: prepared.map((row) => row.id), deduplicated: false };
           }),
         );
       } catch (error) {
@@ -395,13 +298,36 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       const generation = await findGeneration(db, caller.tenantId, id);
       if (!generation) throw notFound('generation', id);
       assertMayReadGeneration(caller, generation);
-      const [assets, events, queue] = await Promise.all([
+      const [assets, events, queue, children, parts] = await Promise.all([
         listAssets(db, [id]),
         listEvents(db, id),
-        // A follower waits for the generation it follows, not in a lane.
-        generation.state === 'queued' && generation.served_from_id === null ? estimateQueue(db, generation, estimates) : null,
+        // A follower waits for the generation it follows, and a held one for its input or parts, not in a lane.
+        generation.state === 'queued' && generation.served_from_id === null && generation.awaiting === null ? estimateQueue(db, generation, estimates) : null,
+        listChildren(db, caller.tenantId, id),
+        listParts(db, id),
       ]);
-      return { ...summaryView(generation), queue, assets: assets.map(assetView), events: events.map(eventView) };
+      const optimized =
+        generation.request.operation === 'optimize' && generation.state === 'succeeded' && generation.request.input?.bytes !== undefined
+          ? { bytesBefore: generation.request.input.bytes, bytesAfter: assets.reduce((sum, asset) => sum + (asset.kind === 'variant' ? asset.bytes : 0), 0) }
+          : null;
+      return {
+        ...summaryView(generation),
+        queue,
+        assets: assets.map(assetView),
+        events: events.map(eventView),
+        children: children.map(relatedView),
+        parts: parts.map(relatedView),
+        optimized,
+      };
+    },
+
+    async chain(caller: Caller, id: string): Promise<ChainView> {
+      const generation = await findGeneration(db, caller.tenantId, id);
+      if (!generation) throw notFound('generation', id);
+      assertMayReadGeneration(caller, generation);
+      if (generation.chain_id === null) return { chainId: null, latest: generation.state === 'succeeded' ? summaryView(generation) : null };
+      const latest = await findLatestOfChain(db, caller.tenantId, generation.chain_id);
+      return { chainId: generation.chain_id, latest: latest ? summaryView(latest) : null };
     },
 
     async batchStatus(caller: Caller, batchId: string): Promise<BatchStatusView> {
@@ -453,10 +379,24 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
         if (outcome.generation.prediction_id) {
           await queue.enqueueCancelPrediction(trx, { generationId: id, predictionId: outcome.generation.prediction_id });
         }
+        // A composite's parts end with it: those still queued by the database's trigger, those running here.
+        for (const part of await listParts(trx, id)) {
+          if (part.state !== 'running') continue;
+          const ended = await cancelGeneration(trx, caller.tenantId, part.id);
+          if (ended.kind === 'canceled' && ended.generation.prediction_id) await queue.enqueueCancelPrediction(trx, { generationId: part.id, predictionId: ended.generation.prediction_id });
+        }
         return { id, status: outcome.generation.state };
       });
     },
   };
+}
+
+/**
+ * A request as its caller made it: a generation built on another's output names that output
+ * (`from`), and the input image it got from it, once made, is not part of what was asked.
+ */
+function asRequested(request: GenerationRequestJson): GenerationRequestJson {
+  return request.from ? { ...request, input: null } : request;
 }
 
 function sqlState(error: unknown): string | undefined {

@@ -37,6 +37,8 @@ export function createAppRouter(options: RouterOptions) {
     batch: keyProcedure.input(batchInput).mutation(({ ctx, input }) => ctx.services.generations.batch(ctx.caller, input, ctx.call)),
     /** One generation with its assets and stage events. */
     status: authedProcedure.input(idInput).query(({ ctx, input }) => ctx.services.generations.status(ctx.caller, input.id)),
+    /** The chain a generation belongs to, and its latest success (one indexed query). */
+    chain: authedProcedure.input(idInput).query(({ ctx, input }) => ctx.services.generations.chain(ctx.caller, input.id)),
     /** Counts per state for a batch. */
     batchStatus: authedProcedure.input(batchIdInput).query(({ ctx, input }) => ctx.services.generations.batchStatus(ctx.caller, input.batchId)),
     /** The caller's generations, newest first, with cursor pagination. */

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { CACHE_MODES } from '../jobs/provider/cache-key.ts';
 import { ASPECT_RATIOS, DEFAULT_STRENGTH, MAX_OUTPUTS, MODEL_IDS, MODEL_TIERS, OPERATIONS, UPSCALE_FACTORS } from '../jobs/provider/models.ts';
+import { CATALOGUE_BACKGROUNDS } from '../jobs/render/catalogue.ts';
 import { CROP_STRATEGIES, CUSTOM_SIZE_LIMITS, IMAGE_FORMATS, PLATFORMS, PLATFORM_PRESETS, type Platform } from '../jobs/render/presets.ts';
 import { GENERATION_STATES, SERVED_FROM_KINDS, SHARE_BY, SOURCE_FORMATS, SOURCE_ORIGINS, TENANT_TIERS } from '../db/schema.ts';
 import { normalizeHostPattern } from '../jobs/sources/host-allowlist.ts';
@@ -23,6 +24,8 @@ export const LIMITS = {
   sourceFilenameLength: 255,
   /** Allowed source hosts of one tenant: a store's few CDNs, not a list of the web. */
   sourceHosts: 100,
+  /** The short edge the optimiser may be asked to reach: a thumbnail's to a print's. */
+  optimizeShortEdge: { min: 256, max: 4096 },
 } as const;
 
 /** PostgreSQL text cannot hold NUL, and no prompt needs one. */
@@ -115,7 +118,7 @@ const generationOptions = {
    * parameters and seed): 'default' when seeded, 'reuse-unseeded' even without a seed, 'off' never.
    */
   cache: z.enum(CACHE_MODES, { error: `cache must be one of: ${CACHE_MODES.join(', ')}` }).default('default'),
-  /** Images of one prediction, each an original with its own variants (models with num_outputs only, for now). */
+  /** Images, each an original with its own variants: one prediction of a model with num_outputs, else one prediction each (distinct seeds). */
   outputs: z.int({ error: 'outputs must be a whole number' }).min(1, `outputs must be between 1 and ${MAX_OUTPUTS}`).max(MAX_OUTPUTS, `outputs must be between 1 and ${MAX_OUTPUTS}`).default(1),
 };
 
@@ -139,8 +142,22 @@ const tooManyVariants = {
 };
 
 const seed = z.int().min(0).max(2 ** 32 - 1, 'seed must be between 0 and 4294967295').optional();
-/** The image an operation starts from: a source of the caller's tenant (sources.upload / fromUrl). */
-const sourceId = z.uuid({ error: 'sourceId must be a source UUID as returned by sources.upload or sources.fromUrl' });
+/**
+ * The image an operation starts from: a source of the caller's tenant (sources.upload / fromUrl),
+ * or an output of one of its generations (`from`, and which output: a chain).
+ */
+const imageInput = {
+  sourceId: z.uuid({ error: 'sourceId must be a source UUID as returned by sources.upload or sources.fromUrl' }).optional(),
+  from: z.uuid({ error: 'from must be a generation UUID as returned by generate' }).optional(),
+  fromOutput: z.int({ error: 'fromOutput must be a whole number' }).min(0, `fromOutput must be between 0 and ${MAX_OUTPUTS - 1}`).max(MAX_OUTPUTS - 1, `fromOutput must be between 0 and ${MAX_OUTPUTS - 1}`).optional(),
+};
+/** Exactly one of sourceId and from; fromOutput only with from. */
+const oneImageInput = (input: { sourceId?: string | undefined; from?: string | undefined; fromOutput?: number | undefined; operation: string }, ctx: z.RefinementCtx) => {
+  const issue = (message: string, field: string) => ctx.addIssue({ code: 'custom', message, path: [field] });
+  if (input.sourceId !== undefined && input.from !== undefined) issue('give sourceId or from, not both', 'from');
+  else if (input.sourceId === undefined && input.from === undefined) issue(`${input.operation} starts from an image: give sourceId (an image source) or from (a generation to build on)`, 'sourceId');
+  else if (input.fromOutput !== undefined && input.from === undefined) issue('fromOutput goes with from: it says which output of that generation to build on', 'fromOutput');
+};
 
 /**
  * Each operation's own fields, by `operation`. Text-to-image is the default, so a request that
@@ -155,22 +172,37 @@ const operationFields = {
     seed,
   },
   /** The source changed as the prompt says; it keeps its size. */
-  edit: { operation: z.literal('edit'), sourceId, prompt: promptText('prompt is required for edit: say what to change in the image'), seed },
+  edit: { operation: z.literal('edit'), ...imageInput, prompt: promptText('prompt is required for edit: say what to change in the image'), seed },
   /** Every edge × scale. */
   upscale: {
     operation: z.literal('upscale'),
-    sourceId,
+    ...imageInput,
     scale: z.literal(UPSCALE_FACTORS, { error: `scale must be one of: ${UPSCALE_FACTORS.join(', ')}` }).default(2),
   },
   /** The background made transparent (PNG and WebP variants keep it; JPEG has none). */
-  'remove-background': { operation: z.literal('remove-background'), sourceId },
+  'remove-background': { operation: z.literal('remove-background'), ...imageInput },
   /** A new picture from the prompt, drawn over the source: strength 0 keeps the source, 1 ignores it. */
   'image-to-image': {
     operation: z.literal('image-to-image'),
-    sourceId,
+    ...imageInput,
     prompt: promptText('prompt is required for image-to-image: describe the picture to draw from the image'),
     strength: z.number({ error: 'strength must be a number between 0 and 1' }).min(0, 'strength must be between 0 and 1').max(1, 'strength must be between 0 and 1').default(DEFAULT_STRENGTH),
     seed,
+  },
+  /**
+   * A store's product photo made a catalogue image: upscaled when its short edge is below the
+   * target, its background removed, framed on white (or kept transparent), padded to each
+   * platform's shape. Each paid step is a generation of its own.
+   */
+  optimize: {
+    operation: z.literal('optimize'),
+    ...imageInput,
+    background: z.enum(CATALOGUE_BACKGROUNDS, { error: `background must be one of: ${CATALOGUE_BACKGROUNDS.join(', ')}` }).default('white'),
+    targetShortEdge: z
+      .int({ error: 'targetShortEdge must be a whole number of pixels' })
+      .min(LIMITS.optimizeShortEdge.min, `targetShortEdge must be between ${LIMITS.optimizeShortEdge.min} and ${LIMITS.optimizeShortEdge.max} pixels`)
+      .max(LIMITS.optimizeShortEdge.max, `targetShortEdge must be between ${LIMITS.optimizeShortEdge.min} and ${LIMITS.optimizeShortEdge.max} pixels`)
+      .optional(),
   },
 } as const;
 
@@ -184,10 +216,11 @@ export const batchItemInput = z.discriminatedUnion(
   'operation',
   [
     z.object({ ...generationOptions, ...operationFields['text-to-image'] }).strict().refine(variantCountWithinLimit, tooManyVariants),
-    z.object({ ...generationOptions, ...operationFields.edit }).strict().refine(variantCountWithinLimit, tooManyVariants),
-    z.object({ ...generationOptions, ...operationFields.upscale }).strict().refine(variantCountWithinLimit, tooManyVariants),
-    z.object({ ...generationOptions, ...operationFields['remove-background'] }).strict().refine(variantCountWithinLimit, tooManyVariants),
-    z.object({ ...generationOptions, ...operationFields['image-to-image'] }).strict().refine(variantCountWithinLimit, tooManyVariants),
+    z.object({ ...generationOptions, ...operationFields.edit }).strict().refine(variantCountWithinLimit, tooManyVariants).superRefine(oneImageInput),
+    z.object({ ...generationOptions, ...operationFields.upscale }).strict().refine(variantCountWithinLimit, tooManyVariants).superRefine(oneImageInput),
+    z.object({ ...generationOptions, ...operationFields['remove-background'] }).strict().refine(variantCountWithinLimit, tooManyVariants).superRefine(oneImageInput),
+    z.object({ ...generationOptions, ...operationFields['image-to-image'] }).strict().refine(variantCountWithinLimit, tooManyVariants).superRefine(oneImageInput),
+    z.object({ ...generationOptions, ...operationFields.optimize }).strict().refine(variantCountWithinLimit, tooManyVariants).superRefine(oneImageInput),
   ],
   { error: operationError },
 );
@@ -196,10 +229,11 @@ export const generateInput = z.discriminatedUnion(
   'operation',
   [
     z.object({ ...generationOptions, ...operationFields['text-to-image'], ...keyed }).strict().refine(variantCountWithinLimit, tooManyVariants),
-    z.object({ ...generationOptions, ...operationFields.edit, ...keyed }).strict().refine(variantCountWithinLimit, tooManyVariants),
-    z.object({ ...generationOptions, ...operationFields.upscale, ...keyed }).strict().refine(variantCountWithinLimit, tooManyVariants),
-    z.object({ ...generationOptions, ...operationFields['remove-background'], ...keyed }).strict().refine(variantCountWithinLimit, tooManyVariants),
-    z.object({ ...generationOptions, ...operationFields['image-to-image'], ...keyed }).strict().refine(variantCountWithinLimit, tooManyVariants),
+    z.object({ ...generationOptions, ...operationFields.edit, ...keyed }).strict().refine(variantCountWithinLimit, tooManyVariants).superRefine(oneImageInput),
+    z.object({ ...generationOptions, ...operationFields.upscale, ...keyed }).strict().refine(variantCountWithinLimit, tooManyVariants).superRefine(oneImageInput),
+    z.object({ ...generationOptions, ...operationFields['remove-background'], ...keyed }).strict().refine(variantCountWithinLimit, tooManyVariants).superRefine(oneImageInput),
+    z.object({ ...generationOptions, ...operationFields['image-to-image'], ...keyed }).strict().refine(variantCountWithinLimit, tooManyVariants).superRefine(oneImageInput),
+    z.object({ ...generationOptions, ...operationFields.optimize, ...keyed }).strict().refine(variantCountWithinLimit, tooManyVariants).superRefine(oneImageInput),
   ],
   { error: operationError },
 );
@@ -385,6 +419,7 @@ type SchemasMatchTheContract = [
   Expect<Equal<z.output<typeof adminGrantInput>, api.AdminGrantInput>>,
   Expect<Equal<z.output<typeof adminRevokeKeyInput>, api.AdminRevokeKeyInput>>,
   Expect<Equal<z.output<typeof idInput>, { id: string }>>,
+  Expect<Equal<(typeof CATALOGUE_BACKGROUNDS)[number], api.CatalogueBackground>>,
   Expect<Equal<z.output<typeof batchIdInput>, { batchId: string }>>,
   Expect<Equal<(typeof GENERATION_STATES)[number], api.GenerationState>>,
   Expect<Equal<(typeof CACHE_MODES)[number], api.CacheMode>>,

@@ -29,6 +29,7 @@ import type {
   GenerateInput,
   GenerationPage,
   GenerationStatusView,
+  ChainView,
   ListInput,
   ModelView,
   OpsStats,
@@ -67,6 +68,8 @@ export interface GenerationService {
   /** Queues every item in one transaction. */
   batch(caller: Caller, input: BatchInput, origin: CallOrigin): Promise<BatchAccepted>;
   status(caller: Caller, id: string): Promise<GenerationStatusView>;
+  /** The chain a generation belongs to, and its latest success. */
+  chain(caller: Caller, id: string): Promise<ChainView>;
   batchStatus(caller: Caller, batchId: string): Promise<BatchStatusView>;
   /** The caller's generations, newest first. */
   list(caller: Caller, input: ListInput): Promise<GenerationPage>;

@@ -1,6 +1,7 @@
 // Several outputs of one request: a model that takes num_outputs makes them in one prediction,
 // each output is an original with its own variants, and status, list and events show them all.
-// Models without num_outputs are refused more than one output, for now.
+// A model without num_outputs makes one prediction per output, each with its own seed: the
+// generation is a composite of those parts, and is delivered from their images.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
@@ -78,11 +79,38 @@ describe('several outputs', () => {
     assert.deepEqual(originals(done).map((asset) => asset.outputIndex), [0, 1]);
   });
 
-  it('refuses more than one output of a model without num_outputs, and outside 1–4, writing nothing', async () => {
+  it('makes one prediction per output, each with its own seed, for a model without num_outputs', async () => {
+    const source = await kiln.client.sources.upload(await sharp({ create: { width: 64, height: 48, channels: 3, background: '#808080' } }).png().toBuffer());
+    const before = creates();
+    const { id } = await kiln.client.generate({ operation: 'edit', sourceId: source.id, prompt: 'a red hat', outputs: 4, seed: 7, platforms: ['thumbnail'], formats: ['webp'] });
+    const done = await kiln.client.waitFor(id);
+    assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+    assert.equal(creates() - before, 4, 'one prediction per output');
+    assert.equal(done.outputs, 4);
+    assert.equal(done.predictionId, null, 'the composite made no prediction of its own');
+    assert.deepEqual(originals(done).map((asset) => asset.outputIndex), [0, 1, 2, 3]);
+    assert.equal(new Set(originals(done).map((asset) => asset.contentHash)).size, 4, 'four different pictures');
+    for (const outputIndex of [0, 1, 2, 3]) {
+      const variants = done.assets.filter((asset) => asset.kind === 'variant' && asset.outputIndex === outputIndex);
+      assert.deepEqual(variants.map((asset) => `${asset.platform} ${asset.width}×${asset.height}`), ['thumbnail 400×400'], `output ${outputIndex}`);
+    }
+    // Its parts: one generation each, in order, each with one image and no variants of its own.
+    assert.deepEqual(done.parts.map((part) => [part.operation, part.state]), Array(4).fill(['edit', 'succeeded']));
+    const parts = await Promise.all(done.parts.map((part) => kiln.client.status({ id: part.id })));
+    assert.deepEqual(parts.map((part) => [part.partOf, part.assets.length]), Array(4).fill([id, 1]));
+    assert.deepEqual(parts.map((part) => part.assets[0]?.contentHash), originals(done).map((asset) => asset.contentHash));
+    // Seeds 7, 8, 9, 10: the same edit seeded 9 is the third part's picture (served from it).
+    const third = await kiln.client.waitFor((await kiln.client.generate({ operation: 'edit', sourceId: source.id, prompt: 'a red hat', seed: 9, platforms: ['thumbnail'] })).id);
+    assert.deepEqual(third.servedFrom, { kind: 'cache', generationId: done.parts[2]?.id });
+    assert.equal(originals(third)[0]?.contentHash, originals(done)[2]?.contentHash);
+    // Listed once, as the request: its parts are not among the tenant's generations.
+    const listed = (await kiln.client.list({ limit: 100 })).items.map((item) => item.id);
+    assert.ok(listed.includes(id));
+    assert.deepEqual(listed.filter((listedId) => done.parts.some((part) => part.id === listedId)), []);
+  });
+
+  it('refuses outputs outside 1–4 and more variants than allowed, writing nothing', async () => {
     const before = await kiln.countGenerations();
-    const source = await kiln.client.sources.upload(await sharp({ create: { width: 32, height: 32, channels: 3, background: '#808080' } }).png().toBuffer());
-    const edit = await rejects(kiln.client.generate({ operation: 'edit', sourceId: source.id, prompt: 'a hat', outputs: 2 }), 'BAD_REQUEST', /makes one image per prediction; for 2 outputs no model for edit makes more than one yet/);
-    assert.deepEqual(Object.keys(fieldsOf(edit)), ['outputs']);
     const many = await rejects(kiln.client.generate({ prompt: 'five', outputs: 5 }), 'BAD_REQUEST');
     assert.deepEqual(fieldsOf(many), { outputs: ['outputs must be between 1 and 4'] });
     const tooMuch = await rejects(kiln.client.generate({ prompt: 'big', outputs: 4, platforms: ['instagram-post', 'instagram-story', 'x-post'], formats: ['webp', 'png', 'avif', 'jpeg'] }), 'BAD_REQUEST', /× outputs must be at most 40 variants/);

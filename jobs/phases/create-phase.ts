@@ -9,7 +9,7 @@ import { retryWhileDatabaseUnavailable } from '../../db/database-unavailable.ts'
 import { followIdentical } from '../../db/cache.ts';
 import { startAttempt, transition } from '../../db/generations.ts';
 import { clearCreateIntent, findGenerationForWork, forgetProviderStatus, markCreateSettled, recordCreateIntent } from '../../db/provider-work.ts';
-import type { Database, Generation } from '../../db/schema.ts';
+import { describeInputImage, inputImageOrigin, type Database, type Generation } from '../../db/schema.ts';
 import { SpanKind } from '@opentelemetry/api';
 import type { JobMetrics } from '../metrics.ts';
 import type { PhaseRun } from '../telemetry/phase-run.ts';
@@ -21,7 +21,7 @@ import { NOT_STARTED_BEFORE_DEADLINE, cancelAfterSeconds, isPastDeadline, predic
 import { findEarlierPrediction, type EarlierCreateSearch } from './earlier-create.ts';
 import { handleFailure, type JobContext } from './failures.ts';
 import type { InputFiles } from './input-files.ts';
-import { failGeneration, storedRequest } from './outcomes.ts';
+import { failGeneration, modelRequestOf, storedRequest } from './outcomes.ts';
 import type { WaitPhase } from './wait-phase.ts';
 
 export interface CreatePhaseOptions {
@@ -157,18 +157,15 @@ export function createCreatePhase(options: CreatePhaseOptions) {
     if (request.input) {
       const inputImage = request.input;
       // Before the create intent: an upload is no create, and a later attempt finds the same file again.
-      const file = await run.step('provider input', { 'kiln.source_id': inputImage.sourceId }, () => options.inputs.urlFor(inputImage, signal), SpanKind.CLIENT);
+      const file = await run.step('provider input', { 'kiln.input': describeInputImage(inputImage) }, () => options.inputs.urlFor(inputImage, signal), SpanKind.CLIENT);
       if (file.uploaded) {
         const { fileId, expiresAt, bytes } = file.uploaded;
-        const noted = await transition(db, { id, attempt, fromStates: ['running'], stage: 'provider.input_uploaded', data: { sourceId: inputImage.sourceId, fileId, bytes, expiresAt: expiresAt.toISOString() } });
+        const noted = await transition(db, { id, attempt, fromStates: ['running'], stage: 'provider.input_uploaded', data: { ...inputImageOrigin(inputImage), fileId, bytes, expiresAt: expiresAt.toISOString() } });
         if (!noted) return run.outcome('stale');
       }
       image = file.url;
     }
-    const input = model.buildInput(
-      { operation: request.operation, prompt: generation.prompt, negativePrompt: request.negativePrompt, aspectRatio: request.aspectRatio, seed: request.seed, strength: request.strength, scale: request.scale, outputs: request.outputs },
-      image,
-    );
+    const input = model.buildInput(modelRequestOf(generation.prompt, request), image);
 
     if (generation.create_sent_attempt !== null && generation.create_sent_at !== null) {
       // An earlier attempt sent a create and did not store what came of it.

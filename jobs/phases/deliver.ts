@@ -1,7 +1,7 @@
 // The end of every successful generation, whether its image came from the provider (finish
 // phase) or from an identical generation (copy phase): render its variants, store them and the
 // original, complete — and, in the same transaction, queue the copies of the generations that
-// followed it. Every write is fenced by the attempt that owns the work.
+// followed it and set going what waited for it (dependents.ts). Every write is fenced by the attempt that owns the work.
 import type { Kysely } from 'kysely';
 import { waitingFollowers } from '../../db/cache.ts';
 import { chargedFor } from '../../db/credits.ts';
@@ -12,6 +12,7 @@ import type { JobQueue } from '../queue.ts';
 import { IMAGE_FILE_TYPES, variantSpecs } from '../render/presets.ts';
 import { renderVariants, type RenderedImage, type RenderLimits } from '../render/render-variants.ts';
 import type { AssetStorage } from '../storage/storage.ts';
+import { advanceDependents } from './dependents.ts';
 import { storedRequest } from './outcomes.ts';
 import type { PhaseRun } from '../telemetry/phase-run.ts';
 
@@ -76,6 +77,8 @@ export function createDelivery(options: DeliveryOptions): Deliver {
       then: async (trx, succeeded) => {
         const followers = await waitingFollowers(trx, id);
         await queue.enqueueCopies(trx, followers.map((generationId) => ({ generationId, copyOf: id })));
+        const originals = assets.flatMap((asset) => (asset.kind === 'original' ? [{ outputIndex: asset.output_index, contentHash: asset.content_hash, storageKey: asset.storage_key, format: asset.format, bytes: asset.bytes }] : []));
+        await advanceDependents(trx, queue, succeeded, originals);
         // Only a metered tenant's generation is charged (its settlement is in this transaction).
         if (Number(succeeded.reserved) > 0) chargedMicroUsd = await chargedFor(trx, id);
       },

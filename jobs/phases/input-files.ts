@@ -7,7 +7,7 @@ import { buffer } from 'node:stream/consumers';
 import type { Kysely } from 'kysely';
 import sharp from 'sharp';
 import { claimProviderFile, findLiveProviderFile, type KnownProviderFile } from '../../db/provider-files.ts';
-import type { Database, InputImageJson } from '../../db/schema.ts';
+import { describeInputImage, type Database, type InputImageJson } from '../../db/schema.ts';
 import { IMAGE_FILE_TYPES } from '../render/presets.ts';
 import type { ImageProvider } from '../provider/provider.ts';
 import type { AssetStorage } from '../storage/storage.ts';
@@ -46,7 +46,7 @@ export function createInputFiles(options: InputFilesOptions): InputFiles {
   /** The bytes as the provider's image models take them (JPEG, PNG, WebP; an AVIF goes as a lossless PNG of it), decoded once to prove they can be. */
   async function uploadable(image: InputImageJson): Promise<{ bytes: Buffer; format: 'png' | 'jpeg' | 'webp' }> {
     const stored = await storage.open(image.storageKey);
-    if (!stored) throw new UnusableSourceError(`source ${image.sourceId} is no longer stored; upload the image again`);
+    if (!stored) throw new UnusableSourceError(`${describeInputImage(image)} is no longer stored; ${image.kind === 'source' ? 'upload the image again' : 'start from an image that is still kept'}`);
     const bytes = await buffer(stored.stream());
     const decoder = () => sharp(bytes, { failOn: 'warning', limitInputPixels: options.decode.maxPixels }).timeout({ seconds: options.decode.timeoutSeconds });
     try {
@@ -54,7 +54,7 @@ export function createInputFiles(options: InputFilesOptions): InputFiles {
       await decoder().stats();
       return { bytes, format: image.format };
     } catch (cause) {
-      throw new UnusableSourceError(`source ${image.sourceId} cannot be decoded (${image.format.toUpperCase()}, it may be truncated or corrupt); upload a sound copy of the image`, { cause });
+      throw new UnusableSourceError(`${describeInputImage(image)} cannot be decoded (${image.format.toUpperCase()}, it may be truncated or corrupt); upload a sound copy of the image`, { cause });
     }
   }
 

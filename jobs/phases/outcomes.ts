@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { transition } from '../../db/generations.ts';
 import type { Db } from '../../db/schema.ts';
 import { SOURCE_FORMATS } from '../../db/schema.ts';
-import { ASPECT_RATIOS, OPERATIONS, UPSCALE_FACTORS } from '../provider/models.ts';
+import { ASPECT_RATIOS, OPERATIONS, UPSCALE_FACTORS, type ModelRequest } from '../provider/models.ts';
+import { CATALOGUE_BACKGROUNDS } from '../render/catalogue.ts';
 import { CROP_STRATEGIES, IMAGE_FORMATS, PLATFORMS } from '../render/presets.ts';
 
 /** Why a generation failed, as stored and shown to clients. */
@@ -17,6 +18,8 @@ export type FailureCode =
   | 'unusable_output'
   /** The image it starts from is gone from the store or cannot be decoded (input-files.ts): nothing was sent. */
   | 'unusable_source'
+  /** The generation it builds on (its chain parent, or an earlier step) failed or was canceled: nothing was sent (migration 0023). */
+  | 'input_failed'
   /** Only when work it was to be served from is gone and its own would cost more than the balance holds (copy-phase.ts). */
   | 'insufficient_credit'
   | 'internal_error';
@@ -45,16 +48,25 @@ export const storedRequest = z.object({
   // Rows from before image operations have none of these: text-to-image.
   operation: z.enum(OPERATIONS).default('text-to-image'),
   input: z
-    .object({
-      kind: z.literal('source'),
-      sourceId: z.string(),
-      contentHash: z.string().regex(/^[0-9a-f]{64}$/),
-      storageKey: z.string(),
-      format: z.enum(SOURCE_FORMATS),
-    })
+    .intersection(
+      z.discriminatedUnion('kind', [
+        z.object({ kind: z.literal('source'), sourceId: z.string() }),
+        z.object({ kind: z.literal('generation'), generationId: z.string(), outputIndex: z.int().min(0) }),
+      ]),
+      z.object({ contentHash: z.string().regex(/^[0-9a-f]{64}$/), storageKey: z.string(), format: z.enum(SOURCE_FORMATS), bytes: z.int().optional() }),
+    )
     .nullable()
     .default(null),
   strength: z.number().min(0).max(1).nullable().default(null),
   scale: z.literal(UPSCALE_FACTORS).nullable().default(null),
   outputs: z.int().min(1).default(1),
+  /** The optimiser's framing (operation 'optimize' only). */
+  optimize: z.object({ background: z.enum(CATALOGUE_BACKGROUNDS), targetShortEdge: z.int().positive() }).nullable().default(null),
 });
+export type StoredRequest = z.output<typeof storedRequest>;
+
+/** What the model is asked, from the stored request: the create phase's input, and a fingerprint's. */
+export function modelRequestOf(prompt: string, request: StoredRequest): ModelRequest {
+  const { operation, negativePrompt, aspectRatio, seed, strength, scale, outputs } = request;
+  return { operation, prompt, negativePrompt, aspectRatio, seed, strength, scale, outputs };
+}

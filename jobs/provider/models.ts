@@ -21,10 +21,16 @@ export type AspectRatio = (typeof ASPECT_RATIOS)[number];
  * What a generation does: make an image from a prompt, or start from an image source — edit it
  * by prompt, upscale it, remove its background, or redraw it from a prompt with a strength.
  */
-export const OPERATIONS = ['text-to-image', 'edit', 'upscale', 'remove-background', 'image-to-image'] as const;
+export const OPERATIONS = ['text-to-image', 'edit', 'upscale', 'remove-background', 'image-to-image', 'optimize'] as const;
 export type Operation = (typeof OPERATIONS)[number];
 /** The operations that start from an image (they name a source). */
 export type ImageOperation = Exclude<Operation, 'text-to-image'>;
+/**
+ * Operations no model does in one prediction: Kiln does them in steps, each an operation of its
+ * own (the product-photo optimiser: upscale when needed, remove the background, then frame).
+ */
+export const COMPOSITE_OPERATIONS = ['optimize'] as const satisfies readonly Operation[];
+export type ModelOperation = Exclude<Operation, (typeof COMPOSITE_OPERATIONS)[number]>;
 
 /** Upscale factors a request may ask for; each upscaler says which of them it offers. */
 export const UPSCALE_FACTORS = [2, 4] as const;
@@ -45,7 +51,7 @@ export interface ModelDefinition {
   /** The tenant tiers that may use it. */
   tenantTiers: readonly TenantTierName[];
   /** What it is used for; a model may serve several (flux-dev: text-to-image and image-to-image). */
-  operations: readonly Operation[];
+  operations: readonly ModelOperation[];
   /** Upscale factors it offers (upscalers only; empty otherwise). */
   scales: readonly UpscaleFactor[];
   /** Images one prediction can make (its `num_outputs`, up to 4); 1: it takes no num_outputs and makes one. */
@@ -216,7 +222,7 @@ export function modelDefinition(id: ModelId): ModelDefinition {
 }
 
 export function serves(model: ModelId, operation: Operation): boolean {
-  return modelDefinition(model).operations.includes(operation);
+  return (modelDefinition(model).operations as readonly Operation[]).includes(operation);
 }
 
 /** The models that serve an operation, in the table's order. */

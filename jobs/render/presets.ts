@@ -29,8 +29,8 @@ export function contentTypeOfFile(fileName: string): string | undefined {
   return Object.values(IMAGE_FILE_TYPES).find((type) => type.extension === extension)?.contentType;
 }
 
-/** 'centre' crops the middle; 'attention' keeps the most salient region (libvips). */
-export const CROP_STRATEGIES = ['centre', 'attention'] as const;
+/** 'centre' crops the middle; 'attention' keeps the most salient region (libvips); 'pad' crops nothing: the whole image, padded to the shape (transparent where it has alpha, else white). */
+export const CROP_STRATEGIES = ['centre', 'attention', 'pad'] as const;
 export type CropStrategy = (typeof CROP_STRATEGIES)[number];
 
 /** Custom sizes beside the presets are bounded so one request cannot ask for giant images. */

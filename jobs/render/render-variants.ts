@@ -65,6 +65,7 @@ export async function renderVariants(source: Buffer, specs: readonly VariantSpec
   // Decode once into raw pixels; every variant starts from that buffer.
   const decoded = await input().rotate().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
   const raw = { width: decoded.info.width, height: decoded.info.height, channels: decoded.info.channels };
+  const hasAlpha = raw.channels === 4;
 
   const original: RenderedImage = {
     platform: null,
@@ -77,15 +78,20 @@ export async function renderVariants(source: Buffer, specs: readonly VariantSpec
 
   const variants = await Promise.all(
     specs.map(async (spec) => {
-      const pipeline = sharp(decoded.data, { raw })
+      const resized = sharp(decoded.data, { raw })
         .timeout({ seconds: limits.timeoutSeconds })
-        .resize(spec.width, spec.height, { fit: 'cover', position: crop === 'attention' ? 'attention' : 'centre' });
+        .resize(spec.width, spec.height, crop === 'pad' ? { fit: 'contain', background: hasAlpha ? TRANSPARENT : WHITE } : { fit: 'cover', position: crop });
+      // JPEG has no alpha: what was transparent becomes white, as on a catalogue page (not black).
+      const pipeline = spec.format === 'jpeg' && hasAlpha ? resized.flatten({ background: WHITE }) : resized;
       const bytes = await encode(pipeline, spec.format).toBuffer();
       return { platform: spec.platform, format: spec.format, width: spec.width, height: spec.height, bytes, contentHash: sha256(bytes) };
     }),
   );
   return { original, variants };
 }
+
+const WHITE = { r: 255, g: 255, b: 255, alpha: 1 };
+const TRANSPARENT = { r: 255, g: 255, b: 255, alpha: 0 };
 
 function encode(pipeline: Sharp, format: ImageFormat): Sharp {
   switch (format) {
