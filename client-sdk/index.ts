@@ -181,11 +181,13 @@ export function createKilnClient(options: KilnClientOptions) {
   }
 
   return {
-    /** Queue one prompt, or one image operation on a source (`operation`). Answers at once with `{ id, status }`. */
+    /** Queue one prompt, or one image operation on a source or another generation's output (`operation`). Answers at once with `{ id, status }`. */
     generate: (input: KilnInputs['generate']) => trpc.generate.mutate(input),
     /** Queue up to 1,000 prompts or image operations in one transaction. */
     batch: (input: KilnInputs['batch']) => trpc.batch.mutate(input),
     status,
+    /** The chain a generation belongs to (its root's id) and the chain's latest success. */
+    chain: (input: KilnInputs['chain']) => trpc.chain.query(input),
     batchStatus: (input: KilnInputs['batchStatus']) => trpc.batchStatus.query(input),
     list: (input?: KilnInputs['list']) => trpc.list.query(input),
     cancel: (input: KilnInputs['cancel']) => trpc.cancel.mutate(input),

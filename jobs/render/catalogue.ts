@@ -29,7 +29,8 @@ export async function frameForCatalogue(image: Buffer, framing: CatalogueFraming
     trimmed = await input().ensureAlpha().png().toBuffer({ resolveWithObject: true });
   }
   const margin = Math.round(Math.max(trimmed.info.width, trimmed.info.height) * framing.marginShare);
-  const framed = sharp(trimmed.data).extend({ top: margin, bottom: margin, left: margin, right: margin, background: CLEAR });
-  const laid = framing.background === 'white' ? framed.flatten({ background: '#ffffff' }) : framed;
+  const framed = await sharp(trimmed.data).extend({ top: margin, bottom: margin, left: margin, right: margin, background: CLEAR }).png().toBuffer();
+  // A pipeline of its own: sharp flattens before it extends, whatever the order of the calls.
+  const laid = framing.background === 'white' ? sharp(framed).flatten({ background: '#ffffff' }) : sharp(framed);
   return laid.png({ compressionLevel: 8, adaptiveFiltering: true }).toBuffer();
 }

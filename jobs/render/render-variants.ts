@@ -78,11 +78,12 @@ export async function renderVariants(source: Buffer, specs: readonly VariantSpec
 
   const variants = await Promise.all(
     specs.map(async (spec) => {
+      // JPEG has no alpha: what was transparent becomes white, as on a catalogue page (not black).
+      const transparent = hasAlpha && spec.format !== 'jpeg';
       const resized = sharp(decoded.data, { raw })
         .timeout({ seconds: limits.timeoutSeconds })
-        .resize(spec.width, spec.height, crop === 'pad' ? { fit: 'contain', background: hasAlpha ? TRANSPARENT : WHITE } : { fit: 'cover', position: crop });
-      // JPEG has no alpha: what was transparent becomes white, as on a catalogue page (not black).
-      const pipeline = spec.format === 'jpeg' && hasAlpha ? resized.flatten({ background: WHITE }) : resized;
+        .resize(spec.width, spec.height, crop === 'pad' ? { fit: 'contain', background: transparent ? TRANSPARENT : WHITE } : { fit: 'cover', position: crop });
+      const pipeline = hasAlpha && !transparent ? resized.flatten({ background: WHITE }) : resized;
       const bytes = await encode(pipeline, spec.format).toBuffer();
       return { platform: spec.platform, format: spec.format, width: spec.width, height: spec.height, bytes, contentHash: sha256(bytes) };
     }),
