@@ -91,12 +91,14 @@ export async function releaseChildren(trx: Db, released: readonly { id: string; 
 
 /**
  * A part succeeded: its composite hears of it (an event), and learns whether every part has
- * now succeeded. The composite's row is locked, so two last parts finishing at once agree on
- * which of them completed it.
+ * now succeeded. The composite stays held ('parts') until its assembly starts it, so the
+ * dispatcher never takes it for work of its own. Its row is locked first, in a statement of its
+ * own, so that of two last parts finishing at once the second counts with the first's success
+ * committed: exactly one of them completes it.
  */
 export async function notePartSucceeded(trx: Db, part: Pick<Generation, 'id' | 'part_of' | 'part_index'>): Promise<{ compositeId: string; complete: boolean } | undefined> {
   if (part.part_of === null) return undefined;
-  const { rows } = await sql<{ id: string; complete: boolean }>`
+  const { rows } = await sql<{ id: string }>`
     WITH composite AS (
       SELECT id, tenant_id, batch_id, subject FROM generations WHERE id = ${part.part_of} AND state = 'queued' AND awaiting = 'parts' FOR UPDATE
     ),
@@ -104,16 +106,19 @@ export async function notePartSucceeded(trx: Db, part: Pick<Generation, 'id' | '
       INSERT INTO generation_events (generation_id, tenant_id, batch_id, subject, stage, data)
       SELECT id, tenant_id, batch_id, subject, 'part.succeeded', jsonb_build_object('partId', ${part.id}::uuid, 'index', ${part.part_index}::int) FROM composite
     )
-    SELECT c.id, NOT EXISTS (SELECT 1 FROM generations p WHERE p.part_of = c.id AND p.id <> ${part.id} AND p.state <> 'succeeded') AS complete
-    FROM composite c
+    SELECT id FROM composite
   `.execute(trx);
-  const row = rows[0];
-  return row && { compositeId: row.id, complete: row.complete };
-}
-
-/** A composite whose parts have all succeeded is no longer held: its assembly may start. */
-export async function releaseComposite(trx: Db, id: string): Promise<void> {
-  await trx.updateTable('generations').set({ awaiting: null, updated_at: sql<Date>`now()` }).where('id', '=', id).where('awaiting', '=', 'parts').execute();
+  const composite = rows[0];
+  if (!composite) return undefined;
+  const unfinished = await trx
+    .selectFrom('generations')
+    .select('id')
+    .where('part_of', '=', composite.id)
+    .where('id', '<>', part.id)
+    .where('state', '<>', 'succeeded')
+    .limit(1)
+    .executeTakeFirst();
+  return { compositeId: composite.id, complete: unfinished === undefined };
 }
 
 /** A tenant's generations by id (those that are not its are not found). */

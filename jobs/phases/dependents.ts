@@ -2,7 +2,7 @@
 // its output get it as their input and become waiting work (a chain, or the next step of a
 // composite), and the composite it is a part of is assembled once every part has succeeded.
 // What a failure ends is the database's trigger (migration 0023).
-import { findAwaitingChildren, notePartSucceeded, releaseChildren, releaseComposite, type AwaitingChild } from '../../db/chains.ts';
+import { findAwaitingChildren, notePartSucceeded, releaseChildren, type AwaitingChild } from '../../db/chains.ts';
 import { SOURCE_FORMATS, type Db, type Generation, type InputImageJson, type SourceFormat } from '../../db/schema.ts';
 import { providerFingerprint } from '../provider/cache-key.ts';
 import { isModelId } from '../provider/models.ts';
@@ -42,8 +42,5 @@ export async function advanceDependents(trx: Db, queue: JobQueue, succeeded: Gen
   await releaseChildren(trx, released);
 
   const progress = await notePartSucceeded(trx, succeeded);
-  if (progress?.complete) {
-    await releaseComposite(trx, progress.compositeId);
-    await queue.enqueueAssemble(trx, { generationId: progress.compositeId, assemble: true });
-  }
+  if (progress?.complete) await queue.enqueueAssemble(trx, { generationId: progress.compositeId, assemble: true });
 }

@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { backlogBenchmark } from './backlog.ts';
 import { enqueueBenchmark } from './enqueue.ts';
 import { fairnessBenchmark } from './fairness.ts';
+import { optimizeBenchmark } from './optimize.ts';
 import { providerBenchmark } from './provider.ts';
 import { realtimeBenchmark } from './realtime.ts';
 import { renderBenchmark } from './render.ts';
@@ -20,6 +21,7 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
   fairness: fairnessBenchmark,
   backlog: backlogBenchmark,
   render: renderBenchmark,
+  optimize: optimizeBenchmark,
 };
 
 /**
@@ -34,6 +36,7 @@ const SUITE: readonly { name: keyof typeof BENCHMARKS; args: readonly string[] }
   { name: 'fairness', args: ['--backlog', '3000'] },
   { name: 'backlog', args: ['--sizes', '1000,20000,50000', '--runs', '30'] },
   { name: 'render', args: [] },
+  { name: 'optimize', args: ['--photos', '300'] },
 ];
 
 /** Time allowed for cleanup after an interruption before the process exits regardless. */
