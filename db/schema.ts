@@ -145,6 +145,8 @@ export interface GenerationRequestJson {
   scale?: number | null;
   /** Images asked of the prediction; absent: one. */
   outputs?: number;
+  /** Reference images shown to the model, in the request's order; absent: none. */
+  references?: InputImageJson[];
 }
 
 /**

@@ -33,6 +33,14 @@ export async function failGeneration(db: Db, id: string, attempt: number | undef
   });
 }
 
+const inputImage = z.object({
+  kind: z.literal('source'),
+  sourceId: z.string(),
+  contentHash: z.string().regex(/^[0-9a-f]{64}$/),
+  storageKey: z.string(),
+  format: z.enum(SOURCE_FORMATS),
+});
+
 /** The request as the API stored it; parsed rather than trusted, since it crossed a database. */
 export const storedRequest = z.object({
   platforms: z.array(z.enum(PLATFORMS)),
@@ -44,17 +52,9 @@ export const storedRequest = z.object({
   negativePrompt: z.string().nullable(),
   // Rows from before image operations have none of these: text-to-image.
   operation: z.enum(OPERATIONS).default('text-to-image'),
-  input: z
-    .object({
-      kind: z.literal('source'),
-      sourceId: z.string(),
-      contentHash: z.string().regex(/^[0-9a-f]{64}$/),
-      storageKey: z.string(),
-      format: z.enum(SOURCE_FORMATS),
-    })
-    .nullable()
-    .default(null),
+  input: inputImage.nullable().default(null),
   strength: z.number().min(0).max(1).nullable().default(null),
   scale: z.literal(UPSCALE_FACTORS).nullable().default(null),
   outputs: z.int().min(1).default(1),
+  references: z.array(inputImage).default([]),
 });
