@@ -77,6 +77,8 @@ export interface TextToImageInput extends GenerationOptions {
   negativePrompt?: string | undefined;
   aspectRatio: AspectRatio;
   seed?: number | undefined;
+  /** Reference images (1–4 sources of the caller's tenant, in order) for a model that takes them. */
+  references?: string[] | undefined;
 }
 
 /** A source changed as the prompt says. */
@@ -86,6 +88,8 @@ export interface EditInput extends GenerationOptions {
   sourceId: string;
   prompt: string;
   seed?: number | undefined;
+  /** Reference images shown with the source (1–4 sources of the caller's tenant, in order). */
+  references?: string[] | undefined;
 }
 
 /** A source with every edge × scale. */

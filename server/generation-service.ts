@@ -20,7 +20,7 @@ import {
   type NewGenerationInput,
 } from '../db/generations.ts';
 import { findImageSources } from '../db/image-sources.ts';
-import type { Asset, Database, Generation, GenerationEvent, GenerationRequestJson, ImageSource, ServedFromKind } from '../db/schema.ts';
+import type { Asset, Database, Generation, GenerationEvent, GenerationRequestJson, ImageSource, InputImageJson, ServedFromKind } from '../db/schema.ts';
 import { canonicalJson, mayReuse, providerFingerprint } from '../jobs/provider/cache-key.ts';
 import {
   MODEL_IDS,
@@ -31,7 +31,9 @@ import {
   modelFor,
   modelsFor,
   modelsForTenantTier,
+  offersAspectRatio,
   serves,
+  takesReferences,
   type ModelId,
   type ModelPrice,
   type ModelRequest,
@@ -114,6 +116,33 @@ const NO_SOURCES: ReadonlyMap<string, ImageSource> = new Map();
 /** A stored row's operation; rows from before image operations name none. */
 const operationOf = (stored: string | undefined): Operation => (OPERATIONS as readonly string[]).includes(stored ?? '') ? (stored as Operation) : 'text-to-image';
 
+/** The reference images a request names (text-to-image and edit take them), in its order. */
+const referencesOf = (item: BatchItemInput): readonly string[] => (item.operation === 'text-to-image' || item.operation === 'edit' ? (item.references ?? []) : []);
+
+/** A source as a stored request's input image. */
+const inputImage = (source: ImageSource): InputImageJson => ({ kind: 'source', sourceId: source.id, contentHash: source.content_hash, storageKey: source.storage_key, format: source.format });
+
+/**
+ * A request with references needs a model that takes them: one named that takes none (or fewer)
+ * is BAD_REQUEST on `model`, naming those that do; so is a request no model of its operation can serve.
+ */
+function checkReferences(model: ModelId, item: BatchItemInput, field: string): void {
+  const count = referencesOf(item).length;
+  if (takesReferences(model, count)) return;
+  const able = modelsFor(item.operation).filter((id) => takesReferences(id, count));
+  const instead = able.length > 0 ? `with reference images use: ${able.join(', ')}` : `no model for ${item.operation} takes them`;
+  throw badRequest(`model ${model} takes no reference images; ${instead}`, { [`${field}${item.model ? 'model' : 'references'}`]: ['the model takes no reference images'] });
+}
+
+/** The first reference of the items that is not among the tenant's sources, with its field. */
+function missingReference(items: readonly BatchItemInput[], found: ReadonlyMap<string, ImageSource>, field: (index: number) => string): { id: string; path: string } | undefined {
+  for (const [index, item] of items.entries()) {
+    const at = referencesOf(item).findIndex((id) => !found.has(id));
+    if (at >= 0) return { id: referencesOf(item)[at] ?? '', path: `${field(index)}references.${at}` };
+  }
+  return undefined;
+}
+
 export function createGenerationService({ db, queue, publicUrl, defaultDeadlineSeconds, groupCommit, estimates, priorityAgingSeconds, requestLimiter, idempotencyKeySeconds, cachePriceShare, onQueued }: GenerationServiceOptions): GenerationService {
   const newId = createIdFactory();
 
@@ -126,18 +155,24 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
     const { operation } = item;
     const scale = item.operation === 'upscale' ? item.scale : null;
     const offersScale = (id: ModelId) => scale === null || modelDefinition(id).scales.includes(scale);
+    const references = referencesOf(item).length;
     if (item.model && !serves(item.model, operation)) {
       const models = modelsFor(operation).join(', ');
       throw badRequest(`model ${item.model} does not do ${operation}; for ${operation} use: ${models}`, { [`${field}model`]: [`does not do ${operation}`] });
     }
-    const model = item.model ?? modelFor(operation, item.tier ?? TIER_FOR_TENANT[caller.tenantTier] ?? 'fast', offersScale);
+    const model = item.model ?? modelFor(operation, item.tier ?? TIER_FOR_TENANT[caller.tenantTier] ?? 'fast', (id) => offersScale(id) && takesReferences(id, references));
+    checkReferences(model, item, field);
     if (!mayUse(model, caller.tenantTier)) {
-      const allowed = modelsForTenantTier(caller.tenantTier, operation);
-      const what = operation === 'text-to-image' ? '' : ` for ${operation}`;
+      const allowed = modelsForTenantTier(caller.tenantTier, operation).filter((id) => takesReferences(id, references));
+      const what = operation === 'text-to-image' && references === 0 ? '' : ` for ${operation}${references > 0 ? ' with reference images' : ''}`;
       const may = allowed.length > 0 ? `it may use${what}: ${allowed.join(', ')}` : `it may use no model${what}`;
-      // The field that chose it: the model or tier named, else the operation (its tenant's tier's pick).
-      const path = `${field}${item.tier && !item.model ? 'tier' : item.model || operation === 'text-to-image' ? 'model' : 'operation'}`;
+      // The field that chose it: the model or tier named, the references (few models take them), else the operation (its tenant's tier's pick).
+      const path = `${field}${item.tier && !item.model ? 'tier' : item.model ? 'model' : references > 0 ? 'references' : operation === 'text-to-image' ? 'model' : 'operation'}`;
       throw forbidden(`model ${model} is not available on the ${caller.tenantTier} tier; ${may}`, { [path]: [`not available on the ${caller.tenantTier} tier`] });
+    }
+    if (item.operation === 'text-to-image' && !offersAspectRatio(model, item.aspectRatio)) {
+      const offered = MODEL_IDS.filter((id) => serves(id, operation) && takesReferences(id, references) && offersAspectRatio(id, item.aspectRatio));
+      throw badRequest(`model ${model} does not make ${item.aspectRatio} images${offered.length > 0 ? `; for ${item.aspectRatio} use: ${offered.join(', ')}` : `; ask for another aspect ratio`}`, { [`${field}aspectRatio`]: [`${model} does not make ${item.aspectRatio}`] });
     }
     if (!offersScale(model)) {
       const offered = modelDefinition(model).scales.join(' or ');
@@ -145,22 +180,24 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
     }
     if (item.outputs > modelDefinition(model).maxOutputs) {
       // Models without num_outputs make one image a prediction; several predictions for one request are not offered yet.
-      const able = modelsFor(operation).filter((id) => modelDefinition(id).maxOutputs >= item.outputs);
+      const able = modelsFor(operation).filter((id) => modelDefinition(id).maxOutputs >= item.outputs && takesReferences(id, references));
       const instead = able.length > 0 ? `use one that takes num_outputs (${able.join(', ')})` : `no model for ${operation} makes more than one yet`;
       throw badRequest(`model ${model} makes one image per prediction; for ${item.outputs} outputs ${instead}, or ask for one`, { [`${field}outputs`]: [`${model} makes one image per prediction`] });
     }
     return model;
   };
 
-  /** The tenant's sources the items name, by id (one query, none for text-to-image); one that is not there is NOT_FOUND on its field. */
+  /** The tenant's sources the items name as sourceId or references, by id (one query, none for a prompt alone); one that is not there is NOT_FOUND on its field. */
   async function sourcesFor(caller: Caller, items: readonly BatchItemInput[], field: (index: number) => string): Promise<ReadonlyMap<string, ImageSource>> {
-    const ids = [...new Set(items.flatMap((item) => (item.operation === 'text-to-image' ? [] : [item.sourceId])))];
+    const ids = [...new Set(items.flatMap((item) => [...(item.operation === 'text-to-image' ? [] : [item.sourceId]), ...referencesOf(item)]))];
     if (ids.length === 0) return NO_SOURCES;
     const found = new Map((await findImageSources(db, caller.tenantId, ids)).map((source) => [source.id, source]));
     const missing = items.findIndex((item) => item.operation !== 'text-to-image' && !found.has(item.sourceId));
     const item = items[missing];
     // Another tenant's source answers exactly as a missing one.
     if (item && item.operation !== 'text-to-image') throw notFound('source', item.sourceId, `${field(missing)}sourceId`);
+    const reference = missingReference(items, found, field);
+    if (reference) throw notFound('source', reference.id, reference.path);
     return found;
   }
 
@@ -169,6 +206,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
     const seed = 'seed' in item ? (item.seed ?? null) : null;
     const prompt = 'prompt' in item ? item.prompt : '';
     const source = item.operation === 'text-to-image' ? undefined : sources.get(item.sourceId);
+    const references = referencesOf(item).flatMap((id) => sources.get(id) ?? []);
     const modelRequest: ModelRequest = {
       operation: item.operation,
       prompt,
@@ -192,6 +230,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       // (readers take what is absent as text-to-image, one output), so an idempotent retry across
       // an upgrade still matches its first request, and the hot path writes no more than before.
       ...(item.outputs > 1 ? { outputs: item.outputs } : {}),
+      ...(references.length > 0 ? { references: references.map(inputImage) } : {}),
       ...(source
         ? {
             operation: item.operation,
@@ -210,7 +249,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       price: pricing(MODELS[model].price, cachePriceShare, item.outputs),
       // What the provider would be sent decides what is identical (an input image by its content);
       // platforms and formats are Kiln's own work.
-      fingerprint: providerFingerprint(model, modelRequest, source?.content_hash ?? null),
+      fingerprint: providerFingerprint(model, modelRequest, source?.content_hash ?? null, references.map((reference) => reference.content_hash)),
       mayReuse: mayReuse(item.cache, seed, modelDefinition(model).deterministic),
       request,
       priority: item.priority,
@@ -318,8 +357,8 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
   return {
     async generate(caller: Caller, input: GenerateInput, origin: CallOrigin): Promise<GenerateAnswer> {
       const key = input.idempotencyKey ?? null;
-      // Text-to-image (the hot path) names no source: no query.
-      const sources = input.operation === 'text-to-image' ? NO_SOURCES : await sourcesFor(caller, [input], () => '');
+      // Text-to-image (the hot path) names no source unless it has references: no query.
+      const sources = input.operation === 'text-to-image' && !input.references ? NO_SOURCES : await sourcesFor(caller, [input], () => '');
       const row = toRow(caller, input, sources, null, key, origin);
       await requestLimiter.admit(caller.tenantId, new Map([[input.subject ?? null, 1]]), '(input)');
       const earlier = key ? await findByIdempotencyKey(db, caller.tenantId, key, idempotencyKeySeconds) : undefined;

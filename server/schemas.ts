@@ -3,7 +3,7 @@
 // services receive — is stated in api-types.ts and proven equal here, at the end.
 import { z } from 'zod';
 import { CACHE_MODES } from '../jobs/provider/cache-key.ts';
-import { ASPECT_RATIOS, DEFAULT_STRENGTH, MAX_OUTPUTS, MODEL_IDS, MODEL_TIERS, OPERATIONS, UPSCALE_FACTORS } from '../jobs/provider/models.ts';
+import { ASPECT_RATIOS, DEFAULT_STRENGTH, MAX_OUTPUTS, MAX_REFERENCES, MODEL_IDS, MODEL_TIERS, OPERATIONS, UPSCALE_FACTORS } from '../jobs/provider/models.ts';
 import { CROP_STRATEGIES, CUSTOM_SIZE_LIMITS, IMAGE_FORMATS, PLATFORMS, PLATFORM_PRESETS, type Platform } from '../jobs/render/presets.ts';
 import { GENERATION_STATES, SERVED_FROM_KINDS, SHARE_BY, SOURCE_FORMATS, SOURCE_ORIGINS, TENANT_TIERS } from '../db/schema.ts';
 import { normalizeHostPattern } from '../jobs/sources/host-allowlist.ts';
@@ -141,6 +141,8 @@ const tooManyVariants = {
 const seed = z.int().min(0).max(2 ** 32 - 1, 'seed must be between 0 and 4294967295').optional();
 /** The image an operation starts from: a source of the caller's tenant (sources.upload / fromUrl). */
 const sourceId = z.uuid({ error: 'sourceId must be a source UUID as returned by sources.upload or sources.fromUrl' });
+/** Images the model is shown beside the prompt (and an edit's source), in order: sources of the caller's tenant. */
+const references = uniqueList(z.uuid({ error: 'a reference must be a source UUID as returned by sources.upload or sources.fromUrl' }), 'reference', MAX_REFERENCES).optional();
 
 /**
  * Each operation's own fields, by `operation`. Text-to-image is the default, so a request that
@@ -153,9 +155,10 @@ const operationFields = {
     negativePrompt: z.string().trim().max(LIMITS.promptLength).refine(...withoutNul('negativePrompt')).refine(...wellFormed('negativePrompt')).optional(),
     aspectRatio: z.enum(ASPECT_RATIOS, { error: `aspectRatio must be one of: ${ASPECT_RATIOS.join(', ')}` }).default('1:1'),
     seed,
+    references,
   },
   /** The source changed as the prompt says; it keeps its size. */
-  edit: { operation: z.literal('edit'), sourceId, prompt: promptText('prompt is required for edit: say what to change in the image'), seed },
+  edit: { operation: z.literal('edit'), sourceId, prompt: promptText('prompt is required for edit: say what to change in the image'), seed, references },
   /** Every edge × scale. */
   upscale: {
     operation: z.literal('upscale'),
