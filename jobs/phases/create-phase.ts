@@ -2,7 +2,8 @@
 // prediction — or resumes the one an earlier attempt stored, or recovers the one an earlier
 // attempt sent but never stored — stores its id at once and hands over to the wait phase. The
 // job ends there: no worker slot is held while the provider works. A generation that starts
-// from an image names it by the URL of the provider's file of it, uploaded once (input-files.ts).
+// from an image, or shows the model reference images, names each by the URL of the provider's
+// file of it, uploaded once (input-files.ts); all of a create's images are prepared at once.
 import type { Kysely, Transaction } from 'kysely';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { retryWhileDatabaseUnavailable } from '../../db/database-unavailable.ts';
