@@ -163,6 +163,8 @@ export interface GenerationRequestJson {
   optimize?: { background: string; targetShortEdge: number } | null;
   /** The generation output it builds on, as the request named it (the input is that output once it exists). */
   from?: { generationId: string; output: number } | null;
+  /** Reference images shown to the model, in the request's order; absent: none. */
+  references?: InputImageJson[];
 }
 
 /**

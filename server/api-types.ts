@@ -91,6 +91,8 @@ export interface TextToImageInput extends GenerationOptions {
   negativePrompt?: string | undefined;
   aspectRatio: AspectRatio;
   seed?: number | undefined;
+  /** Reference images (1–4 sources of the caller's tenant, in order) for a model that takes them. */
+  references?: string[] | undefined;
 }
 
 /** A source changed as the prompt says. */
@@ -98,6 +100,8 @@ export interface EditInput extends GenerationOptions, ImageInput {
   operation: 'edit';
   prompt: string;
   seed?: number | undefined;
+  /** Reference images shown with the source (1–4 sources of the caller's tenant, in order). */
+  references?: string[] | undefined;
 }
 
 /** A source with every edge × scale. */

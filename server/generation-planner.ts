@@ -16,12 +16,16 @@ import { priorityHeadStartSeconds } from '../jobs/dispatch/select.ts';
 import { mayReuse, providerFingerprint } from '../jobs/provider/cache-key.ts';
 import {
   MODELS,
+  MODEL_IDS,
   mayUse,
   modelDefinition,
   modelFor,
   modelsFor,
   modelsForTenantTier,
+  offersAspectRatio,
   serves,
+  takesReferences,
+  type AspectRatio,
   type ModelId,
   type ModelOperation,
   type ModelRequest,
@@ -58,6 +62,12 @@ export interface Plan {
 }
 
 /** Where an item's input image stands: none (text-to-image), known, or the output of a generation still running. */
+/** What an item starts from: its input image, and the reference images it shows the model. */
+export interface ResolvedImages {
+  input: ResolvedInput;
+  references: InputImageJson[];
+}
+
 export type ResolvedInput =
   | { kind: 'none' }
   | { kind: 'ready'; image: InputImageJson; width: number; height: number; from: { generationId: string; output: number } | null }
@@ -80,6 +90,24 @@ interface ModelChoice {
   scale: UpscaleFactor | null;
   model?: ModelId | undefined;
   tier?: ModelTier | undefined;
+  /** Reference images it shows the model (few models take them). */
+  references: number;
+  /** Text-to-image's shape (a model may not make every ratio). */
+  aspectRatio?: AspectRatio | undefined;
+}
+
+/** The reference images a request names (text-to-image and edit take them), in its order. */
+const referencesOf = (item: BatchItemInput): readonly string[] => (item.operation === 'text-to-image' || item.operation === 'edit' ? (item.references ?? []) : []);
+
+/**
+ * A request with references needs a model that takes them: one named that takes none (or fewer)
+ * is BAD_REQUEST on `model`, naming those that do; so is a request no model of its operation can serve.
+ */
+function checkReferences(model: ModelId, choice: ModelChoice, field: string): void {
+  if (takesReferences(model, choice.references)) return;
+  const able = modelsFor(choice.operation).filter((id) => takesReferences(id, choice.references));
+  const instead = able.length > 0 ? `with reference images use: ${able.join(', ')}` : `no model for ${choice.operation} takes them`;
+  throw badRequest(`model ${model} takes no reference images; ${instead}`, { [`${field}${choice.model ? 'model' : 'references'}`]: ['the model takes no reference images'] });
 }
 
 /** One generation's own work, as a model does it: a request's, or one part's. */
@@ -89,6 +117,8 @@ interface Work {
   /** Its variants: the request's own, or none for a part (its composite renders them). */
   render: Pick<GenerationRequestJson, 'platforms' | 'customSizes' | 'formats' | 'crop'>;
   input: ResolvedInput;
+  /** Reference images shown to the model, in order. */
+  references: readonly InputImageJson[];
   mayReuse: boolean;
 }
 
@@ -123,20 +153,26 @@ export function createGenerationPlanner(options: GenerationPlannerOptions) {
    * serve the operation, if the tenant's tier may use it. `path` names the field that chose it.
    */
   function chooseModel(caller: Caller, choice: ModelChoice, field: string, operationField = 'operation'): ModelId {
-    const { operation, scale } = choice;
+    const { operation, scale, references } = choice;
     const offersScale = (id: ModelId) => scale === null || modelDefinition(id).scales.includes(scale);
     if (choice.model && !serves(choice.model, operation)) {
       const models = modelsFor(operation).join(', ');
       throw badRequest(`model ${choice.model} does not do ${operation}; for ${operation} use: ${models}`, { [`${field}model`]: [`does not do ${operation}`] });
     }
-    const model = choice.model ?? modelFor(operation, choice.tier ?? TIER_FOR_TENANT[caller.tenantTier] ?? 'fast', offersScale);
+    const model = choice.model ?? modelFor(operation, choice.tier ?? TIER_FOR_TENANT[caller.tenantTier] ?? 'fast', (id) => offersScale(id) && takesReferences(id, references));
+    checkReferences(model, choice, field);
     if (!mayUse(model, caller.tenantTier)) {
-      const allowed = modelsForTenantTier(caller.tenantTier, operation);
-      const what = operation === 'text-to-image' ? '' : ` for ${operation}`;
+      const allowed = modelsForTenantTier(caller.tenantTier, operation).filter((id) => takesReferences(id, references));
+      const what = operation === 'text-to-image' && references === 0 ? '' : ` for ${operation}${references > 0 ? ' with reference images' : ''}`;
       const may = allowed.length > 0 ? `it may use${what}: ${allowed.join(', ')}` : `it may use no model${what}`;
-      // The field that chose it: the model or tier named, else the operation (its tenant's tier's pick).
-      const path = `${field}${choice.tier && !choice.model ? 'tier' : choice.model || operation === 'text-to-image' ? 'model' : operationField}`;
+      // The field that chose it: the model or tier named, the references (few models take them), else the operation (its tenant's tier's pick).
+      const path = `${field}${choice.tier && !choice.model ? 'tier' : choice.model ? 'model' : references > 0 ? 'references' : operation === 'text-to-image' ? 'model' : operationField}`;
       throw forbidden(`model ${model} is not available on the ${caller.tenantTier} tier; ${may}`, { [path]: [`not available on the ${caller.tenantTier} tier`] });
+    }
+    if (choice.aspectRatio && !offersAspectRatio(model, choice.aspectRatio)) {
+      const ratio = choice.aspectRatio;
+      const offered = MODEL_IDS.filter((id) => serves(id, operation) && takesReferences(id, references) && offersAspectRatio(id, ratio));
+      throw badRequest(`model ${model} does not make ${ratio} images${offered.length > 0 ? `; for ${ratio} use: ${offered.join(', ')}` : `; ask for another aspect ratio`}`, { [`${field}aspectRatio`]: [`${model} does not make ${ratio}`] });
     }
     if (!offersScale(model)) {
       const offered = modelDefinition(model).scales.join(' or ');
@@ -150,8 +186,8 @@ export function createGenerationPlanner(options: GenerationPlannerOptions) {
    * text-to-image). One that is not the tenant's is NOT_FOUND on its field, exactly as one that
    * does not exist; a generation that failed cannot be built on.
    */
-  async function resolveInputs(caller: Caller, items: readonly BatchItemInput[], field: (index: number) => string): Promise<ResolvedInput[]> {
-    const sourceIds = [...new Set(items.flatMap((item) => (item.operation !== 'text-to-image' && item.sourceId ? [item.sourceId] : [])))];
+  async function resolveInputs(caller: Caller, items: readonly BatchItemInput[], field: (index: number) => string): Promise<ResolvedImages[]> {
+    const sourceIds = [...new Set(items.flatMap((item) => [...(item.operation !== 'text-to-image' && item.sourceId ? [item.sourceId] : []), ...referencesOf(item)]))];
     const parentIds = [...new Set(items.flatMap((item) => (item.operation !== 'text-to-image' && item.from ? [item.from] : [])))];
     const [sources, parents] = await Promise.all([
       sourceIds.length > 0 ? findImageSources(db, caller.tenantId, sourceIds) : [],
@@ -161,7 +197,7 @@ export function createGenerationPlanner(options: GenerationPlannerOptions) {
     const parentById = new Map(parents.map((parent) => [parent.id, parent]));
     const succeeded = parents.filter((parent) => parent.state === 'succeeded').map((parent) => parent.id);
     const originals = (await listAssets(db, succeeded)).filter((asset) => asset.kind === 'original');
-    return items.map((item, index): ResolvedInput => {
+    const inputOf = (item: BatchItemInput, index: number): ResolvedInput => {
       if (item.operation === 'text-to-image') return { kind: 'none' };
       if (item.sourceId) {
         const source = sourceById.get(item.sourceId);
@@ -173,7 +209,17 @@ export function createGenerationPlanner(options: GenerationPlannerOptions) {
       const parent = parentById.get(parentId);
       if (!parent || (caller.scope && !mayBuildOn(caller, parent))) throw notFound('generation', parentId, `${field(index)}from`);
       return inputFromGeneration(parent, item.fromOutput ?? 0, originals, `${field(index)}`);
-    });
+    };
+    const referencesOfItem = (item: BatchItemInput, index: number): InputImageJson[] =>
+      referencesOf(item).map((id, at) => {
+        const source = sourceById.get(id);
+        // Another tenant's source answers exactly as a missing one.
+        if (!source) throw notFound('source', id, `${field(index)}references.${at}`);
+        return { kind: 'source', sourceId: source.id, contentHash: source.content_hash, storageKey: source.storage_key, format: source.format };
+      });
+    // Every item's input first, then every item's references: the first missing input is the one reported.
+    const inputs = items.map(inputOf);
+    return items.map((item, index) => ({ input: inputs[index]!, references: referencesOfItem(item, index) }));
   }
 
   /** A scoped token may build only on what it may read. */
@@ -210,6 +256,7 @@ export function createGenerationPlanner(options: GenerationPlannerOptions) {
       // (readers take what is absent as text-to-image, one output), so an idempotent retry across
       // an upgrade still matches its first request, and the hot path writes no more than before.
       ...(modelRequest.outputs > 1 ? { outputs: modelRequest.outputs } : {}),
+      ...(work.references.length > 0 ? { references: [...work.references] } : {}),
       ...(input.kind === 'none' ? {} : { operation: modelRequest.operation, input: image, strength: modelRequest.strength, scale: modelRequest.scale }),
       ...(from ? { from } : {}),
     };
@@ -224,7 +271,7 @@ export function createGenerationPlanner(options: GenerationPlannerOptions) {
       price: pricing(MODELS[model].price, options.cachePriceShare, modelRequest.outputs),
       // What the provider would be sent decides what is identical (an input image by its content);
       // platforms and formats are Kiln's own work.
-      fingerprint: awaiting ? null : providerFingerprint(model, modelRequest, image?.contentHash ?? null),
+      fingerprint: awaiting ? null : providerFingerprint(model, modelRequest, image?.contentHash ?? null, work.references.map((reference) => reference.contentHash)),
       mayReuse: awaiting ? false : work.mayReuse,
       request,
       priority: item.priority,
@@ -274,22 +321,31 @@ export function createGenerationPlanner(options: GenerationPlannerOptions) {
   /** A part renders no variants: its composite renders them from every part's image. */
   const NO_VARIANTS = (item: BatchItemInput): Work['render'] => ({ platforms: [], customSizes: [], formats: item.formats, crop: item.crop });
 
-  function plan(caller: Caller, item: BatchItemInput, input: ResolvedInput, meta: PlanMeta): Plan {
+  function plan(caller: Caller, item: BatchItemInput, images: ResolvedImages, meta: PlanMeta): Plan {
+    const { input, references } = images;
     if (item.operation === 'optimize') return planOptimize(caller, item, input, meta);
-    const model = chooseModel(caller, { operation: item.operation, scale: item.operation === 'upscale' ? item.scale : null, model: item.model, tier: item.tier }, meta.field);
+    const choice: ModelChoice = {
+      operation: item.operation,
+      scale: item.operation === 'upscale' ? item.scale : null,
+      model: item.model,
+      tier: item.tier,
+      references: references.length,
+      aspectRatio: item.operation === 'text-to-image' ? item.aspectRatio : undefined,
+    };
+    const model = chooseModel(caller, choice, meta.field);
     const definition = modelDefinition(model);
     const modelRequest = modelRequestOf(item, item.operation);
     const reuse = (seed: number | null) => mayReuse(item.cache, seed, definition.deterministic);
     if (item.outputs <= definition.maxOutputs) {
-      const row = rowFor(caller, item, { model, modelRequest, render: renderOf(item), input, mayReuse: reuse(modelRequest.seed) }, meta);
+      const row = rowFor(caller, item, { model, modelRequest, render: renderOf(item), input, references, mayReuse: reuse(modelRequest.seed) }, meta);
       const tie = tiesOf(row, input, reuse(modelRequest.seed));
       return { primary: row, rows: [row], ties: tie ? [tie] : [] };
     }
     // The model makes one image a prediction: one part per output, each with its own seed.
-    const composite = compositeRow(caller, item, { model, modelRequest, render: renderOf(item), input, mayReuse: false }, meta, {});
+    const composite = compositeRow(caller, item, { model, modelRequest, render: renderOf(item), input, references, mayReuse: false }, meta, {});
     const parts = partSeeds(modelRequest.seed, item.outputs).map((seed, index) => {
       const partRequest = { ...modelRequest, seed: definition.deterministic ? null : seed, outputs: 1 };
-      const row = rowFor(caller, item, { model, modelRequest: partRequest, render: NO_VARIANTS(item), input, mayReuse: reuse(partRequest.seed) }, { ...meta, batchId: null, idempotencyKey: null });
+      const row = rowFor(caller, item, { model, modelRequest: partRequest, render: NO_VARIANTS(item), input, references, mayReuse: reuse(partRequest.seed) }, { ...meta, batchId: null, idempotencyKey: null });
       return { row, tie: tiesOf(row, input, reuse(partRequest.seed), { of: composite.id, index })! };
     });
     const compositeTie: GenerationTies = { ...(tiesOf(composite, input, false) ?? { id: composite.id }), awaiting: 'parts' };
@@ -306,14 +362,14 @@ export function createGenerationPlanner(options: GenerationPlannerOptions) {
     }
     const targetShortEdge = item.targetShortEdge ?? options.optimizer.targetShortEdge;
     const scale = upscaleFactorFor(input, targetShortEdge, options.optimizer.maxPixels);
-    const choose = (operation: ModelOperation, factor: UpscaleFactor | null) => chooseModel(caller, { operation, scale: factor, tier: item.tier }, field);
+    const choose = (operation: ModelOperation, factor: UpscaleFactor | null) => chooseModel(caller, { operation, scale: factor, tier: item.tier, references: 0 }, field);
     const upscaler = scale === null ? null : choose('upscale', scale);
     const remover = choose('remove-background', null);
     const render = { ...NO_VARIANTS(item), crop: 'pad' as const };
     const partMeta = { ...meta, batchId: null, idempotencyKey: null };
 
     const compositeRequest = modelRequestOf(item, 'remove-background', { outputs: 1 });
-    const composite = compositeRow(caller, item, { model: remover, modelRequest: compositeRequest, render: { ...renderOf(item), crop: 'pad' }, input, mayReuse: false }, meta, {
+    const composite = compositeRow(caller, item, { model: remover, modelRequest: compositeRequest, render: { ...renderOf(item), crop: 'pad' }, input, references: [], mayReuse: false }, meta, {
       operation: 'optimize',
       optimize: { background: item.background, targetShortEdge },
     });
@@ -322,7 +378,7 @@ export function createGenerationPlanner(options: GenerationPlannerOptions) {
     let stepInput: ResolvedInput = input;
     const addStep = (model: ModelId, modelRequest: ModelRequest) => {
       const reuse = mayReuse(item.cache, null, modelDefinition(model).deterministic);
-      const row = rowFor(caller, item, { model, modelRequest, render, input: stepInput, mayReuse: reuse }, partMeta);
+      const row = rowFor(caller, item, { model, modelRequest, render, input: stepInput, references: [], mayReuse: reuse }, partMeta);
       ties.push(tiesOf(row, stepInput, reuse, { of: composite.id, index: rows.length - 1 })!);
       rows.push(row);
       // The next step starts from this one's output, once it exists.

@@ -105,9 +105,9 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
 
   /** Each item planned (generations.ts rows and their ties), after one lookup of what they start from. */
   async function planAll(caller: Caller, items: readonly BatchItemInput[], meta: (index: number) => PlanMeta): Promise<Plan[]> {
-    const needsLookup = items.some((item) => item.operation !== 'text-to-image');
-    // Text-to-image (the hot path) starts from nothing: no query.
-    const inputs = needsLookup ? await planner.resolveInputs(caller, items, (index) => meta(index).field) : items.map(() => ({ kind: 'none' as const }));
+    const needsLookup = items.some((item) => item.operation !== 'text-to-image' || item.references);
+    // Text-to-image (the hot path) starts from nothing unless it shows references: no query.
+    const inputs = needsLookup ? await planner.resolveInputs(caller, items, (index) => meta(index).field) : items.map(() => ({ input: { kind: 'none' as const }, references: [] }));
     return items.map((item, index) => planner.plan(caller, item, inputs[index]!, meta(index)));
   }
 

@@ -3,7 +3,7 @@
 // services receive — is stated in api-types.ts and proven equal here, at the end.
 import { z } from 'zod';
 import { CACHE_MODES } from '../jobs/provider/cache-key.ts';
-import { ASPECT_RATIOS, DEFAULT_STRENGTH, MAX_OUTPUTS, MODEL_IDS, MODEL_TIERS, OPERATIONS, UPSCALE_FACTORS } from '../jobs/provider/models.ts';
+import { ASPECT_RATIOS, DEFAULT_STRENGTH, MAX_OUTPUTS, MAX_REFERENCES, MODEL_IDS, MODEL_TIERS, OPERATIONS, UPSCALE_FACTORS } from '../jobs/provider/models.ts';
 import { CATALOGUE_BACKGROUNDS } from '../jobs/render/catalogue.ts';
 import { CROP_STRATEGIES, CUSTOM_SIZE_LIMITS, IMAGE_FORMATS, PLATFORMS, PLATFORM_PRESETS, type Platform } from '../jobs/render/presets.ts';
 import { GENERATION_STATES, SERVED_FROM_KINDS, SHARE_BY, SOURCE_FORMATS, SOURCE_ORIGINS, TENANT_TIERS } from '../db/schema.ts';
@@ -158,6 +158,8 @@ const oneImageInput = (input: { sourceId?: string | undefined; from?: string | u
   else if (input.sourceId === undefined && input.from === undefined) issue(`${input.operation} starts from an image: give sourceId (an image source) or from (a generation to build on)`, 'sourceId');
   else if (input.fromOutput !== undefined && input.from === undefined) issue('fromOutput goes with from: it says which output of that generation to build on', 'fromOutput');
 };
+/** Images the model is shown beside the prompt (and an edit's source), in order: sources of the caller's tenant. */
+const references = uniqueList(z.uuid({ error: 'a reference must be a source UUID as returned by sources.upload or sources.fromUrl' }), 'reference', MAX_REFERENCES).optional();
 
 /**
  * Each operation's own fields, by `operation`. Text-to-image is the default, so a request that
@@ -170,9 +172,10 @@ const operationFields = {
     negativePrompt: z.string().trim().max(LIMITS.promptLength).refine(...withoutNul('negativePrompt')).refine(...wellFormed('negativePrompt')).optional(),
     aspectRatio: z.enum(ASPECT_RATIOS, { error: `aspectRatio must be one of: ${ASPECT_RATIOS.join(', ')}` }).default('1:1'),
     seed,
+    references,
   },
   /** The source changed as the prompt says; it keeps its size. */
-  edit: { operation: z.literal('edit'), ...imageInput, prompt: promptText('prompt is required for edit: say what to change in the image'), seed },
+  edit: { operation: z.literal('edit'), ...imageInput, prompt: promptText('prompt is required for edit: say what to change in the image'), seed, references },
   /** Every edge × scale. */
   upscale: {
     operation: z.literal('upscale'),

@@ -31,6 +31,7 @@ describe('models by tier', () => {
       { id: 'nightmareai/real-esrgan', operations: ['upscale'], tier: 'fast', price: { per: 'gpu-second', usd: 0.000225, hardware: 'T4', reserveSeconds: 30 }, available: true },
       { id: 'recraft-ai/recraft-crisp-upscale', operations: ['upscale'], tier: 'quality', price: { per: 'image', usd: 0.006 }, available: false },
       { id: 'bria/remove-background', operations: ['remove-background'], tier: 'fast', price: { per: 'image', usd: 0.018 }, available: false },
+      { id: 'google/nano-banana', operations: ['text-to-image', 'edit'], tier: 'balanced', price: { per: 'image', usd: 0.039 }, available: false },
     ]);
     const pro = await tenantOn('pro');
     assert.ok((await pro.client.models()).every((model) => model.available));

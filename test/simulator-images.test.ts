@@ -338,3 +338,57 @@ test('with a data folder, an image model\'s output is served again after a resta
     rmSync(dataDir, { recursive: true, force: true });
   }
 });
+
+test('google/nano-banana shows every image of image_input: a strip of tiles under the first image, or under the prompt\'s picture', async () => {
+  const solid = (r: number, g: number, b: number) => sharp({ create: { width: 24, height: 24, channels: 3, background: { r, g, b } } }).png().toBuffer();
+  const colours: Record<string, [number, number, number]> = { red: [220, 30, 30], green: [30, 200, 60], blue: [40, 60, 220] };
+  const files: Record<string, { type: string; bytes: Buffer }> = { '/photo.png': { type: 'image/png', bytes: await productPhoto(64, 48) } };
+  for (const [name, [r, g, b]] of Object.entries(colours)) files[`/${name}.png`] = { type: 'image/png', bytes: await solid(r, g, b) };
+  const origin = await startOrigin(files);
+  try {
+    const sim = await startSimulator();
+    const client = clientFor(sim);
+    const pixelsOf = async (prediction: Prediction) => rawPixels((await download(singleOutput(prediction))).bytes);
+    const near = (actual: number[], expected: readonly number[], what: string) =>
+      assert.ok(actual.every((value, c) => Math.abs(value - (expected[c] ?? 0)) <= 6), `${what}: ${actual.join(',')} is not ${expected.join(',')}`);
+    const at = (image: { data: Buffer; width: number; channels: number }, x: number, y: number) => [...image.data.subarray((y * image.width + x) * image.channels, (y * image.width + x) * image.channels + 3)];
+
+    // An edit: the first image at its own size (match_input_image, the default), the others in the strip.
+    const edited = await client.predictions.create({ model: 'google/nano-banana', input: { prompt: 'add them', image_input: ['photo', 'red', 'blue'].map((n) => `${origin.url}/${n}.png`), output_format: 'png' }, wait: 30 });
+    const edit = await pixelsOf(edited);
+    assert.deepEqual([edit.width, edit.height], [64, 48]);
+    near(at(edit, 32, 18), [192, 32, 32], 'the photo above the strip');
+    near(at(edit, 16, 42), colours.red ?? [], 'the first tile');
+    near(at(edit, 48, 42), colours.blue ?? [], 'the second tile');
+
+    // With an aspect ratio, the picture is drawn from the prompt and every image is a tile.
+    const drawn = await client.predictions.create({ model: 'google/nano-banana', input: { prompt: 'a shelf', image_input: ['red', 'green', 'blue'].map((n) => `${origin.url}/${n}.png`), aspect_ratio: '16:9', output_format: 'png' }, wait: 30 });
+    const picture = await pixelsOf(drawn);
+    assert.ok(picture.width > picture.height);
+    const strip = Math.round(picture.height * 0.875);
+    for (const [index, name] of ['red', 'green', 'blue'].entries()) near(at(picture, Math.floor((picture.width / 3) * (index + 0.5)), strip), colours[name] ?? [], `tile ${index}`);
+    assert.equal((await sharp((await download(singleOutput(await client.predictions.create({ model: 'google/nano-banana', input: { prompt: 'jpg by default', image_input: [`${origin.url}/red.png`] }, wait: 30 })))).bytes).metadata()).format, 'jpeg');
+
+    // Each image is fetched as the model would; a bad one fails the run, named by its place.
+    const broken = await client.predictions.create({ model: 'google/nano-banana', input: { prompt: 'x', image_input: [`${origin.url}/red.png`, `${origin.url}/missing.png`] }, wait: 30 });
+    assert.deepEqual([broken.status, broken.error], ['failed', 'Could not use input.image_input.1: download failed with HTTP 404']);
+
+    const invalid: [unknown, { type: string; field: string; description: string }][] = [
+      [`${origin.url}/red.png`, { type: 'invalid_type', field: 'input.image_input', description: 'Invalid type. Expected: array, given: string' }],
+      [[`${origin.url}/red.png`, 'not a uri'], { type: 'format', field: 'input.image_input.1', description: "Does not match format 'uri'" }],
+      [Array(15).fill(`${origin.url}/red.png`), { type: 'array_max_items', field: 'input.image_input', description: 'Array must have at most 14 items' }],
+    ];
+    for (const [imageInput, field] of invalid) {
+      const res = await api(sim, '/v1/models/google/nano-banana/predictions', { method: 'POST', json: { input: { prompt: 'x', image_input: imageInput } } });
+      assert.equal(res.status, 422);
+      assert.deepEqual(((await res.json()) as { invalid_fields: unknown }).invalid_fields, [field]);
+    }
+    const schema = (await client.models.get('google', 'nano-banana')).latest_version?.openapi_schema as { components: { schemas: { Input: { properties: Record<string, unknown> } } } };
+    assert.deepEqual(schema.components.schemas.Input.properties.image_input, {
+      title: 'Image Input', 'x-order': 1, description: 'Input images to transform or use as reference (supports multiple images)', type: 'array', items: { type: 'string', format: 'uri' }, maxItems: 14, default: [],
+    });
+  } finally {
+    origin.server.close();
+    await stopSimulators();
+  }
+});

@@ -2,14 +2,15 @@
 // prediction — or resumes the one an earlier attempt stored, or recovers the one an earlier
 // attempt sent but never stored — stores its id at once and hands over to the wait phase. The
 // job ends there: no worker slot is held while the provider works. A generation that starts
-// from an image names it by the URL of the provider's file of it, uploaded once (input-files.ts).
+// from an image, or shows the model reference images, names each by the URL of the provider's
+// file of it, uploaded once (input-files.ts); all of a create's images are prepared at once.
 import type { Kysely, Transaction } from 'kysely';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { retryWhileDatabaseUnavailable } from '../../db/database-unavailable.ts';
 import { followIdentical } from '../../db/cache.ts';
 import { startAttempt, transition } from '../../db/generations.ts';
 import { clearCreateIntent, findGenerationForWork, forgetProviderStatus, markCreateSettled, recordCreateIntent } from '../../db/provider-work.ts';
-import { describeInputImage, inputImageOrigin, type Database, type Generation } from '../../db/schema.ts';
+import { describeInputImage, inputImageOrigin, type Database, type Generation, type InputImageJson } from '../../db/schema.ts';
 import { SpanKind } from '@opentelemetry/api';
 import type { JobMetrics } from '../metrics.ts';
 import type { PhaseRun } from '../telemetry/phase-run.ts';
@@ -20,7 +21,7 @@ import type { GenerationJob, JobQueue } from '../queue.ts';
 import { NOT_STARTED_BEFORE_DEADLINE, cancelAfterSeconds, isPastDeadline, predictionDeadline } from './deadlines.ts';
 import { findEarlierPrediction, type EarlierCreateSearch } from './earlier-create.ts';
 import { handleFailure, type JobContext } from './failures.ts';
-import type { InputFiles } from './input-files.ts';
+import { UnusableSourceError, type InputFileUrl, type InputFiles } from './input-files.ts';
 import { failGeneration, modelRequestOf, storedRequest } from './outcomes.ts';
 import type { WaitPhase } from './wait-phase.ts';
 
@@ -46,6 +47,13 @@ export interface CreatePhaseOptions {
   inputs: InputFiles;
   /** Where the provider should report back for this attempt, if Kiln can be reached. */
   webhookUrl: (generation: Generation) => string | undefined;
+}
+
+/** An input image with the provider URL it goes by; `reference`: its place among the references, null for the source. */
+interface PreparedInput {
+  image: InputImageJson;
+  reference: number | null;
+  file: InputFileUrl;
 }
 
 export function createCreatePhase(options: CreatePhaseOptions) {
@@ -153,19 +161,19 @@ export function createCreatePhase(options: CreatePhaseOptions) {
     if (!isModelId(generation.model)) throw new PermanentProviderError(`unknown model ${generation.model}`);
     const model = modelDefinition(generation.model);
     const request = storedRequest.parse(generation.request);
-    let image: string | null = null;
-    if (request.input) {
-      const inputImage = request.input;
-      // Before the create intent: an upload is no create, and a later attempt finds the same file again.
-      const file = await run.step('provider input', { 'kiln.input': describeInputImage(inputImage) }, () => options.inputs.urlFor(inputImage, signal), SpanKind.CLIENT);
-      if (file.uploaded) {
-        const { fileId, expiresAt, bytes } = file.uploaded;
-        const noted = await transition(db, { id, attempt, fromStates: ['running'], stage: 'provider.input_uploaded', data: { ...inputImageOrigin(inputImage), fileId, bytes, expiresAt: expiresAt.toISOString() } });
-        if (!noted) return run.outcome('stale');
-      }
-      image = file.url;
+    // Before the create intent: an upload is no create, and a later attempt finds the same files again.
+    const { prepared, failure } = await inputUrls(request.input, request.references, signal, run);
+    for (const { image: inputImage, reference, file } of prepared) {
+      if (!file.uploaded) continue;
+      const { fileId, expiresAt, bytes } = file.uploaded;
+      const data = { ...inputImageOrigin(inputImage), ...(reference === null ? {} : { reference }), fileId, bytes, expiresAt: expiresAt.toISOString() };
+      const noted = await transition(db, { id, attempt, fromStates: ['running'], stage: 'provider.input_uploaded', data });
+      if (!noted) return run.outcome('stale');
     }
-    const input = model.buildInput(modelRequestOf(generation.prompt, request), image);
+    if (failure) throw failure.error;
+    const image = request.input ? (prepared[0]?.file.url ?? null) : null;
+    const references = prepared.filter((input) => input.reference !== null).map((input) => input.file.url);
+    const input = model.buildInput(modelRequestOf(generation.prompt, request), image, references);
 
     if (generation.create_sent_attempt !== null && generation.create_sent_at !== null) {
       // An earlier attempt sent a create and did not store what came of it.
@@ -213,6 +221,32 @@ export function createCreatePhase(options: CreatePhaseOptions) {
       if (tries++ > 0 && (await findGenerationForWork(db, id))?.prediction_id === prediction.id) return;
       await store(generation, prediction, until, false, run);
     }, signal);
+  }
+
+  /**
+   * The provider URL of every input image — the source, then each reference — prepared at once,
+   * each uploaded at most once per file lifetime (input-files.ts). All are waited for, so that the
+   * uploads that went through are reported even when another image fails; `failure` is the first
+   * (in request order) that could not be prepared, a reference named by its field.
+   */
+  async function inputUrls(source: InputImageJson | null, references: readonly InputImageJson[], signal: AbortSignal, run: PhaseRun): Promise<{ prepared: PreparedInput[]; failure: { error: unknown } | null }> {
+    const images = [...(source ? [{ image: source, reference: null }] : []), ...references.map((image, reference) => ({ image, reference }))];
+    const settled = await Promise.allSettled(
+      images.map(({ image, reference }) =>
+        run.step('provider input', { 'kiln.input': describeInputImage(image), ...(reference === null ? {} : { 'kiln.reference': reference }) }, () => options.inputs.urlFor(image, signal), SpanKind.CLIENT),
+      ),
+    );
+    const prepared = images.flatMap((input, index) => {
+      const result = settled[index];
+      return result?.status === 'fulfilled' ? [{ ...input, file: result.value }] : [];
+    });
+    const failed = settled.findIndex((result) => result.status === 'rejected');
+    const failure = settled[failed];
+    if (failure?.status !== 'rejected') return { prepared, failure: null };
+    const reference = images[failed]?.reference ?? null;
+    const error: unknown = failure.reason;
+    const named = reference !== null && error instanceof UnusableSourceError ? new UnusableSourceError(`reference ${reference + 1} (references.${reference}): ${error.message}`, { cause: error }) : error;
+    return { prepared, failure: { error: named } };
   }
 
   return {

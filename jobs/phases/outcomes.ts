@@ -36,6 +36,15 @@ export async function failGeneration(db: Db, id: string, attempt: number | undef
   });
 }
 
+/** An input image: a source, or a generation's output (a chain, a composite's earlier step). */
+const inputImage = z.intersection(
+  z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('source'), sourceId: z.string() }),
+    z.object({ kind: z.literal('generation'), generationId: z.string(), outputIndex: z.int().min(0) }),
+  ]),
+  z.object({ contentHash: z.string().regex(/^[0-9a-f]{64}$/), storageKey: z.string(), format: z.enum(SOURCE_FORMATS), bytes: z.int().optional() }),
+);
+
 /** The request as the API stored it; parsed rather than trusted, since it crossed a database. */
 export const storedRequest = z.object({
   platforms: z.array(z.enum(PLATFORMS)),
@@ -47,19 +56,11 @@ export const storedRequest = z.object({
   negativePrompt: z.string().nullable(),
   // Rows from before image operations have none of these: text-to-image.
   operation: z.enum(OPERATIONS).default('text-to-image'),
-  input: z
-    .intersection(
-      z.discriminatedUnion('kind', [
-        z.object({ kind: z.literal('source'), sourceId: z.string() }),
-        z.object({ kind: z.literal('generation'), generationId: z.string(), outputIndex: z.int().min(0) }),
-      ]),
-      z.object({ contentHash: z.string().regex(/^[0-9a-f]{64}$/), storageKey: z.string(), format: z.enum(SOURCE_FORMATS), bytes: z.int().optional() }),
-    )
-    .nullable()
-    .default(null),
+  input: inputImage.nullable().default(null),
   strength: z.number().min(0).max(1).nullable().default(null),
   scale: z.literal(UPSCALE_FACTORS).nullable().default(null),
   outputs: z.int().min(1).default(1),
+  references: z.array(inputImage).default([]),
   /** The optimiser's framing (operation 'optimize' only). */
   optimize: z.object({ background: z.enum(CATALOGUE_BACKGROUNDS), targetShortEdge: z.int().positive() }).nullable().default(null),
 });

@@ -23,10 +23,13 @@ export function mayReuse(mode: CacheMode, seed: number | null, deterministic = f
 /** How an input image stands in a fingerprint: by its bytes' SHA-256 (hex). */
 export const imageFingerprint = (contentHash: string): string => `sha256:${contentHash}`;
 
-/** sha256 (hex) of the model's route and the input its buildInput makes, as canonical JSON; `inputImageHash`: the input image's content hash. */
-export function providerFingerprint(model: ModelId, request: ModelRequest, inputImageHash: string | null = null): string {
+/**
+ * sha256 (hex) of the model's route and the input its buildInput makes, as canonical JSON;
+ * `inputImageHash`: the input image's content hash; `referenceHashes`: the reference images', in order.
+ */
+export function providerFingerprint(model: ModelId, request: ModelRequest, inputImageHash: string | null = null, referenceHashes: readonly string[] = []): string {
   const definition = modelDefinition(model);
-  const input = definition.buildInput(request, inputImageHash === null ? null : imageFingerprint(inputImageHash));
+  const input = definition.buildInput(request, inputImageHash === null ? null : imageFingerprint(inputImageHash), referenceHashes.map(imageFingerprint));
   return createHash('sha256').update(canonicalJson({ route: definition.route, input })).digest('hex');
 }
 

@@ -56,6 +56,10 @@ export interface ModelDefinition {
   scales: readonly UpscaleFactor[];
   /** Images one prediction can make (its `num_outputs`, up to 4); 1: it takes no num_outputs and makes one. */
   maxOutputs: number;
+  /** Reference images it takes beside the prompt (and an edit's source); 0: none. */
+  maxReferences: number;
+  /** The text-to-image aspect ratios it offers; absent: all of ASPECT_RATIOS. */
+  aspectRatios?: readonly AspectRatio[];
   /**
    * True when its output follows from its input alone (it takes no seed): a repeat of the same
    * request asks for the same image, so the cache may serve it without a seed.
@@ -64,9 +68,9 @@ export interface ModelDefinition {
   /**
    * The provider input. `image` is the input image as the provider should read it: a URL at
    * create time, or `sha256:<hex>` of its bytes when fingerprinting (cache-key.ts); null for
-   * text-to-image.
+   * text-to-image. `references` are the reference images, in the request's order, named the same way.
    */
-  buildInput(request: ModelRequest, image: string | null): Record<string, unknown>;
+  buildInput(request: ModelRequest, image: string | null, references: readonly string[]): Record<string, unknown>;
 }
 
 export interface ModelRequest {
@@ -105,6 +109,23 @@ const fluxImageToImage = (request: ModelRequest, image: string | null): Record<s
   ...seedOf(request),
 });
 
+/**
+ * Reference images a request may carry; a model that takes them takes this many (nano-banana's
+ * image_input has room for an edit's source and all of them).
+ */
+export const MAX_REFERENCES = 4;
+
+/**
+ * nano-banana takes every image in one `image_input` list: an edit's source first, then the
+ * references. An edit keeps its source's shape; text-to-image asks for its ratio. It takes no seed.
+ */
+const nanoBananaInput = (request: ModelRequest, image: string | null, references: readonly string[]): Record<string, unknown> => ({
+  prompt: request.prompt,
+  image_input: image === null ? [...references] : [image, ...references],
+  aspect_ratio: request.operation === 'edit' ? 'match_input_image' : request.aspectRatio,
+  output_format: 'png',
+});
+
 /** Replicate's default prompt_strength for flux-dev img2img. */
 export const DEFAULT_STRENGTH = 0.8;
 
@@ -117,6 +138,7 @@ export const MODELS = {
     operations: ['text-to-image'],
     scales: [],
     maxOutputs: 4,
+    maxReferences: 0,
     deterministic: false,
     buildInput: fluxInput,
   },
@@ -129,6 +151,7 @@ export const MODELS = {
     operations: ['text-to-image'],
     scales: [],
     maxOutputs: 4,
+    maxReferences: 0,
     deterministic: false,
     buildInput: (request) => {
       const [w = 1, h = 1] = request.aspectRatio.split(':').map(Number);
@@ -154,6 +177,7 @@ export const MODELS = {
     operations: ['text-to-image', 'image-to-image'],
     scales: [],
     maxOutputs: 4,
+    maxReferences: 0,
     deterministic: false,
     buildInput: (request, image) => (request.operation === 'image-to-image' ? fluxImageToImage(request, image) : fluxInput(request)),
   },
@@ -165,6 +189,7 @@ export const MODELS = {
     operations: ['edit'],
     scales: [],
     maxOutputs: 1,
+    maxReferences: 0,
     deterministic: false,
     // match_input_image keeps the source's shape; 2 is the most permissive safety setting allowed with an input image.
     buildInput: (request, image) => ({
@@ -185,6 +210,7 @@ export const MODELS = {
     operations: ['upscale'],
     scales: [2, 4],
     maxOutputs: 1,
+    maxReferences: 0,
     deterministic: true,
     buildInput: (request, image) => ({ image, scale: request.scale ?? 2 }),
   },
@@ -197,6 +223,7 @@ export const MODELS = {
     // It takes no factor; it doubles (the simulator's choice, as Recraft publishes none).
     scales: [2],
     maxOutputs: 1,
+    maxReferences: 0,
     deterministic: true,
     buildInput: (_request, image) => ({ image }),
   },
@@ -208,8 +235,24 @@ export const MODELS = {
     operations: ['remove-background'],
     scales: [],
     maxOutputs: 1,
+    maxReferences: 0,
     deterministic: true,
     buildInput: (_request, image) => ({ image, preserve_alpha: true }),
+  },
+  // Last, so that a tier's pick among models without references stays what it was.
+  'google/nano-banana': {
+    route: { model: 'google/nano-banana' },
+    tier: 'balanced',
+    price: { per: 'image', usd: 0.039 },
+    tenantTiers: ['standard', 'pro'],
+    operations: ['text-to-image', 'edit'],
+    scales: [],
+    maxOutputs: 1,
+    maxReferences: MAX_REFERENCES,
+    // Its aspect_ratio input has no 9:21.
+    aspectRatios: ASPECT_RATIOS.filter((ratio) => ratio !== '9:21'),
+    deterministic: false,
+    buildInput: nanoBananaInput,
   },
 } as const satisfies Record<string, ModelDefinition>;
 
@@ -238,6 +281,16 @@ export function modelFor(operation: Operation, tier: ModelTier, accepts: (id: Mo
   const candidates = modelsFor(operation);
   const fitting = candidates.filter(accepts);
   return fitting.find((id) => MODELS[id].tier === tier) ?? fitting[0] ?? candidates[0] ?? 'black-forest-labs/flux-schnell';
+}
+
+/** Whether the model takes this many reference images (every model takes none). */
+export function takesReferences(model: ModelId, count: number): boolean {
+  return modelDefinition(model).maxReferences >= count;
+}
+
+/** Whether the model offers the aspect ratio for text-to-image. */
+export function offersAspectRatio(model: ModelId, ratio: AspectRatio): boolean {
+  return modelDefinition(model).aspectRatios?.includes(ratio) ?? true;
 }
 
 /** The text-to-image model a tier picks. */

@@ -14,9 +14,21 @@ export type ImageOperation =
   /** recraft-crisp-upscale: every edge doubled, alpha dropped. */
   | { readonly kind: 'crisp-upscale'; readonly field: string; readonly url: string }
   /** bria/remove-background: the background made transparent. url null: neither image nor image_url was given. */
-  | { readonly kind: 'remove-background'; readonly field: string; readonly url: string | null; readonly preserveAlpha: boolean };
+  | { readonly kind: 'remove-background'; readonly field: string; readonly url: string | null; readonly preserveAlpha: boolean }
+  /**
+   * nano-banana: its image_input (one or more) shown in the picture. `matchInput` (aspect_ratio
+   * match_input_image): the first image is the picture and the others are its strip of tiles;
+   * otherwise the picture is drawn from the prompt at the asked ratio and every image is a tile.
+   */
+  | { readonly kind: 'compose'; readonly field: string; readonly urls: readonly string[]; readonly matchInput: boolean };
 
-export const IMAGE_OPERATION_KINDS = ['img2img', 'edit', 'upscale', 'crisp-upscale', 'remove-background'] as const satisfies readonly ImageOperation['kind'][];
+export const IMAGE_OPERATION_KINDS = ['img2img', 'edit', 'upscale', 'crisp-upscale', 'remove-background', 'compose'] as const satisfies readonly ImageOperation['kind'][];
+
+/** Every input image the operation reads, in order, with the input field it came from (as error messages name it). */
+export function inputUrls(operation: ImageOperation): { field: string; url: string | null }[] {
+  if (operation.kind === 'compose') return operation.urls.map((url, index) => ({ field: `${operation.field}.${index}`, url }));
+  return [{ field: operation.field, url: operation.url }];
+}
 
 /** Recraft does not publish its factor; the simulator doubles, the usual "crisp" upscale. */
 export const CRISP_UPSCALE_FACTOR = 2;
@@ -26,6 +38,8 @@ export interface PreparedImage {
   readonly sha256: string;
   readonly width: number;
   readonly height: number;
+  /** The input images after the first (nano-banana's image_input), by content address, in order. */
+  readonly others?: readonly string[];
 }
 
 interface Size {
@@ -43,6 +57,7 @@ export function outputSize(operation: ImageOperation, input: Size, requested: Si
       // "The aspect ratio of your output will match this image", at the requested megapixels.
       return dimensionsForArea(input.width / input.height, requested.width * requested.height);
     case 'edit':
+    case 'compose':
       return operation.matchInput ? input : requested;
     case 'upscale':
       return { width: Math.round(input.width * operation.scale), height: Math.round(input.height * operation.scale) };

@@ -1,5 +1,5 @@
 import type { ImageOperation } from './image-operations.ts';
-import { blend, crispUpscale, edit, removeBackground, upscale } from './image-transforms.ts';
+import { blend, compose, crispUpscale, edit, removeBackground, upscale } from './image-transforms.ts';
 import { renderImage, type ImageSpec } from './images.ts';
 import type { InputStore } from './input-store.ts';
 import type { OutputFormat } from './validation.ts';
@@ -15,6 +15,8 @@ export type OutputSpec =
       readonly operation: ImageOperation;
       /** SHA-256 of the input image in the input store. */
       readonly input: string;
+      /** The input images after the first (nano-banana), in order; absent: none. */
+      readonly others?: readonly string[];
       readonly width: number;
       readonly height: number;
       readonly prompt: string;
@@ -30,8 +32,12 @@ export function formatOf(spec: OutputSpec): OutputFormat {
 
 export async function renderOutput(spec: OutputSpec, inputs: InputStore): Promise<Buffer> {
   if (spec.kind === 'generated') return renderImage(spec.image);
-  const input = await inputs.get(spec.input);
-  if (input === undefined) throw new Error(`the input image ${spec.input} is no longer stored`);
+  const stored = await Promise.all([spec.input, ...(spec.others ?? [])].map(async (sha256) => {
+    const bytes = await inputs.get(sha256);
+    if (bytes === undefined) throw new Error(`the input image ${sha256} is no longer stored`);
+    return bytes;
+  }));
+  const [input = Buffer.alloc(0)] = stored;
   const { operation, width, height, prompt, seed, index, format, quality } = spec;
   switch (operation.kind) {
     case 'img2img':
@@ -44,5 +50,7 @@ export async function renderOutput(spec: OutputSpec, inputs: InputStore): Promis
       return crispUpscale(input, { width, height }, quality);
     case 'remove-background':
       return removeBackground(input, operation.preserveAlpha);
+    case 'compose':
+      return compose(stored, { generated: { prompt, seed, index, width, height }, matchInput: operation.matchInput, format, quality });
   }
 }

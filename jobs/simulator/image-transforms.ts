@@ -165,3 +165,42 @@ export async function blend(input: Buffer, spec: BlendSpec): Promise<Buffer> {
   for (let i = 0; i < mixed.length; i++) mixed[i] = Math.round((source[i] ?? 0) * keep + (generated[i] ?? 0) * spec.strength);
   return encodeImage(sharp(mixed, { raw: { width, height, channels: 3 } }), spec.format, spec.quality);
 }
+
+/** Share of a nano-banana picture's height that its strip of input tiles takes, along the bottom. */
+export const COMPOSE_STRIP_SHARE = 0.25;
+
+export interface ComposeSpec {
+  /** The picture text-to-image would make for the same prompt, seed, output index and size. */
+  readonly generated: PictureSpec;
+  /** The first image is the picture (an edit); otherwise the generated picture is, and every image a tile. */
+  readonly matchInput: boolean;
+  readonly format: OutputFormat;
+  readonly quality: number;
+}
+
+/**
+ * nano-banana: the picture (the first input image cropped to the output size, or the prompt's
+ * picture) with a strip along the bottom, a quarter of its height, of the other input images side
+ * by side in input order — each tile `width / tiles` wide, the image cropped to fill it — so every
+ * input image shows in known pixels.
+ */
+export async function compose(images: readonly Buffer[], spec: ComposeSpec): Promise<Buffer> {
+  const { width, height } = spec.generated;
+  const [first, ...rest] = images;
+  const picture = spec.matchInput && first !== undefined ? decode(first).resize(width, height, { fit: 'cover' }).flatten({ background: '#ffffff' }) : placeholderImage(spec.generated);
+  // A picture narrower than its tiles shows as many as fit, one pixel each.
+  const tiles = (spec.matchInput ? rest : images).slice(0, width);
+  if (tiles.length === 0) return encodeImage(picture, spec.format, spec.quality);
+  const stripHeight = Math.max(1, Math.round(height * COMPOSE_STRIP_SHARE));
+  const tileWidth = Math.floor(width / tiles.length);
+  const layers = await Promise.all(
+    tiles.map(async (tile, index) => ({
+      input: await decode(tile).resize(tileWidth, stripHeight, { fit: 'cover' }).flatten({ background: '#ffffff' }).png().toBuffer(),
+      left: index * tileWidth,
+      top: height - stripHeight,
+    })),
+  );
+  // Flattened first, so the strip is drawn on the finished picture.
+  const flat = await picture.removeAlpha().png().toBuffer();
+  return encodeImage(sharp(flat).composite(layers), spec.format, spec.quality);
+}

@@ -14,6 +14,19 @@ export const KONTEXT_OUTPUT_FORMATS = ['jpg', 'png'] as const satisfies readonly
 export const MATCH_INPUT_IMAGE = 'match_input_image';
 export const KONTEXT_ASPECT_RATIOS = [MATCH_INPUT_IMAGE, '1:1', '16:9', '9:16', '4:3', '3:4', '3:2', '2:3', '4:5', '5:4', '21:9', '9:21', '2:1', '1:2'] as const;
 
+/**
+ * nano-banana's aspect ratios: the input's (the default), or one of these. Without an input image
+ * the simulator makes a square for match_input_image.
+ */
+export const NANO_BANANA_ASPECT_RATIOS = [MATCH_INPUT_IMAGE, '1:1', '2:3', '3:2', '3:4', '4:3', '4:5', '5:4', '9:16', '16:9', '21:9'] as const;
+export const NANO_BANANA_OUTPUT_FORMATS = ['jpg', 'png'] as const satisfies readonly OutputFormat[];
+/**
+ * Images one nano-banana prediction takes in image_input. Replicate's page says only "supports
+ * multiple images" (its successor's says up to 14); the simulator takes 14 and refuses more, as a
+ * schema's maxItems would.
+ */
+export const NANO_BANANA_MAX_IMAGES = 14;
+
 /** Replicate's description of the limit that its schema (0–6) does not express; validation enforces it. */
 export const KONTEXT_MAX_SAFETY_WITH_IMAGE = 2;
 
@@ -26,6 +39,8 @@ export type InputField =
   | (FieldBase & { readonly kind: 'string'; readonly required?: boolean; readonly minLength?: number })
   /** A file input (cog's Path): a string with format uri — http(s), data: or a Files API URL. */
   | (FieldBase & { readonly kind: 'uri'; readonly required?: boolean })
+  /** A list of file inputs (cog's list[Path]), at most `maxItems`; absent: none. */
+  | (FieldBase & { readonly kind: 'uri-list'; readonly maxItems: number })
   | (FieldBase & {
       readonly kind: 'integer';
       readonly min?: number;
@@ -66,6 +81,13 @@ export function inputFields(model: ModelSpec): InputField[] {
           maxWhenGiven: { field: 'input_image', max: KONTEXT_MAX_SAFETY_WITH_IMAGE },
           description: `Safety tolerance, 0 is most strict and 6 is most permissive. ${KONTEXT_MAX_SAFETY_WITH_IMAGE} is currently the maximum allowed when input images are used.`,
         },
+      ];
+    case 'nano-banana':
+      return [
+        { name: 'prompt', kind: 'string', required: true, minLength: 1, description: 'A text description of the image you want to generate' },
+        { name: 'image_input', kind: 'uri-list', maxItems: NANO_BANANA_MAX_IMAGES, description: 'Input images to transform or use as reference (supports multiple images)' },
+        { name: 'aspect_ratio', kind: 'enum', values: NANO_BANANA_ASPECT_RATIOS, default: MATCH_INPUT_IMAGE, description: 'Aspect ratio of the generated image' },
+        { name: 'output_format', kind: 'enum', values: NANO_BANANA_OUTPUT_FORMATS, default: 'jpg', description: 'Format of the output image' },
       ];
     case 'esrgan':
       return [
@@ -151,6 +173,9 @@ export function openApiSchema(model: ModelSpec): Record<string, unknown> {
         break;
       case 'uri':
         Object.assign(property, { type: 'string', format: 'uri' });
+        break;
+      case 'uri-list':
+        Object.assign(property, { type: 'array', items: { type: 'string', format: 'uri' }, maxItems: field.maxItems, default: [] });
         break;
       case 'integer':
       case 'number':

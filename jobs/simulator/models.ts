@@ -5,9 +5,10 @@ import { createHash } from 'node:crypto';
 /**
  * What a model does with its input: text-to-image (`flux`, `sdxl`; flux-dev also takes an image to
  * start from), an edit by prompt (`kontext`), an upscale (`esrgan`, `crisp-upscale`) or a
- * background removal (`remove-background`). Each family has its own input schema (input-schema.ts).
+ * background removal (`remove-background`), or a picture made with a list of input images
+ * (`nano-banana`). Each family has its own input schema (input-schema.ts).
  */
-export type ModelFamily = 'flux' | 'sdxl' | 'kontext' | 'esrgan' | 'crisp-upscale' | 'remove-background';
+export type ModelFamily = 'flux' | 'sdxl' | 'kontext' | 'esrgan' | 'crisp-upscale' | 'remove-background' | 'nano-banana';
 
 export interface ModelSpec {
   readonly owner: string;
@@ -87,6 +88,7 @@ export const KNOWN_MODELS: readonly ModelSpec[] = [
   },
   official('recraft-ai', 'recraft-crisp-upscale', 'crisp-upscale', imageModel(4, 'Designed to make images sharper and cleaner, Crisp upscale increases overall quality, making visuals suitable for web use or print-ready materials.')),
   official('bria', 'remove-background', 'remove-background', imageModel(4, 'Bria RMBG 2.0 enables seamless removal of backgrounds from images, ideal for professional editing tasks.')),
+  official('google', 'nano-banana', 'nano-banana', imageModel(20, "Google's latest image editing model in Gemini 2.5")),
 ];
 
 export function modelRef(model: ModelSpec): string {

@@ -18,6 +18,7 @@ const imageOperationSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('upscale'), field: z.string(), url: z.string(), scale: z.number() }),
   z.object({ kind: z.literal('crisp-upscale'), field: z.string(), url: z.string() }),
   z.object({ kind: z.literal('remove-background'), field: z.string(), url: z.string().nullable(), preserveAlpha: z.boolean() }),
+  z.object({ kind: z.literal('compose'), field: z.string(), urls: z.array(z.string()).min(1).readonly(), matchInput: z.boolean() }),
 ]);
 
 const paramsSchema = z.object({
@@ -33,7 +34,8 @@ const paramsSchema = z.object({
   image: imageOperationSchema.nullable().default(null),
 });
 
-const preparedSchema = z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), width: z.int().positive(), height: z.int().positive() });
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
+const preparedSchema = z.object({ sha256, width: z.int().positive(), height: z.int().positive(), others: z.array(sha256).readonly().optional() });
 
 const predictionEntry = z.object({
   type: z.literal('prediction'),

@@ -273,15 +273,16 @@ export class PredictionEngine {
     const common = { prompt: params.prompt, seed: record.seed, index, format: params.outputFormat, quality: params.outputQuality };
     if (params.image === null) return { kind: 'file', spec: { kind: 'generated', image: { ...common, width: params.width, height: params.height } } };
     if (record.prepared === null) return { kind: 'missing' };
-    const { sha256, width, height } = record.prepared;
-    return { kind: 'file', spec: { kind: 'derived', operation: params.image, input: sha256, width, height, ...common } };
+    const { sha256, width, height, others } = record.prepared;
+    return { kind: 'file', spec: { kind: 'derived', operation: params.image, input: sha256, ...(others === undefined ? {} : { others }), width, height, ...common } };
   }
 
   /** The input images that predictions whose data is kept still render from. */
   referencedInputs(): Set<string> {
     const referenced = new Set<string>();
     for (const record of this.#records.values()) {
-      if (record.prepared !== null && record.data !== null && !this.isDataRemoved(record)) referenced.add(record.prepared.sha256);
+      if (record.prepared === null || record.data === null || this.isDataRemoved(record)) continue;
+      for (const sha256 of [record.prepared.sha256, ...(record.prepared.others ?? [])]) referenced.add(sha256);
     }
     return referenced;
   }

@@ -33,11 +33,11 @@ export interface InvalidField {
 
 export type ValidationResult = { ok: true; params: GenerationParams } | { ok: false; invalidFields: InvalidField[] };
 
-type Value = string | number | boolean;
+type Value = string | number | boolean | readonly string[];
 
 /** WebP quality of recraft-crisp-upscale's output (it has no quality input). */
 const CRISP_WEBP_QUALITY = 90;
-/** JPEG quality of flux-kontext-pro's `jpg` output (it has no quality input). */
+/** JPEG quality of flux-kontext-pro's and nano-banana's `jpg` output (they have no quality input). */
 const KONTEXT_JPEG_QUALITY = 95;
 
 function jsonTypeOf(value: unknown): string {
@@ -68,6 +68,19 @@ function readField(field: InputField, value: unknown): { value: Value | undefine
       if (typeof value !== 'string') return typeError('string');
       // gojsonschema's "uri": anything that parses as an absolute URI (http(s), data:, …).
       return URL.canParse(value) ? { value } : fail('format', "Does not match format 'uri'");
+    case 'uri-list': {
+      if (!Array.isArray(value)) return typeError('array');
+      if (value.length > field.maxItems) return fail('array_max_items', `Array must have at most ${field.maxItems} items`);
+      // Each item is checked as a uri field, under its index.
+      const items: unknown[] = value;
+      const bad = items.findIndex((item) => typeof item !== 'string' || !URL.canParse(item));
+      if (bad < 0) return { value: items.filter((item): item is string => typeof item === 'string') };
+      const item = items[bad];
+      const itemAt = `${at}.${bad}`;
+      return typeof item === 'string'
+        ? { error: { type: 'format', field: itemAt, description: "Does not match format 'uri'" } }
+        : { error: { type: 'invalid_type', field: itemAt, description: `Invalid type. Expected: string, given: ${jsonTypeOf(item)}` } };
+    }
     case 'integer':
     case 'number': {
       const isInteger = field.kind === 'integer';
@@ -119,6 +132,10 @@ export function validateInput(model: ModelSpec, input: Readonly<Record<string, u
     const value = values.get(name);
     return typeof value === 'string' ? value : undefined;
   };
+  const list = (name: string): readonly string[] => {
+    const value = values.get(name);
+    return Array.isArray(value) ? value : [];
+  };
   const flag = (name: string, fallback: boolean): boolean => {
     const value = values.get(name);
     return typeof value === 'boolean' ? value : fallback;
@@ -153,6 +170,14 @@ export function validateInput(model: ModelSpec, input: Readonly<Record<string, u
       const url = text('input_image');
       const image: ImageOperation | null = url === undefined ? null : { kind: 'edit', field: 'input_image', url, matchInput: ratio === MATCH_INPUT_IMAGE };
       return ok({ ...common, width, height, outputFormat: text('output_format') === 'jpg' ? 'jpg' : 'png', outputQuality: KONTEXT_JPEG_QUALITY, image });
+    }
+    case 'nano-banana': {
+      const ratio = text('aspect_ratio') ?? MATCH_INPUT_IMAGE;
+      const { width, height } = dimensionsForRatio(ratio, imageSize) ?? square;
+      const urls = list('image_input');
+      // No input images: a text-to-image picture of the asked ratio (a square for match_input_image).
+      const image: ImageOperation | null = urls.length === 0 ? null : { kind: 'compose', field: 'image_input', urls, matchInput: ratio === MATCH_INPUT_IMAGE };
+      return ok({ ...common, width, height, outputFormat: text('output_format') === 'png' ? 'png' : 'jpg', outputQuality: KONTEXT_JPEG_QUALITY, image });
     }
     case 'esrgan':
       // The model writes PNG (alpha kept).
