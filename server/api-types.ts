@@ -365,6 +365,8 @@ export interface GenerationSummary {
   prompt: string;
   /** The image source it starts from; null for text-to-image, or when it starts from a generation. */
   sourceId: string | null;
+  /** The sources it shows the model as reference images, in order; empty when none. */
+  references: string[];
   /** The generation whose output it starts from (its chain parent), and which output; null when none. */
   from: { generationId: string; output: number } | null;
   /** The root of the chain it belongs to (the root's own id); null while it is in none. */

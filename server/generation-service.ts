@@ -135,6 +135,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
     operation: operationOf(generation.request.operation),
     prompt: generation.prompt,
     sourceId: generation.request.input?.kind === 'source' ? generation.request.input.sourceId : null,
+    references: (generation.request.references ?? []).flatMap((reference) => (reference.kind === 'source' ? [reference.sourceId] : [])),
     from: generation.parent_id === null ? null : { generationId: generation.parent_id, output: generation.parent_output ?? 0 },
     chainId: generation.chain_id,
     partOf: generation.part_of,

@@ -130,6 +130,7 @@ describe('reference images', () => {
     const done = await client.waitFor(id);
     assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
     assert.deepEqual([done.operation, done.sourceId, done.model], ['edit', ids.photo, 'google/nano-banana']);
+    assert.deepEqual(done.references, refs('green', 'magenta'), 'status shows the references, in order');
     const image = await pixelsOf(done);
     assert.deepEqual([image.width, image.height], [64, 48], "the source's size");
     near(image.at(32, 20), [192, 32, 32], "the source's red box, above the strip");
