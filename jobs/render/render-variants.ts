@@ -62,11 +62,6 @@ export async function renderVariants(source: Buffer, specs: readonly VariantSpec
     throw new UnusableImageError(`the provider's image is ${metadata.width}×${metadata.height}, over the pixel limit`);
   }
 
-  // Decode once into raw pixels; every variant starts from that buffer.
-  const decoded = await input().rotate().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  const raw = { width: decoded.info.width, height: decoded.info.height, channels: decoded.info.channels };
-  const hasAlpha = raw.channels === 4;
-
   const original: RenderedImage = {
     platform: null,
     format: sourceFormat,
@@ -75,6 +70,13 @@ export async function renderVariants(source: Buffer, specs: readonly VariantSpec
     bytes: source,
     contentHash: sha256(source),
   };
+  // A part of a composite renders no variants: its header was enough.
+  if (specs.length === 0) return { original, variants: [] };
+
+  // Decode once into raw pixels; every variant starts from that buffer.
+  const decoded = await input().rotate().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  const raw = { width: decoded.info.width, height: decoded.info.height, channels: decoded.info.channels };
+  const hasAlpha = raw.channels === 4;
 
   const variants = await Promise.all(
     specs.map(async (spec) => {
