@@ -46,7 +46,8 @@ const environmentSchema = z.object({
   KILN_RETRY_LIMIT: intFromEnv(5, 0, 50),
   KILN_RETRY_DELAY_SECONDS: intFromEnv(2, 1, 3600),
   KILN_RETRY_DELAY_MAX_SECONDS: intFromEnv(120, 1, 24 * 3600),
-  KILN_JOB_HEARTBEAT_SECONDS: intFromEnv(10, 1, 600),
+  // pg-boss 12 takes no heartbeat under 10 s.
+  KILN_JOB_HEARTBEAT_SECONDS: intFromEnv(10, 10, 600),
   KILN_PROVIDER_TIMEOUT_MS: intFromEnv(30_000, 100, 120_000),
   KILN_PROVIDER_MAX_ATTEMPTS: intFromEnv(4, 1, 20),
   KILN_PROVIDER_MAX_CONCURRENT_CALLS: intFromEnv(64, 1, 10_000),

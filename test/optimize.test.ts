@@ -140,9 +140,11 @@ describe('the optimiser and a worker that dies between two paid steps', () => {
     // The provider and the API outlive the worker, as Replicate and a separate API tier do.
     const simulator = createSimulator({ latencyMs: { min: 100, max: 200 } });
     await simulator.start();
-    // A dead worker's jobs are noticed by their missing heartbeats: every 2 s here, so within seconds.
-    const shared = { ...standaloneProviderEnv(simulator), REPLICATE_WEBHOOK_SECRET: simulator.webhookSecret, KILN_RETRY_DELAY_SECONDS: '1', KILN_JOB_HEARTBEAT_SECONDS: '2' };
-    const api = await startKiln({ env: { ...shared, KILN_ROLE: 'api' } });
+    const shared = { ...standaloneProviderEnv(simulator), REPLICATE_WEBHOOK_SECRET: simulator.webhookSecret, KILN_RETRY_DELAY_SECONDS: '1' };
+    const api = await startKiln({ env: { ...shared, KILN_ROLE: 'api' } }).catch(async (error: unknown) => {
+      await simulator.stop();
+      throw error;
+    });
     const workerEnv = { ...shared, DATABASE_URL: api.databaseUrl, KILN_PUBLIC_URL: api.url, KILN_DATA_DIR: api.dataDir, KILN_SHUTDOWN_GRACE_MS: '2000' };
     try {
       await updateTenant(api.app.database.db, api.tenantId, { tier: 'standard' });
