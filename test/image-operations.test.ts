@@ -5,19 +5,16 @@
 // Replicate's rate limit does, so a create is retried after its input was uploaded.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import type { GenerationStatus, KilnClient } from '../client-sdk/index.ts';
 import { grantCredits, toMicroUsd } from '../db/credits.ts';
 import { updateTenant } from '../db/tenants.ts';
-import type { Simulator } from '../jobs/simulator/index.ts';
-import { freePort } from './support/ports.ts';
+import { startProviderGateway, type ProviderGateway } from './support/provider-gateway.ts';
 import { fieldsOf, rejects } from './support/rejections.ts';
 import { startKiln, type TestKiln } from './support/kiln.ts';
-import { startSimulator, stopSimulators } from './support/simulator.ts';
+import { stopSimulators } from './support/simulator.ts';
 
 /** A product photo in miniature: a light grey background, a red box in the middle. */
 async function productPhoto(width: number, height: number): Promise<Buffer> {
@@ -42,60 +39,19 @@ const original = (status: GenerationStatus) => {
 };
 const stagesOf = (status: GenerationStatus) => status.events.map((event) => event.stage);
 
-interface Gateway {
-  url: string;
-  sim: Simulator;
-  /** POST /v1/files that reached the simulator. */
-  uploads(): number;
-  /** The next `count` creates are answered 429, as Replicate's rate limit answers. */
-  refuseCreates(count: number): void;
-  close(): Promise<void>;
-}
 
-/** The simulator behind a pass-through gateway; the simulator names the gateway in every URL it hands out. */
-async function startGateway(fileRetentionMs?: number): Promise<Gateway> {
-  let uploads = 0;
-  let refusals = 0;
-  const simPort = await freePort();
-  const server = http.createServer((req, res) => {
-    const isCreate = req.method === 'POST' && /\/predictions$/.test(req.url ?? '');
-    if (isCreate && refusals > 0) {
-      refusals--;
-      req.resume();
-      return void res.writeHead(429, { 'content-type': 'application/json' }).end('{"detail":"Request was throttled. Your rate limit resets in ~1s."}');
-    }
-    if (req.method === 'POST' && req.url === '/v1/files') uploads++;
-    const upstream = http.request({ host: '127.0.0.1', port: simPort, path: req.url, method: req.method, headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
-    upstream.on('error', () => res.writeHead(502).end());
-    req.pipe(upstream);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const sim = await startSimulator({ port: simPort, publicUrl: url, ...(fileRetentionMs === undefined ? {} : { fileRetentionMs }) });
-  return {
-    url,
-    sim,
-    uploads: () => uploads,
-    refuseCreates: (count) => void (refusals = count),
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
-
-const kilnAgainst = (gateway: Gateway, env: Record<string, string> = {}) =>
+const kilnAgainst = (gateway: ProviderGateway, env: Record<string, string> = {}) =>
   startKiln({ env: { KILN_AUTH_CACHE_MS: '0', REPLICATE_BASE_URL: `${gateway.url}/v1`, REPLICATE_API_TOKEN: gateway.sim.apiToken, KILN_WEBHOOKS: 'off', ...env } });
 
 describe('image operations', () => {
-  let gateway: Gateway;
+  let gateway: ProviderGateway;
   let kiln: TestKiln;
   let pro: KilnClient;
   let photo: Buffer;
   let sourceId: string;
 
   before(async () => {
-    gateway = await startGateway();
+    gateway = await startProviderGateway();
     kiln = await kilnAgainst(gateway);
     await updateTenant(kiln.app.database.db, kiln.tenantId, { tier: 'pro' });
     pro = kiln.client;
@@ -296,11 +252,11 @@ describe('image operations', () => {
 });
 
 describe('an expired provider file', () => {
-  let gateway: Gateway;
+  let gateway: ProviderGateway;
   let kiln: TestKiln;
   before(async () => {
     // Files live 1.5 s at this provider, and are reused to the last moment.
-    gateway = await startGateway(1_500);
+    gateway = await startProviderGateway({ fileRetentionMs: 1_500 });
     kiln = await kilnAgainst(gateway, { KILN_INPUT_FILE_REUSE_MARGIN_SECONDS: '0' });
   });
   after(async () => {

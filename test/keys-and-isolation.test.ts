@@ -200,6 +200,7 @@ describe('tenant isolation', () => {
       generate: async () => assert.notEqual((await stranger.client.generate({ prompt: 'own', idempotencyKey: 'shared-key' })).id, id),
       batch: async () => assert.ok(!(await stranger.client.batch({ items: [{ prompt: 'own' }] })).ids.includes(id)),
       status: () => rejects(stranger.client.status({ id }), 'NOT_FOUND'),
+      chain: () => rejects(stranger.client.chain({ id }), 'NOT_FOUND'),
       batchStatus: () => rejects(stranger.client.batchStatus({ batchId }), 'NOT_FOUND'),
       list: async () => {
         assert.ok(!(await stranger.client.list()).items.some((item) => item.id === id));

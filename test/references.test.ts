@@ -6,17 +6,14 @@
 // gateway that counts the uploads that reach it.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import type { GenerationStatus, KilnClient } from '../client-sdk/index.ts';
 import { updateTenant } from '../db/tenants.ts';
-import type { Simulator } from '../jobs/simulator/index.ts';
-import { freePort } from './support/ports.ts';
+import { startProviderGateway, type ProviderGateway } from './support/provider-gateway.ts';
 import { fieldsOf, rejects } from './support/rejections.ts';
 import { startKiln, type TestKiln } from './support/kiln.ts';
-import { startSimulator, stopSimulators } from './support/simulator.ts';
+import { stopSimulators } from './support/simulator.ts';
 
 type Rgb = readonly [number, number, number];
 const YELLOW: Rgb = [230, 210, 40];
@@ -57,41 +54,15 @@ const tileCentre = (image: { width: number; height: number }, index: number, cou
 
 const uploadEvents = (status: GenerationStatus) => status.events.filter((event) => event.stage === 'provider.input_uploaded').map((event) => event.data);
 
-interface Gateway {
-  url: string;
-  sim: Simulator;
-  /** POST /v1/files that reached the simulator. */
-  uploads(): number;
-  close(): Promise<void>;
-}
-
-/** The simulator behind a pass-through gateway that counts uploads; the simulator names the gateway in every URL it hands out. */
-async function startGateway(): Promise<Gateway> {
-  let uploads = 0;
-  const simPort = await freePort();
-  const server = http.createServer((req, res) => {
-    if (req.method === 'POST' && req.url === '/v1/files') uploads++;
-    const upstream = http.request({ host: '127.0.0.1', port: simPort, path: req.url, method: req.method, headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
-    upstream.on('error', () => res.writeHead(502).end());
-    req.pipe(upstream);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const sim = await startSimulator({ port: simPort, publicUrl: url });
-  return { url, sim, uploads: () => uploads, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
-}
 
 describe('reference images', () => {
-  let gateway: Gateway;
+  let gateway: ProviderGateway;
   let kiln: TestKiln;
   let client: KilnClient;
   const ids: Record<string, string> = {};
 
   before(async () => {
-    gateway = await startGateway();
+    gateway = await startProviderGateway();
     kiln = await startKiln({ env: { KILN_AUTH_CACHE_MS: '0', REPLICATE_BASE_URL: `${gateway.url}/v1`, REPLICATE_API_TOKEN: gateway.sim.apiToken, KILN_WEBHOOKS: 'off' } });
     // Standard tenants may use nano-banana (free ones may not).
     await updateTenant(kiln.app.database.db, kiln.tenantId, { tier: 'standard' });
