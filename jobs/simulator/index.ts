@@ -165,19 +165,25 @@ export function createSimulator(options: SimulatorOptions = {}): Simulator {
       if (state !== 'new') throw new Error(`Simulator already ${state}`);
       state = 'started';
       storage.open(engine, files);
-      try {
-        await new Promise<void>((resolve, reject) => {
+      const listen = (port: number) =>
+        new Promise<void>((resolve, reject) => {
           server.once('error', reject);
-          server.listen(resolved.port, resolved.host, () => {
+          server.listen(port, resolved.host, () => {
             server.off('error', reject);
             resolve();
           });
         });
+      try {
+        // Asked for any port, a kept simulator takes its last one again when it is free.
+        const remembered = resolved.port === 0 ? storage.rememberedPort() : undefined;
+        if (remembered === undefined) await listen(resolved.port);
+        else await listen(remembered).catch(() => listen(0));
       } catch (error) {
         storage.close();
         throw error;
       }
       const { port } = server.address() as AddressInfo;
+      storage.rememberPort(port);
       listeningUrl = `http://${urlHost(resolved.host)}:${port}`;
       // Predictions from before a restart go on (webhooks need the URL, so only now).
       engine.resumeAll();

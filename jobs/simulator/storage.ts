@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { openDataFolder, type AccountSecrets, type DataFolder } from './data-folder.ts';
 import type { FileRecord, FileStore } from './file-store.ts';
@@ -71,6 +71,25 @@ export class SimulatorStorage {
       },
     });
     return { skippedLines: skippedLines + (predictions.size - records.length) };
+  }
+
+  /**
+   * The port it listened on last time (undefined: none kept). A simulator started again on its
+   * folder listens there again when it can, so the URLs it handed out before — output files a
+   * worker is yet to download — still reach it, as Replicate's file host stays where it is.
+   */
+  rememberedPort(): number | undefined {
+    if (this.#dir === null) return undefined;
+    try {
+      const port = Number(readFileSync(path.join(this.#dir, 'port'), 'utf8').trim());
+      return Number.isInteger(port) && port > 0 && port < 65536 ? port : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  rememberPort(port: number): void {
+    if (this.#dir !== null) writeFileSync(path.join(this.#dir, 'port'), `${port}\n`);
   }
 
   /** Compacts the journal one last time (so removed data leaves the folder too), then lets it go. */

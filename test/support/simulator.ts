@@ -38,7 +38,9 @@ export function api(sim: Simulator, path: string, init: RequestInit & { json?: u
   const { json, headers, ...rest } = init;
   return fetch(`${sim.url}${path}`, {
     ...rest,
-    headers: { authorization: `Bearer ${sim.apiToken}`, 'content-type': 'application/json', ...headers },
+    // A connection of its own each time: a simulator started again on its folder listens on the
+    // port it had, where a kept-alive socket to the stopped one would meet a closed connection.
+    headers: { authorization: `Bearer ${sim.apiToken}`, 'content-type': 'application/json', connection: 'close', ...headers },
     ...(json === undefined ? {} : { body: JSON.stringify(json) }),
   });
 }
