@@ -8,7 +8,7 @@ import type { Database } from '../db/schema.ts';
 import type { BreakerState as PolicyBreakerState, ProviderPolicies } from '../jobs/provider/policies.ts';
 import type { ProviderRateLimiter } from '../jobs/provider/rate-limiter.ts';
 import { countInProgress, readTenantProviderUse, readThroughput } from '../db/operator-overview.ts';
-import { readQueueDepths } from '../db/queue-depth.ts';
+import { DISPATCH_QUEUE_NAME, readQueueDepths } from '../db/queue-depth.ts';
 import { QUEUES } from '../jobs/queue.ts';
 import type { BreakerState, OperatorOverview, OpsStats } from './api-types.ts';
 import type { Caller } from './caller.ts';
@@ -36,7 +36,13 @@ export function createOpsService(options: { db: Kysely<Database>; limiter: Provi
       return {
         at: new Date(),
         generations,
-        queues: queues.map((depth) => ({ ...depth, oldestSeconds: depth.oldestSeconds === undefined ? null : Math.round(depth.oldestSeconds * 10) / 10 })),
+        // Every queue in every state, 0 where none wait.
+        queues: [DISPATCH_QUEUE_NAME, ...Object.values(QUEUES)].flatMap((queue) =>
+          (['queued', 'scheduled', 'active'] as const).map((state) => {
+            const depth = queues.find((entry) => entry.queue === queue && entry.state === state);
+            return { queue, state, jobs: depth?.jobs ?? 0, oldestSeconds: depth?.oldestSeconds === undefined ? null : Math.round(depth.oldestSeconds * 10) / 10 };
+          }),
+        ),
         throughput,
         provider: {
           breaker: options.policies?.breakerState() ?? null,
