@@ -113,9 +113,12 @@ describe('the Studio', { skip: missing }, () => {
     assert.equal((await fetch(`${kiln.url}/studio/studio-OLD.js`)).status, 404);
   });
 
-  it('signs in with an API key, by keyboard, and keeps it in the browser', async () => {
+  it('signs in with an API key, by keyboard, and keeps it in the browser', async (t) => {
     await page.goto(`${kiln.url}/`);
     await page.getByRole('heading', { name: 'Kiln Studio' }).waitFor();
+    const firstPaint = await page.evaluate<number | undefined>(`performance.getEntriesByName('first-contentful-paint')[0]?.startTime`);
+    t.diagnostic(`first contentful paint: ${firstPaint?.toFixed(0)} ms`);
+    assert.ok(firstPaint !== undefined && firstPaint < 2000, `first contentful paint ${firstPaint} ms`);
     await page.keyboard.press('Tab');
     assert.equal(await page.evaluate<string>('document.activeElement?.id'), 'api-key', 'the key field is the first stop');
     await page.keyboard.type('kiln_sk_not-a-real-key');
@@ -140,6 +143,16 @@ describe('the Studio', { skip: missing }, () => {
     await page.goto(`${kiln.url}/#key=${encodeURIComponent(kiln.apiKey)}`);
     await page.getByRole('navigation', { name: 'Views' }).waitFor();
     assert.equal(new URL(page.url()).hash, '');
+  });
+
+  it('names every control, so it can be found and used without seeing it', async () => {
+    for (const mode of ['A photo', 'A prompt']) {
+      await page.getByLabel(mode).check();
+      const unnamed = await page.evaluate<string[]>(
+        `[...document.querySelectorAll('input, select, textarea, button')].filter((control) => !(control.labels?.length || control.getAttribute('aria-label') || control.textContent.trim())).map((control) => control.outerHTML)`,
+      );
+      assert.deepEqual(unnamed, [], `with ${mode}`);
+    }
   });
 
   it('submits a prompt and watches it reach succeeded live, with its variants at their real dimensions', async () => {
