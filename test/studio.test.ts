@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 import sharp from 'sharp';
+import { createKilnClient } from '../client-sdk/index.ts';
 import { startKiln, type TestKiln } from './support/kiln.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -198,7 +199,21 @@ describe('the Studio', { skip: missing }, () => {
     const sizes = await generation.locator('.thumb-caption').allTextContents();
     assert.ok(sizes.some((text) => /instagram-story\s+WEBP · 1080×1920 · [\d.]+ KB/.test(text)), sizes.join(' | '));
     assert.ok(sizes.some((text) => /x-post\s+PNG · 1200×675/.test(text)), sizes.join(' | '));
-    assert.equal(await generation.getByRole('link', { name: /Download x-post png/ }).getAttribute('download'), 'x-post.png');
+  });
+
+  it('collects finished work in the gallery: each variant to open, download, or copy its URL', async () => {
+    await page.getByRole('link', { name: 'Gallery' }).click();
+    const generation = card(page, 'a lighthouse at dusk, flat illustration');
+    const download = generation.getByRole('link', { name: 'Download x-post png' });
+    const url = await download.getAttribute('href');
+    assert.match(url ?? '', /^http:\/\/127\.0\.0\.1:\d+\/assets\/[0-9a-f]{64}\.png$/);
+    assert.equal(await download.getAttribute('download'), 'x-post.png');
+    assert.equal(await generation.getByRole('link', { name: 'Open x-post png' }).getAttribute('href'), url);
+    await page.context().grantPermissions(['clipboard-read', 'clipboard-write']);
+    await generation.getByRole('button', { name: 'Copy URL of x-post png' }).click();
+    await generation.getByRole('button', { name: 'Copied the URL of x-post png' }).waitFor();
+    assert.equal(await page.evaluate<string>('navigator.clipboard.readText()'), url);
+    await page.getByRole('link', { name: 'Create' }).click();
   });
 
   it('resumes after a dropped connection, missing no stage', async () => {
@@ -243,6 +258,29 @@ describe('the Studio', { skip: missing }, () => {
     await generation.getByRole('button', { name: 'Retry' }).waitFor();
   });
 
+  it('submits a batch, one prompt per line, and shows each waiting one\'s place in the queue and when it should start', async () => {
+    // One at a time for this tenant, so the batch queues behind its first item.
+    const admin = createKilnClient({ url: kiln.url, apiKey: ADMIN_TOKEN });
+    await admin.trpc.admin.tenants.set.mutate({ tenant: kiln.tenantId, inProgressCap: 1 });
+    try {
+      const prompts = ['queue one [sim:slow=1200]', 'queue two [sim:slow=1200]', 'queue three [sim:slow=1200]'];
+      await page.getByLabel('One prompt per line').check();
+      await page.getByLabel('Prompts, one per line').fill(prompts.join('\n'));
+      await page.getByRole('button', { name: 'Generate 3' }).click();
+      await page.getByRole('status').filter({ hasText: 'Queued a batch of 3' }).waitFor();
+      const last = card(page, prompts[2] ?? '');
+      const place = last.locator('[data-queue-position]');
+      await place.waitFor({ timeout: 15_000 });
+      assert.match((await place.textContent()) ?? '', /(\d+ ahead in the queue|Next in line)( · starts (in|any moment))?/);
+      for (const prompt of prompts) await waitForState(card(page, prompt), 'succeeded');
+      assert.equal(await place.count(), 0, 'no queue place once it has run');
+    } finally {
+      await admin.trpc.admin.tenants.set.mutate({ tenant: kiln.tenantId, inProgressCap: null });
+      admin.close();
+      await page.getByLabel('One prompt per line').uncheck();
+    }
+  });
+
   it('says why a generation failed, and what to do about it', async () => {
     const prompt = 'this one fails [sim:fail]';
     await page.getByLabel('Prompt', { exact: true }).fill(prompt);
@@ -251,7 +289,11 @@ describe('the Studio', { skip: missing }, () => {
     await waitForState(generation, 'failed');
     await generation.getByText('Simulated model failure').waitFor();
     await generation.getByText('retrying often works').waitFor();
-    await generation.getByRole('button', { name: 'Retry' }).waitFor();
+    // Retry submits it again as a new generation (failing again, as the simulator is told to).
+    await generation.getByRole('button', { name: 'Retry' }).click();
+    const attempts = page.locator('article.card', { has: page.getByRole('heading', { name: prompt, exact: true }) });
+    await attempts.nth(1).waitFor();
+    await waitForState(attempts.first(), 'failed');
   });
 
   it('shows an invalid input\'s message beside its field', async () => {

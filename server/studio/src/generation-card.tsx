@@ -68,7 +68,7 @@ export function GenerationCard({ item, store, size = 'small' }: { item: WorkItem
         {generation.servedFrom && <> · {generation.servedFrom.kind === 'cache' ? 'served from cache' : 'joined identical work'}</>}
       </p>
       {active && <Progress item={item} />}
-      <Stages item={item} />
+      <Stages item={item} timelineOnly={size === 'large'} />
       {generation.state === 'failed' && generation.error && (
         <div class="failure" role="note">
           <p>
@@ -166,11 +166,14 @@ function Progress({ item }: { item: WorkItem }) {
   );
 }
 
-function Stages({ item }: { item: WorkItem }) {
+/** Each stage with its time since queued; in the gallery, only the time it took. */
+function Stages({ item, timelineOnly }: { item: WorkItem; timelineOnly: boolean }) {
   const events = item.events;
   if (events.length === 0) return null;
   const first = new Date(events[0]?.at ?? 0).getTime();
   const last = new Date(events.at(-1)?.at ?? 0).getTime();
+  const total = events.length > 1 && <p class="muted stage-total">{formatSeconds((last - first) / 1000)} from queued to {stageName(events.at(-1)?.stage ?? '')}</p>;
+  if (timelineOnly) return total || null;
   // provider.processing repeats with each progress report: one entry, at its first report.
   const shown = events.filter((event, index) => event.stage !== 'provider.processing' || events[index - 1]?.stage !== 'provider.processing');
   return (
@@ -183,7 +186,7 @@ function Stages({ item }: { item: WorkItem }) {
           </li>
         ))}
       </ol>
-      {events.length > 1 && <p class="muted stage-total">{formatSeconds((last - first) / 1000)} from queued to {stageName(events.at(-1)?.stage ?? '')}</p>}
+      {total}
     </div>
   );
 }

@@ -76,24 +76,41 @@ function Thumbnail({ asset, size }: { asset: Asset; size: 'small' | 'large' }) {
     setCopied(true);
     setTimeout(() => setCopied(false), 1500);
   };
+  const caption = (
+    <p class="thumb-caption">
+      <strong>{name}</strong> {asset.format.toUpperCase()} · {asset.width}×{asset.height} · {formatBytes(asset.bytes)}
+    </p>
+  );
+  const image = (
+    <img
+      src={asset.url}
+      alt={`${name}, ${asset.format}, ${asset.width} by ${asset.height}`}
+      width={asset.width}
+      height={asset.height}
+      loading="lazy"
+      decoding="async"
+      style={{ aspectRatio: `${asset.width} / ${asset.height}` }}
+      data-asset-width={asset.width}
+      data-asset-height={asset.height}
+    />
+  );
+  // In a list of work: the image (a link to it) and its figures; in the gallery, with every action.
+  if (size === 'small') {
+    return (
+      <li class="thumb" style={{ width: `${Math.max(width, 96)}px` }}>
+        <a class="thumb-image" href={asset.url} target="_blank" rel="noopener" style={{ width: `${width}px` }}>
+          {image}
+        </a>
+        {caption}
+      </li>
+    );
+  }
   return (
     <li class="thumb" style={{ width: `${Math.max(width, 128)}px` }}>
       <a class="thumb-image" href={asset.url} target="_blank" rel="noopener" style={{ width: `${width}px` }} tabIndex={-1} aria-hidden="true">
-        <img
-          src={asset.url}
-          alt={`${name}, ${asset.format}, ${asset.width} by ${asset.height}`}
-          width={asset.width}
-          height={asset.height}
-          loading="lazy"
-          decoding="async"
-          style={{ aspectRatio: `${asset.width} / ${asset.height}` }}
-          data-asset-width={asset.width}
-          data-asset-height={asset.height}
-        />
+        {image}
       </a>
-      <p class="thumb-caption">
-        <strong>{name}</strong> {asset.format.toUpperCase()} · {asset.width}×{asset.height} · {formatBytes(asset.bytes)}
-      </p>
+      {caption}
       <p class="thumb-actions">
         <a href={asset.url} target="_blank" rel="noopener">
           Open<VisuallyHidden> {name} {asset.format}</VisuallyHidden>
@@ -103,7 +120,9 @@ function Thumbnail({ asset, size }: { asset: Asset; size: 'small' | 'large' }) {
         </a>
         <button type="button" class="link" onClick={() => void copy()}>
           {copied ? 'Copied' : 'Copy URL'}
-          <VisuallyHidden> of {name} {asset.format}</VisuallyHidden>
+          <VisuallyHidden>
+            {copied ? ' the URL of' : ' of'} {name} {asset.format}
+          </VisuallyHidden>
         </button>
       </p>
     </li>
