@@ -362,7 +362,16 @@ describe('the Studio', { skip: missing }, () => {
         assert.ok(overflow <= 0, `${view} at ${name} width fits without sideways scrolling (${overflow}px over: ${wide.join(', ')})`);
       }
     }
+    // The dark theme, as a system set to dark shows it.
     await page.setViewportSize(DESKTOP);
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.goto(`${kiln.url}/#operator`);
+    await page.getByRole('table', { name: 'Provider budgets: their use and state' }).getByText(/\d+ of \d+\/min/).first().waitFor();
+    await page.screenshot({ path: path.join(ARTIFACTS, 'operator-desktop-dark.png'), fullPage: true });
+    await page.goto(`${kiln.url}/#create`);
+    await page.locator('article.card[data-state="succeeded"]').first().waitFor();
+    await page.screenshot({ path: path.join(ARTIFACTS, 'create-desktop-dark.png') });
+    await page.emulateMedia({ colorScheme: 'light' });
   });
 
   it('logged no console errors', () => {
