@@ -85,6 +85,7 @@ export function routeOf(pathname: string): HttpRoute {
   if (pathname.startsWith('/assets/')) return 'assets';
   if (pathname === '/webhooks/replicate') return 'webhooks';
   if (pathname === '/health' || pathname === '/ready' || pathname === '/metrics') return pathname.slice(1) as HttpRoute;
+  if (pathname === '/' || pathname === '/index.html' || pathname.startsWith('/studio/')) return 'studio';
   return 'other';
 }
 
