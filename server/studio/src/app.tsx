@@ -1,7 +1,7 @@
 // The Studio: sign in, then create and watch work, browse the gallery, see credits and usage,
 // and (with the admin token) the operator's view. Views are addressed by the URL's fragment.
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { connect, describeError, type KilnClient } from './api.ts';
+import { connect, describeError } from './api.ts';
 import { CreateForm } from './create-form.tsx';
 import { GenerationCard } from './generation-card.tsx';
 import { Operator } from './operator.tsx';
@@ -227,4 +227,3 @@ function MoreButton({ store }: { store: WorkStore }) {
   );
 }
 
-export type { KilnClient };
