@@ -1,6 +1,7 @@
 // The API process part: tRPC over HTTP and WebSocket on one port, /health, /ready, /metrics,
 // /assets, and the event feed that pushes realtime events to this process's subscribers.
 import http from 'node:http';
+import path from 'node:path';
 import type { Tracer } from '@opentelemetry/api';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -22,6 +23,7 @@ import { createRequestLimiter } from './request-limiter.ts';
 import { createGenerationService } from './generation-service.ts';
 import type { HealthChecks } from './health.ts';
 import { createHttpServer } from './http-server.ts';
+import { createStudioRoute } from './studio-route.ts';
 import type { KilnMetrics } from './metrics/kiln-metrics.ts';
 import { serveOpsRoute } from './ops-routes.ts';
 import { createEventFeed } from './realtime/event-feed.ts';
@@ -185,7 +187,9 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
     settings: config.api.webhooks,
   });
   const ops = (req: http.IncomingMessage, res: http.ServerResponse, pathname: string) => serveOpsRoute(req, res, pathname, { live: health.live, ready: health.ready, metrics, logger });
-  const server = createHttpServer({ trpc, webhooks, storage, ops, observe: metrics.api.httpRequest, logger, timeouts: config.api.http, onRequest: requests.observe });
+  // The Studio: the page at `/`, built into server/studio/dist by `npm run build`.
+  const studio = createStudioRoute({ folder: path.join(import.meta.dirname, 'studio', 'dist'), assetOrigin: assetsBase });
+  const server = createHttpServer({ trpc, webhooks, storage, ops, studio, observe: metrics.api.httpRequest, logger, timeouts: config.api.http, onRequest: requests.observe });
 
   // WebSocket on the same port. The API key comes in the connection parameters (never the
   // URL) and is verified on every call, as over HTTP: a revoked key or an expired token opens

@@ -512,6 +512,32 @@ export interface OpsStats {
   };
 }
 
+/** One shared provider budget as the operator sees it: its limit beside its state. */
+export interface OperatorBudgetView extends BudgetView {
+  /** Calls the budget allows per minute. */
+  perMinute: number;
+}
+
+/** The operator's window on the whole system (every tenant): `admin.ops.overview`. */
+export interface OperatorOverview {
+  /** When it was read (the API process's clock). */
+  at: Date;
+  /** Generations in progress: waiting for a create slot, dispatched, running (of them at the provider). */
+  generations: { waiting: number; dispatched: number; running: number; atProvider: number };
+  /** Jobs of each pg-boss queue by state, and the generations waiting for the dispatcher (queue `kiln-dispatch`). */
+  queues: { queue: string; state: 'queued' | 'scheduled' | 'active'; jobs: number; oldestSeconds: number | null }[];
+  /** Generations that ended in each of the last minutes, oldest first. */
+  throughput: { minute: Date; succeeded: number; failed: number; canceled: number }[];
+  provider: {
+    /** null in an API-only process, which makes no provider calls (see the workers' /ready). */
+    breaker: BreakerState | null;
+    budgets: OperatorBudgetView[];
+  };
+  /** Each tenant with provider work in progress or ended within `windowMinutes`, busiest first (at most 100). */
+  tenants: { tenantId: string; name: string; tier: string; waiting: number; inProgress: number; atProvider: number; endedRecently: number; /** Its part of the provider's work now and lately, 0–1. */ share: number }[];
+  windowMinutes: number;
+}
+
 /** One model of the model table, as the caller's tier sees it. */
 export interface ModelView {
   id: string;

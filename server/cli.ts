@@ -120,6 +120,8 @@ async function serve(config: KilnConfig): Promise<number> {
     '',
     `Kiln is running (role: ${config.role})`,
     ...(app.url ? [`  API        ${app.url}/trpc`] : []),
+    // The key rides in the fragment, which the browser never sends: the page keeps it, and drops it from the address bar.
+    ...(app.url ? [`  Studio     ${app.url}/${developmentKey ? `#key=${developmentKey}  (signs in with the development key)` : ''}`] : []),
     `  Health     ${app.opsUrl}/health  ${app.opsUrl}/ready`,
     `  Metrics    ${app.opsUrl}/metrics`,
     `  Provider   ${app.simulator ? `built-in Replicate simulator at ${app.simulator.url} (set REPLICATE_API_TOKEN for the real Replicate)` : app.providerUrl}`,

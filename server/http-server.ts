@@ -1,5 +1,6 @@
 // Plain HTTP beside tRPC: /trpc/* (the API), /health, /ready, /metrics (ops-routes.ts),
-// /assets/<key> (immutable images), /webhooks/replicate (the provider reporting back).
+// /assets/<key> (immutable images), /webhooks/replicate (the provider reporting back), and the
+// Studio page at / (studio-route.ts).
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -14,6 +15,8 @@ export interface HttpServerOptions {
   storage: AssetStorage;
   /** /health, /ready and /metrics: true when it answered the request. */
   ops: (req: http.IncomingMessage, res: http.ServerResponse, pathname: string) => boolean;
+  /** The Studio page at `/` and its files under /studio/ (studio-route.ts): true when it answered. */
+  studio?: (req: http.IncomingMessage, res: http.ServerResponse, pathname: string) => boolean;
   /** Told of every answered request: its route (never the raw path), status and time. */
   observe?: (route: HttpRoute, status: number, seconds: number) => void;
   logger: Logger;
@@ -32,6 +35,7 @@ export function createHttpServer(options: HttpServerOptions): http.Server {
     if (url.pathname === '/webhooks/replicate') return options.webhooks(req, res);
     if (options.ops(req, res, url.pathname)) return;
     if (url.pathname.startsWith('/assets/')) return void serveAsset(req, res, url.pathname.slice('/assets/'.length));
+    if (options.studio?.(req, res, url.pathname)) return;
     sendJson(res, 404, { error: 'not found' });
   });
 
@@ -81,6 +85,7 @@ export function routeOf(pathname: string): HttpRoute {
   if (pathname.startsWith('/assets/')) return 'assets';
   if (pathname === '/webhooks/replicate') return 'webhooks';
   if (pathname === '/health' || pathname === '/ready' || pathname === '/metrics') return pathname.slice(1) as HttpRoute;
+  if (pathname === '/' || pathname === '/index.html' || pathname.startsWith('/studio/')) return 'studio';
   return 'other';
 }
 

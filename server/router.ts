@@ -93,6 +93,10 @@ export function createAppRouter(options: RouterOptions) {
     }),
     /** The operator's procedures (the admin token, KILN_ADMIN_TOKEN): every tenant's keys and settings. */
     admin: router({
+      /** Every tenant's work and the provider's state: queues, throughput by minute, budgets, breaker, each tenant's share. */
+      ops: router({
+        overview: operatorProcedure.query(({ ctx }) => ctx.services.ops.overview()),
+      }),
       tenants: router({
         /** Every tenant with its settings and credit. */
         list: operatorProcedure.query(({ ctx }) => ctx.services.tenants.list()),

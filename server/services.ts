@@ -33,6 +33,7 @@ import type {
   ListInput,
   ModelView,
   OpsStats,
+  OperatorOverview,
   RealtimeEvent,
   ScopedToken,
   SourceFromUrlInput,
@@ -152,6 +153,8 @@ export interface SourceService {
 
 export interface OpsService {
   stats(caller: Caller): Promise<OpsStats>;
+  /** Every tenant's work and the provider's state, for the operator (admin procedures only). */
+  overview(): Promise<OperatorOverview>;
 }
 
 /** The services one API process runs, as the router's context carries them. */

@@ -1,5 +1,6 @@
 // The house rules, checked from the sources: imports point down (server → jobs → db), the
-// client-sdk reaches the server by types only, nothing imports in a circle, and SQL lives in db/.
+// client-sdk reaches the server by types only, the Studio's browser code (server/studio/src)
+// reaches Kiln only through the client-sdk, nothing imports in a circle, and SQL lives in db/.
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -7,7 +8,9 @@ import { describe, it } from 'node:test';
 
 const root = path.join(import.meta.dirname, '..');
 const ROOMS = ['client-sdk', 'server', 'jobs', 'db'] as const;
-type Room = (typeof ROOMS)[number];
+/** The Studio's browser code: a room of its own inside server/, a client of Kiln like any other. */
+const STUDIO = 'server/studio/src';
+type Room = (typeof ROOMS)[number] | 'studio';
 
 interface SourceFile {
   file: string; // relative to the root, e.g. 'jobs/queue.ts'
@@ -22,8 +25,8 @@ function sourceFiles(): SourceFile[] {
     for (const entry of readdirSync(path.join(root, folder), { withFileTypes: true })) {
       const relative = path.posix.join(folder, entry.name);
       if (entry.isDirectory()) {
-        if (entry.name !== 'dist' && entry.name !== 'node_modules') walk(relative, room);
-      } else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts') && !entry.name.endsWith('.d.ts')) {
+        if (entry.name !== 'dist' && entry.name !== 'node_modules') walk(relative, relative === STUDIO ? 'studio' : room);
+      } else if (/\.tsx?$/.test(entry.name) && !entry.name.endsWith('.test.ts') && !entry.name.endsWith('.d.ts')) {
         const text = readFileSync(path.join(root, relative), 'utf8');
         const imports = [...text.matchAll(/^(import|export)\s+(type\s+)?[^'"]*?from\s+'(\.[^']+)'/gm)].map((match) => ({
           target: path.posix.normalize(path.posix.join(path.posix.dirname(relative), match[3]!)),
@@ -37,9 +40,9 @@ function sourceFiles(): SourceFile[] {
   return files;
 }
 
-const roomOf = (file: string): string => file.split('/')[0]!;
-/** What each room may import from: only rooms below it. */
-const MAY_IMPORT: Record<Room, readonly string[]> = { 'client-sdk': ['client-sdk'], server: ['server', 'jobs', 'db'], jobs: ['jobs', 'db'], db: ['db'] };
+const roomOf = (file: string): string => (file.startsWith(`${STUDIO}/`) ? 'studio' : file.split('/')[0]!);
+/** What each room may import from: only rooms below it (the Studio: the client-sdk, and the server's types). */
+const MAY_IMPORT: Record<Room, readonly string[]> = { 'client-sdk': ['client-sdk'], studio: ['studio', 'client-sdk'], server: ['server', 'jobs', 'db'], jobs: ['jobs', 'db'], db: ['db'] };
 
 describe('the house', () => {
   const files = sourceFiles();
@@ -48,7 +51,7 @@ describe('the house', () => {
     const upward: string[] = [];
     for (const { file, room, imports } of files) {
       for (const { target, typeOnly } of imports) {
-        const allowed = MAY_IMPORT[room].includes(roomOf(target)) || (room === 'client-sdk' && typeOnly && roomOf(target) === 'server');
+        const allowed = MAY_IMPORT[room].includes(roomOf(target)) || ((room === 'client-sdk' || room === 'studio') && typeOnly && roomOf(target) === 'server');
         if (!allowed) upward.push(`${file} → ${target}${typeOnly ? ' (type)' : ''}`);
       }
     }

@@ -63,6 +63,9 @@ describe('kiln serve on a fresh machine', () => {
       assert.ok(url, banner);
       assert.ok(apiKey, banner);
       assert.match(banner, /embedded PostgreSQL/);
+      // The Studio link signs in with the development key, carried in the fragment.
+      assert.ok(banner.includes(`Studio     ${url}/#key=${apiKey}`), banner);
+      assert.match(await (await fetch(`${url}/`)).text(), /<title>Kiln Studio<\/title>/);
       assert.match(banner, /simulator/);
 
       const client = createKilnClient({ url, apiKey });

@@ -228,6 +228,7 @@ describe('tenant isolation', () => {
       'admin.keys.create': () => rejects(stranger.client.trpc.admin.keys.create.mutate({ tenant: 'owner' }), 'FORBIDDEN'),
       'admin.keys.list': () => rejects(stranger.client.trpc.admin.keys.list.query({}), 'FORBIDDEN'),
       'admin.keys.revoke': () => rejects(stranger.client.trpc.admin.keys.revoke.mutate({ key: randomUUID() }), 'FORBIDDEN'),
+      'admin.ops.overview': () => rejects(stranger.client.trpc.admin.ops.overview.query(), 'FORBIDDEN'),
       'admin.tenants.list': () => rejects(stranger.client.trpc.admin.tenants.list.query(), 'FORBIDDEN'),
       'admin.tenants.set': () => rejects(stranger.client.trpc.admin.tenants.set.mutate({ tenant: kiln.tenantId, tier: 'free' }), 'FORBIDDEN'),
       'admin.tenants.grant': () => rejects(stranger.client.trpc.admin.tenants.grant.mutate({ tenant: kiln.tenantId, usd: 1 }), 'FORBIDDEN'),

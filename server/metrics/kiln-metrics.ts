@@ -17,7 +17,7 @@ import type { KilnConfig } from '../config.ts';
 import { cached, within } from './cached.ts';
 
 /** The plain HTTP routes, as the metrics name them (never the raw path: asset keys are unbounded). */
-export type HttpRoute = 'trpc' | 'assets' | 'webhooks' | 'health' | 'ready' | 'metrics' | 'other';
+export type HttpRoute = 'trpc' | 'assets' | 'webhooks' | 'health' | 'ready' | 'metrics' | 'studio' | 'other';
 
 export interface ApiMetrics {
   httpRequest(route: HttpRoute, status: number, seconds: number): void;
