@@ -68,7 +68,7 @@ describe('the Studio', { skip: missing }, () => {
     page = await context.newPage();
     page.on('console', (message) => {
       const expected = refusalsExpected && /^Failed to load resource: the server responded with a status of (400|401|403)/.test(message.text());
-      if (message.type() === 'error' && !expected) consoleErrors.push(message.text());
+      if (message.type() === 'error' && !expected) consoleErrors.push(`${message.text()} (${message.location().url})`);
     });
     page.on('pageerror', (error) => consoleErrors.push(error.message));
     page.on('request', (request) => {
@@ -244,6 +244,46 @@ describe('the Studio', { skip: missing }, () => {
     const original = generation.locator('img[alt^="original"]');
     assert.deepEqual([await original.getAttribute('data-asset-width'), await original.getAttribute('data-asset-height')], ['192', '128']);
     await page.getByLabel('A prompt').check();
+  });
+
+  it('optimises a product photo for a catalogue, and shows its paid steps and the bytes', async () => {
+    // A small product on a light backdrop: upscaled first (its short edge is below the target), then cut out.
+    const box = await sharp({ create: { width: 80, height: 60, channels: 3, background: '#8a1c1c' } }).png().toBuffer();
+    const photo = await sharp({ create: { width: 200, height: 150, channels: 3, background: '#dddddd' } }).composite([{ input: box, gravity: 'centre' }]).jpeg().toBuffer();
+    await page.getByLabel('A photo').check();
+    await page.getByLabel(/^Photo/).setInputFiles({ name: 'chair.jpg', mimeType: 'image/jpeg', buffer: photo });
+    await page.getByText('chair.jpg · 200×150').waitFor();
+    await page.getByLabel('Operation').selectOption('optimize');
+    await page.getByLabel('Background').selectOption('white');
+    assert.equal(await page.getByLabel('Outputs').count(), 0, 'the optimiser makes one image: not asked');
+    await page.getByRole('button', { name: 'Generate', exact: true }).click();
+    const generation = card(page, 'Optimise for a catalogue of chair.jpg');
+    await waitForState(generation, 'succeeded');
+    await generation.getByRole('button', { name: 'Details' }).click();
+    const steps = generation.locator('.details ol.related li');
+    await steps.first().waitFor();
+    assert.deepEqual(
+      (await steps.allTextContents()).map((text) => text.replace(/ \(.*\)/, '')),
+      ['Upscale · succeeded', 'Remove background · succeeded'],
+    );
+    assert.match((await generation.locator('.details').textContent()) ?? '', /Bytesphoto [\d.]+ KB → variants [\d.]+ KB/);
+    // Its steps are in its details, not cards of their own.
+    assert.equal(await page.locator('article.card', { has: page.getByRole('heading', { name: /^(Upscale|Remove background)$/ }) }).count(), 0);
+    await page.getByLabel('A prompt').check();
+  });
+
+  it('follows a chain from a generation to its parent and its children', async () => {
+    const parent = await kiln.client.waitFor((await kiln.client.generate({ prompt: 'the first of a chain', seed: 4, platforms: ['thumbnail'] })).id);
+    const child = await kiln.client.generate({ operation: 'upscale', from: parent.id, platforms: ['thumbnail'] });
+    const childCard = page.locator(`article.card[data-generation-id="${child.id}"]`);
+    await waitForState(childCard, 'succeeded');
+    await childCard.getByRole('button', { name: 'Details' }).click();
+    await childCard.getByRole('link', { name: new RegExp(`output 1 of ${parent.id}`) }).click();
+    assert.equal(new URL(page.url()).hash, `#g-${parent.id}`);
+    const parentCard = page.locator(`article.card[data-generation-id="${parent.id}"]`);
+    await parentCard.getByRole('button', { name: 'Details' }).click();
+    await parentCard.getByRole('link', { name: 'Upscale' }).click();
+    assert.equal(new URL(page.url()).hash, `#g-${child.id}`);
   });
 
   it('cancels running work, and offers to retry it', async () => {

@@ -1,7 +1,7 @@
 // What to make: a prompt (or one per line, a batch), or photos (one item each) with an
 // operation; a model or tier, platforms, formats, outputs and an optional seed. The server
 // validates everything: its messages are shown beside the fields they name.
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { describeError, type GenerateItem, type KilnClient, type Model, type ProblemView } from './api.ts';
 import { ASPECT_RATIOS, FORMATS, OPERATIONS, PLATFORMS, TIERS, type ImageOperationId } from './options.ts';
 import { FieldError } from './ui.tsx';
@@ -24,6 +24,7 @@ export function CreateForm({ kiln, store }: { kiln: KilnClient; store: WorkStore
   const [operation, setOperation] = useState<ImageOperationId>(OPERATIONS[0]?.id ?? 'upscale');
   const [scale, setScale] = useState<2 | 4>(2);
   const [strength, setStrength] = useState('0.8');
+  const [background, setBackground] = useState<'white' | 'transparent'>('white');
   const [route, setRoute] = useState(''); // '' (the tenant's tier chooses), 'tier:…' or 'model:…'
   const [aspectRatio, setAspectRatio] = useState<(typeof ASPECT_RATIOS)[number]>('1:1');
   const [platforms, setPlatforms] = useState<string[]>(['instagram-post']);
@@ -38,7 +39,10 @@ export function CreateForm({ kiln, store }: { kiln: KilnClient; store: WorkStore
   useEffect(() => {
     kiln.models().then(setModels, () => setModels([]));
   }, [kiln]);
-  useEffect(() => () => photos.forEach((photo) => URL.revokeObjectURL(photo.preview)), [photos]);
+  // Each preview's object URL lives until other photos are picked, or the form goes: not when a
+  // photo's size comes in (that is the same preview, still shown).
+  const previews = useRef<string[]>([]);
+  useEffect(() => () => previews.current.forEach((url) => URL.revokeObjectURL(url)), []);
 
   const choice = OPERATIONS.find((entry) => entry.id === operation);
   const currentOperation = mode === 'prompt' ? 'text-to-image' : operation;
@@ -48,6 +52,8 @@ export function CreateForm({ kiln, store }: { kiln: KilnClient; store: WorkStore
 
   const pickPhotos = (files: FileList | null) => {
     const picked = [...(files ?? [])].map((file): Photo => ({ file, preview: URL.createObjectURL(file), width: undefined, height: undefined }));
+    previews.current.forEach((url) => URL.revokeObjectURL(url));
+    previews.current = picked.map((photo) => photo.preview);
     setPhotos(picked);
     picked.forEach((photo, index) => {
       const image = new Image();
@@ -108,7 +114,7 @@ export function CreateForm({ kiln, store }: { kiln: KilnClient; store: WorkStore
             return;
           }
           labels.push(photo.file.name);
-          items.push(operationItem(operation, source.id, { prompt, scale, strength: Number(strength), seed: seedValue }, shared));
+          items.push(operationItem(operation, source.id, { prompt, scale, strength: Number(strength), seed: seedValue, background }, shared));
         }
       }
       setBusy(count > 1 ? `Submitting ${count}…` : 'Submitting…');
@@ -131,6 +137,8 @@ export function CreateForm({ kiln, store }: { kiln: KilnClient; store: WorkStore
   const toggle = (list: string[], value: string, set: (next: string[]) => void) => set(list.includes(value) ? list.filter((entry) => entry !== value) : [...list, value]);
   const needsPrompt = mode === 'prompt' || choice?.prompt === 'required';
   const takesSeed = mode === 'prompt' || choice?.seed === true;
+  // The optimiser picks each step's model and makes one catalogue image: neither is asked.
+  const optimising = mode !== 'prompt' && choice?.id === 'optimize';
 
   return (
     <form class="create" onSubmit={(event) => void submit(event)} noValidate aria-labelledby="create-title">
@@ -184,6 +192,16 @@ export function CreateForm({ kiln, store }: { kiln: KilnClient; store: WorkStore
                 <option value="4">×4</option>
               </select>
               <FieldError id="error-scale" messages={errorsFor('scale')} />
+            </div>
+          )}
+          {choice?.background && (
+            <div class="field">
+              <label for="background">Background</label>
+              <select id="background" value={background} onChange={(event) => setBackground(event.currentTarget.value === 'transparent' ? 'transparent' : 'white')} {...described('background')}>
+                <option value="white">White</option>
+                <option value="transparent">Transparent (PNG and WebP keep it)</option>
+              </select>
+              <FieldError id="error-background" messages={errorsFor('background')} />
             </div>
           )}
           {choice?.strength && (
@@ -269,6 +287,7 @@ export function CreateForm({ kiln, store }: { kiln: KilnClient; store: WorkStore
       </fieldset>
 
       <div class="row">
+{!optimising && (
         <div class="field">
           <label for="outputs">Outputs</label>
           <select id="outputs" value={outputs} onChange={(event) => setOutputs(Number(event.currentTarget.value))} {...described('outputs')}>
@@ -280,6 +299,7 @@ export function CreateForm({ kiln, store }: { kiln: KilnClient; store: WorkStore
           </select>
           <FieldError id="error-outputs" messages={errorsFor('outputs')} />
         </div>
+        )}
         {takesSeed && (
           <div class="field">
             <label for="seed">Seed (optional)</label>
@@ -310,7 +330,7 @@ export function CreateForm({ kiln, store }: { kiln: KilnClient; store: WorkStore
 function operationItem(
   operation: ImageOperationId,
   sourceId: string,
-  fields: { prompt: string; scale: 2 | 4; strength: number; seed: number | undefined },
+  fields: { prompt: string; scale: 2 | 4; strength: number; seed: number | undefined; background: 'white' | 'transparent' },
   shared: Omit<GenerateItem, 'prompt' | 'operation'>,
 ): GenerateItem {
   const seeded = fields.seed === undefined ? {} : { seed: fields.seed };
@@ -323,5 +343,10 @@ function operationItem(
       return { ...shared, ...seeded, operation, sourceId, prompt: fields.prompt };
     case 'image-to-image':
       return { ...shared, ...seeded, operation, sourceId, prompt: fields.prompt, strength: fields.strength };
+    case 'optimize': {
+      // It picks a model for each step, and makes one catalogue image of a photo.
+      const { model: _model, outputs: _outputs, ...framing } = shared;
+      return { ...framing, operation, sourceId, background: fields.background };
+    }
   }
 }

@@ -3,7 +3,7 @@
 // outputs, or its failure's reason and what to do about it. Cancel and retry from here.
 import { useState } from 'preact/hooks';
 import { FAILURE_ADVICE, describeError } from './api.ts';
-import { formatSeconds, formatTime, fromNow } from './format.ts';
+import { formatBytes, formatSeconds, formatTime, fromNow } from './format.ts';
 import { operationLabel } from './options.ts';
 import { Outputs, StateBadge, useNow } from './ui.tsx';
 import type { WorkItem, WorkStore } from './work.ts';
@@ -18,6 +18,9 @@ const STAGE_NAMES: Record<string, string> = {
   'cache.hit': 'from cache',
   'cache.joined': 'joined identical work',
   'cache.released': 'back to the queue',
+  'input.awaited': 'waiting for the image it builds on',
+  'input.ready': 'its image is ready',
+  'part.succeeded': 'a step done',
   rendering: 'rendering variants',
   stored: 'stored',
   succeeded: 'succeeded',
@@ -51,7 +54,8 @@ export function GenerationCard({ item, store, size = 'small' }: { item: WorkItem
     }
   };
   const toggle = () => {
-    if (!open && !item.detailed) void store.details(generation.id);
+    // Read again on every opening: its children may have been made since.
+    if (!open) void store.details(generation.id);
     setOpen(!open);
   };
 
@@ -112,6 +116,53 @@ export function GenerationCard({ item, store, size = 'small' }: { item: WorkItem
               <dt>Source</dt>
               <dd>
                 <code>{generation.sourceId}</code>
+              </dd>
+            </>
+          )}
+          {generation.from && (
+            <>
+              <dt>Built on</dt>
+              <dd>
+                <a href={`#g-${generation.from.generationId}`}>
+                  output {generation.from.output + 1} of <code>{generation.from.generationId}</code>
+                </a>
+              </dd>
+            </>
+          )}
+          {item.related && item.related.children.length > 0 && (
+            <>
+              <dt>Built from it</dt>
+              <dd>
+                <ul class="related">
+                  {item.related.children.map((child) => (
+                    <li key={child.id}>
+                      <a href={`#g-${child.id}`}>{operationLabel(child.operation)}</a> · {child.state}
+                    </li>
+                  ))}
+                </ul>
+              </dd>
+            </>
+          )}
+          {item.related && item.related.parts.length > 0 && (
+            <>
+              <dt>{generation.operation === 'optimize' ? 'Steps' : 'Parts'}</dt>
+              <dd>
+                <ol class="related">
+                  {item.related.parts.map((part) => (
+                    <li key={part.id}>
+                      {operationLabel(part.operation)} ({part.model}) · {part.state}
+                      {part.error && <> — {part.error.message}</>}
+                    </li>
+                  ))}
+                </ol>
+              </dd>
+            </>
+          )}
+          {item.related?.optimized && (
+            <>
+              <dt>Bytes</dt>
+              <dd>
+                photo {formatBytes(item.related.optimized.bytesBefore)} → variants {formatBytes(item.related.optimized.bytesAfter)}
               </dd>
             </>
           )}

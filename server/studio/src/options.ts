@@ -41,6 +41,8 @@ export interface OperationChoice {
   /** Image-to-image: how far from the source, 0–1. */
   strength?: true;
   seed?: true;
+  /** Optimise: white or transparent behind the product; it picks its steps' models, so no model is sent. */
+  background?: true;
 }
 
 export const OPERATIONS: readonly OperationChoice[] = [
@@ -48,6 +50,7 @@ export const OPERATIONS: readonly OperationChoice[] = [
   { id: 'remove-background', label: 'Remove background', hint: 'transparent PNG and WebP', prompt: 'none' },
   { id: 'edit', label: 'Edit', hint: 'change it as the prompt says', prompt: 'required', seed: true },
   { id: 'image-to-image', label: 'Image to image', hint: 'the prompt drawn over the photo', prompt: 'required', strength: true, seed: true },
+  { id: 'optimize', label: 'Optimise for a catalogue', hint: 'upscaled when small, background removed, framed and padded', prompt: 'none', background: true },
 ];
 
 export const operationLabel = (operation: string): string =>

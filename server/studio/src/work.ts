@@ -19,7 +19,12 @@ export interface WorkItem {
   label: string | undefined;
   /** Its full stage list has been read (status), not only what arrived live. */
   detailed: boolean;
+  /** What status says of its relatives: the generations made from it, its parts (a composite's steps), the optimiser's bytes. */
+  related: Related | undefined;
 }
+
+export type Related = Pick<KilnStatus, 'children' | 'parts' | 'optimized'>;
+type KilnStatus = Awaited<ReturnType<KilnClient['status']>>;
 
 export type LiveState = { kind: 'connecting' } | { kind: 'live' } | { kind: 'stopped'; message: string };
 
@@ -58,10 +63,11 @@ export function createWorkStore(kiln: KilnClient) {
     const existing = items.get(generation.id);
     const item: WorkItem = existing
       ? { ...existing, ...extra, generation: { ...existing.generation, ...generation } }
-      : { generation, events: [], queue: null, progress: null, input: undefined, label: undefined, detailed: false, ...extra };
+      : { generation, events: [], queue: null, progress: null, input: undefined, label: undefined, detailed: false, related: undefined, ...extra };
     if (FINAL.has(item.generation.state)) item.queue = null;
     items.set(generation.id, item);
-    place(generation.id, generation.createdAt);
+    // A composite's part is shown in its composite's details, not as work of its own.
+    if (generation.partOf === null) place(generation.id, generation.createdAt);
     changed();
     return item;
   };
@@ -72,12 +78,12 @@ export function createWorkStore(kiln: KilnClient) {
     if (pending) return pending;
     const done = kiln
       .status({ id })
-      .then(({ events, queue, ...generation }) => {
-        const item = upsert(generation, { queue });
+      .then(({ events, queue, children, parts, optimized, ...generation }) => {
+        const item = upsert(generation, { queue, related: { children, parts, optimized } });
         item.events = mergeEvents(item.events, events);
         item.detailed = true;
         changed();
-        if (!FINAL.has(generation.state)) follow(id);
+        if (!FINAL.has(generation.state) && generation.partOf === null) follow(id);
       })
       .catch(() => {}) // gone (pruned) or the connection failed: what the page shows stays
       .finally(() => fetching.delete(id));
@@ -248,17 +254,23 @@ function inputOf(generation: Generation): GenerateItem {
   const platforms = [...new Set(generation.assets.flatMap((asset) => (asset.platform ? [asset.platform] : [])))] as NonNullable<GenerateItem['platforms']>;
   const formats = [...new Set(generation.assets.filter((asset) => asset.kind === 'variant').map((asset) => asset.format))] as NonNullable<GenerateItem['formats']>;
   const shape = { ...(platforms.length > 0 ? { platforms } : {}), ...(formats.length > 0 ? { formats } : {}), model: generation.model as NonNullable<GenerateItem['model']>, outputs: generation.outputs };
-  const sourceId = generation.sourceId ?? '';
+  // What it started from: a source, or another generation's output (a chain).
+  const image = generation.from ? { from: generation.from.generationId, fromOutput: generation.from.output } : { sourceId: generation.sourceId ?? '' };
   switch (generation.operation) {
     case 'text-to-image':
       return { ...shape, prompt: generation.prompt };
     case 'edit':
-      return { ...shape, operation: 'edit', sourceId, prompt: generation.prompt };
+      return { ...shape, ...image, operation: 'edit', prompt: generation.prompt };
     case 'image-to-image':
-      return { ...shape, operation: 'image-to-image', sourceId, prompt: generation.prompt };
+      return { ...shape, ...image, operation: 'image-to-image', prompt: generation.prompt };
     case 'upscale':
-      return { ...shape, operation: 'upscale', sourceId };
+      return { ...shape, ...image, operation: 'upscale' };
     case 'remove-background':
-      return { ...shape, operation: 'remove-background', sourceId };
+      return { ...shape, ...image, operation: 'remove-background' };
+    case 'optimize': {
+      // The optimiser picks each step's model itself, and makes one image.
+      const { model: _model, outputs: _outputs, ...framing } = shape;
+      return { ...framing, ...image, operation: 'optimize' };
+    }
   }
 }
