@@ -52,6 +52,17 @@ export async function tieGenerations(trx: Db, ties: readonly GenerationTies[]): 
   if (parents.length > 0) await trx.updateTable('generations').set({ chain_id: sql<string>`id` }).where('id', 'in', parents).where('chain_id', 'is', null).execute();
 }
 
+/**
+ * The parents that children just queued wait for, locked FOR SHARE until the transaction ends:
+ * one that is still running cannot end before the children are committed (its completing
+ * update waits for the lock, and then sees them); one that ended before the lock is answered
+ * with its state, for the caller to act on.
+ */
+export async function lockParents(trx: Db, ids: readonly string[]): Promise<Pick<Generation, 'id' | 'state' | 'error_message'>[]> {
+  if (ids.length === 0) return [];
+  return trx.selectFrom('generations').select(['id', 'state', 'error_message']).where('id', 'in', ids).forShare().execute();
+}
+
 /** A held child, as its release needs it (to make its fingerprint). */
 export type AwaitingChild = Pick<Generation, 'id' | 'model' | 'prompt' | 'request' | 'parent_output' | 'may_reuse'>;
 

@@ -19,7 +19,8 @@ import {
   releaseExpiredIdempotencyKey,
   type NewGenerationInput,
 } from '../db/generations.ts';
-import { findLatestOfChain, listChildren, listParts, tieGenerations, type GenerationTies } from '../db/chains.ts';
+import { findLatestOfChain, listChildren, listParts, lockParents, tieGenerations, type GenerationTies } from '../db/chains.ts';
+import { releaseChildrenOf } from '../jobs/phases/dependents.ts';
 import type { Asset, Database, Generation, GenerationEvent, GenerationRequestJson, ServedFromKind } from '../db/schema.ts';
 import { canonicalJson } from '../jobs/provider/cache-key.ts';
 import { MODEL_IDS, MODELS, OPERATIONS, mayUse, modelDefinition, type ModelPrice, type ModelTier, type Operation } from '../jobs/provider/models.ts';
@@ -170,12 +171,30 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
   async function insertQueued(trx: Transaction<Database>, rows: readonly NewGenerationInput[], ties: readonly GenerationTies[] = []): Promise<QueuedRow[]> {
     const inserted = await insertGenerations(trx, rows);
     await tieGenerations(trx, ties);
+    await settleEndedParents(trx, ties);
     const copies = inserted.flatMap(({ id, servedFrom }) => (servedFrom?.kind === 'cache' ? [{ generationId: id, copyOf: servedFrom.generationId }] : []));
     await queue.enqueueCopies(trx, copies);
     await notifyDispatcher(trx);
     if (!onQueued) return [];
     const tenantOf = new Map(rows.map((row) => [row.id, row.tenantId]));
     return inserted.map(({ id, servedFrom }) => ({ tenantId: tenantOf.get(id) ?? '', servedFrom: servedFrom?.kind ?? 'own' }));
+  }
+
+  /**
+   * Children queued to wait for a parent that was running when the request was read: the parent
+   * is locked so it cannot end unseen; one that has ended meanwhile is dealt with here — its
+   * success is handed to them now, and a failure refuses the request, as it would have at once.
+   */
+  async function settleEndedParents(trx: Transaction<Database>, ties: readonly GenerationTies[]): Promise<void> {
+    const awaited = [...new Set(ties.flatMap((tie) => (tie.awaiting === 'input' && tie.parent ? [tie.parent.id] : [])))];
+    for (const parent of await lockParents(trx, awaited)) {
+      if (parent.state === 'failed' || parent.state === 'canceled') {
+        throw conflict(`generation ${parent.id} ${parent.state === 'failed' ? 'failed' : 'was canceled'} while this request was made; build on a generation that succeeded or is still running`);
+      }
+      if (parent.state !== 'succeeded') continue;
+      const originals = (await listAssets(trx, [parent.id])).filter((asset) => asset.kind === 'original');
+      await releaseChildrenOf(trx, parent, originals.map((asset) => ({ outputIndex: asset.output_index, contentHash: asset.content_hash, storageKey: asset.storage_key, format: asset.format, bytes: asset.bytes })));
+    }
   }
 
   /** Runs a transaction that queues generations and reports them once it has committed. */

@@ -90,6 +90,20 @@ describe('chains', () => {
     assert.equal((await sharp(Buffer.from(await (await fetch(original(done)!.url)).arrayBuffer())).metadata()).hasAlpha, true, 'the background really removed');
   });
 
+  it('loses no child queued while its parent ends', async () => {
+    // Children arrive before, during and after the parent's completion: each one either sees the
+    // parent running and waits (the parent cannot end unseen), or sees it ended and starts.
+    const parent = await kiln.client.generate({ prompt: '[sim:slow=700] ends while children arrive', seed: 6, platforms: ['thumbnail'] });
+    const children: string[] = [];
+    for (let round = 0; round < 40; round += 1) {
+      children.push((await kiln.client.generate({ operation: 'upscale', from: parent.id, platforms: ['thumbnail'] })).id);
+      await new Promise((resolve) => setTimeout(resolve, 40));
+    }
+    const finals = await Promise.all(children.map((id) => kiln.client.waitFor(id, { timeoutMs: 60_000 })));
+    assert.deepEqual(new Set(finals.map((status) => status.state)), new Set(['succeeded']));
+    assert.ok(finals.some((status) => status.events.some((event) => event.stage === 'input.awaited')), 'some waited for the parent');
+  });
+
   it('fails what builds on a failure, and refuses to build on one that already failed', async () => {
     const parent = await kiln.client.generate({ prompt: '[sim:slow=300] [sim:fail] doomed', platforms: ['thumbnail'] });
     const child = await kiln.client.generate({ operation: 'upscale', from: parent.id, platforms: ['thumbnail'] });

@@ -27,6 +27,17 @@ function fingerprintOf(child: AwaitingChild, input: InputImageJson, mayReuse: bo
 }
 
 export async function advanceDependents(trx: Db, queue: JobQueue, succeeded: Generation, originals: readonly StoredOriginal[]): Promise<void> {
+  await releaseChildrenOf(trx, succeeded, originals);
+  const progress = await notePartSucceeded(trx, succeeded);
+  if (progress?.complete) await queue.enqueueAssemble(trx, { generationId: progress.compositeId, assemble: true });
+}
+
+/**
+ * The children waiting for this success's output get it as their input. The worker that
+ * completes a generation calls it; so does the API for a child queued while its parent was
+ * ending, which the worker's call could not see yet.
+ */
+export async function releaseChildrenOf(trx: Db, succeeded: Pick<Generation, 'id'>, originals: readonly StoredOriginal[]): Promise<void> {
   const children = await findAwaitingChildren(trx, succeeded.id);
   const released: { id: string; input: InputImageJson; fingerprint: string | null }[] = [];
   for (const child of children) {
@@ -40,7 +51,4 @@ export async function advanceDependents(trx: Db, queue: JobQueue, succeeded: Gen
     released.push({ id: child.id, input, fingerprint: fingerprintOf(child, input, child.may_reuse) });
   }
   await releaseChildren(trx, released);
-
-  const progress = await notePartSucceeded(trx, succeeded);
-  if (progress?.complete) await queue.enqueueAssemble(trx, { generationId: progress.compositeId, assemble: true });
 }
