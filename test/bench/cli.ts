@@ -36,7 +36,7 @@ const SUITE: readonly { name: keyof typeof BENCHMARKS; args: readonly string[] }
   { name: 'fairness', args: ['--backlog', '3000'] },
   { name: 'backlog', args: ['--sizes', '1000,20000,50000', '--runs', '30'] },
   { name: 'render', args: [] },
-  { name: 'optimize', args: ['--photos', '300'] },
+  { name: 'optimize', args: ['--photos', '100'] },
 ];
 
 /** Time allowed for cleanup after an interruption before the process exits regardless. */
