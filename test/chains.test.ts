@@ -87,6 +87,13 @@ describe('chains', () => {
     assert.ok(done.startedAt && parentDone.finishedAt && done.startedAt >= parentDone.finishedAt, 'started once its parent had finished');
     const stages = done.events.map((event) => event.stage);
     assert.deepEqual(stages.slice(0, 3), ['queued', 'input.awaited', 'input.ready']);
+    // Pushed to subscribers as queued, as it is: not in a lane, but not running either.
+    const pushed = [];
+    for await (const event of kiln.client.watch({ generationId: child.id })) {
+      pushed.push([event.stage, event.state]);
+      if (event.state === 'succeeded') break;
+    }
+    assert.deepEqual(pushed.slice(0, 3), [['queued', 'queued'], ['input.awaited', 'queued'], ['input.ready', 'queued']]);
     assert.equal((await sharp(Buffer.from(await (await fetch(original(done)!.url)).arrayBuffer())).metadata()).hasAlpha, true, 'the background really removed');
   });
 

@@ -34,6 +34,10 @@ const STATE_OF_STAGE: Record<string, GenerationState> = {
   'cache.hit': 'queued',
   'cache.joined': 'queued',
   'cache.released': 'queued',
+  // Held until what it builds on exists (migration 0023); a composite until its assembly starts.
+  'input.awaited': 'queued',
+  'input.ready': 'queued',
+  'part.succeeded': 'queued',
   succeeded: 'succeeded',
   failed: 'failed',
   canceled: 'canceled',
