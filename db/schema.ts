@@ -189,6 +189,16 @@ export type InputImageJson = (
 export const inputImageOrigin = (image: InputImageJson): Record<string, string | number> =>
   image.kind === 'source' ? { sourceId: image.sourceId } : { generationId: image.generationId, outputIndex: image.outputIndex };
 
+/** An output's original, as a child that builds on it needs it. */
+export type StoredOriginal = Pick<Asset, 'output_index' | 'content_hash' | 'storage_key' | 'format' | 'bytes'>;
+
+/** A generation's output as another generation's input image; undefined when its format is not one an input may have. */
+export function outputAsInput(generationId: string, original: StoredOriginal): InputImageJson | undefined {
+  const format = SOURCE_FORMATS.find((known) => known === original.format);
+  if (!format) return undefined;
+  return { kind: 'generation', generationId, outputIndex: original.output_index, contentHash: original.content_hash, storageKey: original.storage_key, format, bytes: original.bytes };
+}
+
 /** How a person names an input image in a message: "source …", or "output 1 of generation …". */
 export const describeInputImage = (image: InputImageJson): string =>
   image.kind === 'source' ? `source ${image.sourceId}` : `output ${image.outputIndex + 1} of generation ${image.generationId}`;

@@ -10,8 +10,7 @@ import { findGenerationsByIds, type GenerationTies } from '../db/chains.ts';
 import { pricing } from '../db/credits.ts';
 import { listAssets, type NewGenerationInput } from '../db/generations.ts';
 import { findImageSources } from '../db/image-sources.ts';
-import type { Database, Generation, GenerationRequestJson, InputImageJson, SourceFormat } from '../db/schema.ts';
-import { SOURCE_FORMATS } from '../db/schema.ts';
+import { outputAsInput, type Asset, type Database, type Generation, type GenerationRequestJson, type InputImageJson } from '../db/schema.ts';
 import { priorityHeadStartSeconds } from '../jobs/dispatch/select.ts';
 import { mayReuse, providerFingerprint } from '../jobs/provider/cache-key.ts';
 import {
@@ -122,8 +121,6 @@ interface Work {
   mayReuse: boolean;
 }
 
-const isSourceFormat = (format: string): format is SourceFormat => (SOURCE_FORMATS as readonly string[]).includes(format);
-
 /** Distinct seeds for `count` parts: from the request's seed up, or drawn at random. */
 export function partSeeds(seed: number | null, count: number): number[] {
   if (seed !== null) return Array.from({ length: count }, (_, index) => (seed + index) % 2 ** 32);
@@ -226,7 +223,7 @@ export function createGenerationPlanner(options: GenerationPlannerOptions) {
   const mayBuildOn = (caller: Caller, parent: Generation) =>
     !caller.scope || (caller.scope.kind === 'generation' ? caller.scope.id === parent.id : caller.scope.id === parent.batch_id);
 
-  function inputFromGeneration(parent: Generation, output: number, originals: readonly { generation_id: string; output_index: number; content_hash: string; storage_key: string; format: string; width: number; height: number; bytes: number }[], field: string): ResolvedInput {
+  function inputFromGeneration(parent: Generation, output: number, originals: readonly Asset[], field: string): ResolvedInput {
     const from = { generationId: parent.id, output };
     const outputs = parent.request.outputs ?? 1;
     if (output >= outputs) {
@@ -237,8 +234,8 @@ export function createGenerationPlanner(options: GenerationPlannerOptions) {
     }
     if (parent.state !== 'succeeded') return { kind: 'awaiting', from };
     const original = originals.find((asset) => asset.generation_id === parent.id && asset.output_index === output);
-    if (!original || !isSourceFormat(original.format)) throw conflict(`output ${output + 1} of generation ${parent.id} is no longer stored; build on a newer generation, or upload the image`);
-    const image: InputImageJson = { kind: 'generation', generationId: parent.id, outputIndex: output, contentHash: original.content_hash, storageKey: original.storage_key, format: original.format, bytes: original.bytes };
+    const image = original && outputAsInput(parent.id, original);
+    if (!original || !image) throw conflict(`output ${output + 1} of generation ${parent.id} is no longer stored; build on a newer generation, or upload the image`);
     return { kind: 'ready', image, width: original.width, height: original.height, from };
   }
 

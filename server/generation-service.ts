@@ -192,8 +192,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
         throw conflict(`generation ${parent.id} ${parent.state === 'failed' ? 'failed' : 'was canceled'} while this request was made; build on a generation that succeeded or is still running`);
       }
       if (parent.state !== 'succeeded') continue;
-      const originals = (await listAssets(trx, [parent.id])).filter((asset) => asset.kind === 'original');
-      await releaseChildrenOf(trx, parent, originals.map((asset) => ({ outputIndex: asset.output_index, contentHash: asset.content_hash, storageKey: asset.storage_key, format: asset.format, bytes: asset.bytes })));
+      await releaseChildrenOf(trx, parent, (await listAssets(trx, [parent.id])).filter((asset) => asset.kind === 'original'));
     }
   }
 

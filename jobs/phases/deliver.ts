@@ -77,8 +77,7 @@ export function createDelivery(options: DeliveryOptions): Deliver {
       then: async (trx, succeeded) => {
         const followers = await waitingFollowers(trx, id);
         await queue.enqueueCopies(trx, followers.map((generationId) => ({ generationId, copyOf: id })));
-        const originals = assets.flatMap((asset) => (asset.kind === 'original' ? [{ outputIndex: asset.output_index, contentHash: asset.content_hash, storageKey: asset.storage_key, format: asset.format, bytes: asset.bytes }] : []));
-        await advanceDependents(trx, queue, succeeded, originals);
+        await advanceDependents(trx, queue, succeeded, assets.filter((asset) => asset.kind === 'original'));
         // Only a metered tenant's generation is charged (its settlement is in this transaction).
         if (Number(succeeded.reserved) > 0) chargedMicroUsd = await chargedFor(trx, id);
       },

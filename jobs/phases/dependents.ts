@@ -3,22 +3,11 @@
 // composite), and the composite it is a part of is assembled once every part has succeeded.
 // What a failure ends is the database's trigger (migration 0023).
 import { findAwaitingChildren, notePartSucceeded, releaseChildren, type AwaitingChild } from '../../db/chains.ts';
-import { SOURCE_FORMATS, type Db, type Generation, type InputImageJson, type SourceFormat } from '../../db/schema.ts';
+import { outputAsInput, type Db, type Generation, type InputImageJson, type StoredOriginal } from '../../db/schema.ts';
 import { providerFingerprint } from '../provider/cache-key.ts';
 import { isModelId } from '../provider/models.ts';
 import type { JobQueue } from '../queue.ts';
 import { failGeneration, modelRequestOf, storedRequest } from './outcomes.ts';
-
-/** One output's original image, as stored. */
-export interface StoredOriginal {
-  outputIndex: number;
-  contentHash: string;
-  storageKey: string;
-  format: string;
-  bytes: number;
-}
-
-const isSourceFormat = (format: string): format is SourceFormat => (SOURCE_FORMATS as readonly string[]).includes(format);
 
 /** The child's fingerprint now that its input is known; null when it may not be served from identical work. */
 function fingerprintOf(child: AwaitingChild, input: InputImageJson, mayReuse: boolean): string | null {
@@ -42,12 +31,12 @@ export async function releaseChildrenOf(trx: Db, succeeded: Pick<Generation, 'id
   const released: { id: string; input: InputImageJson; fingerprint: string | null }[] = [];
   for (const child of children) {
     const outputIndex = child.parent_output ?? 0;
-    const original = originals.find((candidate) => candidate.outputIndex === outputIndex);
-    if (!original || !isSourceFormat(original.format)) {
+    const original = originals.find((candidate) => candidate.output_index === outputIndex);
+    const input = original && outputAsInput(succeeded.id, original);
+    if (!input) {
       await failGeneration(trx, child.id, undefined, 'input_failed', `generation ${succeeded.id} made no usable output ${outputIndex + 1} to build on`);
       continue;
     }
-    const input: InputImageJson = { kind: 'generation', generationId: succeeded.id, outputIndex, contentHash: original.contentHash, storageKey: original.storageKey, format: original.format, bytes: original.bytes };
     released.push({ id: child.id, input, fingerprint: fingerprintOf(child, input, child.may_reuse) });
   }
   await releaseChildren(trx, released);
