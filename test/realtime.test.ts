@@ -2,6 +2,7 @@
 // API restarts and processes.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { TRPCClientError, createKilnClient, type GenerationEvent, type KilnClient } from '../client-sdk/index.ts';
 import { freePort } from './support/ports.ts';
 import { createTestDatabase, startKiln, type TestKiln } from './support/kiln.ts';
@@ -192,6 +193,30 @@ describe('realtime across processes', () => {
       client.close();
       await api.stop();
       await worker.stop();
+    }
+  });
+});
+
+describe('events held back by an older transaction', () => {
+  it('reaches a subscriber that arrived after the event was announced, with nothing announced since', async () => {
+    // API only: nothing else writes events, so no later announcement wakes the feed by chance.
+    const api = await startKiln({ env: { KILN_ROLE: 'api' } });
+    const holder = new pg.Client({ connectionString: api.databaseUrl });
+    await holder.connect();
+    try {
+      const { id } = await api.client.generate({ prompt: 'held back', platforms: ['thumbnail'] });
+      // A writing transaction that began first: until it ends, later transactions' events are
+      // not yet in feed order, so the cancel's event is held back when it is announced.
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_current_xact_id()');
+      await api.client.cancel({ id });
+      const waiting = api.client.waitFor(id, { timeoutMs: 20_000 });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await holder.query('COMMIT'); // writes no event: announces nothing
+      assert.equal((await waiting).state, 'canceled');
+    } finally {
+      await holder.end();
+      await api.stop();
     }
   });
 });

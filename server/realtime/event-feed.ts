@@ -141,7 +141,11 @@ export function createEventFeed(options: EventFeedOptions): EventFeed {
       if (!position) {
         positioning ??= currentFeedPosition(db)
           .then((found) => {
-            position ??= found;
+            if (position) return;
+            position = found;
+            // Events after it may be held back by an older transaction, and their NOTIFY came
+            // while nobody followed: a drain now retries until they are released.
+            poke();
           })
           .finally(() => {
             positioning = undefined;
