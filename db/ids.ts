@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 
 /**
  * Makes UUIDv7s (RFC 9562): 48 bits of Unix milliseconds, a 12-bit counter, then random bits.
@@ -10,6 +10,9 @@ import { randomBytes } from 'node:crypto';
 export function createIdFactory(now: () => number = Date.now): () => string {
   let lastMs = 0;
   let counter = 0;
+  // Random bits drawn a page at a time: one call into the system's generator per 256 ids, not one per id.
+  const pool = Buffer.alloc(16 * 256);
+  let used = pool.length;
   return () => {
     let ms = now();
     if (ms <= lastMs) {
@@ -23,7 +26,11 @@ export function createIdFactory(now: () => number = Date.now): () => string {
       lastMs = ms;
       counter = 0;
     }
-    const bytes = randomBytes(16);
+    if (used === pool.length) {
+      randomFillSync(pool);
+      used = 0;
+    }
+    const bytes = pool.subarray(used, (used += 16));
     bytes.writeUIntBE(ms, 0, 6);
     bytes[6] = 0x70 | (counter >> 8); // version 7, counter high bits
     bytes[7] = counter & 0xff;
