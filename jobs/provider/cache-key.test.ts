@@ -25,3 +25,27 @@ describe('provider fingerprints with reference images', () => {
     assert.equal(providerFingerprint(model, request, null, []), before);
   });
 });
+
+describe('canonical JSON', () => {
+  /** What it must equal: JSON.stringify with every object's keys sorted. */
+  const sortedStringify = (value: unknown) =>
+    JSON.stringify(value, (_key, inner: unknown) =>
+      inner && typeof inner === 'object' && !Array.isArray(inner) ? Object.fromEntries(Object.entries(inner).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : inner,
+    );
+
+  it('is JSON.stringify with sorted keys, for every kind of value', () => {
+    const values: unknown[] = [
+      { b: 1, a: [3, { d: null, c: 'x' }], e: undefined, 'é': true, A: -0.5 },
+      [undefined, 1, 'two', [], {}],
+      'a "quoted" \u2028 line',
+      42,
+      null,
+      { nested: { deeper: { z: 1, y: [{ k: 'v', j: 2e21 }] } }, at: new Date(0) },
+    ];
+    for (const value of values) assert.equal(canonicalJson(value), sortedStringify(value));
+  });
+
+  it('compares equal values equal whatever their key order', () => {
+    assert.equal(canonicalJson({ a: 1, b: { c: 2, d: 3 } }), canonicalJson({ b: { d: 3, c: 2 }, a: 1 }));
+  });
+});

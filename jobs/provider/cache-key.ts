@@ -3,7 +3,7 @@
 // so a request can be served from an earlier one's original image with variants of its own. An
 // input image stands in it by its content (the SHA-256 of its bytes), not by the URL the
 // provider reads it from: that URL changes when the file is uploaded again, the image does not.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { modelDefinition, type ModelId, type ModelRequest } from './models.ts';
 
 /**
@@ -30,14 +30,27 @@ export const imageFingerprint = (contentHash: string): string => `sha256:${conte
 export function providerFingerprint(model: ModelId, request: ModelRequest, inputImageHash: string | null = null, referenceHashes: readonly string[] = []): string {
   const definition = modelDefinition(model);
   const input = definition.buildInput(request, inputImageHash === null ? null : imageFingerprint(inputImageHash), referenceHashes.map(imageFingerprint));
-  return createHash('sha256').update(canonicalJson({ route: definition.route, input })).digest('hex');
+  return hash('sha256', canonicalJson({ route: definition.route, input }), 'hex');
 }
 
-/** JSON with object keys sorted, so two equal values compare equal whatever their key order. */
+/**
+ * JSON with object keys sorted, so two equal values compare equal whatever their key order.
+ * Written out directly (it is on every request's path); the same text JSON.stringify gives
+ * once keys are sorted: undefined members left out, undefined in arrays as null.
+ */
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, inner: unknown) =>
-    inner && typeof inner === 'object' && !Array.isArray(inner)
-      ? Object.fromEntries(Object.entries(inner).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : inner,
-  );
+  return canonical(value) ?? 'null';
+}
+
+function canonical(value: unknown): string | undefined {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if ('toJSON' in value && typeof value.toJSON === 'function') return canonical(value.toJSON());
+  if (Array.isArray(value)) return `[${value.map((item: unknown) => canonical(item) ?? 'null').join(',')}]`;
+  const record = value as Record<string, unknown>;
+  const members: string[] = [];
+  for (const key of Object.keys(record).sort()) {
+    const text = canonical(record[key]);
+    if (text !== undefined) members.push(`${JSON.stringify(key)}:${text}`);
+  }
+  return `{${members.join(',')}}`;
 }
