@@ -6,7 +6,7 @@ import { TRPC_ERROR_CODES_BY_KEY, type TRPC_ERROR_CODE_KEY } from '@trpc/server/
 import { ZodError } from 'zod';
 import { DomainError, asDomainError, forbidden, missingApiKey, unauthorized, type DomainErrorCode } from './errors.ts';
 // Declared apart so that the router's type (which carries it) reaches no implementation.
-import type { CallObserver, Context } from './context.ts';
+import type { Authenticated, CallObserver, Context } from './context.ts';
 
 const DOMAIN_TO_TRPC: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {
   NOT_FOUND: 'NOT_FOUND',
@@ -125,15 +125,7 @@ export function createTRPC(options: TRPCOptions) {
     },
   });
 
-  const domainErrors = t.middleware(async ({ next }) => {
-    const result = await next();
-    // A lost database surfaces as pg's own error wherever a query failed: it becomes "database
-    // unavailable" here, so services need not know of it.
-    if (!result.ok && asDomainError(result.error.cause)) throw toTRPCError(result.error.cause);
-    return result;
-  });
-
-  // Outermost, so its line, span and metrics see the code the client gets (after domainErrors, auth and input validation).
+  // Outermost, so its line, span and metrics see the code the client gets (after access checks and input validation).
   const observed = t.middleware(async ({ ctx, path, type, next, getRawInput }) => {
     const startedAt = performance.now();
     const call = options.observeCall({ path, type, request: ctx.request, overWebSocket: ctx.connection !== undefined });
@@ -143,33 +135,67 @@ export function createTRPC(options: TRPCOptions) {
     return result;
   });
 
-  const publicProcedure = t.procedure.use(observed).use(domainErrors);
+  // Who may call is checked in the same middleware that answers the domain errors of what runs
+  // inside with their codes: every step between a request and its procedure is paid on every
+  // call (tRPC copies its options and context at each).
+  const observedProcedure = t.procedure.use(observed);
+  const tenantProcedure = (access: 'credential' | 'key') =>
+    observedProcedure.use(async ({ ctx, next }) => {
+      const authenticated = await refusedWithCode(() => admitTenant(ctx, access));
+      ctx.call.tenantId = authenticated.caller.tenantId;
+      return withDomainCodes(await next({ ctx: { caller: authenticated.caller, authenticated } }));
+    });
 
-  /** Any valid credential: an API key or a scoped token (services check the token's scope). Verified on every call. */
-  const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
-    if (!ctx.hasCredentials) throw missingApiKey();
-    if (ctx.isOperator) throw forbidden('the admin token is for admin procedures only; calls for a tenant need its API key');
-    const result = await ctx.authenticate();
-    if (!result.ok) throw unauthorized(result.reason);
-    ctx.call.tenantId = result.caller.tenantId;
-    return next({ ctx: { ...ctx, caller: result.caller, authenticated: result } });
-  });
+  return {
+    router: t.router,
+    /** Any valid credential: an API key or a scoped token (services check the token's scope). Verified on every call. */
+    authedProcedure: tenantProcedure('credential'),
+    /** An API key: scoped tokens may only read and subscribe. */
+    keyProcedure: tenantProcedure('key'),
+    /** The operator's admin token (KILN_ADMIN_TOKEN): managing every tenant's keys. API keys and tokens may not. */
+    operatorProcedure: observedProcedure.use(async ({ ctx, next }) => {
+      await refusedWithCode(() => admitOperator(ctx));
+      return withDomainCodes(await next());
+    }),
+  };
+}
 
-  /** An API key: scoped tokens may only read and subscribe. */
-  const keyProcedure = authedProcedure.use(async ({ ctx, next }) => {
-    if (ctx.caller.scope) throw forbidden('a scoped token may only read and subscribe; this call needs an API key');
-    return next();
-  });
+/** Runs an access check; the domain error that refuses a caller reaches it with its code. */
+async function refusedWithCode<T>(check: () => Promise<T>): Promise<T> {
+  try {
+    return await check();
+  } catch (error) {
+    throw toTRPCError(error);
+  }
+}
 
-  /** The operator's admin token (KILN_ADMIN_TOKEN): managing every tenant's keys. API keys and tokens may not. */
-  const operatorProcedure = publicProcedure.use(async ({ ctx, next }) => {
-    if (!ctx.hasCredentials) throw unauthorized('missing admin token: send "Authorization: Bearer <KILN_ADMIN_TOKEN>"');
-    if (ctx.isOperator) return next();
-    const off = ctx.adminEnabled ? '' : ' (admin procedures are off on this server: KILN_ADMIN_TOKEN is not set)';
-    const result = await ctx.authenticate();
-    if (!result.ok) throw unauthorized(`not the admin token, nor a valid API key${off}`);
-    throw forbidden(`admin procedures need the operator's admin token, not a tenant's key or token${off}`);
-  });
+/**
+ * A procedure's result, its domain error answered with its code. A lost database surfaces as
+ * pg's own error wherever a query failed: it becomes "database unavailable" here, so services
+ * need not know of it.
+ */
+function withDomainCodes<T extends { ok: boolean; error?: unknown }>(result: T): T {
+  const cause = !result.ok && result.error instanceof TRPCError ? result.error.cause : undefined;
+  if (cause && asDomainError(cause)) throw toTRPCError(cause);
+  return result;
+}
 
-  return { router: t.router, publicProcedure, authedProcedure, keyProcedure, operatorProcedure };
+/** A tenant's caller, verified: any valid credential, or (`key`) an API key only. */
+async function admitTenant(ctx: Context, access: 'credential' | 'key'): Promise<Authenticated> {
+  if (!ctx.hasCredentials) throw missingApiKey();
+  if (ctx.isOperator) throw forbidden('the admin token is for admin procedures only; calls for a tenant need its API key');
+  const result = await ctx.authenticate();
+  if (!result.ok) throw unauthorized(result.reason);
+  if (access === 'key' && result.caller.scope) throw forbidden('a scoped token may only read and subscribe; this call needs an API key');
+  return result;
+}
+
+/** The operator's admin token, or the refusal that says what was sent instead. */
+async function admitOperator(ctx: Context): Promise<void> {
+  if (!ctx.hasCredentials) throw unauthorized('missing admin token: send "Authorization: Bearer <KILN_ADMIN_TOKEN>"');
+  if (ctx.isOperator) return;
+  const off = ctx.adminEnabled ? '' : ' (admin procedures are off on this server: KILN_ADMIN_TOKEN is not set)';
+  const result = await ctx.authenticate();
+  if (!result.ok) throw unauthorized(`not the admin token, nor a valid API key${off}`);
+  throw forbidden(`admin procedures need the operator's admin token, not a tenant's key or token${off}`);
 }
