@@ -1,12 +1,12 @@
 // tRPC initialisation: the context (context.ts), the error shape clients see, and the procedures
 // every router builds on. Domain errors become tRPC codes here and nowhere else.
-import { TRPCError, initTRPC } from '@trpc/server';
+import { TRPCError, getTRPCErrorFromUnknown, initTRPC } from '@trpc/server';
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import { TRPC_ERROR_CODES_BY_KEY, type TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
 import { ZodError } from 'zod';
 import { DomainError, asDomainError, forbidden, missingApiKey, unauthorized, type DomainErrorCode } from './errors.ts';
 // Declared apart so that the router's type (which carries it) reaches no implementation.
-import type { Authenticated, CallObserver, Context } from './context.ts';
+import type { Authenticated, CallObserver, CallRecord, Context } from './context.ts';
 
 const DOMAIN_TO_TRPC: Record<DomainErrorCode, TRPC_ERROR_CODE_KEY> = {
   NOT_FOUND: 'NOT_FOUND',
@@ -125,25 +125,38 @@ export function createTRPC(options: TRPCOptions) {
     },
   });
 
-  // Outermost, so its line, span and metrics see the code the client gets (after access checks and input validation).
-  const observed = t.middleware(async ({ ctx, path, type, next, getRawInput }) => {
-    const startedAt = performance.now();
-    const call = options.observeCall({ path, type, request: ctx.request, overWebSocket: ctx.connection !== undefined });
-    const result = await next({ ctx: { call: call.record } });
-    options.onCall?.({ procedure: path, type, transport: ctx.connection ? 'ws' : 'http', code: result.ok ? 'OK' : result.error.code, seconds: (performance.now() - startedAt) / 1000 });
-    await call.end(result.ok ? { ok: true, output: result.data } : { ok: false, error: result.error }, getRawInput);
-    return result;
-  });
+  /**
+   * The one middleware of every procedure: it observes the call (its line, span and metrics see
+   * the code the client gets), checks who may call, and answers domain errors with their codes.
+   * One step rather than a chain, as tRPC copies its options and context at every step, on
+   * every call.
+   */
+  const procedureFor = <Added extends object>(admit: (ctx: Context, call: CallRecord) => Promise<Added>) =>
+    t.procedure.use(async ({ ctx, path, type, next, getRawInput }) => {
+      const startedAt = performance.now();
+      const call = options.observeCall({ path, type, request: ctx.request, overWebSocket: ctx.connection !== undefined });
+      const observe = (result: { ok: true; output: unknown } | { ok: false; error: TRPCError }) => {
+        options.onCall?.({ procedure: path, type, transport: ctx.connection ? 'ws' : 'http', code: result.ok ? 'OK' : result.error.code, seconds: (performance.now() - startedAt) / 1000 });
+        return call.end(result, getRawInput);
+      };
+      let answered;
+      try {
+        const added = await admit(ctx, call.record);
+        answered = withDomainCodes(await next({ ctx: { call: call.record, ...added } }));
+      } catch (thrown) {
+        const error = getTRPCErrorFromUnknown(toTRPCError(thrown));
+        await observe({ ok: false, error });
+        throw error;
+      }
+      await observe(answered.ok ? { ok: true, output: answered.data } : { ok: false, error: answered.error });
+      return answered;
+    });
 
-  // Who may call is checked in the same middleware that answers the domain errors of what runs
-  // inside with their codes: every step between a request and its procedure is paid on every
-  // call (tRPC copies its options and context at each).
-  const observedProcedure = t.procedure.use(observed);
   const tenantProcedure = (access: 'credential' | 'key') =>
-    observedProcedure.use(async ({ ctx, next }) => {
-      const authenticated = await refusedWithCode(() => admitTenant(ctx, access));
-      ctx.call.tenantId = authenticated.caller.tenantId;
-      return withDomainCodes(await next({ ctx: { caller: authenticated.caller, authenticated } }));
+    procedureFor(async (ctx, call) => {
+      const authenticated = await admitTenant(ctx, access);
+      call.tenantId = authenticated.caller.tenantId;
+      return { caller: authenticated.caller, authenticated };
     });
 
   return {
@@ -153,20 +166,11 @@ export function createTRPC(options: TRPCOptions) {
     /** An API key: scoped tokens may only read and subscribe. */
     keyProcedure: tenantProcedure('key'),
     /** The operator's admin token (KILN_ADMIN_TOKEN): managing every tenant's keys. API keys and tokens may not. */
-    operatorProcedure: observedProcedure.use(async ({ ctx, next }) => {
-      await refusedWithCode(() => admitOperator(ctx));
-      return withDomainCodes(await next());
+    operatorProcedure: procedureFor(async (ctx) => {
+      await admitOperator(ctx);
+      return {};
     }),
   };
-}
-
-/** Runs an access check; the domain error that refuses a caller reaches it with its code. */
-async function refusedWithCode<T>(check: () => Promise<T>): Promise<T> {
-  try {
-    return await check();
-  } catch (error) {
-    throw toTRPCError(error);
-  }
 }
 
 /**
@@ -174,8 +178,8 @@ async function refusedWithCode<T>(check: () => Promise<T>): Promise<T> {
  * pg's own error wherever a query failed: it becomes "database unavailable" here, so services
  * need not know of it.
  */
-function withDomainCodes<T extends { ok: boolean; error?: unknown }>(result: T): T {
-  const cause = !result.ok && result.error instanceof TRPCError ? result.error.cause : undefined;
+function withDomainCodes<T extends { ok: true } | { ok: false; error: TRPCError }>(result: T): T {
+  const cause = result.ok ? undefined : result.error.cause;
   if (cause && asDomainError(cause)) throw toTRPCError(cause);
   return result;
 }
