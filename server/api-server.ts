@@ -79,8 +79,8 @@ export async function startApiServer({ config, db, databaseUrl, queue, storage, 
   let publicUrl = config.publicUrl ?? '';
   const assetsBase = () => publicUrl;
   const sockets = new Set<Duplex>(); // the WebSocket connections' network sockets
-  const { feedPageSize: pageSize, feedRetryMs: retryMs, listenerReconnectMs } = config.realtime;
-  const feed = createEventFeed({ db, connectionString: databaseUrl, publicUrl: assetsBase, logger, reads: { pageSize, retryMs, listenerReconnectMs }, batchWrites: (dispatch) => holdWritesThisTurn(sockets, dispatch) });
+  const { feedPageSize: pageSize, feedRetryMs: retryMs, feedHeldBackRetryMs: heldBackRetryMs, listenerReconnectMs } = config.realtime;
+  const feed = createEventFeed({ db, connectionString: databaseUrl, publicUrl: assetsBase, logger, reads: { pageSize, retryMs, heldBackRetryMs, listenerReconnectMs }, batchWrites: (dispatch) => holdWritesThisTurn(sockets, dispatch) });
   await feed.start();
   const signer = createTokenSigner(config.tokenSecret ?? (await getOrCreateSecret(db, 'scoped-tokens')));
   const { agingSeconds, tierWeights, defaultWeight } = config.worker.dispatch;

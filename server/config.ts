@@ -475,6 +475,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       feedPageSize: 500,
       /** After a failed read of the feed, look again after this. */
       feedRetryMs: 500,
+      /**
+       * An event behind an older transaction still open is held back (feed order is by
+       * transaction): look again this soon, as such transactions mostly end within milliseconds.
+       */
+      feedHeldBackRetryMs: 5,
       /** The event listener's reconnect waits, doubling from `minMs` to `maxMs` while the database is away. */
       listenerReconnectMs: { minMs: 250, maxMs: 2_000 },
     },

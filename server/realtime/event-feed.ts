@@ -30,16 +30,13 @@ export interface EventFeed {
   subscriberCount(): number;
 }
 
-/** How soon to look again when an event waits on a transaction that has not ended yet. */
-const HELD_BACK_RETRY_MS = 5;
-
 export interface EventFeedOptions {
   db: Kysely<Database>;
   connectionString: string;
   publicUrl: () => string;
   logger: Logger;
-  /** Events per read, the wait after a failed read, and the listener's reconnect waits. */
-  reads: { pageSize: number; retryMs: number; listenerReconnectMs: { minMs: number; maxMs: number } };
+  /** Events per read, the wait after a failed read, and after one that met an event held back; the listener's reconnect waits. */
+  reads: { pageSize: number; retryMs: number; heldBackRetryMs: number; listenerReconnectMs: { minMs: number; maxMs: number } };
   /**
    * Runs a dispatch so that what it writes to sockets goes out together (the API process
    * corks its sockets until the next turn of the event loop). When the process is busy,
@@ -100,7 +97,7 @@ export function createEventFeed(options: EventFeedOptions): EventFeed {
           if (position === from) position = { xid: last.xid, id: last.id };
         }
         if (page.events.length === options.reads.pageSize) again = true;
-        else if (page.heldBack) scheduleRetry(HELD_BACK_RETRY_MS);
+        else if (page.heldBack) scheduleRetry(options.reads.heldBackRetryMs);
       } while (again);
       if (failing) logger.info('reading the event feed again');
       failing = false;
