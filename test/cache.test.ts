@@ -95,6 +95,32 @@ describe('cache and coalescing', () => {
     assert.deepEqual(stats.servedFrom, { cache: 1, joined: 0 });
   });
 
+  it('checks and reserves a repeat of a success at the cache price, and says so when the credit is short', async () => {
+    const { tenantId, client } = await tenant({ usd: FLUX_SCHNELL / 1_000_000 }); // the first image, nothing more
+    const input = { prompt: 'cheap the second time', seed: 21, platforms: ['thumbnail' as const] };
+    const first = await client.generate(input);
+    await client.waitFor(first.id);
+    await grantCredits(kiln.app.database.db, tenantId, CACHE_PRICE - 100, 'test');
+
+    const before = await kiln.countGenerations();
+    await rejects(client.generate(input), 'PAYMENT_REQUIRED', /^not enough credit: this generation reserves \$0\.0003, the cache price \(it is served from an identical earlier success\), and \$0\.0002 is available; nothing was queued$/);
+    await rejects(client.batch({ items: [input, input] }), 'PAYMENT_REQUIRED', /these 2 generations reserve \$0\.0006 \(2 of them the cache price: served from identical earlier successes\), and \$0\.0002/);
+    await rejects(client.batch({ items: [input, { ...input, seed: 22 }] }), 'PAYMENT_REQUIRED', /these 2 generations reserve \$0\.0033 \(1 of them the cache price/);
+    await rejects(client.generate({ ...input, cache: 'off' }), 'PAYMENT_REQUIRED', /^not enough credit: this generation reserves \$0\.003, and \$0\.0002 is available/);
+    assert.equal(await kiln.countGenerations(), before, 'nothing written');
+
+    // Exactly the cache price is enough: it is all a hit reserves.
+    await grantCredits(kiln.app.database.db, tenantId, 100, 'test');
+    const providerCalls = creates();
+    const again = await client.generate(input);
+    assert.equal((await client.waitFor(again.id)).state, 'succeeded');
+    assert.equal(creates(), providerCalls, 'served from the first');
+    assert.deepEqual((await client.status({ id: again.id })).servedFrom, { kind: 'cache', generationId: first.id });
+    assert.deepEqual(await spent(tenantId), { spent: FLUX_SCHNELL + CACHE_PRICE, held: 0 });
+    const { availableUsd } = await client.credits({ days: 1 });
+    assert.equal(availableUsd, 0);
+  });
+
   it('calls the provider for an unseeded request unless it opts in, and always with the cache off', async () => {
     const { client } = await tenant();
     const run = async (input: Parameters<typeof client.generate>[0]) => {
