@@ -212,6 +212,7 @@ describe('cache and coalescing', () => {
     const stages = status.events.map((event) => event.stage);
     assert.deepEqual(stages.slice(0, 4), ['queued', 'cache.hit', 'started', 'cache.released'], 'the lookup found the success, the copy found no image');
     assert.equal(status.events[1]?.data.generationId, first.id);
+    assert.deepEqual(status.events[3]?.data, { generationId: first.id, because: 'original_missing' }, 'the event says why it runs on its own');
     assert.deepEqual(await spent(tenantId), { spent: 2 * FLUX_SCHNELL, held: 0 }, 'charged as its own work');
 
     const third = await client.generate(input);
