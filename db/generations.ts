@@ -38,24 +38,19 @@ export interface InsertedGeneration {
 }
 
 /**
- * Inserts generations and their first events in one statement (one round trip). A metered
- * tenant's generations reserve their price in the same statement (balance and ledger); when
- * the balance cannot cover them the statement fails (see credits.ts's isInsufficientCredit).
- *
- * The cache lookup is part of it, one index probe per distinct input (migration 0014): a
- * generation that may reuse is served from its tenant's earlier success of the same input
- * ('cache': it reserves only its cache price), or joins the oldest identical work in flight
- * ('joined': it reserves its full price, as it may have to run on its own), or — within this
- * statement — the first identical row before it. The row found is locked FOR SHARE until this
- * transaction ends, so it cannot end unseen: whoever ends it then sees the followers.
- * Answers each row's way of being served, in input order.
+ * The rows as given, and how each would be served and what it reserves — the cache lookup, one
+ * index probe per distinct input (migration 0014): a generation that may reuse is served from its
+ * tenant's earlier success of the same input ('cache': it reserves only its cache price), or joins
+ * the oldest identical work in flight ('joined': it reserves its full price, as it may have to run
+ * on its own), or — within the statement — the first identical row before it. A tenant that is not
+ * metered reserves nothing. CTEs `input`, `earlier`, `served` and `decided` (its `reserved`),
+ * shared by the insert and by the quote of a refused one, so the two cannot disagree. `lock`: the
+ * rows found are locked FOR SHARE (the insert's, so they cannot end unseen).
  */
-export async function insertGenerations(db: Db, inputs: readonly NewGenerationInput[]): Promise<InsertedGeneration[]> {
-  if (inputs.length === 0) return [];
+function decideServing(inputs: readonly NewGenerationInput[], lock: boolean) {
   const column = <T>(pick: (input: NewGenerationInput) => T) => inputs.map(pick);
-  // Prepared (database.ts): its text is the same for any number of rows, and planning it costs more than running it.
-  const { rows } = await sql<{ id: string; served_from_id: string | null; served_from_kind: ServedFromKind | null }>`${PREPARED}
-    WITH input AS (
+  return sql`
+    input AS (
       SELECT * FROM unnest(
         ${column((i) => i.id)}::uuid[], ${column((i) => i.tenantId)}::uuid[], ${column((i) => i.batchId)}::uuid[],
         ${column((i) => i.prompt)}::text[], ${column((i) => i.model)}::text[], ${column((i) => JSON.stringify(i.request))}::jsonb[],
@@ -76,26 +71,46 @@ export async function insertGenerations(db: Db, inputs: readonly NewGenerationIn
           AND g.served_from_id IS NULL AND g.state IN ('queued', 'running', 'succeeded')
         ORDER BY g.state = 'succeeded' DESC, g.created_at, g.id
         LIMIT 1
-        FOR SHARE
+        ${sql.raw(lock ? 'FOR SHARE' : '')}
       ) s
     ),
-    decided AS (
+    served AS (
       SELECT i.*,
         CASE WHEN NOT i.may_reuse THEN NULL WHEN e.id IS NOT NULL THEN e.id WHEN i.first_id <> i.id THEN i.first_id END AS served_from_id,
         CASE WHEN NOT i.may_reuse THEN NULL WHEN e.state = 'succeeded' THEN 'cache' WHEN e.id IS NOT NULL OR i.first_id <> i.id THEN 'joined' END AS served_from_kind
       FROM (SELECT input.*, first_value(id) OVER (PARTITION BY tenant_id, fingerprint ORDER BY ord) AS first_id FROM input) i
       LEFT JOIN earlier e ON e.tenant_id = i.tenant_id AND e.fingerprint = i.fingerprint
     ),
+    decided AS (
+      SELECT s.*,
+        CASE WHEN EXISTS (SELECT 1 FROM credit_balances b WHERE b.tenant_id = s.tenant_id)
+          THEN CASE WHEN s.served_from_kind = 'cache' THEN s.cache_price ELSE s.reserve END ELSE 0 END AS reserved
+      FROM served s
+    )`;
+}
+
+/**
+ * Inserts generations and their first events in one statement (one round trip). A metered
+ * tenant's generations reserve their price in the same statement (balance and ledger); when
+ * the balance cannot cover them the statement fails (see credits.ts's isInsufficientCredit,
+ * and `quoteReservation` for what it would have reserved).
+ *
+ * The cache lookup is part of it (`decideServing`). The row found is locked FOR SHARE until this
+ * transaction ends, so it cannot end unseen: whoever ends it then sees the followers.
+ * Answers each row's way of being served, in input order.
+ */
+export async function insertGenerations(db: Db, inputs: readonly NewGenerationInput[]): Promise<InsertedGeneration[]> {
+  if (inputs.length === 0) return [];
+  // Prepared (database.ts): its text is the same for any number of rows, and planning it costs more than running it.
+  const { rows } = await sql<{ id: string; served_from_id: string | null; served_from_kind: ServedFromKind | null }>`${PREPARED}
+    WITH ${decideServing(inputs, true)},
     inserted AS (
       INSERT INTO generations (id, tenant_id, batch_id, prompt, model, request, priority, idempotency_key, subject, deadline_at,
         dispatch_order, price_per, unit_price, reserved, cache_price, fingerprint, may_reuse, served_from_id, served_from_kind, stage,
         request_id, traceparent)
       SELECT d.id, d.tenant_id, d.batch_id, d.prompt, d.model, d.request, d.priority, d.idempotency_key, d.subject,
         now() + make_interval(secs => d.deadline_seconds), now() - make_interval(secs => d.aged_by),
-        d.price_per, d.unit_price,
-        CASE WHEN EXISTS (SELECT 1 FROM credit_balances b WHERE b.tenant_id = d.tenant_id)
-          THEN CASE WHEN d.served_from_kind = 'cache' THEN d.cache_price ELSE d.reserve END ELSE 0 END,
-        d.cache_price, d.fingerprint, d.may_reuse, d.served_from_id, d.served_from_kind,
+        d.price_per, d.unit_price, d.reserved, d.cache_price, d.fingerprint, d.may_reuse, d.served_from_id, d.served_from_kind,
         CASE d.served_from_kind WHEN 'cache' THEN 'cache.hit' WHEN 'joined' THEN 'cache.joined' ELSE 'queued' END,
         d.request_id, d.traceparent
       FROM decided d ORDER BY d.ord
@@ -129,6 +144,31 @@ export async function insertGenerations(db: Db, inputs: readonly NewGenerationIn
     const row = byId.get(input.id);
     return { id: input.id, servedFrom: row?.served_from_id && row.served_from_kind ? { kind: row.served_from_kind, generationId: row.served_from_id } : null };
   });
+}
+
+/** What generations would reserve if they were queued now, and what their tenant has available (micro-dollars). */
+export interface ReservationQuote {
+  reserve: number;
+  /** Of them, how many would be served from an earlier success, reserving only their cache price. */
+  fromCache: number;
+  available: number;
+}
+
+/**
+ * What `insertGenerations` would reserve for these rows now — decided as it decides
+ * (`decideServing`), without writing or locking anything — and the balance of their tenants:
+ * what a refused insert tells its caller. One round trip, on the refusal's path only.
+ */
+export async function quoteReservation(db: Db, inputs: readonly NewGenerationInput[]): Promise<ReservationQuote> {
+  if (inputs.length === 0) return { reserve: 0, fromCache: 0, available: 0 };
+  const { rows } = await sql<{ reserve: string; from_cache: string; available: string }>`
+    WITH ${decideServing(inputs, false)}
+    SELECT coalesce(sum(reserved), 0) AS reserve, count(*) FILTER (WHERE served_from_kind = 'cache' AND reserved > 0) AS from_cache,
+      (SELECT coalesce(sum(b.available), 0) FROM credit_balances b WHERE b.tenant_id IN (SELECT DISTINCT tenant_id FROM input)) AS available
+    FROM decided
+  `.execute(db);
+  const row = rows[0];
+  return { reserve: Number(row?.reserve ?? 0), fromCache: Number(row?.from_cache ?? 0), available: Number(row?.available ?? 0) };
 }
 
 export async function findGeneration(db: Db, tenantId: string, id: string): Promise<Generation | undefined> {

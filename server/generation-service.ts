@@ -16,6 +16,7 @@ import {
   listEvents,
   listBatchGenerations,
   listGenerations,
+  quoteReservation,
   releaseExpiredIdempotencyKey,
   type NewGenerationInput,
 } from '../db/generations.ts';
@@ -26,7 +27,7 @@ import { canonicalJson } from '../jobs/provider/cache-key.ts';
 import { MODEL_IDS, MODELS, OPERATIONS, mayUse, modelDefinition, type ModelPrice, type ModelTier, type Operation } from '../jobs/provider/models.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import { notifyDispatcher } from '../db/dispatch.ts';
-import { findCreditBalance, isInsufficientCredit, toUsd } from '../db/credits.ts';
+import { isInsufficientCredit, toUsd } from '../db/credits.ts';
 import { createIdFactory } from '../db/ids.ts';
 import { estimateQueue, type EstimateSettings, type QueueEstimate as DbQueueEstimate } from '../db/queue-estimates.ts';
 import type {
@@ -114,16 +115,19 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
 
   const assetView = (asset: Asset) => toAssetView(asset, publicUrl());
 
-  /** Runs a write that reserves credit; a balance that cannot cover it becomes PAYMENT_REQUIRED, saying by how much. */
-  async function reserving<T>(caller: Caller, rows: readonly NewGenerationInput[], write: () => Promise<T>): Promise<T> {
+  /**
+   * Runs a write that reserves credit; a balance that cannot cover it becomes PAYMENT_REQUIRED,
+   * quoting what the insert reserves — a request served from cache its cache price, not its full one.
+   */
+  async function reserving<T>(rows: readonly NewGenerationInput[], write: () => Promise<T>): Promise<T> {
     try {
       return await write();
     } catch (error) {
       if (!isInsufficientCredit(error)) throw error;
-      const cost = rows.reduce((sum, row) => sum + row.price.reserve, 0);
-      const balance = await findCreditBalance(db, caller.tenantId);
+      const quote = await quoteReservation(db, rows);
       const what = rows.length === 1 ? 'this generation reserves' : `these ${rows.length} generations reserve`;
-      throw paymentRequired(`not enough credit: ${what} ${formatUsd(cost)}, and ${formatUsd(balance?.available ?? 0)} is available; nothing was queued`);
+      const cached = quote.fromCache === 0 ? '' : rows.length === 1 ? ', the cache price (it is served from an identical earlier success)' : ` (${quote.fromCache} of them the cache price: served from identical earlier successes)`;
+      throw paymentRequired(`not enough credit: ${what} ${formatUsd(quote.reserve)}${cached}, and ${formatUsd(quote.available)} is available; nothing was queued`);
     }
   }
 
@@ -244,12 +248,12 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       const earlier = key ? await findByIdempotencyKey(db, caller.tenantId, key, idempotencyKeySeconds) : undefined;
       if (earlier) return replay(earlier, row);
       if (!key && rows.length === 1 && ties.length === 0) {
-        await reserving(caller, rows, () => generateCommits.submit(row));
+        await reserving(rows, () => generateCommits.submit(row));
         return { id: row.id, status: 'queued', deduplicated: false };
       }
       try {
         // Alone, so that a duplicate key fails this request only (and parts commit with their composite).
-        await reserving(caller, rows, () =>
+        await reserving(rows, () =>
           queueing(async (trx, queued) => {
             if (key) await releaseExpiredIdempotencyKey(trx, 'generations', caller.tenantId, key, idempotencyKeySeconds);
             queued.push(...(await insertQueued(trx, rows, ties)));
@@ -279,7 +283,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       for (const row of prepared) perSubject.set(row.subject, (perSubject.get(row.subject) ?? 0) + 1);
       await requestLimiter.admit(caller.tenantId, perSubject, 'items');
       try {
-        return await reserving(caller, plans.flatMap((plan) => plan.rows), () =>
+        return await reserving(plans.flatMap((plan) => plan.rows), () =>
           queueing(async (trx, queued) => {
             if (key) await releaseExpiredIdempotencyKey(trx, 'batches', caller.tenantId, key.idempotencyKey, idempotencyKeySeconds);
             const batchId = await insertBatch(trx, caller.tenantId, prepared.length, key);

@@ -3,18 +3,24 @@
 // flight — with no provider call of its own, its own generation, events and variants, at the
 // cache price. Unseeded requests ask for a new image, so they reuse only when they opt in; any
 // request can opt out; tenants never share. A leader that fails or is canceled sends its
-// followers back to the queue as their own work.
+// followers back to the queue as their own work. A worker killed in the middle of a copy leaves
+// it to the next, which completes it once and charges it once.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { sql, type Kysely } from 'kysely';
 import type { KilnClient } from '../client-sdk/index.ts';
 import { grantCredits, toMicroUsd } from '../db/credits.ts';
+import type { Database } from '../db/schema.ts';
 import { updateTenant } from '../db/tenants.ts';
-import type { Simulator } from '../jobs/simulator/index.ts';
+import { createSimulator, type Simulator } from '../jobs/simulator/index.ts';
 import { startKiln, type TestKiln } from './support/kiln.ts';
 import { fieldsOf, rejects } from './support/rejections.ts';
+import { standaloneProviderEnv } from './support/simulator.ts';
 import { until } from './support/until.ts';
+import { startWorkerProcess } from './support/worker-process.ts';
 
 const FLUX_SCHNELL = 3_000; // $0.003 an image, in micro-dollars
 const CACHE_PRICE = 300; // 10 % of it (server/config.ts)
@@ -93,6 +99,32 @@ describe('cache and coalescing', () => {
     assert.deepEqual(credits.usage.map((row) => [row.generations, row.fromCache, row.joined, row.chargedUsd, row.providerCostUsd]), [[2, 1, 0, 0.0033, 0.003]]);
     const stats = await client.stats();
     assert.deepEqual(stats.servedFrom, { cache: 1, joined: 0 });
+  });
+
+  it('checks and reserves a repeat of a success at the cache price, and says so when the credit is short', async () => {
+    const { tenantId, client } = await tenant({ usd: FLUX_SCHNELL / 1_000_000 }); // the first image, nothing more
+    const input = { prompt: 'cheap the second time', seed: 21, platforms: ['thumbnail' as const] };
+    const first = await client.generate(input);
+    await client.waitFor(first.id);
+    await grantCredits(kiln.app.database.db, tenantId, CACHE_PRICE - 100, 'test');
+
+    const before = await kiln.countGenerations();
+    await rejects(client.generate(input), 'PAYMENT_REQUIRED', /^not enough credit: this generation reserves \$0\.0003, the cache price \(it is served from an identical earlier success\), and \$0\.0002 is available; nothing was queued$/);
+    await rejects(client.batch({ items: [input, input] }), 'PAYMENT_REQUIRED', /these 2 generations reserve \$0\.0006 \(2 of them the cache price: served from identical earlier successes\), and \$0\.0002/);
+    await rejects(client.batch({ items: [input, { ...input, seed: 22 }] }), 'PAYMENT_REQUIRED', /these 2 generations reserve \$0\.0033 \(1 of them the cache price/);
+    await rejects(client.generate({ ...input, cache: 'off' }), 'PAYMENT_REQUIRED', /^not enough credit: this generation reserves \$0\.003, and \$0\.0002 is available/);
+    assert.equal(await kiln.countGenerations(), before, 'nothing written');
+
+    // Exactly the cache price is enough: it is all a hit reserves.
+    await grantCredits(kiln.app.database.db, tenantId, 100, 'test');
+    const providerCalls = creates();
+    const again = await client.generate(input);
+    assert.equal((await client.waitFor(again.id)).state, 'succeeded');
+    assert.equal(creates(), providerCalls, 'served from the first');
+    assert.deepEqual((await client.status({ id: again.id })).servedFrom, { kind: 'cache', generationId: first.id });
+    assert.deepEqual(await spent(tenantId), { spent: FLUX_SCHNELL + CACHE_PRICE, held: 0 });
+    const { availableUsd } = await client.credits({ days: 1 });
+    assert.equal(availableUsd, 0);
   });
 
   it('calls the provider for an unseeded request unless it opts in, and always with the cache off', async () => {
@@ -186,6 +218,7 @@ describe('cache and coalescing', () => {
     const stages = status.events.map((event) => event.stage);
     assert.deepEqual(stages.slice(0, 4), ['queued', 'cache.hit', 'started', 'cache.released'], 'the lookup found the success, the copy found no image');
     assert.equal(status.events[1]?.data.generationId, first.id);
+    assert.deepEqual(status.events[3]?.data, { generationId: first.id, because: 'original_missing' }, 'the event says why it runs on its own');
     assert.deepEqual(await spent(tenantId), { spent: 2 * FLUX_SCHNELL, held: 0 }, 'charged as its own work');
 
     const third = await client.generate(input);
@@ -216,5 +249,116 @@ describe('cache and coalescing', () => {
     assert.deepEqual(Object.keys(fieldsOf(error)), ['cache']);
     const inBatch = await rejects(kiln.client.batch({ items: [{ prompt: 'a' }, { prompt: 'b', cache: 1 as never }] }), 'BAD_REQUEST');
     assert.deepEqual(Object.keys(fieldsOf(inBatch)), ['items.1.cache']);
+  });
+});
+
+/**
+ * Holds a tenant's credit balance row (FOR UPDATE) until released: whatever settles a generation
+ * of that tenant waits for it, inside the transaction that ends the generation. `waiting()` says
+ * how many other backends wait for it.
+ */
+async function holdBalance(db: Kysely<Database>, tenantId: string) {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let holder = 0;
+  const held = new Promise<void>((resolve, reject) => {
+    db.transaction()
+      .execute(async (trx) => {
+        const { rows } = await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid FROM credit_balances WHERE tenant_id = ${tenantId} FOR UPDATE`.execute(trx);
+        holder = rows[0]!.pid;
+        resolve();
+        await released;
+      })
+      .catch(reject);
+  });
+  await held;
+  return {
+    release,
+    async waiting(): Promise<number> {
+      const { rows } = await sql<{ n: string }>`SELECT count(*) AS n FROM pg_stat_activity WHERE ${holder}::int = ANY (pg_blocking_pids(pid))`.execute(db);
+      return Number(rows[0]?.n ?? 0);
+    },
+  };
+}
+
+describe('a cache copy whose worker is killed in the middle of it', () => {
+  it('succeeds once after a restart, with its assets, and its tenant is charged once', async () => {
+    // The provider and the API outlive the workers, as Replicate and a separate API tier do.
+    const simulator = createSimulator({ latencyMs: { min: 50, max: 150 } });
+    await simulator.start();
+    const shared = { ...standaloneProviderEnv(simulator), REPLICATE_WEBHOOK_SECRET: simulator.webhookSecret, KILN_RETRY_DELAY_SECONDS: '1' };
+    const api = await startKiln({ env: { ...shared, KILN_ROLE: 'api' } }).catch(async (error: unknown) => {
+      await simulator.stop();
+      throw error;
+    });
+    // One asset folder for all: the copy is rendered from the original the first worker stored.
+    const workerEnv = { ...shared, DATABASE_URL: api.databaseUrl, KILN_PUBLIC_URL: api.url, KILN_DATA_DIR: api.dataDir, KILN_SHUTDOWN_GRACE_MS: '2000' };
+    const db = api.app.database.db;
+    const { tenantId, client } = api;
+    let worker = await startWorkerProcess(workerEnv);
+    let balance: Awaited<ReturnType<typeof holdBalance>> | undefined;
+    try {
+      await grantCredits(db, tenantId, toMicroUsd(1), 'test');
+      await worker.ready;
+      const input = { prompt: 'copied while its worker dies', seed: 31, platforms: ['thumbnail' as const] };
+      const leader = await client.generate(input);
+      assert.equal((await client.waitFor(leader.id, { timeoutMs: 60_000 })).state, 'succeeded');
+      const providerCalls = simulator.stats().creates;
+
+      // With no worker running, the repeat is queued with its copy job, and the tenant's balance
+      // row is held: the next worker reads, renders and stores the copy, then waits inside the
+      // transaction that completes it and charges the cache price — and is killed there.
+      assert.equal(await worker.stop(), 0);
+      const { id } = await client.generate({ ...input, platforms: ['thumbnail', 'x-post'], formats: ['webp', 'png'] });
+      assert.deepEqual((await client.status({ id })).servedFrom, { kind: 'cache', generationId: leader.id });
+      balance = await holdBalance(db, tenantId);
+      worker = await startWorkerProcess(workerEnv);
+      await until(async () => ((await balance!.waiting()) > 0 ? true : undefined), 60_000);
+      const midway = await client.status({ id });
+      assert.deepEqual([midway.state, midway.stage, midway.assets.length], ['running', 'stored', 0], 'its images stored, its success not committed');
+      assert.notEqual(await worker.crash(), 0, 'the worker was killed');
+      balance.release();
+
+      // The next worker takes the copy up once pg-boss has noticed the first one's silence.
+      worker = await startWorkerProcess(workerEnv);
+      const done = await client.waitFor(id, { timeoutMs: 120_000 });
+      assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+      const status = await client.status({ id });
+      const stages = status.events.map((event) => event.stage);
+      assert.equal(stages.filter((stage) => stage === 'succeeded').length, 1, 'it succeeded once');
+      const starts = status.events.filter((event) => event.stage === 'started');
+      assert.equal(starts.length, 2, 'the killed attempt, and the one after the restart');
+      assert.equal(starts[1]?.data.copyOf, leader.id);
+      assert.deepEqual(status.servedFrom, { kind: 'cache', generationId: leader.id });
+      assert.equal(status.predictionId, null);
+      assert.equal(simulator.stats().creates, providerCalls, 'no provider call for the copy, before or after the crash');
+      assert.equal(simulator.stats().createsByWebhookTag[id], undefined);
+
+      // Its assets, once each, served over HTTP with the bytes they claim; its original is the leader's.
+      assert.deepEqual(
+        status.assets.map((asset) => [asset.kind, asset.platform, asset.format]).sort(),
+        [['original', null, 'png'], ['variant', 'thumbnail', 'png'], ['variant', 'thumbnail', 'webp'], ['variant', 'x-post', 'png'], ['variant', 'x-post', 'webp']],
+      );
+      const leaderOriginal = (await client.status({ id: leader.id })).assets.find((asset) => asset.kind === 'original');
+      assert.equal(status.assets.find((asset) => asset.kind === 'original')?.contentHash, leaderOriginal?.contentHash);
+      for (const asset of status.assets) {
+        const response = await fetch(asset.url);
+        assert.equal(response.status, 200, asset.url);
+        const bytes = Buffer.from(await response.arrayBuffer());
+        assert.equal(bytes.length, asset.bytes);
+        assert.equal(createHash('sha256').update(bytes).digest('hex'), asset.contentHash);
+      }
+
+      // Charged once: one reservation and one charge of the cache price; nothing left held.
+      const ledger = await db.selectFrom('credit_ledger').select(['kind', 'spent']).where('generation_id', '=', id).orderBy('id').execute();
+      assert.deepEqual(ledger.map((row) => [row.kind, Number(row.spent)]), [['reserve', 0], ['charge', CACHE_PRICE]]);
+      const credits = await client.credits({ days: 1 });
+      assert.deepEqual([credits.availableUsd, credits.heldUsd], [(1_000_000 - FLUX_SCHNELL - CACHE_PRICE) / 1_000_000, 0]);
+    } finally {
+      balance?.release();
+      await worker.stop();
+      await api.stop();
+      await simulator.stop();
+    }
   });
 });

@@ -21,7 +21,9 @@
 // "Provider busy" is our shared rate limit or the open circuit breaker; "transient" a network
 // failure, timeout, 5xx or 429 (jobs/provider/errors.ts); "database away" what
 // db/database-unavailable.ts recognises; "unusable source" an input image that is gone from the
-// store or does not decode (input-files.ts), found before anything is sent.
+// store or does not decode (input-files.ts), found before anything is sent. A copy whose
+// original is gone from the store is not a failure of its request: copy-phase.ts sends it back to
+// the queue as its own work (or fails it `insufficient_credit` when its tenant cannot pay for that).
 import { isDatabaseUnavailable } from '../../db/database-unavailable.ts';
 import { PermanentProviderError, ProviderUnavailableError, RateLimitedError, TransientProviderError } from '../provider/errors.ts';
 import { UnusableImageError } from '../render/render-variants.ts';
