@@ -295,7 +295,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         maxMs: 2000,
         /** The first poll comes at this share of the model's typical duration (learnt), so most need one poll. */
         firstAtShareOfTypical: 0.8,
-        /** Weight of each new observation in a model's typical duration (a moving average). */
+        /** Weight of each new observation (the provider's time from create to end of a success) in a model's typical duration (a moving average). */
         typicalWeight: 0.2,
         /** Polls may use this share of the read budget; the rest stays free for cancels and lookups. */
         shareOfReads: 0.8,

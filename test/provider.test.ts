@@ -7,7 +7,7 @@ import { PermanentProviderError, ProviderUnavailableError, TransientProviderErro
 import { MODELS } from '../jobs/provider/models.ts';
 import { createProviderPolicies, type ProviderPolicies } from '../jobs/provider/policies.ts';
 import type { ImageProvider } from '../jobs/provider/provider.ts';
-import { createReplicateProvider } from '../jobs/provider/replicate-provider.ts';
+import { createReplicateProvider, toPrediction } from '../jobs/provider/replicate-provider.ts';
 import { createSimulator, type Simulator } from '../jobs/simulator/index.ts';
 
 const schnell = MODELS['black-forest-labs/flux-schnell'];
@@ -86,5 +86,40 @@ describe('provider calls', () => {
     const sent = simulator.stats().http5xx;
     await assert.rejects(provider.getPrediction('nope'), ProviderUnavailableError);
     assert.equal(simulator.stats().http5xx, sent, 'an open breaker sends nothing');
+  });
+
+  it('reads how long a prediction took on the provider\'s clock, however late it is read', async () => {
+    const created = await provider.createPrediction(request);
+    assert.equal(created.totalSeconds, null, 'not ended yet');
+    await new Promise((resolve) => setTimeout(resolve, 400)); // queue 10 ms and run 20–40 ms, then read well after
+    const ended = await provider.getPrediction(created.id);
+    assert.equal(ended.status, 'succeeded');
+    assert.ok(ended.totalSeconds !== null && ended.totalSeconds >= 0.029 && ended.totalSeconds < 0.2, `took ${ended.totalSeconds} s`);
+    assert.ok(ended.predictSeconds !== null && ended.predictSeconds <= ended.totalSeconds, 'its run is part of it');
+  });
+});
+
+describe('a prediction\'s timing as Replicate reports it', () => {
+  // Replicate's own example: timestamps to the microsecond, and metrics.
+  const example = {
+    id: 'gm3qorzdhgbfurvjtvhg6dckhu',
+    status: 'succeeded',
+    output: 'hello Alice',
+    created_at: '2023-09-08T16:19:34.765994Z',
+    started_at: '2023-09-08T16:19:34.779176Z',
+    completed_at: '2023-09-08T16:19:34.791859Z',
+    metrics: { predict_time: 0.012683, total_time: 0.025366 },
+  };
+
+  it('is completed_at − created_at, to the millisecond', () => {
+    assert.equal(toPrediction(example).totalSeconds, 0.026);
+    assert.equal(toPrediction(example).predictSeconds, 0.012683);
+  });
+
+  it('falls back to metrics.total_time, and is null where neither says', () => {
+    assert.equal(toPrediction({ ...example, completed_at: null }).totalSeconds, 0.025366);
+    assert.equal(toPrediction({ ...example, created_at: 'yesterday' }).totalSeconds, 0.025366);
+    assert.equal(toPrediction({ ...example, status: 'processing', completed_at: null, metrics: {} }).totalSeconds, null);
+    assert.equal(toPrediction({ ...example, completed_at: '2023-09-08T16:19:33Z', metrics: undefined }).totalSeconds, null, 'an end before the start is no duration');
   });
 });

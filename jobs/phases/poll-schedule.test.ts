@@ -1,7 +1,7 @@
 // When the next poll comes: the arithmetic alone, without a queue or a provider.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { learnTypical, pollDelayMs, type NextPoll, type PollSettings } from './poll-schedule.ts';
+import { learnTypical, observedDurationMs, pollDelayMs, type NextPoll, type PollSettings } from './poll-schedule.ts';
 
 const settings: PollSettings = { initialMs: 250, backoffFactor: 1.5, maxMs: 2000, firstAtShareOfTypical: 0.8, typicalWeight: 0.2, shareOfReads: 0.8 };
 const now = 1_000_000;
@@ -50,5 +50,30 @@ describe('a model\'s typical duration', () => {
     const first = learnTypical(undefined, 10_000, settings);
     assert.equal(first, 10_000);
     assert.equal(learnTypical(first, 20_000, settings), 12_000);
+  });
+
+  it('is learnt from the provider\'s time from create to end, only of successes', () => {
+    assert.equal(observedDurationMs({ status: 'succeeded', totalSeconds: 0.13 }), 130);
+    assert.equal(observedDurationMs({ status: 'failed', totalSeconds: 0.01 }), undefined, 'a refused input fails at once');
+    assert.equal(observedDurationMs({ status: 'canceled', totalSeconds: 2 }), undefined, 'a cancel cuts the run short');
+    assert.equal(observedDurationMs({ status: 'succeeded', totalSeconds: null }), undefined, 'the provider did not say');
+  });
+
+  it('settles at the real duration however late the polls come, where our own clock would not', () => {
+    // A 130 ms model whose polls are each picked up 800 ms late: the first poll always finds it done.
+    const realMs = 130;
+    const lagMs = 800;
+    const polled = (typicalMs: number | undefined) => pollDelayMs({ ...quiet, typicalMs }, settings) + lagMs;
+    let learnt: number | undefined;
+    let seenByUs: number | undefined;
+    for (let prediction = 0; prediction < 60; prediction += 1) {
+      assert.ok(polled(learnt) >= realMs, 'the first poll finds it done');
+      learnt = learnTypical(learnt, observedDurationMs({ status: 'succeeded', totalSeconds: realMs / 1000 })!, settings);
+      seenByUs = learnTypical(seenByUs, polled(seenByUs), settings);
+    }
+    assert.equal(learnt, realMs);
+    assert.equal(pollDelayMs({ ...quiet, typicalMs: learnt }, settings), 250, 'so the first poll comes at the soonest interval');
+    // Learnt from our own poll times instead, the estimate climbs towards lag ÷ (1 − share): 5 × the lag.
+    assert.ok(seenByUs! > 3_500, `our own clock gave ${Math.round(seenByUs!)} ms`);
   });
 });

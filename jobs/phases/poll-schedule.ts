@@ -2,6 +2,7 @@
 // Without webhooks, the first poll comes near the time the model usually takes, then polls back
 // off. With webhooks, a poll is only the backstop for a webhook that never came. Either way all
 // predictions in flight together poll no faster than the polls' share of the read budget allows.
+import type { Prediction } from '../provider/provider.ts';
 
 export interface PollSettings {
   /** The soonest poll. */
@@ -45,6 +46,19 @@ export function pollDelayMs(next: NextPoll, settings: PollSettings): number {
   // Every prediction we wait on polls at this pace at most, so all polls fit in their share.
   const spacingMs = next.awaiting / ((next.readsPerMinute * settings.shareOfReads) / 60_000);
   return Math.max(delay, spacingMs);
+}
+
+/**
+ * What an ended prediction says of its model's typical duration: the provider's own time from
+ * create to end. Not the time until our poll saw it done, which adds that poll's delay and the
+ * queue's pickup lag: learnt from, the next first poll would come later, see it done later
+ * still, and the estimate would settle at several times the lag above the real duration.
+ * Only successes count: a refused input fails at once, and a cancel cuts a run short.
+ * Undefined when the provider does not say (then nothing is learnt, and the polls back off
+ * from the soonest interval as for a new model).
+ */
+export function observedDurationMs(ended: Pick<Prediction, 'status' | 'totalSeconds'>): number | undefined {
+  return ended.status === 'succeeded' && ended.totalSeconds !== null ? ended.totalSeconds * 1000 : undefined;
 }
 
 /** A model's typical duration after one more observation (a moving average). */

@@ -10,7 +10,7 @@ import type { JobQueue, PollJob } from '../queue.ts';
 import { LIMIT_FAILURES, capAtNearestLimit, missedLimit } from './deadlines.ts';
 import { handleFailure, type JobContext } from './failures.ts';
 import { failGeneration } from './outcomes.ts';
-import { learnTypical, pollDelayMs, type PollSettings } from './poll-schedule.ts';
+import { learnTypical, observedDurationMs, pollDelayMs, type PollSettings } from './poll-schedule.ts';
 import type { PredictionUpdates } from './prediction-updates.ts';
 
 export interface WaitPhaseOptions {
@@ -49,7 +49,7 @@ export interface WaitPhase {
 
 export function createWaitPhase(options: WaitPhaseOptions): WaitPhase {
   const { db, queue, provider, polls: settings } = options;
-  /** Per model: how long its predictions usually take, learnt from our polls. */
+  /** Per model: how long its predictions usually take, from create to end, as the provider timed those our polls saw succeed. */
   const typicalMs = new Map<string, number>();
   let awaiting = { count: 0, readAt: -Infinity };
 
@@ -108,8 +108,9 @@ export function createWaitPhase(options: WaitPhaseOptions): WaitPhase {
       }
       const outcome = await options.updates.apply({ generationId: job.generationId, attempt: job.attempt, prediction });
       run.outcome(outcome === 'done' ? prediction.status : outcome);
-      // createdAt is 0 for a prediction taken over from an earlier attempt: its age is unknown.
-      if (outcome === 'done' && job.createdAt > 0) typicalMs.set(generation.model, learnTypical(typicalMs.get(generation.model), Date.now() - job.createdAt, settings));
+      // On the provider's clock, so this holds for a prediction taken over from an earlier attempt too.
+      const observedMs = outcome === 'done' ? observedDurationMs(prediction) : undefined;
+      if (observedMs !== undefined) typicalMs.set(generation.model, learnTypical(typicalMs.get(generation.model), observedMs, settings));
       if (outcome === 'waiting') {
         const next = { predictionId: job.predictionId, polls: job.polls + 1, createdAt: job.createdAt };
         await db.transaction().execute((trx) => schedule(trx, generation, next, job.polls));

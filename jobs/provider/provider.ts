@@ -21,6 +21,11 @@ export interface Prediction {
   progress: number | null;
   /** Seconds the model ran (the provider's metrics.predict_time), once it has. */
   predictSeconds: number | null;
+  /**
+   * Seconds from its creation to its end, on the provider's own clock (completed_at − created_at,
+   * else metrics.total_time), once it has ended: how long it took, whenever we happened to look.
+   */
+  totalSeconds: number | null;
 }
 
 /** A prediction as the list endpoint shows it: enough to recognise one we created. */

@@ -148,6 +148,7 @@ export function toPrediction(raw: unknown): Prediction {
     logs,
     progress: progressFromLogs(logs),
     predictSeconds: predictSecondsOf(value.metrics),
+    totalSeconds: totalSecondsOf(value),
   };
 }
 
@@ -164,6 +165,19 @@ function toProviderFile(raw: unknown): ProviderFile {
 function predictSecondsOf(metrics: unknown): number | null {
   const seconds = typeof metrics === 'object' && metrics !== null ? (metrics as Record<string, unknown>).predict_time : undefined;
   return typeof seconds === 'number' && Number.isFinite(seconds) && seconds >= 0 ? seconds : null;
+}
+
+/**
+ * From created_at to completed_at: both on the provider's clock, so no skew against ours, and
+ * microseconds are cut to the millisecond. metrics.total_time where the timestamps do not say.
+ */
+function totalSecondsOf(value: Record<string, unknown>): number | null {
+  const at = (field: unknown) => (typeof field === 'string' ? new Date(field).getTime() : Number.NaN);
+  const seconds = (at(value.completed_at) - at(value.created_at)) / 1000;
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds;
+  const metrics = typeof value.metrics === 'object' && value.metrics !== null ? (value.metrics as Record<string, unknown>) : {};
+  const total = metrics.total_time;
+  return typeof total === 'number' && Number.isFinite(total) && total >= 0 ? total : null;
 }
 
 function toListedPrediction(raw: unknown): ListedPrediction {
