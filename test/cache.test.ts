@@ -15,10 +15,10 @@ import type { KilnClient } from '../client-sdk/index.ts';
 import { grantCredits, toMicroUsd } from '../db/credits.ts';
 import type { Database } from '../db/schema.ts';
 import { updateTenant } from '../db/tenants.ts';
-import { createSimulator, type Simulator } from '../jobs/simulator/index.ts';
+import type { Simulator } from '../jobs/simulator/index.ts';
 import { startKiln, type TestKiln } from './support/kiln.ts';
 import { fieldsOf, rejects } from './support/rejections.ts';
-import { standaloneProviderEnv } from './support/simulator.ts';
+import { startApiBesideProvider } from './support/api-beside-provider.ts';
 import { until } from './support/until.ts';
 import { startWorkerProcess } from './support/worker-process.ts';
 
@@ -283,16 +283,9 @@ async function holdBalance(db: Kysely<Database>, tenantId: string) {
 
 describe('a cache copy whose worker is killed in the middle of it', () => {
   it('succeeds once after a restart, with its assets, and its tenant is charged once', async () => {
-    // The provider and the API outlive the workers, as Replicate and a separate API tier do.
-    const simulator = createSimulator({ latencyMs: { min: 50, max: 150 } });
-    await simulator.start();
-    const shared = { ...standaloneProviderEnv(simulator), REPLICATE_WEBHOOK_SECRET: simulator.webhookSecret, KILN_RETRY_DELAY_SECONDS: '1' };
-    const api = await startKiln({ env: { ...shared, KILN_ROLE: 'api' } }).catch(async (error: unknown) => {
-      await simulator.stop();
-      throw error;
-    });
+    const rig = await startApiBesideProvider({ min: 50, max: 150 });
     // One asset folder for all: the copy is rendered from the original the first worker stored.
-    const workerEnv = { ...shared, DATABASE_URL: api.databaseUrl, KILN_PUBLIC_URL: api.url, KILN_DATA_DIR: api.dataDir, KILN_SHUTDOWN_GRACE_MS: '2000' };
+    const { simulator, api, workerEnv } = rig;
     const db = api.app.database.db;
     const { tenantId, client } = api;
     let worker = await startWorkerProcess(workerEnv);
@@ -357,8 +350,7 @@ describe('a cache copy whose worker is killed in the middle of it', () => {
     } finally {
       balance?.release();
       await worker.stop();
-      await api.stop();
-      await simulator.stop();
+      await rig.stop();
     }
   });
 });

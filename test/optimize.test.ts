@@ -6,11 +6,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import type { GenerationStatus } from '../client-sdk/index.ts';
-import { createSimulator } from '../jobs/simulator/index.ts';
 import { updateTenant } from '../db/tenants.ts';
 import { fieldsOf, rejects } from './support/rejections.ts';
 import { startKiln, type TestKiln } from './support/kiln.ts';
-import { standaloneProviderEnv } from './support/simulator.ts';
+import { startApiBesideProvider } from './support/api-beside-provider.ts';
 import { until } from './support/until.ts';
 import { startWorkerProcess } from './support/worker-process.ts';
 
@@ -137,15 +136,8 @@ describe('the product-photo optimiser', () => {
 
 describe('the optimiser and a worker that dies between two paid steps', () => {
   it('never pays for the first step again', async () => {
-    // The provider and the API outlive the worker, as Replicate and a separate API tier do.
-    const simulator = createSimulator({ latencyMs: { min: 100, max: 200 } });
-    await simulator.start();
-    const shared = { ...standaloneProviderEnv(simulator), REPLICATE_WEBHOOK_SECRET: simulator.webhookSecret, KILN_RETRY_DELAY_SECONDS: '1' };
-    const api = await startKiln({ env: { ...shared, KILN_ROLE: 'api' } }).catch(async (error: unknown) => {
-      await simulator.stop();
-      throw error;
-    });
-    const workerEnv = { ...shared, DATABASE_URL: api.databaseUrl, KILN_PUBLIC_URL: api.url, KILN_DATA_DIR: api.dataDir, KILN_SHUTDOWN_GRACE_MS: '2000' };
+    const rig = await startApiBesideProvider({ min: 100, max: 200 });
+    const { simulator, api, workerEnv } = rig;
     try {
       await updateTenant(api.app.database.db, api.tenantId, { tier: 'standard' });
       const source = await api.client.sources.upload(await opaquePhoto(200, 200));
@@ -171,8 +163,7 @@ describe('the optimiser and a worker that dies between two paid steps', () => {
         await second.stop();
       }
     } finally {
-      await api.stop();
-      await simulator.stop();
+      await rig.stop();
     }
   });
 });
