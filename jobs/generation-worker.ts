@@ -202,9 +202,10 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
       // one failure does not fail the others. A NOTIFY wakes an idle loop at once; a full batch
       // means more may wait, so the loop fetches again at once (burstWhenBatchFull — pg-boss's
       // cached backlog count lags fresh jobs, so batch size 1 with many loops leaves gaps).
-      // Delayed jobs (polls, retries, deferrals) send no NOTIFY when they come due: the backstop
-      // poll (`backstopSeconds`) finds them.
-      const phase = <T>(name: string, slots: number, loops: number, backstopSeconds: number, run: (job: JobWithMetadata<T>) => Promise<void>) => {
+      // Delayed jobs (polls, retries, deferrals) send no NOTIFY when they come due: those this
+      // process delays wake its own loops when due (due-alarms.ts), and the backstop poll
+      // (`backstopSeconds`) finds the rest.
+      const phase = async <T>(name: string, slots: number, loops: number, backstopSeconds: number, run: (job: JobWithMetadata<T>) => Promise<void>) => {
         const options = {
           localConcurrency: loops,
           batchSize: Math.max(2, Math.ceil(slots / loops)), // burstWhenBatchFull needs batches of 2 or more
@@ -214,7 +215,7 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
           pollingIntervalSeconds: pickup.pollingIntervalSeconds,
           notifyPollingIntervalSeconds: backstopSeconds,
         } as const;
-        return queue.boss.work<T, unknown, typeof options>(name, options, (jobs) =>
+        const workerId = await queue.boss.work<T, unknown, typeof options>(name, options, (jobs) =>
           Promise.all(
             jobs.map(async (job): Promise<JobResult> => {
               try {
@@ -226,6 +227,7 @@ export function createGenerationWorker(options: GenerationWorkerOptions): Genera
             }),
           ),
         );
+        queue.wakeWhenDue(name, workerId);
       };
       const { concurrency, pickup } = options;
       await phase<GenerationJob>(QUEUES.generation, concurrency.create, pickup.createLoops, pickup.backstopSeconds.create, (job) =>

@@ -3,6 +3,7 @@
 import { PgBoss, fromKysely } from 'pg-boss';
 import { isDatabaseUnavailable } from '../db/database-unavailable.ts';
 import type { Db } from '../db/schema.ts';
+import { createDueAlarms } from './due-alarms.ts';
 
 export const QUEUES = {
   /** The create phase: one job per generation, which creates its prediction (or resumes one). */
@@ -89,6 +90,8 @@ export interface QueueSettings {
   waitingJobsKeepSeconds: number;
   /** A retention run's job is taken back after this. */
   retentionJobExpireSeconds: number;
+  /** A delayed job wakes this process's loops of its queue this long after it is due (due-alarms.ts). */
+  dueWakeMarginMs: number;
 }
 
 /** Retries of a failed job: exponential backoff with jitter, from `delaySeconds` up to `delayMaxSeconds`. */
@@ -108,6 +111,8 @@ export interface JobQueueOptions {
 
 export interface JobQueue {
   readonly boss: PgBoss;
+  /** Wakes this fetch loop (a pg-boss worker id) when a job this process delayed on its queue comes due. */
+  wakeWhenDue(queue: string, workerId: string): void;
   start(): Promise<void>;
   stop(options: { graceful: boolean; timeoutMs: number }): Promise<void>;
   /** Started and not stopped (a lost database does not stop it: pg-boss rides that out). */
@@ -162,9 +167,11 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
   boss.on('warning', options.onWarning);
   let running = false;
   boss.on('stopped', () => (running = false));
+  const alarms = createDueAlarms((workerId) => boss.notifyWorker(workerId), { marginMs: settings.dueWakeMarginMs });
 
   return {
     boss,
+    wakeWhenDue: (queue, workerId) => alarms.watch(queue, workerId),
     isRunning: () => running,
     async start() {
       await boss.start();
@@ -204,6 +211,7 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
     },
     async stop({ graceful, timeoutMs }) {
       running = false;
+      alarms.stop();
       await boss.stop({ graceful, timeout: timeoutMs, close: true });
     },
     async enqueueCreates(trx, jobs) {
@@ -220,9 +228,11 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
     },
     async deferGeneration(trx, job, delayMs) {
       await boss.send(QUEUES.generation, { generationId: job.generationId }, { priority: job.priority, startAfter: new Date(Date.now() + delayMs), db: fromKysely(trx) });
+      alarms.delayed(QUEUES.generation, delayMs);
     },
     async enqueuePoll(trx, job, delayMs) {
       await boss.send(QUEUES.poll, { ...job }, { ...(delayMs > 0 ? { startAfter: new Date(Date.now() + delayMs) } : {}), db: fromKysely(trx) });
+      alarms.delayed(QUEUES.poll, delayMs);
     },
     async enqueueFinish(trx, job) {
       await boss.send(QUEUES.finish, { ...job }, { db: fromKysely(trx) });

@@ -229,6 +229,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       superviseIntervalSeconds: 5,
       /** How fresh the backlog count is that fetch loops read (pg-boss caches it). */
       queueCacheIntervalSeconds: 2,
+      /** A delayed job (a poll, a deferral) wakes its loop this long after it is due: past it on the database's clock, and wakes this close together share one. */
+      dueWakeMarginMs: 10,
       /** Retries of ending a generation whose job died for good (a database write). */
       deadLetterRetryLimit: 5,
       /** While the database is away pg-boss reports every failed loop; one report per this long is enough. */

@@ -151,3 +151,23 @@ describe('a lost webhook', () => {
     }
   });
 });
+
+describe('polls without webhooks', () => {
+  it('are taken up when they come due, not at the next backstop fetch', async () => {
+    // A backstop fetch far beyond the wait below: only the poll's own alarm can take it up in time.
+    const kiln = await startKiln({
+      env: { KILN_WEBHOOKS: 'off' },
+      configure: (config) => ({ ...config, worker: { ...config.worker, pickup: { ...config.worker.pickup, backstopSeconds: { ...config.worker.pickup.backstopSeconds, poll: 120 } } } }),
+    });
+    try {
+      for (let index = 0; index < 3; index += 1) {
+        const { id } = await kiln.client.generate({ prompt: `polled ${index}`, platforms: ['thumbnail'] });
+        const done = await kiln.client.waitFor(id, { timeoutMs: 30_000 });
+        assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+      }
+      assert.equal(kiln.app.simulator?.stats().webhooksSent ?? 0, 0, 'no webhook brought the results');
+    } finally {
+      await kiln.stop();
+    }
+  });
+});

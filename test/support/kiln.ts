@@ -8,7 +8,7 @@ import { createKilnClient, type KilnClient } from '../../client-sdk/index.ts';
 import { createApiKey } from '../../db/api-keys.ts';
 import { createTenant } from '../../db/tenants.ts';
 import { createApp, type RunningApp } from '../../server/app.ts';
-import { loadConfig, type Environment } from '../../server/config.ts';
+import { loadConfig, type Environment, type KilnConfig } from '../../server/config.ts';
 import type { TracerProvider } from '@opentelemetry/api';
 import type { Logger } from '../../jobs/logger.ts';
 
@@ -57,12 +57,14 @@ export interface StartOptions {
   tracerProvider?: TracerProvider;
   databaseUrl?: string;
   dataDir?: string;
+  /** Changes to the loaded config, for tuning numbers no environment variable sets. */
+  configure?: (config: KilnConfig) => KilnConfig;
 }
 
 export async function startKiln(options: StartOptions = {}): Promise<TestKiln> {
   const databaseUrl = options.databaseUrl ?? (await createTestDatabase());
   const dataDir = options.dataDir ?? (await mkdtemp(path.join(tmpdir(), 'kiln-test-data-')));
-  const config = loadConfig({
+  const loaded = loadConfig({
     DATABASE_URL: databaseUrl,
     KILN_DATA_DIR: dataDir,
     PORT: '0',
@@ -74,6 +76,7 @@ export async function startKiln(options: StartOptions = {}): Promise<TestKiln> {
     KILN_SHUTDOWN_GRACE_MS: '2000',
     ...options.env,
   });
+  const config = options.configure ? options.configure(loaded) : loaded;
   const app = await createApp(config, { ...(options.logger ? { logger: options.logger } : {}), ...(options.tracerProvider ? { tracerProvider: options.tracerProvider } : {}) }).start();
   const url = app.url ?? '';
   const clients: KilnClient[] = [];
