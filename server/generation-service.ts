@@ -119,14 +119,20 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
    * Runs a write that reserves credit; a balance that cannot cover it becomes PAYMENT_REQUIRED,
    * quoting what the insert reserves — a request served from cache its cache price, not its full one.
    */
-  async function reserving<T>(rows: readonly NewGenerationInput[], write: () => Promise<T>): Promise<T> {
+  async function reserving<T>(rows: readonly NewGenerationInput[], requests: number, write: () => Promise<T>): Promise<T> {
     try {
       return await write();
     } catch (error) {
       if (!isInsufficientCredit(error)) throw error;
       const quote = await quoteReservation(db, rows);
-      const what = rows.length === 1 ? 'this generation reserves' : `these ${rows.length} generations reserve`;
-      const cached = quote.fromCache === 0 ? '' : rows.length === 1 ? ', the cache price (it is served from an identical earlier success)' : ` (${quote.fromCache} of them the cache price: served from identical earlier successes)`;
+      // Counted as the caller asked: a request made of parts (several outputs, the optimiser's steps) is one.
+      const what = requests === 1 ? 'this generation reserves' : `these ${requests} generations reserve`;
+      const cached =
+        quote.fromCache === 0
+          ? ''
+          : rows.length === 1
+            ? ', the cache price (it is served from an identical earlier success)'
+            : ` (${quote.fromCache} of ${requests === 1 ? 'its parts' : 'them'} the cache price: served from identical earlier successes)`;
       throw paymentRequired(`not enough credit: ${what} ${formatUsd(quote.reserve)}${cached}, and ${formatUsd(quote.available)} is available; nothing was queued`);
     }
   }
@@ -248,12 +254,12 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       const earlier = key ? await findByIdempotencyKey(db, caller.tenantId, key, idempotencyKeySeconds) : undefined;
       if (earlier) return replay(earlier, row);
       if (!key && rows.length === 1 && ties.length === 0) {
-        await reserving(rows, () => generateCommits.submit(row));
+        await reserving(rows, 1, () => generateCommits.submit(row));
         return { id: row.id, status: 'queued', deduplicated: false };
       }
       try {
         // Alone, so that a duplicate key fails this request only (and parts commit with their composite).
-        await reserving(rows, () =>
+        await reserving(rows, 1, () =>
           queueing(async (trx, queued) => {
             if (key) await releaseExpiredIdempotencyKey(trx, 'generations', caller.tenantId, key, idempotencyKeySeconds);
             queued.push(...(await insertQueued(trx, rows, ties)));
@@ -283,7 +289,7 @@ export function createGenerationService({ db, queue, publicUrl, defaultDeadlineS
       for (const row of prepared) perSubject.set(row.subject, (perSubject.get(row.subject) ?? 0) + 1);
       await requestLimiter.admit(caller.tenantId, perSubject, 'items');
       try {
-        return await reserving(plans.flatMap((plan) => plan.rows), () =>
+        return await reserving(plans.flatMap((plan) => plan.rows), plans.length, () =>
           queueing(async (trx, queued) => {
             if (key) await releaseExpiredIdempotencyKey(trx, 'batches', caller.tenantId, key.idempotencyKey, idempotencyKeySeconds);
             const batchId = await insertBatch(trx, caller.tenantId, prepared.length, key);

@@ -109,6 +109,19 @@ describe('several outputs', () => {
     assert.deepEqual(listed.filter((listedId) => done.parts.some((part) => part.id === listedId)), []);
   });
 
+  it('quotes a request made of parts as one generation when its credit falls short', async () => {
+    const tenant = await kiln.newTenant();
+    await grantCredits(kiln.app.database.db, tenant.tenantId, toMicroUsd(0.01), 'test');
+    const source = await tenant.client.sources.upload(await sharp({ create: { width: 64, height: 48, channels: 3, background: '#606060' } }).png().toBuffer());
+    const before = await kiln.countGenerations();
+    await rejects(
+      tenant.client.generate({ operation: 'edit', sourceId: source.id, prompt: 'four hats', outputs: 4, platforms: ['thumbnail'] }),
+      'PAYMENT_REQUIRED',
+      /^not enough credit: this generation reserves \$[0-9.]+, and \$0\.01 is available; nothing was queued$/,
+    );
+    assert.equal(await kiln.countGenerations(), before, 'nothing written');
+  });
+
   it('refuses outputs outside 1–4 and more variants than allowed, writing nothing', async () => {
     const before = await kiln.countGenerations();
     const many = await rejects(kiln.client.generate({ prompt: 'five', outputs: 5 }), 'BAD_REQUEST');
